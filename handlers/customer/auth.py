@@ -1,0 +1,81 @@
+"""Customer sign-in through WeChat, token refresh and logout (refresh/logout serve every kind)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import Field
+
+from handlers.customer.me import UserOut
+from handlers.schemas import TokenPairOut
+from server.access import PUBLIC, Principal
+from server.keys import SETTINGS, WECHAT
+from server.routing import RouteTable
+from server.schema import Body
+from services import accounts, customers, errors, sessions
+
+routes = RouteTable()
+
+
+class WeChatLoginIn(Body):
+    code: str = Field(min_length=1, max_length=128, description="the code from wx.login()")
+
+
+class CustomerTokenOut(TokenPairOut):
+    user: UserOut
+
+
+class RefreshIn(Body):
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+@routes.add(
+    "POST", "/api/v1/auth/wechat/login", access=PUBLIC, tags=("auth",), body=WeChatLoginIn,
+    response=CustomerTokenOut, summary="Log in with a wx.login() code (code2Session)",
+    errors=(errors.InvalidLoginCode, errors.LoginCodeUsed, errors.WeChatRateLimited, errors.WeChatUserBlocked,
+            errors.WeChatBusy, errors.WeChatUnavailableError),
+)  # fmt: skip
+async def wechat_login(request: web.Request, body: WeChatLoginIn) -> CustomerTokenOut:
+    client = request.app[WECHAT]
+    result = await customers.call_wechat(lambda: client.code2session(body.code))
+    customer, _ = await customers.login(result.openid, result.session_key, result.unionid)
+    settings = request.app[SETTINGS]
+    pair = await sessions.start_session(
+        Principal(kind="customer", id=customer.id),
+        secret=settings.secret_key,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    return CustomerTokenOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        user=UserOut.of(customer),
+    )
+
+
+@routes.add(
+    "POST", "/api/v1/auth/refresh", access=PUBLIC, tags=("auth",), body=RefreshIn, response=TokenPairOut,
+    summary="Rotate a refresh token (any kind of account); reusing an old one revokes the session",
+    errors=(errors.InvalidRefreshToken, errors.RefreshTokenReused),
+)  # fmt: skip
+async def refresh(request: web.Request, body: RefreshIn) -> TokenPairOut:
+    settings = request.app[SETTINGS]
+    principal, pair = await sessions.rotate(
+        body.refresh_token,
+        secret=settings.secret_key,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    if not await accounts.is_active(principal):
+        await sessions.end_session(pair.refresh_token)
+        raise errors.InvalidRefreshToken("this account is disabled")
+    return TokenPairOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
+@routes.add(
+    "POST", "/api/v1/auth/logout", access=PUBLIC, tags=("auth",), body=RefreshIn, status=204,
+    summary="End the session of a refresh token (idempotent)",
+)  # fmt: skip
+async def logout(request: web.Request, body: RefreshIn) -> web.Response:
+    await sessions.end_session(body.refresh_token)
+    return web.Response(status=204)

@@ -1,0 +1,27 @@
+"""The password login shared by admins and staff: throttle, verify, issue a session."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.request_meta import client_address
+from handlers.schemas import PasswordLoginIn
+from server.access import Principal
+from server.keys import REDIS, SETTINGS
+from services import accounts, sessions
+from services.login_limits import LoginLimiter
+
+
+async def password_login(
+    request: web.Request, realm: accounts.Realm, body: PasswordLoginIn
+) -> tuple[Principal, sessions.TokenPair]:
+    settings = request.app[SETTINGS]
+    limiter = LoginLimiter(request.app[REDIS], settings.login_max_failures, settings.login_lockout_seconds)
+    principal = await accounts.password_login(realm, body.username, body.password, client_address(request), limiter)
+    pair = await sessions.start_session(
+        principal,
+        secret=settings.secret_key,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    return principal, pair

@@ -1,0 +1,86 @@
+"""Liveness, readiness, and the API's own documentation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from aiohttp import web
+from swagger_ui_bundle import swagger_ui_path
+
+from server.access import PUBLIC
+from server.keys import OPENAPI, ORM, REDIS
+from server.routing import RouteTable
+from server.schema import Out
+
+routes = RouteTable()
+
+_PROBE_TIMEOUT = 2.0
+
+
+class HealthOut(Out):
+    status: Literal["ok"]
+
+
+class ReadyOut(Out):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Literal["ok", "failed"]]
+
+
+@routes.add("GET", "/healthz", access=PUBLIC, tags=("system",), response=HealthOut, summary="The process is alive")
+async def healthz(request: web.Request) -> HealthOut:
+    return HealthOut(status="ok")
+
+
+async def _probe(check: asyncio.Future[object] | object) -> Literal["ok", "failed"]:
+    try:
+        await asyncio.wait_for(check, timeout=_PROBE_TIMEOUT)  # type: ignore[arg-type]
+    except Exception:  # any failure at all means "not ready"; the name says which part
+        return "failed"
+    return "ok"
+
+
+@routes.add(
+    "GET", "/readyz", access=PUBLIC, tags=("system",), response=ReadyOut,
+    summary="The database and Redis answer (503 naming the failed part otherwise)",
+)  # fmt: skip
+async def readyz(request: web.Request) -> web.Response | ReadyOut:
+    checks = {
+        "database": await _probe(request.app[ORM].db().execute_query("SELECT 1")),
+        "redis": await _probe(request.app[REDIS].ping()),
+    }
+    ok = all(value == "ok" for value in checks.values())
+    body = ReadyOut(status="ok" if ok else "unavailable", checks=checks)
+    if ok:
+        return body
+    return web.Response(body=body.model_dump_json().encode(), status=503, content_type="application/json")
+
+
+@routes.add(
+    "GET", "/api/openapi.json", access=PUBLIC, tags=("system",), summary="This API's OpenAPI 3.0 document",
+    media_type="application/json",
+)  # fmt: skip
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>WeChat campaign API</title>
+<link rel="stylesheet" href="/api/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/api/docs/static/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+@routes.add(
+    "GET", "/api/docs", access=PUBLIC, tags=("system",), summary="Browsable API documentation", media_type="text/html"
+)
+async def docs_page(request: web.Request) -> web.Response:
+    return web.Response(text=_DOCS_PAGE, content_type="text/html")
+
+
+def add_docs_static(app: web.Application) -> None:
+    """Swagger UI's assets ship inside a wheel, so the docs page works with no internet."""
+    app.router.add_static("/api/docs/static/", swagger_ui_path, name="swagger_static")

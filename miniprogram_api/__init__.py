@@ -1,0 +1,44 @@
+"""WeChat mini-program server API: async client, typed errors and a local emulator.
+
+The emulator lives in ``miniprogram_api.emulator`` and is imported explicitly
+(it is test/dev tooling, not something production code should pull in).
+"""
+
+from .client import PRODUCTION_BASE_URL, MiniProgramClient
+from .errors import (
+    AccessTokenInvalid,
+    CodeUsed,
+    InvalidCode,
+    InvalidOpenid,
+    InvalidTemplateId,
+    NotSubscribed,
+    RateLimited,
+    RiskyUser,
+    SystemBusy,
+    TemplateDataInvalid,
+    WeChatError,
+    WeChatUnavailable,
+    error_for,
+)
+from .results import Code2SessionResult, PhoneInfo, SecCheckResult
+
+__all__ = [
+    "PRODUCTION_BASE_URL",
+    "AccessTokenInvalid",
+    "Code2SessionResult",
+    "CodeUsed",
+    "InvalidCode",
+    "InvalidOpenid",
+    "InvalidTemplateId",
+    "MiniProgramClient",
+    "NotSubscribed",
+    "PhoneInfo",
+    "RateLimited",
+    "RiskyUser",
+    "SecCheckResult",
+    "SystemBusy",
+    "TemplateDataInvalid",
+    "WeChatError",
+    "WeChatUnavailable",
+    "error_for",
+]

@@ -1,0 +1,8 @@
+"""Tortoise ORM tables, one module per domain. MODEL_MODULES lists them for the ORM config."""
+
+MODEL_MODULES: list[str] = [
+    "models.customers",
+    "models.sessions",
+    "models.admins",
+    "models.stores",
+]

@@ -1,0 +1,42 @@
+"""Stores and the staff accounts bound to them."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+STAFF_ROLES = ("clerk", "manager")
+
+
+class Store(Model):
+    id = fields.BigIntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=128)
+    city = fields.CharField(max_length=64)
+    latitude = fields.FloatField()
+    longitude = fields.FloatField()
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "stores"
+
+
+class StaffMember(Model):
+    id = fields.BigIntField(primary_key=True)
+    username = fields.CharField(max_length=64, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    display_name = fields.CharField(max_length=64)
+    role = fields.CharField(max_length=16)
+    # RESTRICT: a store with staff history cannot be deleted out from under it.
+    store: fields.ForeignKeyRelation[Store] = fields.ForeignKeyField(
+        "models.Store", on_delete=fields.RESTRICT, related_name="staff"
+    )
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_login_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "staff_members"
+        indexes = (Index(fields=("store_id",), name="idx_staff_store"),)

@@ -1,0 +1,103 @@
+"""The application factory: one place that wires settings, resources and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from handlers import all_routes
+from handlers.system import add_docs_static
+from miniprogram_api import MiniProgramClient
+from server import __version__
+from server.db import apply_migrations, open_orm
+from server.embedded_redis import start_embedded_redis
+from server.keys import HTTP_SESSION, OPENAPI, ORM, REDIS, SETTINGS, WECHAT
+from server.middlewares import error_middleware, request_context
+from server.openapi import build_openapi
+from server.settings import Settings
+
+log = logging.getLogger("wxcampaign.server")
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application. Resources open when it starts and close when it stops."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_context, error_middleware],
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_wechat_ctx)
+    routes = all_routes()
+    routes.install(app)
+    add_docs_static(app)
+    app[OPENAPI] = build_openapi(routes.routes, title="WeChat campaign backend", version=__version__)
+    if settings.emulator_enabled:
+        # Development and tests only: Settings.validate refuses this in production, and
+        # the emulator is not even imported unless it is mounted.
+        from miniprogram_api.emulator import create_emulator_app
+
+        app.add_subapp("/_wechat", create_emulator_app(settings.appid, settings.app_secret))
+    return app
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = await start_embedded_redis(settings.data_dir)
+        url = embedded.url
+        log.info("started embedded redis-server at %s", url)
+    # Bounded timeouts: a dead Redis must fail a request quickly (503), not hang it.
+    client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.database_url.startswith("sqlite://"):
+        path = settings.database_url.removeprefix("sqlite://")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        await apply_migrations(settings.database_url)
+    # Our own context rather than register_tortoise, which leaks its connection under
+    # pytest-aiohttp (STACK.md).
+    ctx = await open_orm(settings.database_url)
+    app[ORM] = ctx
+    try:
+        yield
+    finally:
+        await ctx.close_connections()
+
+
+async def _wechat_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    session = aiohttp.ClientSession()
+    app[HTTP_SESSION] = session
+    app[WECHAT] = MiniProgramClient(
+        session=session,
+        redis=app[REDIS],
+        appid=settings.appid,
+        secret=settings.app_secret,
+        base_url=settings.wechat_base_url,
+        timeout=settings.wechat_timeout,
+        max_retries=settings.wechat_max_retries,
+    )
+    try:
+        yield
+    finally:
+        await session.close()

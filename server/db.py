@@ -1,0 +1,57 @@
+"""Database configuration, migrations, and the ORM's lifetime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.context import TortoiseContext
+from tortoise.migrations.api import migrate as migrate_api
+
+from models import MODEL_MODULES
+
+
+def orm_config(database_url: str) -> dict[str, Any]:
+    """The tortoise config for one database URL (also used by the `tortoise` CLI via TORTOISE_ORM)."""
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def apply_migrations(database_url: str) -> None:
+    """Bring the schema to the newest migration. Idempotent; safe to run at every start."""
+    config = orm_config(database_url)
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config, init_connections=False)
+        try:
+            await migrate_api(config=config)
+        finally:
+            await ctx.close_connections()
+
+
+async def open_orm(database_url: str) -> TortoiseContext:
+    """Open the ORM for this process. Close it with ``close_connections()``.
+
+    The context is made the process-wide fallback so request handlers (which run in tasks
+    that do not inherit the start-up task's context variables) find it. One ORM context
+    per process: the tests open and close one app at a time.
+    """
+    # Tortoise caches generated INSERT/DELETE SQL per (connection name, table) for the
+    # whole process, whatever the dialect: a process that opens SQLite and then
+    # PostgreSQL (the test suite does) would send "?" placeholders to PostgreSQL.
+    EXECUTOR_CACHE.clear()
+    ctx = TortoiseContext()
+    with ctx:  # init resolves connections through the current context
+        await ctx.init(config=orm_config(database_url), _enable_global_fallback=True)
+    return ctx

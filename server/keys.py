@@ -1,0 +1,26 @@
+"""Typed keys for application and request state (no string keys, no globals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from server.access import Principal
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+ORM = web.AppKey("orm", "TortoiseContext")
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+WECHAT = web.AppKey("wechat", "MiniProgramClient")
+#: The OpenAPI document, built once when the app is created.
+OPENAPI = web.AppKey("openapi", dict)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)

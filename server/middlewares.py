@@ -1,0 +1,96 @@
+"""Request id + access log, and the one place where failures become the JSON error shape."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from redis import exceptions as redis_errors
+from tortoise import exceptions as orm_errors
+
+from server.keys import PRINCIPAL, REQUEST_ID
+from server.schema import ErrorBody, ErrorOut
+from services import errors
+
+access_log = logging.getLogger("wxcampaign.access")
+error_log = logging.getLogger("wxcampaign.errors")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+_HTTP_CODES: dict[int, type[errors.AppError]] = {
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+}
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    """Tag the request with an id (the caller's, if sane) and log one line when it ends.
+
+    The log line names the path, never the query string or body: those may carry codes,
+    tokens or phone data.
+    """
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    response = await handler(request)
+    response.headers["X-Request-ID"] = request_id
+    principal = request.get(PRINCIPAL)
+    access_log.info(
+        "%s %s %d %.1fms rid=%s who=%s",
+        request.method,
+        request.path,
+        response.status,
+        (time.perf_counter() - started) * 1000,
+        request_id,
+        f"{principal.kind}:{principal.id}" if principal else "-",
+    )
+    return response
+
+
+def shaped_error(
+    code: str, status: int, message: str, details: dict[str, object], headers: dict[str, str] | None = None
+) -> web.Response:
+    body = ErrorOut(error=ErrorBody(code=code, message=message, details=details))
+    response = web.Response(body=body.model_dump_json().encode(), status=status, content_type="application/json")
+    if headers:
+        response.headers.update(headers)
+    retry_after = details.get("retry_after")
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def error_response(exc: errors.AppError, headers: dict[str, str] | None = None) -> web.Response:
+    return shaped_error(exc.code, exc.status, exc.message, exc.details, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.AppError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        mapped = _HTTP_CODES.get(exc.status)
+        if mapped is None:
+            return shaped_error("http_error", exc.status, exc.reason, {})
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(mapped(), headers)
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError):
+        error_log.warning("redis unavailable on %s %s rid=%s", request.method, request.path, request.get(REQUEST_ID))
+        return error_response(errors.RedisUnavailable())
+    except (orm_errors.DBConnectionError, ConnectionRefusedError) as exc:
+        error_log.warning("database unavailable: %s rid=%s", type(exc).__name__, request.get(REQUEST_ID))
+        return error_response(errors.DatabaseUnavailable())
+    except Exception:
+        # The traceback goes to the log with the request id; the client sees none of it.
+        error_log.exception("unhandled error on %s %s rid=%s", request.method, request.path, request.get(REQUEST_ID))
+        return error_response(errors.InternalError(details={"request_id": request.get(REQUEST_ID)}))

@@ -1,0 +1,190 @@
+"""A route table whose entries carry their access rule and typed schemas.
+
+The same declaration validates requests, checks the caller, shapes responses and feeds
+the OpenAPI document, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.access import PUBLIC, Access, Principal
+from server.keys import PRINCIPAL, SETTINGS
+from services import errors
+from services.tokens import verify_access_token
+
+Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    access: Access
+    summary: str
+    tags: tuple[str, ...]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    #: Errors this route may answer with besides the generic ones (for the docs).
+    errors: tuple[type[errors.AppError], ...] = ()
+    #: Non-JSON responses (HTML, images): their media type, for the docs.
+    media_type: str | None = None
+
+
+@dataclass
+class RouteTable:
+    routes: list[Route] = field(default_factory=list)
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        *,
+        access: Access,
+        summary: str,
+        tags: tuple[str, ...] = (),
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: tuple[type[errors.AppError], ...] = (),
+        media_type: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler. It is called as ``handler(request, body=..., query=...)``
+        with only the declared inputs, after the caller has been checked."""
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(
+                Route(method, path, handler, access, summary, tags, body, query, response, status, errors, media_type)
+            )
+            return handler
+
+        return register
+
+    def extend(self, other: RouteTable) -> None:
+        self.routes.extend(other.routes)
+
+    def install(self, app: web.Application) -> None:
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, _endpoint(route), name=_route_name(route))
+
+
+def _route_name(route: Route) -> str:
+    return f"{route.handler.__module__}.{route.handler.__name__}".replace(".", "_")
+
+
+def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        if route.access is not PUBLIC:
+            principal = authenticate(request)
+            if not route.access.allows(principal):
+                raise errors.Forbidden(f"this route needs {route.access.describe()}")
+            request[PRINCIPAL] = principal
+        kwargs: dict[str, Any] = {}
+        if route.query is not None:
+            kwargs["query"] = parse_query(request, route.query)
+        if route.body is not None:
+            kwargs["body"] = await parse_body(request, route.body)
+        result = await route.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return json_response(result, status=route.status)
+
+    endpoint.__name__ = route.handler.__name__
+    return endpoint
+
+
+def json_response(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=model.model_dump_json().encode(), status=status, content_type="application/json")
+
+
+def authenticate(request: web.Request) -> Principal:
+    """Read and verify the bearer token; raise 401 errors for missing/invalid/expired."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise errors.Unauthenticated()
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.InvalidToken("use 'Authorization: Bearer <access_token>'")
+    return verify_access_token(request.app[SETTINGS].secret_key, token.strip())
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The caller of a route that declared non-public access."""
+    return request[PRINCIPAL]
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "(body)"
+        out.append({"field": loc, "message": err["msg"], "type": err["type"]})
+    return out
+
+
+def _validation_error(exc: ValidationError, where: str) -> errors.AppError:
+    fields = _field_errors(exc)
+    first = fields[0]
+    return errors.ValidationFailed(f"{where} {first['field']}: {first['message']}", details={"errors": fields})
+
+
+async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    """Read the body within the size limit, and validate it as strict JSON."""
+    content_type = request.headers.get("Content-Type", "")
+    if content_type and "json" not in content_type.split(";")[0].lower():
+        raise errors.UnsupportedMediaType()
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.PayloadTooLarge(details={"max_bytes": limit})
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.PayloadTooLarge(details={"max_bytes": limit}) from None
+    if not raw.strip():
+        raise errors.InvalidJson("a JSON body is required")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidJson("the body is not valid UTF-8") from None
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise errors.InvalidJson("the body is not valid JSON") from None
+        raise _validation_error(exc, "body") from None
+
+
+def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    params: dict[str, str] = {}
+    for key, value in request.query.items():
+        if key in params:
+            raise errors.ValidationFailed(
+                f"query {key}: given more than once",
+                details={"errors": [{"field": key, "message": "given more than once", "type": "duplicate"}]},
+            )
+        params[key] = value
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise _validation_error(exc, "query") from None
+
+
+def path_int(request: web.Request, name: str) -> int:
+    """A positive integer path parameter; anything else is a 404 (no such resource)."""
+    raw = request.match_info.get(name, "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise errors.NotFound()
+    return int(raw)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

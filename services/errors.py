@@ -1,0 +1,71 @@
+"""The application's error catalogue: every error a client can see, with its stable code.
+
+Services raise these; the error middleware turns them into
+``{"error": {"code", "message", "details"}}`` with the status given here. Codes are a
+public contract: add new ones, never rename.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """Base class. Subclasses fix ``code`` and ``status``; the message may vary per raise."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+def _define(code: str, status: int, default_message: str) -> type[AppError]:
+    name = "".join(part.capitalize() for part in code.split("_")) + "Error"
+    return type(name, (AppError,), {"code": code, "status": status, "default_message": default_message})
+
+
+# Request shape
+InvalidJson = _define("invalid_json", 400, "the body is not valid UTF-8 JSON")
+ValidationFailed = _define("validation_failed", 422, "the request has invalid fields")
+PayloadTooLarge = _define("payload_too_large", 413, "the body is too large")
+UnsupportedMediaType = _define("unsupported_media_type", 415, "send the body as application/json")
+NotFound = _define("not_found", 404, "no such resource")
+MethodNotAllowed = _define("method_not_allowed", 405, "method not allowed on this path")
+Conflict = _define("conflict", 409, "the resource already exists")
+# Authentication and authorization
+Unauthenticated = _define("unauthenticated", 401, "a bearer token is required")
+InvalidToken = _define("invalid_token", 401, "the token is invalid")
+TokenExpired = _define("token_expired", 401, "the token has expired")
+Forbidden = _define("forbidden", 403, "this token may not call this route")
+InvalidRefreshToken = _define("invalid_refresh_token", 401, "the refresh token is invalid or revoked")
+RefreshTokenReused = _define(
+    "refresh_token_reused", 401, "the refresh token was already used; the session has been revoked"
+)
+InvalidCredentials = _define("invalid_credentials", 401, "wrong username or password")
+TooManyAttempts = _define("too_many_attempts", 429, "too many failed attempts; try again later")
+# WeChat
+InvalidLoginCode = _define("invalid_login_code", 400, "the WeChat login code is invalid or expired")
+LoginCodeUsed = _define("login_code_used", 400, "the WeChat login code was already used")
+WeChatRateLimited = _define("wechat_rate_limited", 429, "WeChat rate-limited this user; retry later")
+WeChatUserBlocked = _define("wechat_user_blocked", 403, "WeChat blocked this user as high-risk")
+WeChatBusy = _define("wechat_busy", 503, "WeChat is busy; retry later")
+WeChatUnavailableError = _define("wechat_unavailable", 503, "WeChat could not be reached; retry later")
+WeChatError = _define("wechat_error", 502, "WeChat refused the request")
+InvalidPhoneCode = _define("invalid_phone_code", 400, "the phone number code is invalid, expired or used")
+PhoneDataInvalid = _define("phone_data_invalid", 400, "the encrypted phone data could not be verified")
+NoWeChatSession = _define("no_wechat_session", 409, "log in with WeChat again before binding a phone number")
+# Infrastructure
+DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
+RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")
+InternalError = _define("internal_error", 500, "internal error")
+
+
+def catalogue() -> list[type[AppError]]:
+    """All defined errors, for the README and the OpenAPI document."""
+    return [
+        cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, AppError) and cls is not AppError
+    ]

@@ -1,0 +1,37 @@
+"""Small helpers the tests share: minting codes on the emulator, logging in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+
+async def login_code(client: TestClient, openid: str, unionid: str | None = None) -> str:
+    body: dict[str, Any] = {"openid": openid}
+    if unionid is not None:
+        body["unionid"] = unionid
+    resp = await client.post("/_wechat/login-code", json=body)
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["code"]
+
+
+async def customer_login(client: TestClient, openid: str = "o_alice", unionid: str | None = None) -> dict[str, Any]:
+    code = await login_code(client, openid, unionid)
+    resp = await client.post("/api/v1/auth/wechat/login", json={"code": code})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def error_of(resp: Any) -> dict[str, Any]:
+    """The error object of a response, after checking it has the one documented shape."""
+    assert resp.content_type == "application/json", resp.content_type
+    body = await resp.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
