@@ -73,9 +73,13 @@ class Transport:
     def worst_case_seconds(self) -> float:
         """Upper bound of one ``request`` call, used to size locks and waits."""
         attempts = self._max_retries + 1
-        sleeps = self._backoff * (2**self._max_retries - 1)
+        sleeps = sum(self._delay_before(attempt) for attempt in range(1, attempts))
         total = self._timeout.total or 0.0
         return attempts * total + sleeps
+
+    def _delay_before(self, attempt: int) -> float:
+        # Exponential: backoff, 2*backoff, 4*backoff, ... before retries 1, 2, 3, ...
+        return self._backoff * float(1 << (attempt - 1))
 
     async def request(
         self,
@@ -97,7 +101,7 @@ class Transport:
         last: _Retryable | None = None
         for attempt in range(attempts):
             if attempt:
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(self._delay_before(attempt))
             try:
                 return await self._attempt(method, path, params, json_body, binary_ok)
             except _Retryable as failure:

@@ -35,3 +35,35 @@ async def error_of(resp: Any) -> dict[str, Any]:
     assert set(body["error"]) == {"code", "message", "details"}, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
+
+
+async def fault(client: TestClient, path: str, **effect: Any) -> None:
+    """Arm an emulator fault on a WeChat path (errcode=, delay=, drop=, times=)."""
+    resp = await client.post("/_wechat/faults", json={"path": path, **effect})
+    assert resp.status == 200, await resp.text()
+
+
+async def wechat_calls(client: TestClient) -> dict[str, int]:
+    resp = await client.get("/_wechat/calls")
+    return await resp.json()
+
+
+async def create_admin(username: str, password: str, role: str) -> Any:
+    """An admin row made by the real service (the ORM is open while the ``client`` fixture runs)."""
+    from services import accounts
+
+    return await accounts.create_admin(username, password, role)
+
+
+async def admin_login(client: TestClient, username: str, password: str) -> dict[str, Any]:
+    resp = await client.post("/api/v1/admin/auth/login", json={"username": username, "password": password})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def logged_in_admin(client: TestClient, role: str, username: str | None = None) -> dict[str, Any]:
+    """A fresh admin of ``role``, logged in over HTTP: the login answer (tokens + ``admin``)."""
+    username = username or f"{role}-admin"
+    password = f"pw-{username}-0123456789"
+    await create_admin(username, password, role)
+    return await admin_login(client, username, password)

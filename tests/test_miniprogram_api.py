@@ -238,6 +238,14 @@ async def test_slow_wechat_gives_unavailable_within_bound(
     assert await emulator.calls(STABLE_TOKEN) == 2
 
 
+async def test_one_slow_answer_is_retried(make_client: Callable[..., MiniProgramClient], emulator: Emulator) -> None:
+    mp = make_client(timeout=0.2)
+    await emulator.fault(CODE2SESSION, delay=1.0, times=1)
+    # The abandoned first attempt must not have used up the single-use code.
+    assert (await mp.code2session(await emulator.login_code("o_alice"))).openid == "o_alice"
+    assert await emulator.calls(CODE2SESSION) == 2
+
+
 async def test_dropped_connection_is_retried(mp: MiniProgramClient, emulator: Emulator) -> None:
     # A POST: aiohttp itself silently retries idempotent GETs once, so only a
     # POST proves that the client's own retry loop handled the drop.
@@ -333,6 +341,24 @@ async def test_force_refresh_gets_a_new_token(mp: MiniProgramClient, emulator: E
     assert new != old
     assert await mp.get_access_token() == new
     assert await emulator.calls(STABLE_TOKEN) == 2
+
+
+async def test_token_rotates_near_expiry_and_old_one_keeps_working(
+    mp: MiniProgramClient, emulator: Emulator, mp_redis: aioredis.Redis
+) -> None:
+    old = await mp.get_access_token()
+    later = time.monotonic() + 7200 - 100
+    emulator.state.clock = lambda: later
+    await mp_redis.delete(TOKEN_KEY)  # as if the cache entry had expired
+
+    new = await mp.get_access_token()
+    assert new != old
+    assert 6890 <= await mp_redis.ttl(TOKEN_KEY) <= 6900
+    for token in (old, new):
+        await mp_redis.set(TOKEN_KEY, token)
+        assert (await mp.msg_sec_check("hi", "o_alice")).suggest == "pass"
+    assert await emulator.calls(STABLE_TOKEN) == 2
+    assert await emulator.calls(SEC_CHECK) == 2
 
 
 async def test_invalid_token_is_refreshed_once(

@@ -138,12 +138,14 @@ class EmulatorState:
     # -- access tokens -----------------------------------------------------
 
     def stable_token(self, force_refresh: bool) -> tuple[str, int]:
-        """Return ``(token, expires_in)``; the same token while valid unless forced."""
+        """Return ``(token, expires_in)``: the same token until near its expiry, unless forced."""
         now = self.clock()
         current = self.current_token
         if current is not None and not force_refresh:
             remaining = self.token_expiry[current] - now
-            if remaining > 0:
+            # Like WeChat, rotate shortly before expiry; the old token keeps
+            # its remaining life, so both work during the overlap.
+            if remaining > min(self.token_overlap, self.token_ttl / 2):
                 return current, max(int(remaining), 1)
         if current is not None:
             # Requests already in flight with the old token keep working a while.
