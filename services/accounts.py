@@ -56,18 +56,21 @@ async def create_staff(username: str, password: str, display_name: str, role: st
 
 async def password_login(realm: Realm, username: str, password: str, address: str, limiter: LoginLimiter) -> Principal:
     """Check credentials under the failure limit; return the principal to issue tokens for."""
-    await limiter.check(realm, username, address)
+    # Counted before the password is checked: concurrent guesses cannot all pass the limit.
+    await limiter.acquire(realm, username, address)
     account: Admin | StaffMember | None
-    if realm == "admin":
-        account = await Admin.get_or_none(username=username)
-    else:
-        account = await StaffMember.get_or_none(username=username).select_related("store")
-    ok = await verify_password(account.password_hash if account else None, password)
+    try:
+        if realm == "admin":
+            account = await Admin.get_or_none(username=username)
+        else:
+            account = await StaffMember.get_or_none(username=username).select_related("store")
+        ok = await verify_password(account.password_hash if account else None, password)
+    except Exception:
+        await limiter.release(realm, username, address)  # no verdict: not a failure
+        raise
     if account is None or not ok or not account.is_active:
-        await limiter.record_failure(realm, username, address)
-        raise errors.InvalidCredentials()
+        raise errors.InvalidCredentials()  # the attempt stays counted as a failure
     if isinstance(account, StaffMember) and not account.store.is_active:
-        await limiter.record_failure(realm, username, address)
         raise errors.InvalidCredentials("this store is closed")
     await limiter.record_success(realm, username, address)
     account.last_login_at = datetime.now(UTC)

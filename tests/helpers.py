@@ -67,3 +67,16 @@ async def logged_in_admin(client: TestClient, role: str, username: str | None = 
     password = f"pw-{username}-0123456789"
     await create_admin(username, password, role)
     return await admin_login(client, username, password)
+
+
+def cheap_password_hashing(monkeypatch: Any) -> None:
+    """Still Argon2id, with the smallest cost, so tests that create and log in many accounts
+    stay fast. The production cost is checked on an account made by the CLI (a subprocess,
+    untouched by this)."""
+    from argon2 import PasswordHasher
+
+    from services import passwords
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", hasher)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("dummy-password-for-timing"))

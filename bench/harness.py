@@ -1,0 +1,127 @@
+"""What every benchmark needs: the real server in its own process, customers logged in
+through the emulator, and wrk driving a request list, with figures parsed back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "wrk_report.lua"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes] | None
+    data_dir: Path | None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_server(extra_env: dict[str, str] | None = None) -> Server:
+    """`python -m server` with embedded defaults in a temporary DATA_DIR (unless
+    DATABASE_URL/REDIS_URL are given in the environment), waiting until /readyz is 200."""
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="wxc-bench-"))
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    env.update(extra_env or {})
+    process = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("server did not start")
+    return Server(url, process, data_dir)
+
+
+async def login_customers(base: str, count: int, prefix: str = "o_bench") -> list[str]:
+    """Access tokens of ``count`` customers, logged in through the emulator."""
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> str:
+            async with session.post(f"{base}/_wechat/login-code", json={"openid": f"{prefix}_{i}"}) as resp:
+                code = (await resp.json())["code"]
+            async with session.post(f"{base}/api/v1/auth/wechat/login", json={"code": code}) as resp:
+                return (await resp.json())["access_token"]
+
+        tokens: list[str] = []
+        for start in range(0, count, 50):
+            tokens += await asyncio.gather(*(one(i) for i in range(start, min(count, start + 50))))
+        return tokens
+
+
+@dataclass
+class Figures:
+    label: str
+    connections: int
+    requests: int
+    seconds: float
+    errors: int
+    non2xx: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"{self.label:<34} c={self.connections:<4} {self.rate:>9.0f} req/s  p50 {self.p50_ms:6.2f} ms  "
+            f"p99 {self.p99_ms:6.2f} ms  non-2xx {self.non2xx}  errors {self.errors}"
+        )
+
+
+def wrk(label: str, base: str, lines: list[str], connections: int, seconds: float, threads: int = 2) -> Figures:
+    """Drive ``lines`` ("METHOD\\tPATH\\tAUTH|-\\tBODY|-") round-robin with wrk."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+        request_file = handle.name
+    try:
+        done = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
+             "-s", str(LUA), base, "--", request_file],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        os.unlink(request_file)
+    for row in done.stdout.splitlines():
+        if row.startswith("WRK_JSON "):
+            data = json.loads(row.removeprefix("WRK_JSON "))
+            return Figures(
+                label, connections, data["requests"], data["duration_us"] / 1e6, data["errors"], data["non2xx"],
+                data["p50_us"] / 1000, data["p99_us"] / 1000,
+            )  # fmt: skip
+    raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")

@@ -1,0 +1,93 @@
+"""Access tokens: standard HS256 JWTs, refused on any tampering, expiry exact."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from server.access import Principal
+from services import errors
+from services.tokens import _signing_key, issue_access_token, verify_access_token
+
+SECRET = "s" * 40
+CLERK = Principal(kind="staff", id=7, role="clerk", store_id=3)
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_round_trip_keeps_kind_role_and_store():
+    assert verify_access_token(SECRET, issue_access_token(SECRET, CLERK, 60)) == CLERK
+
+
+def test_a_standard_jwt_library_accepts_our_tokens():
+    claims = jwt.decode(
+        issue_access_token(SECRET, CLERK, 60), _signing_key(SECRET), algorithms=["HS256"], audience="wxcampaign"
+    )
+    assert claims["sub"] == "7" and claims["knd"] == "staff" and claims["sto"] == 3
+
+
+def test_expired_token():
+    token = issue_access_token(SECRET, CLERK, 60, now=time.time() - 61)
+    with pytest.raises(errors.TokenExpired):
+        verify_access_token(SECRET, token)
+
+
+def test_expiry_is_exact():
+    issued = 1_000_000.0
+    token = issue_access_token(SECRET, CLERK, 60, now=issued)
+    assert verify_access_token(SECRET, token, now=issued + 59.9) == CLERK
+    with pytest.raises(errors.TokenExpired):
+        verify_access_token(SECRET, token, now=issued + 60)
+
+
+def test_other_secret_is_invalid():
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token("t" * 40, issue_access_token(SECRET, CLERK, 60))
+
+
+@pytest.mark.parametrize("position", [0, 40, -1])
+def test_any_changed_character_is_invalid(position):
+    token = issue_access_token(SECRET, CLERK, 60)
+    flipped = token[:position] + ("A" if token[position] != "A" else "B") + token[position + 1 :]
+    with pytest.raises((errors.InvalidToken, errors.TokenExpired)):
+        # A flip may also land in the payload; any outcome but acceptance is right.
+        verify_access_token(SECRET, flipped)
+    if position != 40:
+        with pytest.raises(errors.InvalidToken):
+            verify_access_token(SECRET, flipped)
+
+
+def test_escalated_claims_with_the_old_signature_are_invalid():
+    header, payload, signature = issue_access_token(SECRET, Principal(kind="customer", id=5), 60).split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims.update(knd="admin", rol="superadmin")
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token(SECRET, f"{header}.{_b64(claims)}.{signature}")
+
+
+def test_alg_none_and_other_headers_are_invalid():
+    claims = {"sub": "1", "knd": "admin", "rol": "superadmin", "aud": "wxcampaign", "exp": int(time.time()) + 60}
+    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token(SECRET, unsigned)
+    other_alg = jwt.encode(claims, _signing_key(SECRET) * 2, algorithm="HS512")
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token(SECRET, other_alg)
+
+
+def test_token_for_another_audience_is_invalid():
+    claims = {"sub": "1", "knd": "customer", "aud": "someone-else", "exp": int(time.time()) + 60, "iat": 0}
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token(SECRET, jwt.encode(claims, _signing_key(SECRET), algorithm="HS256"))
+
+
+@pytest.mark.parametrize("garbage", ["", "a", "a.b", "a.b.c", "é.é.é", "..", "x" * 5000])
+def test_garbage_is_invalid(garbage):
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token(SECRET, garbage)
