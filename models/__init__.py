@@ -5,4 +5,9 @@ MODEL_MODULES: list[str] = [
     "models.sessions",
     "models.admins",
     "models.stores",
+    "models.campaigns",
+    "models.audit",
+    "models.media",
+    "models.vouchers",
+    "models.participations",
 ]

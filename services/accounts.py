@@ -60,7 +60,9 @@ async def password_login(realm: Realm, username: str, password: str, address: st
     await limiter.acquire(realm, username, address)
     account: Admin | StaffMember | None
     try:
-        if realm == "admin":
+        if "\x00" in username:
+            account = None  # no account has one, and PostgreSQL refuses it in a query
+        elif realm == "admin":
             account = await Admin.get_or_none(username=username)
         else:
             account = await StaffMember.get_or_none(username=username).select_related("store")

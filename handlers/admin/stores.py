@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from handlers.schemas import PageQuery, StoreOut
 from models.stores import StaffMember, Store
@@ -20,11 +20,25 @@ routes = RouteTable()
 
 STORE_ADMINS = admin("superadmin")
 
+#: The largest id the database holds (BIGINT). JSON integers are unbounded, and a bigger
+#: one would fail in the driver (a 500) instead of here (a 422).
+MAX_ID = 2**63 - 1
+
+
+def _storable(value: str) -> str:
+    # Valid JSON ("\u0000") but no valid text for PostgreSQL, which would refuse the row.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
 
 class StoreIn(Body):
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
-    name: str = Field(min_length=1, max_length=128)
-    city: str = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=128)
+    city: Text = Field(min_length=1, max_length=64)
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
 
@@ -37,9 +51,9 @@ class StorePageOut(Out):
 class StaffIn(Body):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=256)
-    display_name: str = Field(min_length=1, max_length=64)
+    display_name: Text = Field(min_length=1, max_length=64)
     role: Literal["clerk", "manager"]
-    store_id: int = Field(ge=1)
+    store_id: int = Field(ge=1, le=MAX_ID)
 
 
 class StaffOut(Out):
@@ -70,7 +84,7 @@ class StaffPageOut(Out):
 
 
 class StaffPageQuery(PageQuery):
-    store_id: int | None = Field(default=None, ge=1)
+    store_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 @routes.add(

@@ -1,0 +1,39 @@
+"""Vouchers: coupons a customer holds, each born from one claim (grab or grant)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+VOUCHER_STATUSES = ("available", "used", "expired", "void")
+
+
+class Voucher(Model):
+    id = fields.BigIntField(primary_key=True)
+    # The claim that created it (from the Redis stream or a grant): unique, so
+    # persisting a claim twice is a no-op.
+    claim_id = fields.CharField(max_length=40, unique=True)
+    template: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.CouponTemplate", on_delete=fields.RESTRICT, related_name="vouchers"
+    )
+    campaign_id = fields.BigIntField()
+    customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Customer", on_delete=fields.RESTRICT, related_name="vouchers"
+    )
+    code = fields.CharField(max_length=24, unique=True)
+    status = fields.CharField(max_length=16, default="available")
+    face_value = fields.BigIntField()
+    valid_from = fields.DatetimeField()
+    valid_until = fields.DatetimeField()
+    issued_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    used_store_id = fields.BigIntField(null=True)
+    used_by_staff_id = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "vouchers"
+        indexes = (
+            Index(fields=("customer_id", "status"), name="idx_vouchers_customer_status"),
+            Index(fields=("template_id", "customer_id"), name="idx_vouchers_template_customer"),
+        )
