@@ -97,11 +97,26 @@ class Settings:
     #: How many reverse proxies in front of us may set X-Forwarded-For (0: ignore it).
     trusted_proxy_hops: int = 0
     log_level: str = "INFO"
+    # Uploaded images (campaign banners, posters) live here; None = DATA_DIR/media.
+    media_root: Path | None = None
+    max_upload_bytes: int = 5 * 1024 * 1024
+    # Campaign review: 0, 1 (reviewer) or 2 (reviewer, then approver) levels.
+    review_levels: int = 1
+    # Whether copy-only edits (texts, images, tags) of an approved campaign skip review.
+    copy_edits_skip_review: bool = True
+    # How often the scheduler looks for campaigns to start or end, seconds.
+    scheduler_interval: float = 5.0
+    # Run background workers (scheduler, ...) inside the server process.
+    run_workers: bool = True
 
     @property
     def emulator_enabled(self) -> bool:
         """True when no real WeChat app is configured: the local emulator stands in."""
         return self.wechat_appid is None
+
+    @property
+    def media_dir(self) -> Path:
+        return self.media_root if self.media_root is not None else self.data_dir / "media"
 
     @property
     def appid(self) -> str:
@@ -149,6 +164,12 @@ class Settings:
             "login_lockout_seconds": _int(env, "LOGIN_LOCKOUT_SECONDS", 900, 1, 86400),
             "trusted_proxy_hops": _int(env, "TRUSTED_PROXY_HOPS", 0, 0, 10),
             "log_level": (_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
+            "media_root": Path(m) if (m := _str(env, "MEDIA_ROOT", None)) else None,
+            "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", 5 * 1024 * 1024, 1024, 50 * 1024 * 1024),
+            "review_levels": _int(env, "REVIEW_LEVELS", 1, 0, 2),
+            "copy_edits_skip_review": _bool(env, "COPY_EDITS_SKIP_REVIEW", True),
+            "scheduler_interval": _float(env, "SCHEDULER_INTERVAL", 5.0, 0.05, 3600.0),
+            "run_workers": _bool(env, "RUN_WORKERS", True),
         }
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
