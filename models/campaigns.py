@@ -192,3 +192,20 @@ class ReviewEvent(Model):
     class Meta:
         table = "campaign_review_events"
         indexes = (Index(fields=("campaign_id",), name="idx_review_events_campaign"),)
+
+
+class CampaignLabel(Model):
+    """Tags, channels and categories of a campaign as rows, so lists can filter on them
+    with an index on both databases (the JSON columns are what responses read)."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", on_delete=fields.CASCADE, related_name="labels"
+    )
+    kind = fields.CharField(max_length=16)  # tag, channel, category
+    value = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "campaign_labels"
+        unique_together = (("campaign", "kind", "value"),)
+        indexes = (Index(fields=("kind", "value"), name="idx_campaign_labels_value"),)

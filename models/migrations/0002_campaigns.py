@@ -116,6 +116,17 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='CampaignLabel',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('campaign', fields.ForeignKeyField('models.Campaign', source_field='campaign_id', db_constraint=True, to_field='id', related_name='labels', on_delete=OnDelete.CASCADE)),
+                ('kind', fields.CharField(max_length=16)),
+                ('value', fields.CharField(max_length=64)),
+            ],
+            options={'table': 'campaign_labels', 'app': 'models', 'unique_together': (('campaign', 'kind', 'value'),), 'indexes': [Index(fields=['kind', 'value'], name='idx_campaign_labels_value')], 'pk_attr': 'id', 'table_description': 'Tags, channels and categories of a campaign as rows, so lists can filter on them'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='CampaignStore',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
