@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from handlers import system
+from handlers import media, system
 from handlers.admin import auth as admin_auth
+from handlers.admin import calendar as admin_calendar
+from handlers.admin import campaigns as admin_campaigns
+from handlers.admin import media as admin_media
 from handlers.admin import stores as admin_stores
 from handlers.customer import auth as customer_auth
 from handlers.customer import me as customer_me
@@ -13,6 +16,10 @@ from server.routing import RouteTable
 
 def all_routes() -> RouteTable:
     table = RouteTable()
-    for module in (system, customer_auth, customer_me, admin_auth, admin_stores, staff_auth):
+    modules = (
+        system, media, customer_auth, customer_me, admin_auth, admin_stores, admin_campaigns, admin_calendar,
+        admin_media, staff_auth,
+    )  # fmt: skip
+    for module in modules:
         table.extend(module.routes)
     return table

@@ -20,6 +20,7 @@ from server.keys import HTTP_SESSION, OPENAPI, ORM, REDIS, SETTINGS, WECHAT
 from server.middlewares import error_middleware, request_context
 from server.openapi import build_openapi
 from server.settings import Settings
+from server.workers import workers_ctx
 
 log = logging.getLogger("wxcampaign.server")
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_wechat_ctx)
+    app.cleanup_ctx.append(workers_ctx)
     routes = all_routes()
     routes.install(app)
     add_docs_static(app)

@@ -6,7 +6,6 @@ the OpenAPI document, so the three cannot drift apart.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,9 @@ class Route:
     errors: tuple[type[errors.AppError], ...] = ()
     #: Non-JSON responses (HTML, images): their media type, for the docs.
     media_type: str | None = None
+    #: Non-JSON request bodies (multipart uploads) that the handler parses itself: their
+    #: media type, for the docs. Such routes declare no ``body``.
+    request_media_type: str | None = None
 
 
 @dataclass
@@ -58,14 +60,18 @@ class RouteTable:
         status: int = 200,
         errors: tuple[type[errors.AppError], ...] = (),
         media_type: str | None = None,
+        request_media_type: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler. It is called as ``handler(request, body=..., query=...)``
         with only the declared inputs, after the caller has been checked."""
 
         def register(handler: Handler) -> Handler:
             self.routes.append(
-                Route(method, path, handler, access, summary, tags, body, query, response, status, errors, media_type)
-            )
+                Route(
+                    method, path, handler, access, summary, tags, body, query, response, status, errors, media_type,
+                    request_media_type,
+                )
+            )  # fmt: skip
             return handler
 
         return register
@@ -123,20 +129,6 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in err["loc"]) or "(body)"
-        out.append({"field": loc, "message": err["msg"], "type": err["type"]})
-    return out
-
-
-def _validation_error(exc: ValidationError, where: str) -> errors.AppError:
-    fields = _field_errors(exc)
-    first = fields[0]
-    return errors.ValidationFailed(f"{where} {first['field']}: {first['message']}", details={"errors": fields})
-
-
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     """Read the body within the size limit, and validate it as strict JSON."""
     content_type = request.headers.get("Content-Type", "")
@@ -160,7 +152,7 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise errors.InvalidJson("the body is not valid JSON") from None
-        raise _validation_error(exc, "body") from None
+        raise errors.from_validation(exc, "body") from None
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -175,7 +167,7 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
-        raise _validation_error(exc, "query") from None
+        raise errors.from_validation(exc, "query") from None
 
 
 def path_int(request: web.Request, name: str) -> int:
@@ -184,7 +176,3 @@ def path_int(request: web.Request, name: str) -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise errors.NotFound()
     return int(raw)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

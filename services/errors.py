@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 
 class AppError(Exception):
     """Base class. Subclasses fix ``code`` and ``status``; the message may vary per raise."""
@@ -58,6 +60,20 @@ WeChatError = _define("wechat_error", 502, "WeChat refused the request")
 InvalidPhoneCode = _define("invalid_phone_code", 400, "the phone number code is invalid, expired or used")
 PhoneDataInvalid = _define("phone_data_invalid", 400, "the encrypted phone data could not be verified")
 NoWeChatSession = _define("no_wechat_session", 409, "log in with WeChat again before binding a phone number")
+# Campaigns
+InvalidSchedule = _define("invalid_schedule", 422, "the campaign's dates are inconsistent")
+BudgetTooSmall = _define("budget_too_small", 422, "the budget is smaller than one coupon")
+UnknownStore = _define("unknown_store", 422, "a store id does not exist")
+CampaignNotEditable = _define("campaign_not_editable", 409, "the campaign cannot be changed in its current state")
+InvalidTransition = _define("invalid_transition", 409, "the campaign cannot make that transition from its state")
+CampaignStateChanged = _define(
+    "campaign_state_changed", 409, "the campaign changed since you read it; reload and retry"
+)
+SelfApprovalForbidden = _define("self_approval_forbidden", 403, "nobody may approve their own campaign or request")
+ReviewLevelMismatch = _define("review_level_mismatch", 403, "your role cannot decide at this review level")
+# Media uploads
+InvalidImage = _define("invalid_image", 422, "the file is a damaged or incomplete image")
+ImageTooLarge = _define("image_too_large", 422, "the image's dimensions are over the limit")
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")
@@ -69,3 +85,13 @@ def catalogue() -> list[type[AppError]]:
     return [
         cls for cls in globals().values() if isinstance(cls, type) and issubclass(cls, AppError) and cls is not AppError
     ]
+
+
+def from_validation(exc: ValidationError, where: str) -> AppError:
+    """A pydantic failure as our 422, naming every bad field (``details.errors``)."""
+    fields = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in err["loc"]) or f"({where})"
+        fields.append({"field": loc, "message": err["msg"], "type": err["type"]})
+    first = fields[0]
+    return ValidationFailed(f"{where} {first['field']}: {first['message']}", details={"errors": fields})

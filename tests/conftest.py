@@ -7,9 +7,10 @@ database backend. ``--db sqlite`` or ``--db postgres`` narrows that.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         auto_migrate=False,
         wechat_timeout=1.0,
         wechat_max_retries=2,
+        run_workers=False,
     )
 
 
@@ -146,3 +148,22 @@ async def client(settings: Settings, redis: Redis) -> AsyncIterator[TestClient]:
     server = TestServer(app, host="127.0.0.1", port=settings.port)
     async with TestClient(server) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def client_with(settings: Settings, redis: Redis) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
+    """Like ``client``, with settings overridden: ``await client_with(review_levels=2)``.
+    One app per test (the ORM context is per process)."""
+    opened: list[TestClient] = []
+
+    async def make(**overrides: Any) -> TestClient:
+        assert not opened, "one app per test"
+        app = create_app(dataclasses.replace(settings, **overrides))
+        test_client = TestClient(TestServer(app, host="127.0.0.1", port=settings.port))
+        await test_client.start_server()
+        opened.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in opened:
+        await test_client.close()

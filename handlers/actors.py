@@ -1,0 +1,18 @@
+"""Who is acting, and under which policy, as the services want it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.keys import PRINCIPAL, REQUEST_ID, SETTINGS
+from services.audit import Actor
+from services.campaigns import Policy
+
+
+def actor_of(request: web.Request) -> Actor:
+    return Actor(principal=request.get(PRINCIPAL), request_id=request.get(REQUEST_ID))
+
+
+def campaign_policy(request: web.Request) -> Policy:
+    settings = request.app[SETTINGS]
+    return Policy(review_levels=settings.review_levels, copy_edits_skip_review=settings.copy_edits_skip_review)

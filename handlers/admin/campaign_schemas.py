@@ -1,0 +1,152 @@
+"""Response and action schemas of the campaign builder (requests: services.campaign_spec)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, create_model
+from pydantic.fields import FieldInfo
+
+from server.schema import Body, Out, Query
+from services.campaign_spec import CampaignIn
+
+
+class CouponOut(Out):
+    id: int
+    kind: str
+    title: dict[str, str]
+    face_value: int
+    percent_off: int | None
+    min_spend: int
+    item_name: str | None
+    total_stock: int
+    per_user_limit: int
+    grab_starts_at: datetime | None
+    validity: dict[str, Any]
+    store_ids: list[int] | None
+    channels: list[str] | None
+
+
+class GoalOut(Out):
+    metric: str
+    target: int
+    window_days: int | None
+
+
+class CampaignOut(Out):
+    id: int
+    type: str
+    status: str
+    version: int = Field(description="send it back as `version` to make an edit or decision conditional")
+    theme_id: int | None
+    content: dict[str, dict[str, str]]
+    default_language: str
+    tags: list[str]
+    categories: list[str]
+    banner_media_id: int | None
+    poster_media_id: int | None
+    visible_from: datetime | None
+    starts_at: datetime
+    ends_at: datetime
+    redeem_until: datetime | None
+    channels: list[str]
+    store_ids: list[int] | None
+    visibility: str
+    audience_rule: dict[str, Any] | None
+    participant_cap: int | None
+    per_user_limit: int
+    goal: GoalOut | None
+    reward_points: int
+    reward_badge: str | None
+    budget_limit: int | None
+    budget_spent: int
+    coupons: list[CouponOut]
+    review_levels: int
+    review_level_done: int
+    created_by: int
+    submitted_by: int | None
+    submitted_at: datetime | None
+    activated_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CampaignSummaryOut(Out):
+    id: int
+    type: str
+    status: str
+    version: int
+    title: str
+    theme_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    visibility: str
+    channels: list[str]
+    tags: list[str]
+    budget_limit: int | None
+    budget_spent: int
+
+
+class CampaignPageOut(Out):
+    items: list[CampaignSummaryOut]
+    next_cursor: str | None
+
+
+class CampaignListQuery(Query):
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=100)
+    status: str | None = Field(default=None, max_length=16)
+    type: str | None = Field(default=None, max_length=16)
+    store_id: int | None = Field(default=None, ge=1)
+    channel: str | None = Field(default=None, max_length=16)
+    tag: str | None = Field(default=None, max_length=32)
+    theme_id: int | None = Field(default=None, ge=1)
+    active_from: datetime | None = Field(default=None, description="running at or after this time")
+    active_to: datetime | None = Field(default=None, description="running before this time")
+
+
+def _optional_fields() -> dict[str, Any]:
+    """Every builder field, optional: a patch names only what it changes."""
+    fields: dict[str, Any] = {}
+    for name, info in CampaignIn.model_fields.items():
+        copy = FieldInfo.merge_field_infos(info)
+        copy.default, copy.default_factory = None, None
+        fields[name] = (info.annotation | None, copy)
+    return fields
+
+
+CampaignPatchIn = create_model(
+    "CampaignPatchIn",
+    __base__=Body,
+    __doc__="Any subset of the builder's fields (each validated as on create); `version` makes the edit conditional.",
+    version=(int | None, Field(default=None, ge=1)),
+    **_optional_fields(),
+)
+
+
+class DecisionIn(Body):
+    version: int | None = Field(default=None, ge=1)
+    comment: str = Field(default="", max_length=1000)
+
+
+class CommentRequiredIn(Body):
+    version: int | None = Field(default=None, ge=1)
+    comment: str = Field(min_length=1, max_length=1000)
+
+
+class TransitionIn(Body):
+    version: int | None = Field(default=None, ge=1)
+
+
+class ReviewEventOut(Out):
+    action: str
+    level: int
+    actor_id: int
+    comment: str
+    created_at: datetime
+
+
+class ReviewTrailOut(Out):
+    items: list[ReviewEventOut]

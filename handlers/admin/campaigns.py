@@ -1,0 +1,210 @@
+"""The campaign builder and its lifecycle, for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from handlers.actors import actor_of, campaign_policy
+from handlers.admin.campaign_schemas import (
+    CampaignListQuery,
+    CampaignOut,
+    CampaignPageOut,
+    CampaignPatchIn,
+    CampaignSummaryOut,
+    CommentRequiredIn,
+    DecisionIn,
+    ReviewEventOut,
+    ReviewTrailOut,
+    TransitionIn,
+)
+from models.campaigns import Campaign, ReviewEvent
+from server.access import admin
+from server.routing import RouteTable, path_int
+from services import campaigns, errors, review
+from services.campaign_spec import CampaignIn
+from services.pagination import newest_first
+
+routes = RouteTable()
+
+BUILDERS = admin("operator", "superadmin")
+REVIEWERS = admin("reviewer", "approver", "superadmin")
+ANY_ADMIN_ROLE = admin()
+_PATH = "/api/v1/admin/campaigns/{id}"
+
+
+async def campaign_out(campaign: Campaign) -> CampaignOut:
+    spec = await campaigns.spec_of(campaign)
+    return CampaignOut(
+        **spec,
+        id=campaign.id,
+        status=campaign.status,
+        version=campaign.version,
+        budget_spent=campaign.budget_spent,
+        review_levels=campaign.review_levels,
+        review_level_done=campaign.review_level_done,
+        created_by=campaign.created_by,
+        submitted_by=campaign.submitted_by,
+        submitted_at=campaign.submitted_at,
+        activated_at=campaign.activated_at,
+        ended_at=campaign.ended_at,
+        created_at=campaign.created_at,
+        updated_at=campaign.updated_at,
+    )
+
+
+def _title(campaign: Campaign) -> str:
+    content = campaign.content.get(campaign.default_language) or next(iter(campaign.content.values()), {})
+    return str(content.get("title", ""))
+
+
+async def _audience_validator(rule: dict[str, Any]) -> None:
+    # Imported here: targeting is its own domain, and this keeps the import graph one-way.
+    from services import audience
+
+    await audience.validate_rule(rule)
+
+
+@routes.add(
+    "POST", "/api/v1/admin/campaigns", access=BUILDERS, tags=("campaigns",), body=CampaignIn, response=CampaignOut,
+    status=201, summary="Build a campaign (a draft)",
+    errors=(errors.InvalidSchedule, errors.BudgetTooSmall, errors.UnknownStore),
+)  # fmt: skip
+async def create_campaign(request: web.Request, body: CampaignIn) -> CampaignOut:
+    campaign = await campaigns.create(body, actor_of(request), _audience_validator)
+    return await campaign_out(campaign)
+
+
+@routes.add(
+    "GET", "/api/v1/admin/campaigns", access=ANY_ADMIN_ROLE, tags=("campaigns",), query=CampaignListQuery,
+    response=CampaignPageOut, summary="List campaigns (filters: status, type, store, channel, tag, theme, dates)",
+)  # fmt: skip
+async def list_campaigns(request: web.Request, query: CampaignListQuery) -> CampaignPageOut:
+    rows = campaigns.filtered(
+        campaigns.ListFilter(
+            status=query.status, type=query.type, store_id=query.store_id, channel=query.channel, tag=query.tag,
+            theme_id=query.theme_id, active_from=query.active_from, active_to=query.active_to,
+        )
+    )  # fmt: skip
+    page, nxt = await newest_first(rows, query.cursor, query.limit)
+    items = [
+        CampaignSummaryOut(
+            id=c.id,
+            type=c.type,
+            status=c.status,
+            version=c.version,
+            title=_title(c),
+            theme_id=c.theme_id,  # type: ignore[attr-defined]
+            starts_at=c.starts_at,
+            ends_at=c.ends_at,
+            visibility=c.visibility,
+            channels=c.channels,
+            tags=c.tags,
+            budget_limit=c.budget_limit,
+            budget_spent=c.budget_spent,
+        )
+        for c in page
+    ]
+    return CampaignPageOut(items=items, next_cursor=nxt)
+
+
+@routes.add("GET", _PATH, access=ANY_ADMIN_ROLE, tags=("campaigns",), response=CampaignOut, summary="One campaign")
+async def get_campaign(request: web.Request) -> CampaignOut:
+    return await campaign_out(await campaigns.get(path_int(request, "id")))
+
+
+@routes.add(
+    "PATCH", _PATH, access=BUILDERS, tags=("campaigns",), body=CampaignPatchIn, response=CampaignOut,
+    summary="Edit a campaign: copy edits keep it approved (by policy), rule edits send it back to review",
+    errors=(errors.CampaignNotEditable, errors.CampaignStateChanged, errors.InvalidSchedule, errors.BudgetTooSmall,
+            errors.UnknownStore),
+)  # fmt: skip
+async def patch_campaign(request: web.Request, body: Any) -> CampaignOut:
+    changes = body.model_dump(exclude_unset=True)
+    version = changes.pop("version", None)
+    # Nested models stay models in the merge, so re-validation sees typed values.
+    changes = {name: getattr(body, name) for name in changes}
+    campaign = await campaigns.update(
+        path_int(request, "id"), changes, version, actor_of(request), campaign_policy(request), _audience_validator
+    )
+    return await campaign_out(campaign)
+
+
+@routes.add(
+    "DELETE", _PATH, access=BUILDERS, tags=("campaigns",), status=204,
+    summary="Delete a campaign that never left the builder", errors=(errors.CampaignNotEditable,),
+)  # fmt: skip
+async def delete_campaign(request: web.Request) -> web.Response:
+    await campaigns.delete(path_int(request, "id"), actor_of(request))
+    return web.Response(status=204)
+
+
+@routes.add(
+    "GET", _PATH + "/reviews", access=ANY_ADMIN_ROLE, tags=("campaigns",), response=ReviewTrailOut,
+    summary="The review trail: submissions and each level's decision",
+)  # fmt: skip
+async def review_trail(request: web.Request) -> ReviewTrailOut:
+    campaign = await campaigns.get(path_int(request, "id"))
+    events = await ReviewEvent.filter(campaign_id=campaign.id).order_by("id")
+    return ReviewTrailOut(items=[ReviewEventOut.model_validate(e) for e in events])
+
+
+_TRANSITION_ERRORS = (errors.InvalidTransition, errors.CampaignStateChanged)
+
+
+@routes.add(
+    "POST", _PATH + "/submit", access=BUILDERS, tags=("campaigns",), body=TransitionIn, response=CampaignOut,
+    summary="Send to review (with REVIEW_LEVELS=0: approved at once)", errors=_TRANSITION_ERRORS,
+)  # fmt: skip
+async def submit_campaign(request: web.Request, body: TransitionIn) -> CampaignOut:
+    campaign = await review.submit(path_int(request, "id"), actor_of(request), campaign_policy(request), body.version)
+    return await campaign_out(campaign)
+
+
+@routes.add(
+    "POST", _PATH + "/approve", access=REVIEWERS, tags=("campaigns",), body=DecisionIn, response=CampaignOut,
+    summary="Approve the current review level",
+    errors=(*_TRANSITION_ERRORS, errors.SelfApprovalForbidden, errors.ReviewLevelMismatch),
+)  # fmt: skip
+async def approve_campaign(request: web.Request, body: DecisionIn) -> CampaignOut:
+    campaign = await review.approve(path_int(request, "id"), actor_of(request), body.comment, body.version)
+    return await campaign_out(campaign)
+
+
+@routes.add(
+    "POST", _PATH + "/reject", access=REVIEWERS, tags=("campaigns",), body=CommentRequiredIn, response=CampaignOut,
+    summary="Reject: back to the author, with comments", errors=(*_TRANSITION_ERRORS, errors.ReviewLevelMismatch),
+)  # fmt: skip
+async def reject_campaign(request: web.Request, body: CommentRequiredIn) -> CampaignOut:
+    campaign = await review.reject(path_int(request, "id"), actor_of(request), body.comment, body.version)
+    return await campaign_out(campaign)
+
+
+@routes.add(
+    "POST", _PATH + "/return", access=REVIEWERS, tags=("campaigns",), body=CommentRequiredIn, response=CampaignOut,
+    summary="Send back one level (level 1: to the author; level 2: to level 1)",
+    errors=(*_TRANSITION_ERRORS, errors.ReviewLevelMismatch),
+)  # fmt: skip
+async def return_campaign(request: web.Request, body: CommentRequiredIn) -> CampaignOut:
+    campaign = await review.send_back(path_int(request, "id"), actor_of(request), body.comment, body.version)
+    return await campaign_out(campaign)
+
+
+def _transition(name: str, summary: str, action: Any) -> None:
+    async def handler(request: web.Request, body: TransitionIn) -> CampaignOut:
+        campaign = await action(path_int(request, "id"), actor_of(request), body.version)
+        return await campaign_out(campaign)
+
+    handler.__name__ = f"{name}_campaign"
+    routes.add(
+        "POST", f"{_PATH}/{name}", access=BUILDERS, tags=("campaigns",), body=TransitionIn, response=CampaignOut,
+        summary=summary, errors=(*_TRANSITION_ERRORS, errors.InvalidSchedule),
+    )(handler)  # fmt: skip
+
+
+_transition("publish", "Approved → scheduled: it starts at starts_at", review.publish)
+_transition("pause", "Active → paused", review.pause)
+_transition("resume", "Paused → active", review.resume)
+_transition("end", "End now (scheduled, active or paused)", review.end)
+_transition("archive", "Ended → archived", review.archive)

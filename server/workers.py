@@ -1,0 +1,66 @@
+"""Background workers that run inside the server process (RUN_WORKERS=true), or alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from server.keys import REDIS, SETTINGS
+from services import review
+
+log = logging.getLogger("wxcampaign.workers")
+
+_SCHEDULER_LOCK = "lock:scheduler"
+# Release the lock only if we still hold it (it may have expired and passed on).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+async def scheduler_pass(redis: Redis, hold_seconds: float) -> list[tuple[int, str]]:
+    """One pass under the cross-process lock; a process that misses the lock skips it.
+
+    The lock only saves duplicate work: each transition is itself a compare-and-set.
+    """
+    token = secrets.token_hex(8)
+    if not await redis.set(_SCHEDULER_LOCK, token, nx=True, px=max(1000, int(hold_seconds * 1000))):
+        return []
+    try:
+        done = await review.run_due()
+        for campaign_id, status in done:
+            log.info("scheduler: campaign %d is now %s", campaign_id, status)
+        return done
+    finally:
+        await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]
+
+
+async def scheduler_loop(redis: Redis, interval: float) -> None:
+    """Run passes forever. The first pass runs at once: on start, catch up on what was
+    missed while no process ran."""
+    while True:
+        try:
+            await scheduler_pass(redis, hold_seconds=max(30.0, interval * 2))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed pass must not kill the loop; the next one retries
+            log.exception("scheduler pass failed")
+        await asyncio.sleep(interval)
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    tasks: list[asyncio.Task[None]] = []
+    if settings.run_workers:
+        tasks.append(asyncio.create_task(scheduler_loop(app[REDIS], settings.scheduler_interval), name="scheduler"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
