@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from models.campaigns import Campaign, CampaignLabel, CampaignStore, CouponTemplate, Theme
+from models.campaigns import Campaign, CampaignLabel, CampaignStore, CouponTemplate, ReviewEvent, Theme
 from models.media import MediaFile
 from models.stores import Store
 from services import audit, errors
@@ -265,14 +265,20 @@ async def update(
     rule_change = bool(changed - COPY_FIELDS)
     status = campaign.status
     new_status = status
-    review_levels, level_done = campaign.review_levels, campaign.review_level_done
+    review_values: dict[str, Any] = {}
     if status in OPEN_STATES:
         pass
     elif status in APPROVED_STATES:
         if rule_change or not policy.copy_edits_skip_review:
-            # Back to review: the same path as a submission (0 levels: approved at once).
+            # Back to review, as a new submission by the editor (0 levels: approved at
+            # once, as services.review.submit does).
             new_status = "in_review" if policy.review_levels > 0 else "approved"
-            review_levels, level_done = policy.review_levels, 0
+            review_values = {
+                "review_levels": policy.review_levels,
+                "review_level_done": 0,
+                "submitted_by": actor.id,
+                "submitted_at": datetime.now(UTC),
+            }
     elif status in LIVE_STATES:
         if rule_change:
             raise errors.CampaignNotEditable(
@@ -289,13 +295,19 @@ async def update(
     async with in_transaction():
         values = _campaign_values(spec)
         updated = await Campaign.filter(id=campaign.id, version=campaign.version, status=status).update(
-            **values, status=new_status, version=campaign.version + 1,
-            review_levels=review_levels, review_level_done=level_done,
-        )  # fmt: skip
+            **values, **review_values, status=new_status, version=campaign.version + 1
+        )
         if updated != 1:
             raise errors.CampaignStateChanged()
         campaign = await get(campaign.id)
         await _write_children(campaign, spec)
+        if review_values:
+            note = "edited after approval: " + ", ".join(sorted(changed))
+            await ReviewEvent.create(campaign_id=campaign.id, action="submit", level=0, actor_id=actor.id or 0,
+                                     comment=note)  # fmt: skip
+            if new_status == "approved":
+                await ReviewEvent.create(campaign_id=campaign.id, action="approve", level=0, actor_id=0,
+                                         comment="no review required by policy")  # fmt: skip
         await audit.record(actor, "campaign.update", "campaign", campaign.id, _jsonable({**before, "status": status}),
                            _jsonable({**after, "status": new_status}))  # fmt: skip
     return campaign
