@@ -153,11 +153,13 @@ async def client(settings: Settings, redis: Redis) -> AsyncIterator[TestClient]:
 @pytest.fixture
 async def client_with(settings: Settings, redis: Redis) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
     """Like ``client``, with settings overridden: ``await client_with(review_levels=2)``.
-    One app per test (the ORM context is per process)."""
+    A second call stops the first app, then starts a new one on the same database and
+    Redis (a restart): one app at a time, since the ORM context is per process."""
     opened: list[TestClient] = []
 
     async def make(**overrides: Any) -> TestClient:
-        assert not opened, "one app per test"
+        while opened:
+            await opened.pop().close()
         app = create_app(dataclasses.replace(settings, **overrides))
         test_client = TestClient(TestServer(app, host="127.0.0.1", port=settings.port))
         await test_client.start_server()
@@ -165,5 +167,5 @@ async def client_with(settings: Settings, redis: Redis) -> AsyncIterator[Callabl
         return test_client
 
     yield make
-    for test_client in opened:
-        await test_client.close()
+    while opened:
+        await opened.pop().close()

@@ -267,7 +267,7 @@ async def test_scheduler_fires_once_with_two_server_processes(client_with, setti
         await other.wait()
 
 
-async def test_scheduler_catches_up_on_start(client_with, settings, monkeypatch):
+async def test_scheduler_catches_up_on_start(client_with, monkeypatch):
     """A campaign whose whole window passed while nothing ran is started and ended when a
     server comes up, so its history is complete."""
     client = await client_with()
@@ -277,24 +277,10 @@ async def test_scheduler_catches_up_on_start(client_with, settings, monkeypatch)
     await team.act("rev", cid, "approve")
     await team.act("op", cid, "publish")
     await Campaign.filter(id=cid).update(starts_at=now() - timedelta(days=3), ends_at=now() - timedelta(days=1))
-    await client.close()
-    client_with_more = await _restart(client_with, settings)
+    await client_with(run_workers=True, scheduler_interval=0.05)  # a restart, with the scheduler on
     deadline = time.monotonic() + 10
     while (await Campaign.get(id=cid)).status != "ended" and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     actions = await AuditEntry.filter(entity_id=cid).order_by("id").values_list("action", flat=True)
     assert actions[-2:] == ["campaign.activate", "campaign.finish"]
-    await client_with_more.close()
 
-
-async def _restart(client_with, settings):
-    import dataclasses
-
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from server.app import create_app
-
-    app = create_app(dataclasses.replace(settings, run_workers=True, scheduler_interval=0.05))
-    test_client = TestClient(TestServer(app, host="127.0.0.1", port=settings.port))
-    await test_client.start_server()
-    return test_client
