@@ -12,6 +12,7 @@ from server.access import PUBLIC
 from server.keys import OPENAPI, ORM, REDIS
 from server.routing import RouteTable
 from server.schema import Out
+from services import errors
 
 routes = RouteTable()
 
@@ -23,7 +24,7 @@ class HealthOut(Out):
 
 
 class ReadyOut(Out):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok"]
     checks: dict[str, Literal["ok", "failed"]]
 
 
@@ -42,18 +43,17 @@ async def _probe(check: asyncio.Future[object] | object) -> Literal["ok", "faile
 
 @routes.add(
     "GET", "/readyz", access=PUBLIC, tags=("system",), response=ReadyOut,
-    summary="The database and Redis answer (503 naming the failed part otherwise)",
+    summary="The database and Redis answer (503 naming the failed part otherwise)", errors=(errors.NotReady,),
 )  # fmt: skip
-async def readyz(request: web.Request) -> web.Response | ReadyOut:
+async def readyz(request: web.Request) -> ReadyOut:
     checks = {
         "database": await _probe(request.app[ORM].db().execute_query("SELECT 1")),
         "redis": await _probe(request.app[REDIS].ping()),
     }
-    ok = all(value == "ok" for value in checks.values())
-    body = ReadyOut(status="ok" if ok else "unavailable", checks=checks)
-    if ok:
-        return body
-    return web.Response(body=body.model_dump_json().encode(), status=503, content_type="application/json")
+    failed = [name for name, value in checks.items() if value != "ok"]
+    if failed:
+        raise errors.NotReady(f"not ready: {', '.join(failed)} unavailable", details={"checks": checks})
+    return ReadyOut(status="ok", checks=checks)
 
 
 @routes.add(

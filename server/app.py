@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from handlers import all_routes
 from handlers.system import add_docs_static
 from miniprogram_api import MiniProgramClient
-from server import __version__
+from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
 from server.keys import HTTP_SESSION, OPENAPI, ORM, REDIS, SETTINGS, WECHAT
@@ -27,6 +27,7 @@ log = logging.getLogger("wxcampaign.server")
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application. Resources open when it starts and close when it stops."""
+    logs.hold_query_loggers()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_context, error_middleware],

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from aiohttp import web
 
+from server import logs
 from server.settings import Settings, SettingsError
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
 
 
 def _serve(settings: Settings) -> None:
     from server.app import create_app
 
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level)
     app = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"
     mode = (

@@ -2,7 +2,7 @@
 
 Pydantic emits JSON Schema 2020-12 (OpenAPI 3.1); the bundled Swagger UI reads 3.0, so
 the few 3.1-only constructs pydantic uses are rewritten (null unions -> nullable, const
--> enum).
+-> enum, patternProperties -> additionalProperties).
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ def _to_openapi30(node: Any) -> Any:
             else:
                 node[union] = rest
             node["nullable"] = True
+    if "patternProperties" in node:
+        # 3.0 has no patternProperties: keep the value schema, note the key pattern.
+        (pattern, schema), *_ = node.pop("patternProperties").items()
+        node["additionalProperties"] = schema
+        node["x-key-pattern"] = pattern
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "examples" in node and isinstance(node["examples"], list):
@@ -80,6 +85,21 @@ def _is_input(model: type[BaseModel], routes: list[Route]) -> bool:
     return any(model in (r.body, r.query) for r in routes)
 
 
+def _path_param_schema(name: str) -> dict[str, Any]:
+    # Ids are database keys; other parameters (a media file's name) are text.
+    if name == "id" or name.endswith("_id"):
+        return {"type": "integer", "minimum": 1}
+    return {"type": "string"}
+
+
+def _raw_body_schema(route: Route) -> dict[str, Any]:
+    """A body the handler parses itself: a multipart upload has one binary ``file`` part."""
+    binary = {"type": "string", "format": "binary"}
+    if route.request_media_type == "multipart/form-data":
+        return {"type": "object", "required": ["file"], "properties": {"file": binary}}
+    return binary
+
+
 def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": route.summary,
@@ -89,7 +109,7 @@ def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict
         "responses": {},
     }
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        {"name": name, "in": "path", "required": True, "schema": _path_param_schema(name)}
         for name in _PATH_PARAM.findall(route.path)
     ]
     if route.query is not None:
@@ -101,6 +121,9 @@ def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict
         op["parameters"] = params
     if route.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[route.body]}}}
+    elif route.request_media_type is not None:
+        raw_body = {route.request_media_type: {"schema": _raw_body_schema(route)}}
+        op["requestBody"] = {"required": True, "content": raw_body}
     if route.access is not PUBLIC:
         op["security"] = [{"bearer": []}]
     if route.response is not None:

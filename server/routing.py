@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.access import PUBLIC, Access, Principal
 from server.keys import PRINCIPAL, SETTINGS
+from server.schema import find_nul
 from services import errors
 from services.tokens import verify_access_token
 
@@ -148,11 +149,22 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     except UnicodeDecodeError:
         raise errors.InvalidJson("the body is not valid UTF-8") from None
     try:
-        return model.model_validate_json(text)
+        parsed = model.model_validate_json(text)
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise errors.InvalidJson("the body is not valid JSON") from None
         raise errors.from_validation(exc, "body") from None
+    _refuse_nul(parsed, "body")
+    return parsed
+
+
+def _refuse_nul(parsed: BaseModel, where: str) -> None:
+    field = find_nul(parsed)
+    if field is not None:
+        raise errors.ValidationFailed(
+            f"{where} {field}: NUL characters are not allowed",
+            details={"errors": [{"field": field, "message": "NUL characters are not allowed", "type": "nul"}]},
+        )
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -165,9 +177,11 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
             )
         params[key] = value
     try:
-        return model.model_validate(params)
+        parsed = model.model_validate(params)
     except ValidationError as exc:
         raise errors.from_validation(exc, "query") from None
+    _refuse_nul(parsed, "query")
+    return parsed
 
 
 def path_int(request: web.Request, name: str) -> int:

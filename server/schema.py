@@ -6,9 +6,38 @@ text, so query models coerce ("10" -> 10) but still refuse unknown parameters.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+#: A database id: positive and within a signed 64-bit column (larger is a 422, not an
+#: overflow in the driver).
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+def find_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a NUL character, or None.
+
+    PostgreSQL cannot store NUL in text and SQLite stores it silently: refuse it at the
+    edge, for every field of every body, in one place.
+    """
+    if isinstance(value, str):
+        return path or "(value)" if "\x00" in value else None
+    if isinstance(value, BaseModel):
+        value = {name: getattr(value, name) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}.{key}".lstrip(".")
+            found = find_nul(item, f"{path}.{key}".lstrip("."))
+            if found:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}.{index}".lstrip("."))
+            if found:
+                return found
+    return None
 
 
 class Body(BaseModel):

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from server.schema import Body
+from server.schema import Body, Id
 from services import errors
 
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
@@ -47,7 +47,7 @@ class RelativeValidity(Body):
 
 
 class CouponIn(Body):
-    id: int | None = Field(default=None, ge=1, description="set to keep (and update) an existing coupon")
+    id: Id | None = Field(default=None, description="set to keep (and update) an existing coupon")
     kind: CouponKind
     title: dict[LanguageCode, Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
         min_length=1, max_length=10
@@ -62,7 +62,7 @@ class CouponIn(Body):
     per_user_limit: int = Field(default=1, ge=1, le=100)
     grab_starts_at: AwareDatetime | None = None
     validity: FixedValidity | RelativeValidity = Field(discriminator="kind")
-    store_ids: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, max_length=500)
+    store_ids: list[Id] | None = Field(default=None, max_length=500)
     channels: list[Channel] | None = Field(default=None, max_length=5)
 
     @model_validator(mode="after")
@@ -88,19 +88,19 @@ class CampaignIn(Body):
     """A whole campaign as the builder sends it (create), or the merged result of a patch."""
 
     type: CampaignType
-    theme_id: int | None = Field(default=None, ge=1)
+    theme_id: Id | None = None
     content: dict[LanguageCode, ContentIn] = Field(min_length=1, max_length=10)
     default_language: LanguageCode = "zh-CN"
     tags: list[Label] = Field(default_factory=list, max_length=20)
     categories: list[Label] = Field(default_factory=list, max_length=20)
-    banner_media_id: int | None = Field(default=None, ge=1)
-    poster_media_id: int | None = Field(default=None, ge=1)
+    banner_media_id: Id | None = None
+    poster_media_id: Id | None = None
     visible_from: AwareDatetime | None = None
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     redeem_until: AwareDatetime | None = None
     channels: list[Channel] = Field(min_length=1, max_length=5)
-    store_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
+    store_ids: list[Id] | None = Field(
         default=None, max_length=500, description="null: every store"
     )
     visibility: Visibility = "public"

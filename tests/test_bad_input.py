@@ -159,10 +159,11 @@ async def test_text_the_database_cannot_store_is_refused(client: TestClient, roo
     assert await row_counts() == before
 
 
-async def test_nul_in_a_login_name_is_just_wrong_credentials(client: TestClient) -> None:
+async def test_nul_in_a_login_name_is_refused_at_the_edge(client: TestClient) -> None:
     for path in ("/api/v1/admin/auth/login", "/api/v1/staff/auth/login"):
         resp = await client.post(path, json={"username": "root\u0000", "password": "whatever-password"})
-        await assert_error(resp, 401, "invalid_credentials")
+        error = await assert_error(resp, 422, "validation_failed")
+        assert error["details"]["errors"][0]["field"] == "username"
 
 
 async def test_wrong_content_type(client: TestClient, root: dict[str, str]) -> None:
@@ -298,9 +299,9 @@ async def test_redis_down(settings: Settings) -> None:
 
         resp = await client.get("/readyz")
         assert resp.status == 503, await resp.text()
-        body = await resp.json()
-        assert body["status"] == "unavailable"
-        assert body["checks"] == {"database": "ok", "redis": "failed"}
+        error = await error_of(resp)
+        assert error["code"] == "not_ready" and "redis" in error["message"]
+        assert error["details"]["checks"] == {"database": "ok", "redis": "failed"}
 
         assert (await client.get("/healthz")).status == 200
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from server.schema import Body, Out, Query
+from server.schema import Body, Id, Out, Query
 from services.campaign_spec import CampaignIn
 
 
@@ -99,10 +99,10 @@ class CampaignListQuery(Query):
     limit: int = Field(default=20, ge=1, le=100)
     status: str | None = Field(default=None, max_length=16)
     type: str | None = Field(default=None, max_length=16)
-    store_id: int | None = Field(default=None, ge=1)
+    store_id: Id | None = None
     channel: str | None = Field(default=None, max_length=16)
     tag: str | None = Field(default=None, max_length=32)
-    theme_id: int | None = Field(default=None, ge=1)
+    theme_id: Id | None = None
     active_from: datetime | None = Field(default=None, description="running at or after this time")
     active_to: datetime | None = Field(default=None, description="running before this time")
 

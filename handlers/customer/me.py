@@ -12,7 +12,7 @@ from models.customers import Customer
 from server.access import CUSTOMER
 from server.keys import SETTINGS, WECHAT
 from server.routing import RouteTable, principal_of
-from server.schema import Body, Out
+from server.schema import Body, Id, Out
 from services import customers, errors
 
 routes = RouteTable()
@@ -49,7 +49,7 @@ class ProfilePatchIn(Body):
 
     nickname: str | None = Field(default=None, min_length=1, max_length=32)
     interest_tags: list[Tag] | None = Field(default=None, max_length=20)
-    preferred_store_id: int | None = Field(default=None, ge=1)
+    preferred_store_id: Id | None = None
     city: str | None = Field(default=None, min_length=1, max_length=32)
 
 
