@@ -74,9 +74,13 @@ ReviewLevelMismatch = _define("review_level_mismatch", 403, "your role cannot de
 # Media uploads
 InvalidImage = _define("invalid_image", 422, "the file is a damaged or incomplete image")
 ImageTooLarge = _define("image_too_large", 422, "the image's dimensions are over the limit")
+BudgetUncapped = _define("budget_uncapped", 409, "the campaign has no budget cap to top up")
+# Audience targeting
+SegmentInUse = _define("segment_in_use", 409, "the segment is used by another rule")
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")
+NotReady = _define("not_ready", 503, "a dependency is unavailable (details.checks names it)")
 InternalError = _define("internal_error", 500, "internal error")
 
 
