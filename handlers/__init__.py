@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from handlers import media, system
+from handlers.admin import audiences as admin_audiences
+from handlers.admin import audit as admin_audit
 from handlers.admin import auth as admin_auth
+from handlers.admin import budget as admin_budget
 from handlers.admin import calendar as admin_calendar
 from handlers.admin import campaigns as admin_campaigns
+from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import media as admin_media
 from handlers.admin import stores as admin_stores
+from handlers.admin import themes as admin_themes
 from handlers.customer import auth as customer_auth
+from handlers.customer import coupons as customer_coupons
 from handlers.customer import me as customer_me
 from handlers.staff import auth as staff_auth
 from server.routing import RouteTable
@@ -17,8 +23,11 @@ from server.routing import RouteTable
 def all_routes() -> RouteTable:
     table = RouteTable()
     modules = (
-        system, media, customer_auth, customer_me, admin_auth, admin_stores, admin_campaigns, admin_calendar,
-        admin_media, staff_auth,
+        system, media,
+        customer_auth, customer_me, customer_coupons,
+        admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
+        admin_exclusivity, admin_budget, admin_audit,
+        staff_auth,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -10,4 +10,5 @@ MODEL_MODULES: list[str] = [
     "models.media",
     "models.vouchers",
     "models.participations",
+    "models.audience",
 ]

@@ -16,11 +16,14 @@ from miniprogram_api import MiniProgramClient
 from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
-from server.keys import HTTP_SESSION, OPENAPI, ORM, REDIS, SETTINGS, WECHAT
+from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
 from server.middlewares import error_middleware, request_context
 from server.openapi import build_openapi
 from server.settings import Settings
 from server.workers import workers_ctx
+from services.coupon_cache import CouponCache
+from services.ip_limiter import IpLimiter
+from services.stock import Stock
 
 log = logging.getLogger("wxcampaign.server")
 
@@ -33,6 +36,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_context, error_middleware],
     )
     app[SETTINGS] = settings
+    app[COUPON_CACHE] = CouponCache()
+    app[IP_LIMITER] = IpLimiter(rate=settings.grab_ip_rate, burst=settings.grab_ip_burst)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_wechat_ctx)
@@ -61,6 +66,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # Bounded timeouts: a dead Redis must fail a request quickly (503), not hang it.
     client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
     app[REDIS] = client
+    app[STOCK] = Stock(client)
     try:
         yield
     finally:

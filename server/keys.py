@@ -19,6 +19,9 @@ REDIS = web.AppKey("redis", Redis)
 ORM = web.AppKey("orm", "TortoiseContext")
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 WECHAT = web.AppKey("wechat", "MiniProgramClient")
+STOCK = web.AppKey("stock", "Stock")
+COUPON_CACHE = web.AppKey("coupon_cache", "CouponCache")
+IP_LIMITER = web.AppKey("ip_limiter", "IpLimiter")
 #: The OpenAPI document, built once when the app is created.
 OPENAPI = web.AppKey("openapi", dict)
 

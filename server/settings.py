@@ -106,8 +106,18 @@ class Settings:
     copy_edits_skip_review: bool = True
     # How often the scheduler looks for campaigns to start or end, seconds.
     scheduler_interval: float = 5.0
-    # Run background workers (scheduler, ...) inside the server process.
+    # Run background workers (scheduler, claims persistence) inside the server process.
     run_workers: bool = True
+    # Grab throttles: per customer and campaign across processes (in the grab script),
+    # and per client address in each process.
+    grab_user_max: int = 10
+    grab_user_window_ms: int = 10_000
+    grab_ip_rate: float = 100.0
+    grab_ip_burst: int = 200
+    # Claims worker: batch size, and how long an entry may sit unacknowledged with a
+    # consumer before another takes it over.
+    claims_batch: int = 500
+    claims_min_idle_ms: int = 30_000
 
     @property
     def emulator_enabled(self) -> bool:
@@ -170,6 +180,12 @@ class Settings:
             "copy_edits_skip_review": _bool(env, "COPY_EDITS_SKIP_REVIEW", True),
             "scheduler_interval": _float(env, "SCHEDULER_INTERVAL", 5.0, 0.05, 3600.0),
             "run_workers": _bool(env, "RUN_WORKERS", True),
+            "grab_user_max": _int(env, "GRAB_USER_MAX", 10, 1, 1_000_000),
+            "grab_user_window_ms": _int(env, "GRAB_USER_WINDOW_MS", 10_000, 100, 3_600_000),
+            "grab_ip_rate": _float(env, "GRAB_IP_RATE", 100.0, 0.1, 1_000_000.0),
+            "grab_ip_burst": _int(env, "GRAB_IP_BURST", 200, 1, 10_000_000),
+            "claims_batch": _int(env, "CLAIMS_BATCH", 500, 1, 10_000),
+            "claims_min_idle_ms": _int(env, "CLAIMS_MIN_IDLE_MS", 30_000, 0, 3_600_000),
         }
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():

@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.keys import REDIS, SETTINGS
-from services import review
+from server.keys import REDIS, SETTINGS, STOCK
+from server.settings import Settings
+from services import review, stock_sync
+from services.claims import ClaimsWorker
+from services.stock import Stock
 
 log = logging.getLogger("wxcampaign.workers")
 
@@ -21,10 +24,11 @@ _SCHEDULER_LOCK = "lock:scheduler"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
-async def scheduler_pass(redis: Redis, hold_seconds: float) -> list[tuple[int, str]]:
+async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> list[tuple[int, str]]:
     """One pass under the cross-process lock; a process that misses the lock skips it.
 
     The lock only saves duplicate work: each transition is itself a compare-and-set.
+    Coupons follow their campaign into Redis (loaded, or closed) after each transition.
     """
     token = secrets.token_hex(8)
     if not await redis.set(_SCHEDULER_LOCK, token, nx=True, px=max(1000, int(hold_seconds * 1000))):
@@ -33,17 +37,18 @@ async def scheduler_pass(redis: Redis, hold_seconds: float) -> list[tuple[int, s
         done = await review.run_due()
         for campaign_id, status in done:
             log.info("scheduler: campaign %d is now %s", campaign_id, status)
+            await stock_sync.after_transition(stock, campaign_id, status)
         return done
     finally:
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]
 
 
-async def scheduler_loop(redis: Redis, interval: float) -> None:
+async def scheduler_loop(redis: Redis, stock: Stock, interval: float) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
     while True:
         try:
-            await scheduler_pass(redis, hold_seconds=max(30.0, interval * 2))
+            await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed pass must not kill the loop; the next one retries
@@ -51,11 +56,18 @@ async def scheduler_loop(redis: Redis, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+def claims_worker(redis: Redis, settings: Settings) -> ClaimsWorker:
+    return ClaimsWorker(redis, batch=settings.claims_batch, min_idle_ms=settings.claims_min_idle_ms)
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tasks: list[asyncio.Task[None]] = []
     if settings.run_workers:
-        tasks.append(asyncio.create_task(scheduler_loop(app[REDIS], settings.scheduler_interval), name="scheduler"))
+        tasks.append(
+            asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings.scheduler_interval), name="scheduler")
+        )
+        tasks.append(asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"))
     try:
         yield
     finally:

@@ -77,6 +77,15 @@ ImageTooLarge = _define("image_too_large", 422, "the image's dimensions are over
 BudgetUncapped = _define("budget_uncapped", 409, "the campaign has no budget cap to top up")
 # Audience targeting
 SegmentInUse = _define("segment_in_use", 409, "the segment is used by another rule")
+# Coupons
+GrabNotStarted = _define("grab_not_started", 409, "grabbing has not opened yet (details: server_time, opens_at)")
+CouponLimitReached = _define("coupon_limit_reached", 409, "you already hold as many of this coupon as allowed")
+CouponSoldOut = _define("coupon_sold_out", 409, "this coupon is sold out")
+BudgetExhausted = _define("budget_exhausted", 409, "the campaign's budget is spent")
+CampaignNotActive = _define("campaign_not_active", 409, "the campaign is not running")
+NotEligible = _define("not_eligible", 403, "this campaign is not open to you (details.reason)")
+ExclusiveConflict = _define("exclusive_conflict", 409, "you take part in a campaign exclusive with this one")
+RateLimited = _define("rate_limited", 429, "too many requests; retry after Retry-After seconds")
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from models.audit import AuditEntry
 from models.campaigns import Campaign, ReviewEvent
-from server.keys import REDIS
+from server.keys import REDIS, STOCK
 from server.workers import scheduler_pass
 from services import review
 from tests.campaign_fixtures import campaign_body, iso, now
@@ -61,14 +61,14 @@ async def test_one_level_walk_through_every_state(client_with, monkeypatch):
     assert (await team.act("op", cid, "submit"))["status"] == "in_review"
     assert (await team.act("rev", cid, "approve", comment="ok"))["status"] == "approved"
     assert (await team.act("op", cid, "publish"))["status"] == "scheduled"
-    redis = client.server.app[REDIS]
-    assert await scheduler_pass(redis, 5) == []  # not due yet
+    redis, stock = client.server.app[REDIS], client.server.app[STOCK]
+    assert await scheduler_pass(redis, stock, 5) == []  # not due yet
     await asyncio.sleep(max(0.0, (start - now()).total_seconds()) + 0.05)
-    assert await scheduler_pass(redis, 5) == [(cid, "active")]
+    assert await scheduler_pass(redis, stock, 5) == [(cid, "active")]
     assert (await team.act("op", cid, "pause"))["status"] == "paused"
     assert (await team.act("op", cid, "resume"))["status"] == "active"
     await asyncio.sleep(max(0.0, (start + timedelta(seconds=1.5) - now()).total_seconds()) + 0.05)
-    assert await scheduler_pass(redis, 5) == [(cid, "ended")]
+    assert await scheduler_pass(redis, stock, 5) == [(cid, "ended")]
     assert (await team.act("op", cid, "archive"))["status"] == "archived"
     actions = await AuditEntry.filter(entity_id=cid).order_by("id").values_list("action", flat=True)
     assert actions == [

@@ -10,6 +10,7 @@ from pydantic import Field
 from handlers.actors import actor_of
 from models.campaigns import BudgetTopUp
 from server.access import admin
+from server.keys import STOCK
 from server.routing import RouteTable, path_int
 from server.schema import Body, Out
 from services import budget, campaigns, errors
@@ -73,7 +74,11 @@ async def list_topups(request: web.Request) -> TopUpListOut:
 
 def _decision(name: str, approve: bool) -> None:
     async def handler(request: web.Request, body: TopUpDecisionIn) -> TopUpOut:
-        return _out(await budget.decide_topup(path_int(request, "id"), approve, body.comment, actor_of(request)))
+        topup = await budget.decide_topup(path_int(request, "id"), approve, body.comment, actor_of(request))
+        if approve:
+            # The cap grows in Redis too, so grabs stopped by the budget resume at once.
+            await request.app[STOCK].add_budget(topup.campaign_id, topup.amount)  # type: ignore[attr-defined]
+        return _out(topup)
 
     handler.__name__ = f"{name}_topup"
     routes.add(

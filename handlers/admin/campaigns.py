@@ -21,8 +21,9 @@ from handlers.admin.campaign_schemas import (
 )
 from models.campaigns import Campaign, ReviewEvent
 from server.access import admin
+from server.keys import COUPON_CACHE, STOCK
 from server.routing import RouteTable, path_int
-from services import campaigns, errors, review
+from services import campaigns, errors, review, stock_sync
 from services.campaign_spec import CampaignIn
 from services.pagination import newest_first
 
@@ -63,7 +64,7 @@ async def _audience_validator(rule: dict[str, Any]) -> None:
     # Imported here: targeting is its own domain, and this keeps the import graph one-way.
     from services import audience
 
-    await audience.validate_rule(rule)
+    await audience.validate_rule(rule, field="audience_rule")
 
 
 @routes.add(
@@ -194,6 +195,8 @@ async def return_campaign(request: web.Request, body: CommentRequiredIn) -> Camp
 def _transition(name: str, summary: str, action: Any) -> None:
     async def handler(request: web.Request, body: TransitionIn) -> CampaignOut:
         campaign = await action(path_int(request, "id"), actor_of(request), body.version)
+        await stock_sync.after_transition(request.app[STOCK], campaign.id, campaign.status)
+        request.app[COUPON_CACHE].forget_campaign(campaign.id)
         return await campaign_out(campaign)
 
     handler.__name__ = f"{name}_campaign"

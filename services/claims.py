@@ -1,0 +1,205 @@
+"""From the Redis claim streams to vouchers in the database: at least once from Redis,
+exactly once in the database (the claim id is unique).
+
+Each stream entry is acknowledged and deleted only after the transaction holding its
+voucher committed. Entries a consumer left pending (it died, or was cancelled mid-batch)
+are re-claimed by another after ``min_idle_ms``; persisting one twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis import exceptions as redis_errors
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models.campaigns import Campaign, CouponTemplate
+from models.vouchers import Voucher
+from services.stock import AnyRedis, random_token
+from services.stock_keys import CONSUMER_GROUP, STREAMS_REGISTRY
+
+log = logging.getLogger("wxcampaign.claims")
+
+
+@dataclass(frozen=True)
+class ClaimEntry:
+    entry_id: str
+    claim_id: str
+    code: str
+    template_id: int
+    customer_id: int
+    face_value: int
+    grabbed_at: datetime
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
+    f = {_text(k): _text(v) for k, v in fields.items()}
+    return ClaimEntry(
+        entry_id=_text(entry_id),
+        claim_id=f["claim"],
+        code=f["code"],
+        template_id=int(f["tpl"]),
+        customer_id=int(f["uid"]),
+        face_value=int(f["face"]),
+        grabbed_at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
+    )
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def _voucher_rows(entries: list[ClaimEntry]) -> list[Voucher]:
+    templates = {t.id: t for t in await CouponTemplate.filter(id__in={e.template_id for e in entries})}
+    rows = []
+    for e in entries:
+        template = templates[e.template_id]
+        if template.validity_kind == "fixed":
+            valid_from, valid_until = template.valid_from, template.valid_until
+        else:
+            valid_from, valid_until = e.grabbed_at, e.grabbed_at + timedelta(days=template.valid_days or 0)
+        rows.append(
+            Voucher(
+                claim_id=e.claim_id,
+                template_id=e.template_id,
+                campaign_id=template.campaign_id,  # type: ignore[attr-defined]
+                customer_id=e.customer_id,
+                code=e.code,
+                face_value=e.face_value,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                issued_at=e.grabbed_at,
+            )
+        )
+    return rows
+
+
+async def persist(entries: list[ClaimEntry]) -> int:
+    """Write the vouchers of these claims that are not in the database yet, and count
+    their face value against the campaign budget, in one transaction. Returns how many
+    were new. Idempotent: a claim already persisted is skipped."""
+    if not entries:
+        return 0
+    for attempt in range(3):
+        try:
+            async with in_transaction():
+                known = set(
+                    await Voucher.filter(claim_id__in=[e.claim_id for e in entries]).values_list("claim_id", flat=True)
+                )
+                fresh = [e for e in {e.claim_id: e for e in entries}.values() if e.claim_id not in known]
+                if not fresh:
+                    return 0
+                rows = await _voucher_rows(fresh)
+                await Voucher.bulk_create(rows)
+                spent: dict[int, int] = {}
+                for row in rows:
+                    spent[row.campaign_id] = spent.get(row.campaign_id, 0) + row.face_value
+                for campaign_id, value in spent.items():
+                    await Campaign.filter(id=campaign_id).update(budget_spent=F("budget_spent") + value)
+                return len(fresh)
+        except IntegrityError:
+            # Another consumer persisted some of these meanwhile (a re-claim race), or,
+            # astronomically rarely, a random code collided: re-check and, for the
+            # latter, give the colliding claims new codes.
+            taken = set(await Voucher.filter(code__in=[e.code for e in entries]).values_list("code", flat=True))
+            known = set(
+                await Voucher.filter(claim_id__in=[e.claim_id for e in entries]).values_list("claim_id", flat=True)
+            )
+            entries = [e if e.code not in taken or e.claim_id in known else _recoded(e) for e in entries]
+            log.warning("claims batch conflicted (attempt %d); retrying", attempt + 1)
+    raise RuntimeError("could not persist a claims batch after 3 attempts")
+
+
+def _recoded(entry: ClaimEntry) -> ClaimEntry:
+    log.error("voucher code collision for claim %s: issuing a new code", entry.claim_id)
+    return ClaimEntry(**{**entry.__dict__, "code": random_token(16)})
+
+
+class ClaimsWorker:
+    """Moves claims from every registered stream into the database."""
+
+    def __init__(self, redis: AnyRedis, *, batch: int = 500, min_idle_ms: int = 30_000, name: str | None = None):
+        self.redis = redis
+        self.batch = batch
+        self.min_idle_ms = min_idle_ms
+        self.name = name or consumer_name()
+        self._groups: set[str] = set()
+
+    async def _ensure_group(self, stream: str) -> None:
+        if stream in self._groups:
+            return
+        try:
+            await self.redis.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(stream)
+
+    async def _streams(self) -> list[str]:
+        return sorted(_text(s) for s in await self.redis.smembers(STREAMS_REGISTRY))
+
+    async def run_once(self) -> int:
+        """One pass over every stream: re-claim stale pending entries, read new ones,
+        persist, then acknowledge and delete. Returns the number of entries handled."""
+        handled = 0
+        for stream in await self._streams():
+            await self._ensure_group(stream)
+            _, stale, _ = await self.redis.xautoclaim(
+                stream, CONSUMER_GROUP, self.name, min_idle_time=self.min_idle_ms, start_id="0-0", count=self.batch
+            )
+            # Our own pending entries (we failed after reading them) come back with "0".
+            replies = await self.redis.xreadgroup(CONSUMER_GROUP, self.name, {stream: "0"}, count=self.batch)
+            fresh = await self.redis.xreadgroup(CONSUMER_GROUP, self.name, {stream: ">"}, count=self.batch)
+            raw: dict[str, Any] = {}
+            for entry_id, fields in stale:
+                raw[_text(entry_id)] = fields
+            for _, items in [*(replies or []), *(fresh or [])]:
+                for entry_id, fields in items:
+                    if fields:  # a deleted entry still pending shows up empty
+                        raw[_text(entry_id)] = fields
+                    else:
+                        await self.redis.xack(stream, CONSUMER_GROUP, entry_id)
+            if not raw:
+                continue
+            entries = [_parse(entry_id, fields) for entry_id, fields in raw.items() if fields]
+            await persist(entries)
+            ids = list(raw)
+            await self.redis.xack(stream, CONSUMER_GROUP, *ids)
+            await self.redis.xdel(stream, *ids)
+            handled += len(ids)
+        return handled
+
+    async def drain(self, max_passes: int = 1000) -> int:
+        """Persist until every stream is empty (tests, reconciliation, shutdown)."""
+        total = 0
+        for _ in range(max_passes):
+            handled = await self.run_once()
+            total += handled
+            if handled == 0:
+                return total
+        return total
+
+    async def run_forever(self, idle_sleep: float = 0.05) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed pass must not kill the worker; entries stay pending
+                log.exception("claims pass failed")
+                handled = 0
+            if handled == 0:
+                await asyncio.sleep(idle_sleep)

@@ -1,0 +1,48 @@
+-- One coupon grab, decided atomically. Every key shares the campaign's hash tag, so the
+-- script runs unchanged on Redis Cluster (and the campaign budget is in the same slot
+-- as each of its coupons).
+--
+-- KEYS[1] coupon hash: stock, limit, opens, closes, face, state, targeted
+-- KEYS[2] holders hash: customer id -> vouchers grabbed
+-- KEYS[3] campaign budget left, in fen (absent: no cap)
+-- KEYS[4] claims stream
+-- KEYS[5] idempotency record of this customer's key ("" key when none given)
+-- KEYS[6] rate-limit counter of this customer
+-- KEYS[7] audience set (customer ids), used when the coupon is targeted
+-- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
+--       rate limit (grabs per window), rate window (ms), has idempotency key ("1"/"0")
+local uid, now = ARGV[1], tonumber(ARGV[2])
+
+if ARGV[9] == "1" then
+  local first = redis.call("GET", KEYS[5])
+  if first then return {"dup", first} end
+end
+
+local hits = redis.call("INCR", KEYS[6])
+if hits == 1 then redis.call("PEXPIRE", KEYS[6], ARGV[8]) end
+if hits > tonumber(ARGV[7]) then
+  return {"rate_limited", tostring(redis.call("PTTL", KEYS[6]))}
+end
+
+local m = redis.call("HMGET", KEYS[1], "stock", "limit", "opens", "closes", "face", "state", "targeted")
+if not m[1] then return {"not_loaded"} end
+if m[6] ~= "open" then return {"not_active", m[6]} end
+if now < tonumber(m[3]) then return {"not_started", m[3]} end
+if now >= tonumber(m[4]) then return {"ended", m[4]} end
+if m[7] == "1" and redis.call("SISMEMBER", KEYS[7], uid) == 0 then return {"not_eligible"} end
+
+local held = tonumber(redis.call("HGET", KEYS[2], uid) or "0")
+if held >= tonumber(m[2]) then return {"limit", tostring(held)} end
+if tonumber(m[1]) <= 0 then return {"sold_out"} end
+local face = tonumber(m[5])
+local budget = redis.call("GET", KEYS[3])
+if budget and tonumber(budget) < face then return {"budget"} end
+
+local left = redis.call("HINCRBY", KEYS[1], "stock", -1)
+redis.call("HINCRBY", KEYS[2], uid, 1)
+if budget then redis.call("DECRBY", KEYS[3], face) end
+redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
+           "face", m[5], "at", ARGV[2])
+local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
+if ARGV[9] == "1" then redis.call("SET", KEYS[5], record, "EX", ARGV[6]) end
+return {"ok", record, tostring(left), tostring(held + 1)}

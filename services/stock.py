@@ -1,0 +1,216 @@
+"""Coupon stock in Redis: loading, the atomic grab, state changes, adding stock and budget.
+
+Redis decides grabs; the database is the source of truth for what was issued (see
+services.claims for the stream → database path and services.reconcile for repair).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from tortoise.functions import Count
+
+from models.campaigns import Campaign, CouponTemplate
+from models.vouchers import Voucher
+from services import errors
+from services.coupon_cache import CouponInfo
+from services.stock_keys import STREAMS_REGISTRY, CampaignKeys, recent_claims_key
+
+AnyRedis = Redis | RedisCluster
+_LUA = Path(__file__).parent / "lua"
+#: Crockford's base32: no I, L, O, U, so codes read back without confusion.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: How long a grab's Idempotency-Key answer is kept.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+#: Redis state of a coupon by campaign status: only "open" coupons can be grabbed.
+STATE_OF_STATUS = {"scheduled": "open", "active": "open", "paused": "paused"}
+
+
+def random_token(length: int) -> str:
+    """``length`` base32 characters, 5 random bits each."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class GrabPolicy:
+    """Per-customer throttle inside the grab script (per campaign, across processes)."""
+
+    max_per_window: int = 10
+    window_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    code: str
+    grabbed_at: datetime
+    replayed: bool
+
+
+class Stock:
+    """The Redis side of coupons. One per process, holding its registered scripts."""
+
+    def __init__(self, redis: AnyRedis) -> None:
+        self.redis = redis
+        self._grab = redis.register_script((_LUA / "grab.lua").read_text())
+        self._load = redis.register_script((_LUA / "load.lua").read_text())
+
+    async def load_campaign(self, campaign_id: int) -> int:
+        """Put a campaign's coupons into Redis from the database; returns how many were
+        new. Coupons already loaded keep their live counters."""
+        campaign = await Campaign.get(id=campaign_id)
+        keys = CampaignKeys(campaign.id)
+        state = STATE_OF_STATUS.get(campaign.status, "closed")
+        # budget_spent is kept by the claims worker in the same transaction as the vouchers.
+        budget = "" if campaign.budget_limit is None else str(max(0, campaign.budget_limit - campaign.budget_spent))
+        if campaign.visibility == "targeted" and campaign.audience_rule is not None:
+            await self._load_audience(campaign)
+        loaded = 0
+        for template in await CouponTemplate.filter(campaign_id=campaign.id):
+            holders = await _holders(template.id)
+            issued = sum(holders.values())
+            opens = template.grab_starts_at or campaign.starts_at
+            args: list[Any] = [
+                max(0, template.total_stock - issued), template.per_user_limit, _ms(opens), _ms(campaign.ends_at),
+                template.face_value, state, "1" if campaign.visibility == "targeted" else "0", budget,
+            ]  # fmt: skip
+            for customer_id, count in holders.items():
+                args += [customer_id, count]
+            loaded += int(
+                await self._load(keys=[keys.coupon(template.id), keys.holders(template.id), keys.budget], args=args)
+            )
+        await self.redis.sadd(STREAMS_REGISTRY, keys.stream)
+        return loaded
+
+    async def _load_audience(self, campaign: Campaign) -> None:
+        # Imported here: targeting is its own domain; only targeted campaigns need it.
+        from services import audience
+
+        keys = CampaignKeys(campaign.id)
+        members = await audience.customer_ids_matching(campaign.audience_rule)  # type: ignore[arg-type]
+        await self.redis.delete(keys.audience)
+        for start in range(0, len(members), 5000):
+            await self.redis.sadd(keys.audience, *members[start : start + 5000])
+
+    async def set_state(self, campaign_id: int, status: str) -> None:
+        """Mirror a campaign's status onto its loaded coupons (pause, resume, end)."""
+        keys = CampaignKeys(campaign_id)
+        state = STATE_OF_STATUS.get(status, "closed")
+        for template_id in await CouponTemplate.filter(campaign_id=campaign_id).values_list("id", flat=True):
+            key = keys.coupon(template_id)  # type: ignore[arg-type]
+            if await self.redis.exists(key):
+                await self.redis.hset(key, "state", state)
+
+    async def grab(
+        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
+    ) -> Claim:
+        """Decide one grab in one round trip, loading the coupon first if it is not in
+        Redis yet (on demand). Raises the refusal as an AppError."""
+        for attempt in range(2):
+            reply = await self._run_grab(info, customer_id, idempotency_key, policy, now)
+            if reply[0] != "not_loaded" or attempt == 1:
+                break
+            await self.load_campaign(info.campaign_id)
+        status = reply[0]
+        if status in ("ok", "dup"):
+            claim_id, code, at = reply[1].split(":")
+            claim = Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=status == "dup")
+            if status == "ok":
+                await self._remember(customer_id, info, claim)
+            return claim
+        raise _refusal(status, reply, info, now)
+
+    async def _run_grab(
+        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
+    ) -> list[str]:
+        keys = CampaignKeys(info.campaign_id)
+        raw = await self._grab(
+            keys=[
+                keys.coupon(info.template_id), keys.holders(info.template_id), keys.budget, keys.stream,
+                keys.idempotency(customer_id, idempotency_key or "-"), keys.rate(customer_id), keys.audience,
+            ],
+            args=[
+                customer_id, _ms(now), random_token(20), random_token(16), info.template_id,
+                IDEMPOTENCY_TTL_SECONDS, policy.max_per_window, policy.window_ms, "1" if idempotency_key else "0",
+            ],
+        )  # fmt: skip
+        return [part.decode() if isinstance(part, bytes) else str(part) for part in raw]
+
+    async def _remember(self, customer_id: int, info: CouponInfo, claim: Claim) -> None:
+        """Read-your-writes: the wallet shows this claim before the worker persists it."""
+        key = recent_claims_key(customer_id)
+        entry = json.dumps(
+            {
+                "claim": claim.claim_id,
+                "code": claim.code,
+                "tpl": info.template_id,
+                "cmp": info.campaign_id,
+                "at": _ms(claim.grabbed_at),
+            }
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, entry).ltrim(key, 0, 99).expire(key, 3600)
+            await pipe.execute()
+
+    async def recent_campaigns(self, customer_id: int) -> set[int]:
+        """Campaigns the customer grabbed from lately (claims maybe not yet persisted)."""
+        rows = await self.redis.lrange(recent_claims_key(customer_id), 0, -1)
+        return {int(json.loads(row)["cmp"]) for row in rows}
+
+    async def recent_claims(self, customer_id: int) -> list[dict[str, Any]]:
+        """The customer's latest claims, newest first, as the wallet shows them before the
+        worker has written them."""
+        return [json.loads(row) for row in await self.redis.lrange(recent_claims_key(customer_id), 0, -1)]
+
+    async def add_stock(self, template_id: int, amount: int) -> None:
+        """Add to a loaded coupon's stock (the database total is raised by the caller)."""
+        template = await CouponTemplate.get(id=template_id)
+        key = CampaignKeys(template.campaign_id).coupon(template.id)  # type: ignore[attr-defined]
+        if await self.redis.exists(key):
+            await self.redis.hincrby(key, "stock", amount)
+
+    async def add_budget(self, campaign_id: int, amount: int) -> None:
+        key = CampaignKeys(campaign_id).budget
+        if await self.redis.exists(key):
+            await self.redis.incrby(key, amount)
+
+
+def _refusal(status: str, reply: list[str], info: CouponInfo, now: datetime) -> errors.AppError:
+    if status == "not_started":
+        return errors.GrabNotStarted(
+            details={"server_time": now.isoformat(), "opens_at": info.opens_at.isoformat()},
+        )
+    if status == "limit":
+        return errors.CouponLimitReached(details={"limit": info.per_user_limit, "held": int(reply[1])})
+    if status == "sold_out":
+        return errors.CouponSoldOut()
+    if status == "budget":
+        return errors.BudgetExhausted()
+    if status == "rate_limited":
+        return errors.RateLimited(details={"retry_after": max(1, -(-int(reply[1]) // 1000))})
+    if status == "not_eligible":
+        return errors.NotEligible(details={"reason": "audience"})
+    if status == "ended":
+        return errors.CampaignNotActive("the grab window has closed", details={"status": "ended"})
+    return errors.CampaignNotActive(details={"status": reply[1] if len(reply) > 1 else status})
+
+
+async def _holders(template_id: int) -> dict[int, int]:
+    rows = (
+        await Voucher.filter(template_id=template_id)
+        .annotate(n=Count("id"))
+        .group_by("customer_id")
+        .values_list("customer_id", "n")
+    )
+    return {int(customer): int(n) for customer, n in rows}

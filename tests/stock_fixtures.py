@@ -1,0 +1,63 @@
+"""A live coupon for grab tests: a running campaign with one coupon, loaded into Redis,
+and customers with real access tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from models.campaigns import Campaign, CouponTemplate
+from models.customers import Customer
+from server.access import Principal
+from server.keys import SETTINGS, STOCK
+from services.tokens import issue_access_token
+
+
+@dataclass
+class LiveCoupon:
+    campaign: Campaign
+    template: CouponTemplate
+
+    @property
+    def grab_path(self) -> str:
+        return f"/api/v1/coupons/{self.template.id}/grab"
+
+
+async def live_coupon(
+    client: TestClient,
+    *,
+    stock: int = 10,
+    per_user_limit: int = 1,
+    face_value: int = 1000,
+    budget_limit: int | None = None,
+    opens_at: datetime | None = None,
+    status: str = "active",
+    campaign: dict[str, Any] | None = None,
+) -> LiveCoupon:
+    now = datetime.now(UTC)
+    row = await Campaign.create(
+        type="flash_sale", status=status, content={"zh-CN": {"title": "秒杀"}}, channels=["miniprogram"],
+        starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), budget_limit=budget_limit,
+        created_by=1, **(campaign or {}),
+    )  # fmt: skip
+    template = await CouponTemplate.create(
+        campaign=row, kind="fixed", title={"zh-CN": "立减"}, face_value=face_value, total_stock=stock,
+        per_user_limit=per_user_limit, grab_starts_at=opens_at, validity_kind="relative", valid_days=7,
+    )  # fmt: skip
+    await client.server.app[STOCK].load_campaign(row.id)
+    return LiveCoupon(row, template)
+
+
+async def customers(client: TestClient, count: int, prefix: str = "o_grab") -> list[dict[str, str]]:
+    """``count`` customers and the Authorization headers of their real access tokens."""
+    settings = client.server.app[SETTINGS]
+    rows = await Customer.bulk_create([Customer(openid=f"{prefix}_{i}") for i in range(count)])
+    if not rows or rows[0].id is None:  # some backends do not return ids from bulk inserts
+        rows = await Customer.filter(openid__startswith=f"{prefix}_").order_by("id")
+    return [
+        {"Authorization": "Bearer " + issue_access_token(settings.secret_key, Principal("customer", c.id), 900)}
+        for c in rows
+    ]

@@ -1,0 +1,150 @@
+"""Coupon grabs under real concurrency, against real Redis and the real database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from models.campaigns import Campaign
+from models.vouchers import Voucher
+from server.keys import REDIS
+from services.claims import ClaimsWorker
+from services.stock_keys import CampaignKeys
+from tests.helpers import error_of
+from tests.stock_fixtures import customers, live_coupon
+
+
+async def _drain(client) -> None:
+    await ClaimsWorker(client.server.app[REDIS], min_idle_ms=0).drain()
+
+
+async def _statuses(resps) -> list[int]:
+    return sorted(r.status for r in resps)
+
+
+async def test_stock_of_one_with_64_customers_at_once(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    coupon = await live_coupon(client, stock=1)
+    auths = await customers(client, 64)
+    resps = await asyncio.gather(*(client.post(coupon.grab_path, headers=a) for a in auths))
+    assert (await _statuses(resps)).count(201) == 1
+    for resp in resps:
+        if resp.status != 201:
+            assert resp.status == 409 and (await error_of(resp))["code"] == "coupon_sold_out"
+    await _drain(client)
+    assert await Voucher.filter(template_id=coupon.template.id).count() == 1
+
+
+async def test_stock_of_100_with_1000_customers(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    coupon = await live_coupon(client, stock=100)
+    auths = await customers(client, 1000)
+    resps = await asyncio.gather(*(client.post(coupon.grab_path, headers=a) for a in auths))
+    statuses = await _statuses(resps)
+    assert statuses.count(201) == 100 and statuses.count(409) == 900
+    await _drain(client)
+    assert await Voucher.filter(template_id=coupon.template.id).count() == 100
+    owners = await Voucher.filter(template_id=coupon.template.id).values_list("customer_id", flat=True)
+    assert len(set(owners)) == 100
+    redis = client.server.app[REDIS]
+    assert int(await redis.hget(CampaignKeys(coupon.campaign.id).coupon(coupon.template.id), "stock")) == 0
+
+
+async def test_one_customer_limit_two_with_50_requests_at_once(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000, grab_user_max=1000)
+    coupon = await live_coupon(client, stock=100, per_user_limit=2)
+    [auth] = await customers(client, 1)
+    resps = await asyncio.gather(*(client.post(coupon.grab_path, headers=auth) for _ in range(50)))
+    statuses = await _statuses(resps)
+    assert statuses.count(201) == 2 and statuses.count(409) == 48
+    await _drain(client)
+    assert await Voucher.filter(template_id=coupon.template.id).count() == 2
+
+
+async def test_budget_stops_issuance(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    coupon = await live_coupon(client, stock=10, face_value=1000, budget_limit=3500)
+    auths = await customers(client, 10)
+    resps = await asyncio.gather(*(client.post(coupon.grab_path, headers=a) for a in auths))
+    statuses = await _statuses(resps)
+    assert statuses.count(201) == 3
+    codes = {(await error_of(r))["code"] for r in resps if r.status != 201}
+    assert codes == {"budget_exhausted"}
+    await _drain(client)
+    assert (await Campaign.get(id=coupon.campaign.id)).budget_spent == 3000
+
+
+async def test_grab_before_opening_then_at_opening(client):
+    opens = datetime.now(UTC) + timedelta(seconds=1)
+    coupon = await live_coupon(client, opens_at=opens)
+    [auth] = await customers(client, 1)
+    resp = await client.post(coupon.grab_path, headers=auth)
+    assert resp.status == 409
+    error = await error_of(resp)
+    assert error["code"] == "grab_not_started"
+    assert datetime.fromisoformat(error["details"]["opens_at"]) == opens
+    assert datetime.fromisoformat(error["details"]["server_time"]) < opens
+    await asyncio.sleep((opens - datetime.now(UTC)).total_seconds() + 0.01)
+    resp = await client.post(coupon.grab_path, headers=auth)
+    assert resp.status == 201, await resp.text()
+
+
+async def test_idempotency_key_returns_the_first_answer(client):
+    coupon = await live_coupon(client, per_user_limit=5)
+    [auth] = await customers(client, 1)
+    first = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-1"})
+    again = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-1"})
+    assert first.status == again.status == 201
+    assert (await first.json()) == (await again.json())
+    other = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-2"})
+    assert (await other.json())["voucher"]["id"] != (await first.json())["voucher"]["id"]
+    await _drain(client)
+    assert await Voucher.filter(template_id=coupon.template.id).count() == 2
+    resp = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "bad key!"})
+    assert resp.status == 422
+
+
+async def test_a_hammering_customer_is_rate_limited(client_with):
+    client = await client_with(grab_user_max=5, grab_user_window_ms=60_000)
+    coupon = await live_coupon(client, stock=100, per_user_limit=100)
+    [auth] = await customers(client, 1)
+    resps = [await client.post(coupon.grab_path, headers=auth) for _ in range(7)]
+    assert [r.status for r in resps] == [201] * 5 + [429] * 2
+    assert int(resps[-1].headers["Retry-After"]) >= 1
+    assert (await error_of(resps[-1]))["code"] == "rate_limited"
+
+
+async def test_a_hammering_address_is_rate_limited(client_with):
+    client = await client_with(grab_ip_rate=1, grab_ip_burst=3)
+    coupon = await live_coupon(client, stock=100)
+    auths = await customers(client, 5)
+    resps = [await client.post(coupon.grab_path, headers=a) for a in auths]
+    assert [r.status for r in resps] == [201, 201, 201, 429, 429]
+    assert resps[-1].headers["Retry-After"] == "1"
+
+
+async def test_paused_ended_and_unknown(client):
+    [auth] = await customers(client, 1)
+    paused = await live_coupon(client, status="paused")
+    resp = await client.post(paused.grab_path, headers=auth)
+    assert (await error_of(resp))["code"] == "campaign_not_active"
+    ended = await live_coupon(client, status="ended")
+    resp = await client.post(ended.grab_path, headers=auth)
+    assert (await error_of(resp))["code"] == "campaign_not_active"
+    resp = await client.post("/api/v1/coupons/999999/grab", headers=auth)
+    assert resp.status == 404
+    resp = await client.post(paused.grab_path)
+    assert resp.status == 401
+
+
+async def test_response_is_the_voucher(client):
+    coupon = await live_coupon(client)
+    [auth] = await customers(client, 1)
+    resp = await client.post(coupon.grab_path, headers=auth)
+    voucher = (await resp.json())["voucher"]
+    assert voucher["coupon_id"] == coupon.template.id and voucher["status"] == "available"
+    valid_from = datetime.fromisoformat(voucher["valid_from"])
+    assert datetime.fromisoformat(voucher["valid_until"]) - valid_from == timedelta(days=7)
+    await _drain(client)
+    row = await Voucher.get(claim_id=voucher["id"])
+    assert row.code == voucher["code"] and row.valid_until == datetime.fromisoformat(voucher["valid_until"])
