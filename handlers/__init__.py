@@ -9,6 +9,7 @@ from handlers.admin import auth as admin_auth
 from handlers.admin import budget as admin_budget
 from handlers.admin import calendar as admin_calendar
 from handlers.admin import campaigns as admin_campaigns
+from handlers.admin import coupons as admin_coupons
 from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import media as admin_media
 from handlers.admin import stores as admin_stores
@@ -16,6 +17,7 @@ from handlers.admin import themes as admin_themes
 from handlers.customer import auth as customer_auth
 from handlers.customer import coupons as customer_coupons
 from handlers.customer import me as customer_me
+from handlers.customer import vouchers as customer_vouchers
 from handlers.staff import auth as staff_auth
 from server.routing import RouteTable
 
@@ -24,9 +26,9 @@ def all_routes() -> RouteTable:
     table = RouteTable()
     modules = (
         system, media,
-        customer_auth, customer_me, customer_coupons,
+        customer_auth, customer_me, customer_coupons, customer_vouchers,
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
-        admin_exclusivity, admin_budget, admin_audit,
+        admin_exclusivity, admin_budget, admin_audit, admin_coupons,
         staff_auth,
     )  # fmt: skip
     for module in modules:

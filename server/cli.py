@@ -1,15 +1,20 @@
-"""Command line: `python -m server [serve|migrate|create-admin]`."""
+"""Command line: `python -m server [serve|migrate|create-admin|worker|reconcile-stock]`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from server import logs
 from server.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def _serve(settings: Settings) -> None:
@@ -48,6 +53,59 @@ async def _create_admin(settings: Settings, username: str, password: str, role: 
     print(f"created admin {admin.username!r} (id {admin.id}, role {admin.role})", flush=True)
 
 
+async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[None]]) -> None:
+    """Open the database and Redis as the server would, run ``job``, close them."""
+    from redis.asyncio import Redis
+
+    from server.db import apply_migrations, open_orm
+
+    if settings.redis_url is None:
+        raise SettingsError("set REDIS_URL: this command works on the Redis the servers use")
+    if settings.auto_migrate:
+        await apply_migrations(settings.database_url)
+    ctx = await open_orm(settings.database_url)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await job(redis)
+    finally:
+        await redis.aclose()
+        await ctx.close_connections()
+
+
+async def _worker(settings: Settings) -> None:
+    """The background workers alone, without HTTP (scale them apart from the servers)."""
+    from server.workers import claims_worker, scheduler_loop
+    from services.stock import Stock
+
+    async def job(redis: Redis) -> None:
+        print("worker running (scheduler + claims); Ctrl-C stops it", flush=True)
+        await asyncio.gather(
+            scheduler_loop(redis, Stock(redis), settings.scheduler_interval),
+            claims_worker(redis, settings).run_forever(),
+        )
+
+    await _with_resources(settings, job)
+
+
+async def _reconcile(settings: Settings, coupon_id: int | None) -> None:
+    from server.workers import claims_worker
+    from services import reconcile
+    from services.stock import Stock
+
+    async def job(redis: Redis) -> None:
+        reports = await reconcile.reconcile(Stock(redis), claims_worker(redis, settings), coupon_id)
+        for r in reports:
+            state = "repaired" if r.repaired else "ok"
+            print(
+                f"coupon {r.coupon_id} (campaign {r.campaign_id}): issued {r.issued}, stock {r.stock_before} -> "
+                f"{r.stock_after}, holders {r.holders_before} -> {r.holders_after}: {state}",
+                flush=True,
+            )
+        print(f"{len(reports)} coupon(s) reconciled", flush=True)
+
+    await _with_resources(settings, job)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="WeChat campaign backend")
     sub = parser.add_subparsers(dest="command")
@@ -57,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
     create.add_argument("--role", required=True, choices=["operator", "reviewer", "approver", "superadmin"])
+    sub.add_parser("worker", help="run the background workers (scheduler, claims) without HTTP")
+    reconcile_cmd = sub.add_parser("reconcile-stock", help="rebuild Redis stock counters from the database")
+    reconcile_cmd.add_argument("--coupon", type=int, default=None, help="only this coupon (id)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -70,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             _serve(settings)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "worker":
+            asyncio.run(_worker(settings))
+        elif args.command == "reconcile-stock":
+            asyncio.run(_reconcile(settings, args.coupon))
         elif args.command == "create-admin":
             asyncio.run(_create_admin(settings, args.username, args.password, args.role))
     except SettingsError as exc:

@@ -78,7 +78,7 @@ class Stock:
             await self._load_audience(campaign)
         loaded = 0
         for template in await CouponTemplate.filter(campaign_id=campaign.id):
-            holders = await _holders(template.id)
+            holders = await holders_of(template.id)
             issued = sum(holders.values())
             opens = template.grab_starts_at or campaign.starts_at
             args: list[Any] = [
@@ -206,7 +206,8 @@ def _refusal(status: str, reply: list[str], info: CouponInfo, now: datetime) -> 
     return errors.CampaignNotActive(details={"status": reply[1] if len(reply) > 1 else status})
 
 
-async def _holders(template_id: int) -> dict[int, int]:
+async def holders_of(template_id: int) -> dict[int, int]:
+    """Vouchers per customer of one coupon, from the database."""
     rows = (
         await Voucher.filter(template_id=template_id)
         .annotate(n=Count("id"))
