@@ -15,6 +15,7 @@ from server.keys import REDIS, SETTINGS, STOCK
 from server.settings import Settings
 from services import review, stock_sync
 from services.claims import ClaimsWorker
+from services.shielded import run_to_end
 from services.stock import Stock
 
 log = logging.getLogger("wxcampaign.workers")
@@ -34,7 +35,7 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
     if not await redis.set(_SCHEDULER_LOCK, token, nx=True, px=max(1000, int(hold_seconds * 1000))):
         return []
     try:
-        done = await review.run_due()
+        done = await run_to_end(review.run_due())
         for campaign_id, status in done:
             log.info("scheduler: campaign %d is now %s", campaign_id, status)
             await stock_sync.after_transition(stock, campaign_id, status)
@@ -46,14 +47,18 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
 async def scheduler_loop(redis: Redis, stock: Stock, interval: float) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
-    while True:
+    me = asyncio.current_task()
+    # Checked each pass: a library may swallow the CancelledError it was given.
+    while me is None or not me.cancelling():
         try:
             await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
-        except asyncio.CancelledError:
-            raise
         except Exception:  # a failed pass must not kill the loop; the next one retries
+            # A cancellation swallowed by a client library must still stop the loop.
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError from None
             log.exception("scheduler pass failed")
         await asyncio.sleep(interval)
+    raise asyncio.CancelledError
 
 
 def claims_worker(redis: Redis, settings: Settings) -> ClaimsWorker:

@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
+from services.shielded import run_to_end
 from services.stock import AnyRedis, random_token
 from services.stock_keys import CONSUMER_GROUP, STREAMS_REGISTRY
 
@@ -175,7 +176,8 @@ class ClaimsWorker:
             if not raw:
                 continue
             entries = [_parse(entry_id, fields) for entry_id, fields in raw.items() if fields]
-            await persist(entries)
+            # Cancelled here, the batch still commits; it just stays unacknowledged.
+            await run_to_end(persist(entries))
             ids = list(raw)
             await self.redis.xack(stream, CONSUMER_GROUP, *ids)
             await self.redis.xdel(stream, *ids)
@@ -193,13 +195,18 @@ class ClaimsWorker:
         return total
 
     async def run_forever(self, idle_sleep: float = 0.05) -> None:
-        while True:
+        me = asyncio.current_task()
+        # Checked each pass: a library may swallow the CancelledError it was given.
+        while me is None or not me.cancelling():
             try:
                 handled = await self.run_once()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # a failed pass must not kill the worker; entries stay pending
+                # A cancellation that arrived inside a client library may surface as
+                # another exception (redis-py turns some into ConnectionError): honour it.
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from None
                 log.exception("claims pass failed")
                 handled = 0
             if handled == 0:
                 await asyncio.sleep(idle_sleep)
+        raise asyncio.CancelledError
