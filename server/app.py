@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from handlers import all_routes
 from handlers.system import add_docs_static
@@ -23,9 +24,18 @@ from server.settings import Settings
 from server.workers import workers_ctx
 from services.coupon_cache import CouponCache
 from services.ip_limiter import IpLimiter
-from services.stock import Stock
+from services.stock import AnyRedis, Stock
 
 log = logging.getLogger("wxcampaign.server")
+
+
+def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
+    """A client for one Redis or a Redis Cluster. Bounded timeouts: a dead Redis must
+    fail a request quickly (503), not hang it."""
+    options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, health_check_interval=30, **options)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -63,8 +73,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = await start_embedded_redis(settings.data_dir)
         url = embedded.url
         log.info("started embedded redis-server at %s", url)
-    # Bounded timeouts: a dead Redis must fail a request quickly (503), not hang it.
-    client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+    client = connect_redis(url, cluster=settings.redis_cluster)
     app[REDIS] = client
     app[STOCK] = Stock(client)
     try:

@@ -55,8 +55,7 @@ async def _create_admin(settings: Settings, username: str, password: str, role: 
 
 async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[None]]) -> None:
     """Open the database and Redis as the server would, run ``job``, close them."""
-    from redis.asyncio import Redis
-
+    from server.app import connect_redis
     from server.db import apply_migrations, open_orm
 
     if settings.redis_url is None:
@@ -64,7 +63,7 @@ async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[N
     if settings.auto_migrate:
         await apply_migrations(settings.database_url)
     ctx = await open_orm(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url, cluster=settings.redis_cluster)
     try:
         await job(redis)
     finally:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     pass
 
 SETTINGS = web.AppKey("settings", Settings)
+#: One Redis, or a RedisCluster client (REDIS_CLUSTER=true): the same commands serve both.
 REDIS = web.AppKey("redis", Redis)
 ORM = web.AppKey("orm", "TortoiseContext")
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)

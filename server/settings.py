@@ -80,6 +80,8 @@ class Settings:
     database_url: str = "sqlite://data/app.sqlite3"
     #: None means: start a local redis-server under data_dir (embedded mode).
     redis_url: str | None = None
+    # REDIS_URL names one node of a Redis Cluster (the client discovers the rest).
+    redis_cluster: bool = False
     secret_key: str = DEFAULT_SECRET
     auto_migrate: bool = True
     #: None means: no real app; the server mounts the WeChat emulator at /_wechat.
@@ -160,6 +162,7 @@ class Settings:
             "data_dir": data_dir,
             "database_url": _str(env, "DATABASE_URL", f"sqlite://{data_dir}/app.sqlite3"),
             "redis_url": _str(env, "REDIS_URL", None),
+            "redis_cluster": _bool(env, "REDIS_CLUSTER", False),
             "secret_key": _str(env, "SECRET_KEY", DEFAULT_SECRET),
             "auto_migrate": _bool(env, "AUTO_MIGRATE", app_env != "production"),
             "wechat_appid": _str(env, "WECHAT_APPID", None),
@@ -202,6 +205,8 @@ class Settings:
             raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
             raise SettingsError("DATABASE_URL must be a sqlite:// or postgres:// URL")
+        if self.redis_cluster and self.redis_url is None:
+            raise SettingsError("REDIS_CLUSTER needs REDIS_URL (a node of the cluster)")
         if (self.wechat_appid is None) != (self.wechat_secret is None):
             raise SettingsError("WECHAT_APPID and WECHAT_SECRET must be set together")
         if len(self.secret_key) < 32:

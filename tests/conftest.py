@@ -19,11 +19,12 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from server.app import create_app
 from server.db import apply_migrations
 from server.settings import Settings
-from tests.infra import PostgresCluster, RedisServer, free_port
+from tests.infra import PostgresCluster, RedisClusterServers, RedisServer, free_port
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 BACKENDS = ("sqlite", "postgres")
@@ -38,6 +39,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         chosen = metafunc.config.getoption("--db")
         backends = BACKENDS if chosen == "all" else (chosen,)
         metafunc.parametrize("db_backend", backends, scope="session")
+    if metafunc.definition.get_closest_marker("both_redis"):
+        # The stock scripts must run unchanged on one Redis and on a Redis Cluster.
+        metafunc.parametrize("redis_kind", ["redis", "redis-cluster"])
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +54,19 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_kind() -> str:
+    """Which Redis the app gets: "redis", or "redis-cluster" for tests marked both_redis."""
+    return "redis"
 
 
 @pytest.fixture
@@ -125,19 +142,31 @@ async def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+async def settings(
+    database_url: str, redis_url: str, tmp_path: Path, redis_kind: str, request: pytest.FixtureRequest
+) -> Settings:
+    if redis_kind == "redis-cluster":
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        client = RedisCluster.from_url(cluster.url)
+        await client.flushall()
+        await client.aclose()
+        return _settings(database_url, tmp_path, redis_url=cluster.url, redis_cluster=True)
+    return _settings(database_url, tmp_path, redis_url=redis_url)
+
+
+def _settings(database_url: str, tmp_path: Path, **redis: Any) -> Settings:
     return Settings.from_env(
         env={},
         app_env="test",
         port=free_port(),
         data_dir=tmp_path / "data",
         database_url=database_url,
-        redis_url=redis_url,
         secret_key=TEST_SECRET,
         auto_migrate=False,
         wechat_timeout=1.0,
         wechat_max_retries=2,
         run_workers=False,
+        **redis,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -115,3 +116,96 @@ class PostgresCluster:
             check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus port (port + 10000) is free and valid too."""
+    rng = random.Random()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = rng.randint(20000, 50000)
+        if port not in ports and _bindable(port) and _bindable(port + 10000):
+            ports.append(port)
+    return ports
+
+
+@dataclass
+class RedisClusterServers:
+    """Three masters on loopback, joined with `redis-cli --cluster create`."""
+
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes]]
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    @classmethod
+    def start(cls) -> RedisClusterServers:
+        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("redis-server / redis-cli are not installed: run ./scripts/test")
+        workdir = Path(tempfile.mkdtemp(prefix="wxc-cluster-"))
+        ports = _cluster_ports(3)
+        processes = []
+        for port in ports:
+            node_dir = workdir / str(port)
+            node_dir.mkdir()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        binary,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node_dir / "nodes.conf"),
+                        "--dir",
+                        str(node_dir),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in ports:
+            _wait_for_port(port, 10, "redis-server (cluster node)")
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+        )  # fmt: skip
+        # Wait until every node agrees the cluster is up.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run([cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True).stdout
+                for p in ports
+            ]
+            if all("cluster_state:ok" in s for s in states):
+                return cls(ports, processes, workdir)
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not come up")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from models.campaigns import Campaign
 from models.vouchers import Voucher
 from server.keys import REDIS
@@ -12,6 +14,8 @@ from services.claims import ClaimsWorker
 from services.stock_keys import CampaignKeys
 from tests.helpers import error_of
 from tests.stock_fixtures import customers, live_coupon
+
+pytestmark = pytest.mark.both_redis
 
 
 async def _drain(client) -> None:

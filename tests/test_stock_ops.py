@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
 from models.participations import Participation
@@ -21,6 +23,9 @@ from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_ad
 from tests.stock_fixtures import customers, live_coupon
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+pytestmark = pytest.mark.both_redis
 
 
 async def _grab_all(client, coupon, auths) -> list[int]:
@@ -100,7 +105,8 @@ async def test_reconcile_command(client_with, settings):
     await _grab_all(client, coupon, await customers(client, 2))
     await redis.hset(CampaignKeys(coupon.campaign.id).coupon(coupon.template.id), "stock", 99)  # drift
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-           "SECRET_KEY": settings.secret_key, "APP_ENV": "test", "AUTO_MIGRATE": "false"}  # fmt: skip
+           "SECRET_KEY": settings.secret_key, "APP_ENV": "test", "AUTO_MIGRATE": "false",
+           "REDIS_CLUSTER": "true" if settings.redis_cluster else "false"}  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "reconcile-stock", "--coupon", str(coupon.template.id), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
