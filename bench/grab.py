@@ -141,8 +141,10 @@ class OurServer:
     database_url: str
 
 
-def start_ours(stack: contextlib.ExitStack, redis_url: str, database_url: str | None) -> OurServer:
-    env = {**SERVER_ENV, "REDIS_URL": redis_url}
+def start_ours(stack: contextlib.ExitStack, redis_url: str, database_url: str | None, worker_apart: bool) -> OurServer:
+    """The real server; with ``worker_apart`` its background workers (scheduler, claims)
+    run in `python -m server worker` beside it instead of in its event loop."""
+    env = {**SERVER_ENV, "REDIS_URL": redis_url, "RUN_WORKERS": "false" if worker_apart else "true"}
     if database_url:
         env["DATABASE_URL"] = database_url
     server = start_server(env)
@@ -151,6 +153,11 @@ def start_ours(stack: contextlib.ExitStack, redis_url: str, database_url: str | 
     stack.callback(shutil.rmtree, server.data_dir, ignore_errors=True)
     stack.callback(stop_process, server.process)
     env.update(DATA_DIR=str(server.data_dir), DATABASE_URL=database_url or f"sqlite://{server.data_dir}/app.sqlite3")
+    if worker_apart:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "server", "worker"], cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL
+        )
+        stack.callback(stop_process, worker)
     return OurServer(server.url, server.process.pid, env, env["DATABASE_URL"])
 
 
@@ -539,6 +546,9 @@ def parse_args() -> argparse.Namespace:
     where.add_argument("--postgres", action="store_true", help="our server on the bench's PostgreSQL cluster")
     where.add_argument("--database-url", help="our server's database (default: SQLite in its temp DATA_DIR)")
     parser.add_argument("--redis-url", help="an existing Redis for ours and bare Lua (default: one the bench starts)")
+    parser.add_argument(
+        "--worker-apart", action="store_true", help="RUN_WORKERS=false and `python -m server worker` beside the server"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy our server during its first measured run (raw output)")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
@@ -576,7 +586,7 @@ def prepare_ours(
     stack: contextlib.ExitStack, args: argparse.Namespace, cluster: PostgresCluster, redis_url: str
 ) -> tuple[OurServer, Coupon, Target, float]:
     """Our server with a live flash sale and its customers logged in."""
-    ours = start_ours(stack, redis_url, cluster.url("app") if args.postgres else args.database_url)
+    ours = start_ours(stack, redis_url, cluster.url("app") if args.postgres else args.database_url, args.worker_apart)
     say(f"our server at {ours.url} on {ours.database_url.split('://')[0]}, Redis {redis_url}")
     create_operator(ours)
     coupon = asyncio.run(launch_campaign(ours.url, args.stock))
@@ -635,6 +645,7 @@ def main() -> int:
 
 def report(args: argparse.Namespace, outcome: Outcome) -> None:
     database = "PostgreSQL" if args.postgres else ("the given database" if args.database_url else "SQLite")
+    database += ", workers in `python -m server worker`" if args.worker_apart else ", workers in-process"
     print(
         f"coupon grab: {args.customers:,} customers (logged in through the emulator in {outcome.login_s:.0f} s, "
         f"{args.customers / outcome.login_s:.0f}/s), stock {args.stock:,}, limit 1 per customer; baselines: "
