@@ -7,13 +7,14 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 from server.keys import REDIS, SETTINGS, STOCK
 from server.settings import Settings
-from services import review, stock_sync
+from services import audience_facts, review, stock_sync
 from services.claims import ClaimsWorker
 from services.shielded import run_to_end
 from services.stock import Stock
@@ -44,6 +45,17 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]
 
 
+async def daily_facts_pass(redis: Redis) -> bool:
+    """Recompute every customer's windowed facts once per UTC day, in one process: the
+    windows (spend in 30 days, ...) slide with time even when nobody buys anything."""
+    today = datetime.now(UTC).date().isoformat()
+    if not await redis.set(f"lock:facts-recompute:{today}", "1", nx=True, ex=2 * 86400):
+        return False
+    batches = await run_to_end(audience_facts.recompute_facts())
+    log.info("recomputed customer facts for %s (%d batches)", today, batches)
+    return True
+
+
 async def scheduler_loop(redis: Redis, stock: Stock, interval: float) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
@@ -52,6 +64,7 @@ async def scheduler_loop(redis: Redis, stock: Stock, interval: float) -> None:
     while me is None or not me.cancelling():
         try:
             await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
+            await daily_facts_pass(redis)
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():

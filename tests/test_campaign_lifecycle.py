@@ -284,3 +284,18 @@ async def test_scheduler_catches_up_on_start(client_with, monkeypatch):
     actions = await AuditEntry.filter(entity_id=cid).order_by("id").values_list("action", flat=True)
     assert actions[-2:] == ["campaign.activate", "campaign.finish"]
 
+
+async def test_customer_facts_are_recomputed_once_a_day(client):
+    from datetime import date
+
+    from models.audience import CustomerDailyActivity, CustomerFacts
+    from models.customers import Customer
+    from server.workers import daily_facts_pass
+
+    customer = await Customer.create(openid="o_facts")
+    await CustomerDailyActivity.create(customer=customer, day=date.today() - timedelta(days=40), spend=5000, visits=1)
+    redis = client.server.app[REDIS]
+    assert await daily_facts_pass(redis) is True
+    facts = await CustomerFacts.get(customer_id=customer.id)
+    assert (facts.spend_30d, facts.spend_90d) == (0, 5000)
+    assert await daily_facts_pass(redis) is False  # once a day, whichever process gets there
