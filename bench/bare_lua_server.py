@@ -64,7 +64,7 @@ async def grab(request: web.Request) -> web.Response:
         reply = await request.app[GRAB](
             keys=[
                 KEYS.coupon(TEMPLATE_ID), KEYS.holders(TEMPLATE_ID), KEYS.budget, KEYS.stream,
-                KEYS.idempotency(int(uid), "-"), KEYS.rate(int(uid)), KEYS.audience,
+                KEYS.idempotency(int(uid), TEMPLATE_ID, "-"), KEYS.rate(int(uid)), KEYS.audience,
             ],
             args=[uid, now_ms, token(20), token(16), TEMPLATE_ID, IDEMPOTENCY_TTL_SECONDS, USER_MAX, USER_WINDOW_MS,
                   "0"],

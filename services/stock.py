@@ -7,12 +7,14 @@ services.claims for the stream → database path and services.reconcile for repa
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from tortoise.functions import Count
@@ -22,6 +24,8 @@ from models.vouchers import Voucher
 from services import errors
 from services.coupon_cache import CouponInfo
 from services.stock_keys import STREAMS_REGISTRY, CampaignKeys, recent_claims_key
+
+log = logging.getLogger("wxcampaign.stock")
 
 AnyRedis = Redis | RedisCluster
 _LUA = Path(__file__).parent / "lua"
@@ -138,7 +142,8 @@ class Stock:
         raw = await self._grab(
             keys=[
                 keys.coupon(info.template_id), keys.holders(info.template_id), keys.budget, keys.stream,
-                keys.idempotency(customer_id, idempotency_key or "-"), keys.rate(customer_id), keys.audience,
+                keys.idempotency(customer_id, info.template_id, idempotency_key or "-"), keys.rate(customer_id),
+                keys.audience,
             ],
             args=[
                 customer_id, _ms(now), random_token(20), random_token(16), info.template_id,
@@ -148,7 +153,17 @@ class Stock:
         return [part.decode() if isinstance(part, bytes) else str(part) for part in raw]
 
     async def _remember(self, customer_id: int, info: CouponInfo, claim: Claim) -> None:
-        """Read-your-writes: the wallet shows this claim before the worker persists it."""
+        """Read-your-writes: the wallet shows this claim before the worker persists it.
+
+        Best effort: the grab has already succeeded, so a failure here must not turn the
+        answer into an error (the claim still reaches the wallet through the database).
+        """
+        try:
+            await self._remember_now(customer_id, info, claim)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            log.warning("could not record a recent claim for read-your-writes")
+
+    async def _remember_now(self, customer_id: int, info: CouponInfo, claim: Claim) -> None:
         key = recent_claims_key(customer_id)
         entry = json.dumps(
             {

@@ -37,8 +37,9 @@ class CampaignKeys:
     def audience(self) -> str:
         return f"{self.tag}:audience"
 
-    def idempotency(self, customer_id: int, key: str) -> str:
-        return f"{self.tag}:idem:{customer_id}:{key}"
+    def idempotency(self, customer_id: int, template_id: int, key: str) -> str:
+        # Per coupon: the same key sent for another coupon is another request.
+        return f"{self.tag}:idem:{customer_id}:{template_id}:{key}"
 
     def rate(self, customer_id: int) -> str:
         return f"{self.tag}:rate:{customer_id}"

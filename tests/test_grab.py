@@ -152,3 +152,13 @@ async def test_response_is_the_voucher(client):
     await _drain(client)
     row = await Voucher.get(claim_id=voucher["id"])
     assert row.code == voucher["code"] and row.valid_until == datetime.fromisoformat(voucher["valid_until"])
+
+
+async def test_an_idempotency_key_is_per_coupon(client):
+    first = await live_coupon(client)
+    second = await live_coupon(client)
+    [auth] = await customers(client, 1)
+    a = await client.post(first.grab_path, headers={**auth, "Idempotency-Key": "same"})
+    b = await client.post(second.grab_path, headers={**auth, "Idempotency-Key": "same"})
+    assert a.status == b.status == 201
+    assert (await a.json())["voucher"]["coupon_id"] != (await b.json())["voucher"]["coupon_id"]
