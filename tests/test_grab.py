@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.campaigns import Campaign
+from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
-from server.keys import REDIS
+from server.keys import REDIS, STOCK
 from services.claims import ClaimsWorker
 from services.stock_keys import CampaignKeys
 from tests.helpers import error_of
@@ -155,10 +155,16 @@ async def test_response_is_the_voucher(client):
 
 
 async def test_an_idempotency_key_is_per_coupon(client):
+    """Two coupons of one campaign (one hash tag): the same key on each is two requests."""
     first = await live_coupon(client)
-    second = await live_coupon(client)
+    other = await CouponTemplate.create(
+        campaign=first.campaign, kind="fixed", title={"zh-CN": "另一张"}, face_value=500, total_stock=5,
+        per_user_limit=1, validity_kind="relative", valid_days=7,
+    )  # fmt: skip
+    await client.server.app[STOCK].load_campaign(first.campaign.id)
     [auth] = await customers(client, 1)
     a = await client.post(first.grab_path, headers={**auth, "Idempotency-Key": "same"})
-    b = await client.post(second.grab_path, headers={**auth, "Idempotency-Key": "same"})
+    b = await client.post(f"/api/v1/coupons/{other.id}/grab", headers={**auth, "Idempotency-Key": "same"})
     assert a.status == b.status == 201
-    assert (await a.json())["voucher"]["coupon_id"] != (await b.json())["voucher"]["coupon_id"]
+    assert (await a.json())["voucher"]["coupon_id"] == first.template.id
+    assert (await b.json())["voucher"]["coupon_id"] == other.id
