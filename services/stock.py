@@ -6,6 +6,7 @@ services.claims for the stream → database path and services.reconcile for repa
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -37,9 +38,14 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 STATE_OF_STATUS = {"scheduled": "open", "active": "open", "paused": "paused"}
 
 
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+
+
 def random_token(length: int) -> str:
-    """``length`` base32 characters, 5 random bits each."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """``length`` base32 characters, 5 random bits each, from one urandom call (on the
+    grab path: a character at a time costs ~70 system calls per grab)."""
+    raw = base64.b32encode(secrets.token_bytes((length * 5 + 7) // 8))
+    return raw.translate(_TO_CROCKFORD)[:length].decode()
 
 
 def _ms(moment: datetime) -> int:

@@ -168,3 +168,26 @@ async def test_an_idempotency_key_is_per_coupon(client):
     assert a.status == b.status == 201
     assert (await a.json())["voucher"]["coupon_id"] == first.template.id
     assert (await b.json())["voucher"]["coupon_id"] == other.id
+
+
+async def test_coupon_cache_loads_once_for_many_waiters_and_serves_stale_while_reloading(client, monkeypatch):
+    from services import coupon_cache
+
+    coupon = await live_coupon(client)
+    loads = 0
+    real_load = coupon_cache.load_info
+
+    async def counting_load(template_id: int):
+        nonlocal loads
+        loads += 1
+        return await real_load(template_id)
+
+    monkeypatch.setattr(coupon_cache, "load_info", counting_load)
+    cache = coupon_cache.CouponCache(ttl=0.2)
+    infos = await asyncio.gather(*(cache.get(coupon.template.id) for _ in range(50)))
+    assert loads == 1 and all(i.template_id == coupon.template.id for i in infos)
+    await asyncio.sleep(0.25)  # expired: the next gets answer at once from the stale entry
+    again = await asyncio.gather(*(cache.get(coupon.template.id) for _ in range(50)))
+    assert all(i is infos[0] for i in again)
+    await asyncio.sleep(0.05)
+    assert loads == 2  # one background reload for all of them
