@@ -35,7 +35,6 @@ FACE_VALUE = 1000
 #: The per-customer throttle is in the script; set high, as the bench sets our server's.
 USER_MAX, USER_WINDOW_MS = 1_000_000, 10_000
 KEYS = CampaignKeys(CAMPAIGN_ID)
-REDIS: web.AppKey[Redis] = web.AppKey("redis", Redis)
 GRAB: web.AppKey[AsyncScript] = web.AppKey("grab", AsyncScript)
 
 
@@ -87,7 +86,6 @@ def create_app(redis_url: str, stock: int) -> web.Application:
         # The same client settings as the server's (server/app.py).
         client = Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
         await load_coupon(client, stock)
-        app[REDIS] = client
         app[GRAB] = client.register_script((LUA / "grab.lua").read_text())
         yield
         await client.aclose()

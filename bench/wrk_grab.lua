@@ -1,14 +1,16 @@
--- The coupon-grab driver. Like wrk_report.lua (one request per line of a file:
--- "<method>\t<path>\t<authorization or ->\t<body or ->"), with two differences a grab
--- benchmark needs:
---  * each thread walks its own interleaved share of the list, starting at an offset
---    (args: file, offset, threads), so while the list lasts no two requests of a run
---    carry the same customer, and the next run can start where this one stopped;
---  * answers are counted by status, so the summary tells 201 from 409 and 429.
+-- The coupon-grab driver. Like wrk_report.lua (one request per line:
+-- "<method>\t<path>\t<authorization or ->\t<body or ->"), with what a grab benchmark needs:
+--  * each thread reads its own file, "<args[1]>.<thread number>", and sends its lines in
+--    order, so no two requests of a run carry the same customer while the lines last
+--    (bench/grab.py writes each thread its share of the customers not used yet);
+--  * answers are counted by status, so the summary tells 201 from 409 and 503;
+--  * lines are formatted when sent, and each thread reads only its share: wrk starts a
+--    thread as soon as its init() is done but starts the clock after the last one, so a
+--    slow init (formatting 300,000 requests took seconds) lets the first threads run
+--    unclocked and inflates the rate.
 -- Globals (not locals) where done() reads them from each thread with thread:get().
 local threads = {}
-local requests = {}
-local offset, nthreads = 0, 1
+local lines = {}
 tid = 0
 sent = 0
 statuses = {}
@@ -19,22 +21,19 @@ function setup(thread)
 end
 
 function init(args)
-  offset, nthreads = tonumber(args[2]), tonumber(args[3])
-  local file = io.open(args[1], "r")
-  for line in file:lines() do
-    local method, path, auth, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-    local headers = { ["Content-Type"] = "application/json" }
-    if auth ~= "-" then headers["Authorization"] = auth end
-    if body == "-" then body = nil end
-    requests[#requests + 1] = wrk.format(method, path, headers, body)
-  end
+  local file = io.open(args[1] .. "." .. tid, "r")
+  for line in file:lines() do lines[#lines + 1] = line end
   file:close()
 end
 
 function request()
-  local index = (offset + tid + sent * nthreads) % #requests + 1
+  local line = lines[sent % #lines + 1]
   sent = sent + 1
-  return requests[index]
+  local method, path, auth, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+  local headers = { ["Content-Type"] = "application/json" }
+  if auth ~= "-" then headers["Authorization"] = auth end
+  if body == "-" then body = nil end
+  return wrk.format(method, path, headers, body)
 end
 
 function response(status, headers, body)

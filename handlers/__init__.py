@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import media, system
+from handlers import integrations, media, system
 from handlers.admin import audiences as admin_audiences
 from handlers.admin import audit as admin_audit
 from handlers.admin import auth as admin_auth
@@ -11,14 +11,19 @@ from handlers.admin import calendar as admin_calendar
 from handlers.admin import campaigns as admin_campaigns
 from handlers.admin import coupons as admin_coupons
 from handlers.admin import exclusivity as admin_exclusivity
+from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
+from handlers.admin import redemptions as admin_redemptions
 from handlers.admin import stores as admin_stores
 from handlers.admin import themes as admin_themes
 from handlers.customer import auth as customer_auth
 from handlers.customer import coupons as customer_coupons
+from handlers.customer import feed as customer_feed
+from handlers.customer import journey as customer_journey
 from handlers.customer import me as customer_me
 from handlers.customer import vouchers as customer_vouchers
 from handlers.staff import auth as staff_auth
+from handlers.staff import redemptions as staff_redemptions
 from server.routing import RouteTable
 
 
@@ -28,8 +33,9 @@ def all_routes() -> RouteTable:
         system, media,
         customer_auth, customer_me, customer_coupons, customer_vouchers,
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
-        admin_exclusivity, admin_budget, admin_audit, admin_coupons,
-        staff_auth,
+        admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions,
+        staff_auth, staff_redemptions,
+        customer_journey, customer_feed, integrations, admin_integrations,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -11,4 +11,6 @@ MODEL_MODULES: list[str] = [
     "models.vouchers",
     "models.participations",
     "models.audience",
+    "models.journey",
+    "models.redemptions",
 ]

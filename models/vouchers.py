@@ -36,4 +36,6 @@ class Voucher(Model):
         indexes = (
             Index(fields=("customer_id", "status"), name="idx_vouchers_customer_status"),
             Index(fields=("template_id", "customer_id"), name="idx_vouchers_template_customer"),
+            # The expiry job looks for available vouchers past valid_until.
+            Index(fields=("status", "valid_until"), name="idx_vouchers_status_valid_until"),
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from handlers import all_routes
@@ -17,13 +17,15 @@ from miniprogram_api import MiniProgramClient
 from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
-from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
+from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
 from server.middlewares import error_middleware, request_context
 from server.openapi import build_openapi
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.coupon_cache import CouponCache
+from services.feed import FeedPolicy
 from services.ip_limiter import IpLimiter
+from services.journey import Journey, JourneyPolicy
 from services.stock import AnyRedis, Stock
 
 log = logging.getLogger("wxcampaign.server")
@@ -35,7 +37,10 @@ def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
     options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
     if cluster:
         return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, health_check_interval=30, **options)
+    # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
+    # (briefly) for a connection instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(url, max_connections=512, timeout=2.0, health_check_interval=30, **options)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -76,6 +81,28 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = connect_redis(url, cluster=settings.redis_cluster)
     app[REDIS] = client
     app[STOCK] = Stock(client)
+    app[JOURNEY] = Journey(
+        client,
+        app[STOCK],
+        JourneyPolicy(
+            points_per_yuan=settings.points_per_yuan,
+            integration_max_skew=settings.integration_max_skew,
+            feed=FeedPolicy(
+                audience=settings.feed_weight_audience,
+                interest=settings.feed_weight_interest,
+                behaviour=settings.feed_weight_behaviour,
+                store=settings.feed_weight_store,
+                distance=settings.feed_weight_distance,
+                ending=settings.feed_weight_ending,
+                popularity=settings.feed_weight_popularity,
+                joined=settings.feed_weight_joined,
+                near_km=settings.feed_near_km,
+                ending_soon_days=settings.feed_ending_soon_days,
+                cache_seconds=settings.feed_cache_seconds,
+                audience_ttl=settings.feed_audience_ttl,
+            ),
+        ),
+    )
     try:
         yield
     finally:

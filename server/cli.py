@@ -74,13 +74,15 @@ async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[N
 async def _worker(settings: Settings) -> None:
     """The background workers alone, without HTTP (scale them apart from the servers)."""
     from server.workers import claims_worker, scheduler_loop
+    from services.rewards import RewardIssuer, issue_pending_forever
     from services.stock import Stock
 
     async def job(redis: Redis) -> None:
-        print("worker running (scheduler + claims); Ctrl-C stops it", flush=True)
+        print("worker running (scheduler + claims + reward grants); Ctrl-C stops it", flush=True)
         await asyncio.gather(
-            scheduler_loop(redis, Stock(redis), settings.scheduler_interval),
+            scheduler_loop(redis, Stock(redis), settings),
             claims_worker(redis, settings).run_forever(),
+            issue_pending_forever(RewardIssuer(redis, Stock(redis)), settings.scheduler_interval),
         )
 
     await _with_resources(settings, job)

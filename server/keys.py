@@ -23,6 +23,7 @@ WECHAT = web.AppKey("wechat", "MiniProgramClient")
 STOCK = web.AppKey("stock", "Stock")
 COUPON_CACHE = web.AppKey("coupon_cache", "CouponCache")
 IP_LIMITER = web.AppKey("ip_limiter", "IpLimiter")
+JOURNEY = web.AppKey("journey", "Journey")
 #: The OpenAPI document, built once when the app is created.
 OPENAPI = web.AppKey("openapi", dict)
 

@@ -41,6 +41,9 @@ class Route:
     #: Non-JSON request bodies (multipart uploads) that the handler parses itself: their
     #: media type, for the docs. Such routes declare no ``body``.
     request_media_type: str | None = None
+    #: Runs before the query and body are parsed (e.g. a signature over the raw body), so
+    #: an unauthenticated caller is refused before its input is looked at.
+    guard: Callable[[web.Request], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -62,6 +65,7 @@ class RouteTable:
         errors: tuple[type[errors.AppError], ...] = (),
         media_type: str | None = None,
         request_media_type: str | None = None,
+        guard: Callable[[web.Request], Awaitable[None]] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler. It is called as ``handler(request, body=..., query=...)``
         with only the declared inputs, after the caller has been checked."""
@@ -70,7 +74,7 @@ class RouteTable:
             self.routes.append(
                 Route(
                     method, path, handler, access, summary, tags, body, query, response, status, errors, media_type,
-                    request_media_type,
+                    request_media_type, guard,
                 )
             )  # fmt: skip
             return handler
@@ -96,6 +100,8 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
             if not route.access.allows(principal):
                 raise errors.Forbidden(f"this route needs {route.access.describe()}")
             request[PRINCIPAL] = principal
+        if route.guard is not None:
+            await route.guard(request)
         kwargs: dict[str, Any] = {}
         if route.query is not None:
             kwargs["query"] = parse_query(request, route.query)

@@ -5,9 +5,12 @@ Every setting is documented in the README's configuration table; keep the two in
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +25,35 @@ EMULATOR_SECRET = "emulator-secret"
 
 class SettingsError(ValueError):
     """A setting is missing, malformed or unsafe; the message names it."""
+
+
+#: A QR signing key id: short, because it travels in every payload.
+_QR_KID = re.compile(r"^[A-Za-z0-9]{1,8}$")
+
+
+def parse_qr_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """``QR_SIGNING_KEYS`` as ((kid, secret), ...): "kid1:secret1,kid2:secret2", the first
+    signs. Kids are upper-cased (payloads use the QR alphanumeric alphabet). Messages name
+    the kid, never the secret."""
+    keys: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        kid, sep, secret = part.strip().partition(":")
+        if not sep or not _QR_KID.match(kid):
+            raise SettingsError("QR_SIGNING_KEYS: kid:secret pairs separated by commas (kid: 1-8 letters, digits)")
+        if len(secret.strip()) < 32:
+            raise SettingsError(f"QR_SIGNING_KEYS: the secret of key {kid!r} must be at least 32 characters")
+        if any(k == kid.upper() for k, _ in keys):
+            raise SettingsError(f"QR_SIGNING_KEYS: key id {kid!r} is given twice")
+        keys.append((kid.upper(), secret.strip()))
+    return tuple(keys)
+
+
+def parse_kids(raw: str) -> frozenset[str]:
+    kids = [k.strip() for k in raw.split(",") if k.strip()]
+    for kid in kids:
+        if not _QR_KID.match(kid):
+            raise SettingsError(f"QR_RETIRED_KEYS: {kid!r} is not a key id (1-8 letters/digits)")
+    return frozenset(k.upper() for k in kids)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -120,11 +152,53 @@ class Settings:
     # consumer before another takes it over.
     claims_batch: int = 500
     claims_min_idle_ms: int = 30_000
+    # QR redemption: payload lifetime; signing keys "kid:secret,..." (first signs, the
+    # rest verify; None = one key "k1" derived from SECRET_KEY, refused in production);
+    # key ids refused outright, comma-separated.
+    qr_ttl_seconds: int = 60
+    qr_signing_keys: str | None = field(default=None, repr=False)
+    qr_retired_keys: str = ""
+    # How long after a redemption a manager of its store may reverse it, seconds.
+    redemption_reverse_window_seconds: int = 1800
+    # Voucher expiry job: how often it runs (once per interval across processes), and
+    # how many hours before valid_until an "expiring soon" reminder is queued (0: none).
+    voucher_expiry_interval: int = 300
+    voucher_reminder_hours: int = 72
+    # Customer journey: points per yuan (100 fen) of a purchase event, and how far an
+    # integration's X-Timestamp may be from the server's clock, seconds.
+    points_per_yuan: int = 1
+    integration_max_skew: int = 300
+    # Discovery feed: the weight of each ranking component (services.feed documents the
+    # score), what "near" and "ending soon" mean, and how long its caches are trusted.
+    feed_weight_audience: float = 3.0
+    feed_weight_interest: float = 2.0
+    feed_weight_behaviour: float = 1.5
+    feed_weight_store: float = 2.0
+    feed_weight_distance: float = 2.0
+    feed_weight_ending: float = 1.0
+    feed_weight_popularity: float = 1.0
+    feed_weight_joined: float = -2.0
+    feed_near_km: float = 5.0
+    feed_ending_soon_days: int = 3
+    feed_cache_seconds: float = 5.0
+    feed_audience_ttl: int = 300
 
     @property
     def emulator_enabled(self) -> bool:
         """True when no real WeChat app is configured: the local emulator stands in."""
         return self.wechat_appid is None
+
+    @property
+    def qr_keys(self) -> tuple[tuple[str, str], ...]:
+        """(kid, secret) pairs, the signer first."""
+        if self.qr_signing_keys is None:
+            derived = hmac.new(self.secret_key.encode(), b"wxcampaign qr signing key v1", hashlib.sha256).hexdigest()
+            return (("K1", derived),)
+        return parse_qr_keys(self.qr_signing_keys)
+
+    @property
+    def qr_retired(self) -> frozenset[str]:
+        return parse_kids(self.qr_retired_keys)
 
     @property
     def media_dir(self) -> Path:
@@ -189,6 +263,31 @@ class Settings:
             "grab_ip_burst": _int(env, "GRAB_IP_BURST", 200, 1, 10_000_000),
             "claims_batch": _int(env, "CLAIMS_BATCH", 500, 1, 10_000),
             "claims_min_idle_ms": _int(env, "CLAIMS_MIN_IDLE_MS", 30_000, 0, 3_600_000),
+            "qr_ttl_seconds": _int(env, "QR_TTL_SECONDS", 60, 5, 86_400),
+            "qr_signing_keys": _str(env, "QR_SIGNING_KEYS", None),
+            "qr_retired_keys": _str(env, "QR_RETIRED_KEYS", "") or "",
+            "redemption_reverse_window_seconds": _int(env, "REDEMPTION_REVERSE_WINDOW_SECONDS", 1800, 0, 30 * 86_400),
+            "voucher_expiry_interval": _int(env, "VOUCHER_EXPIRY_INTERVAL", 300, 1, 86_400),
+            "voucher_reminder_hours": _int(env, "VOUCHER_REMINDER_HOURS", 72, 0, 24 * 365),
+            "points_per_yuan": _int(env, "POINTS_PER_YUAN", 1, 0, 10_000),
+            "integration_max_skew": _int(env, "INTEGRATION_MAX_SKEW", 300, 10, 3600),
+            **{
+                f"feed_weight_{name}": _float(env, f"FEED_WEIGHT_{name.upper()}", default, -100.0, 100.0)
+                for name, default in (
+                    ("audience", 3.0),
+                    ("interest", 2.0),
+                    ("behaviour", 1.5),
+                    ("store", 2.0),
+                    ("distance", 2.0),
+                    ("ending", 1.0),
+                    ("popularity", 1.0),
+                    ("joined", -2.0),
+                )
+            },
+            "feed_near_km": _float(env, "FEED_NEAR_KM", 5.0, 0.1, 1000.0),
+            "feed_ending_soon_days": _int(env, "FEED_ENDING_SOON_DAYS", 3, 1, 365),
+            "feed_cache_seconds": _float(env, "FEED_CACHE_SECONDS", 5.0, 0.0, 3600.0),
+            "feed_audience_ttl": _int(env, "FEED_AUDIENCE_TTL", 300, 1, 86_400),
         }
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
@@ -211,6 +310,9 @@ class Settings:
             raise SettingsError("WECHAT_APPID and WECHAT_SECRET must be set together")
         if len(self.secret_key) < 32:
             raise SettingsError("SECRET_KEY must be at least 32 characters")
+        signers = self.qr_keys
+        if signers[0][0] in self.qr_retired:
+            raise SettingsError(f"QR_SIGNING_KEYS: the signing key {signers[0][0]!r} is listed in QR_RETIRED_KEYS")
         if self.app_env == "production":
             problems = []
             if self.emulator_enabled:
@@ -221,5 +323,7 @@ class Settings:
                 problems.append("SQLite (set DATABASE_URL to PostgreSQL)")
             if self.redis_url is None:
                 problems.append("an embedded Redis (set REDIS_URL)")
+            if self.qr_signing_keys is None:
+                problems.append("QR signing keys derived from SECRET_KEY (set QR_SIGNING_KEYS)")
             if problems:
                 raise SettingsError("refusing to start in production with " + ", ".join(problems))

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.keys import REDIS, SETTINGS, STOCK
+from server.keys import JOURNEY, REDIS, SETTINGS, STOCK
 from server.settings import Settings
-from services import audience_facts, review, stock_sync
+from services import audience_facts, review, stock_sync, voucher_expiry
 from services.claims import ClaimsWorker
+from services.rewards import issue_pending_forever
 from services.shielded import run_to_end
 from services.stock import Stock
 
@@ -56,15 +57,28 @@ async def daily_facts_pass(redis: Redis) -> bool:
     return True
 
 
-async def scheduler_loop(redis: Redis, stock: Stock, interval: float) -> None:
+async def voucher_expiry_pass(redis: Redis, interval_seconds: int = 300, reminder_hours: int = 72) -> bool:
+    """Flip the stored state of expired vouchers and queue "expiring soon" reminders, once
+    per interval across processes (services.voucher_expiry)."""
+    report = await run_to_end(voucher_expiry.expiry_pass(redis, interval_seconds, reminder_hours))
+    if report is None:
+        return False
+    if report.expired or report.reminders:
+        log.info("vouchers: %d marked expired, %d reminders queued", report.expired, report.reminders)
+    return True
+
+
+async def scheduler_loop(redis: Redis, stock: Stock, settings: Settings) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
+    interval = settings.scheduler_interval
     me = asyncio.current_task()
     # Checked each pass: a library may swallow the CancelledError it was given.
     while me is None or not me.cancelling():
         try:
             await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
             await daily_facts_pass(redis)
+            await voucher_expiry_pass(redis, settings.voucher_expiry_interval, settings.voucher_reminder_hours)
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():
@@ -82,10 +96,10 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tasks: list[asyncio.Task[None]] = []
     if settings.run_workers:
-        tasks.append(
-            asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings.scheduler_interval), name="scheduler")
-        )
+        tasks.append(asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings), name="scheduler"))
         tasks.append(asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"))
+        grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
+        tasks.append(asyncio.create_task(grants, name="reward-grants"))
     try:
         yield
     finally:

@@ -338,10 +338,10 @@ async def _recompute_range(today: date, now: datetime, lo: int, hi: int) -> None
         await conn.execute_query(*insert)
         # Lock before reading the daily rows: see the docstring of recompute_facts.
         # (SQLite has one writer at a time: the transaction itself is the lock.)
-        await (
-            CustomerFacts.filter(customer_id__gte=lo, customer_id__lt=hi)
-            .select_for_update()
-            .values_list("id", flat=True)
-        )
+        # Raw SQL: tortoise drops FOR UPDATE from a values_list() query.
+        if dialect == "postgres":
+            await conn.execute_query(
+                "SELECT id FROM customer_facts WHERE customer_id >= $1 AND customer_id < $2 FOR UPDATE", [lo, hi]
+            )
         await conn.execute_query(*windows)
         await conn.execute_query(*stage)

@@ -49,6 +49,8 @@ async def grab(
     policy: GrabPolicy,
 ) -> tuple[CouponInfo, Claim]:
     info = await cache.get(coupon_id)
+    if info.reward_only:
+        raise errors.NotEligible("this coupon is a challenge's reward", details={"reason": "reward_only"})
     if info.campaign_status not in GRABBABLE:
         raise errors.CampaignNotActive(details={"status": info.campaign_status})
     if info.exclusive_with:

@@ -11,6 +11,7 @@ from tortoise.expressions import Q
 
 from models.campaigns import CouponTemplate
 from models.vouchers import Voucher
+from services import errors
 from services.coupon_cache import CouponCache
 from services.pagination import newest_first
 from services.stock import Stock
@@ -119,3 +120,86 @@ async def list_vouchers(
         pending = [p for p in await _pending(customer_id, stock, cache, now) if status in (None, p.status)]
         views = pending + views
     return views, nxt
+
+
+# --------------------------------------------------------------------------- one voucher
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    event: Literal["issued", "used", "reversed", "expired"]
+    at: datetime
+    store_id: int | None = None
+    store_name: str | None = None
+    redemption_id: int | None = None
+
+
+async def ensure_persisted(customer_id: int, claim_id: str, stock: Stock, cache: CouponCache) -> Voucher:
+    """The customer's voucher of this claim, written to the database now if the worker
+    has not yet (a code shown at the till must be redeemable at once). Another
+    customer's voucher, or an unknown claim, is ``voucher_not_found``."""
+    # Imported here: claims imports the stock machinery the wallet only reads.
+    from services.claims import ClaimEntry, persist
+
+    voucher = await Voucher.get_or_none(claim_id=claim_id, customer_id=customer_id)
+    if voucher is not None:
+        return voucher
+    entry = next((r for r in await stock.recent_claims(customer_id) if r["claim"] == claim_id), None)
+    if entry is None:
+        raise errors.VoucherNotFound()
+    info = await cache.get(int(entry["tpl"]))
+    await persist(
+        [
+            ClaimEntry(
+                entry_id="", claim_id=entry["claim"], code=entry["code"], template_id=info.template_id,
+                customer_id=customer_id, face_value=info.face_value,
+                grabbed_at=datetime.fromtimestamp(int(entry["at"]) / 1000, UTC),
+            )
+        ]
+    )  # fmt: skip
+    voucher = await Voucher.get_or_none(claim_id=claim_id, customer_id=customer_id)
+    if voucher is None:  # the claim's code collided and was re-issued under another claim: never seen
+        raise errors.VoucherNotFound()
+    return voucher
+
+
+async def history_of(voucher: Voucher, now: datetime) -> list[HistoryEvent]:
+    """Issued, each use (when, where) and reversal, and expiry once it happened."""
+    from models.redemptions import Redemption
+    from models.stores import Store
+
+    redemptions = await Redemption.filter(voucher_id=voucher.id).order_by("created_at", "id")
+    names = dict(await Store.filter(id__in={r.store_id for r in redemptions}).values_list("id", "name"))  # type: ignore[attr-defined]
+    events = [HistoryEvent("issued", voucher.issued_at)]
+    for r in redemptions:
+        store_id = r.store_id  # type: ignore[attr-defined]
+        events.append(HistoryEvent("used", r.created_at, store_id, names.get(store_id), r.id))
+        if r.reversed_at is not None:
+            events.append(HistoryEvent("reversed", r.reversed_at, store_id, names.get(store_id), r.id))
+    if effective_status(voucher.status, voucher.valid_until, now) == "expired":
+        events.append(HistoryEvent("expired", voucher.valid_until))
+    return sorted(events, key=lambda e: e.at)
+
+
+async def voucher_detail(
+    customer_id: int, claim_id: str, stock: Stock, cache: CouponCache
+) -> tuple[VoucherView, list[HistoryEvent]]:
+    """One voucher of the customer's wallet (persisted or still pending) and its history."""
+    now = datetime.now(UTC)
+    voucher = await Voucher.get_or_none(claim_id=claim_id, customer_id=customer_id)
+    if voucher is None:
+        for view in await _pending(customer_id, stock, cache, now):
+            if view.id == claim_id:
+                events = [HistoryEvent("issued", view.issued_at)]
+                if view.status == "expired":
+                    events.append(HistoryEvent("expired", view.valid_until))
+                return view, events
+        raise errors.VoucherNotFound()
+    template = await CouponTemplate.get(id=voucher.template_id)  # type: ignore[attr-defined]
+    return _view(voucher, template, now), await history_of(voucher, now)
+
+
+async def store_names(store_ids: set[int]) -> dict[int, str]:
+    from models.stores import Store
+
+    return dict(await Store.filter(id__in=store_ids).values_list("id", "name")) if store_ids else {}  # type: ignore[arg-type]

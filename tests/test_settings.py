@@ -14,6 +14,7 @@ PRODUCTION = {
     "REDIS_URL": "redis://cache:6379/0",
     "WECHAT_APPID": "wx1234567890",
     "WECHAT_SECRET": "s3cret",
+    "QR_SIGNING_KEYS": "p1:" + "q" * 40,
 }
 
 
@@ -47,6 +48,7 @@ def test_a_complete_production_configuration_starts():
         ({"SECRET_KEY": DEFAULT_SECRET}, "default SECRET_KEY"),
         ({"DATABASE_URL": "sqlite://data/app.sqlite3"}, "SQLite"),
         ({"REDIS_URL": ""}, "embedded Redis"),
+        ({"QR_SIGNING_KEYS": ""}, "QR_SIGNING_KEYS"),
     ],
 )
 def test_production_refuses_unsafe_defaults(change, named):

@@ -21,7 +21,7 @@ from handlers.admin.campaign_schemas import (
 )
 from models.campaigns import Campaign, ReviewEvent
 from server.access import admin
-from server.keys import COUPON_CACHE, STOCK
+from server.keys import COUPON_CACHE, JOURNEY, STOCK
 from server.routing import RouteTable, path_int
 from services import campaigns, errors, review, stock_sync
 from services.campaign_spec import CampaignIn
@@ -129,6 +129,7 @@ async def patch_campaign(request: web.Request, body: Any) -> CampaignOut:
     campaign = await campaigns.update(
         path_int(request, "id"), changes, version, actor_of(request), campaign_policy(request), _audience_validator
     )
+    await request.app[JOURNEY].campaign_changed(campaign.id)
     return await campaign_out(campaign)
 
 
@@ -197,6 +198,7 @@ def _transition(name: str, summary: str, action: Any) -> None:
         campaign = await action(path_int(request, "id"), actor_of(request), body.version)
         await stock_sync.after_transition(request.app[STOCK], campaign.id, campaign.status)
         request.app[COUPON_CACHE].forget_campaign(campaign.id)
+        await request.app[JOURNEY].campaign_changed(campaign.id)
         return await campaign_out(campaign)
 
     handler.__name__ = f"{name}_campaign"

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from handlers.actors import actor_of
 from server.access import admin
+from server.keys import JOURNEY
 from server.routing import RouteTable, path_int
 from server.schema import Body, Id, Out
 from services import errors, exclusivity
@@ -71,5 +72,8 @@ async def list_overlaps(request: web.Request) -> OverlapsOut:
     errors=(errors.NotFound,),
 )  # fmt: skip
 async def set_exclusive(request: web.Request, body: ExclusiveIn) -> ExclusiveOut:
-    ids = await exclusivity.set_exclusive(path_int(request, "id"), body.campaign_ids, actor_of(request))
+    campaign_id = path_int(request, "id")
+    ids = await exclusivity.set_exclusive(campaign_id, body.campaign_ids, actor_of(request))
+    for changed in {campaign_id, *ids}:
+        await request.app[JOURNEY].campaign_changed(changed)
     return ExclusiveOut(campaign_ids=sorted(ids))

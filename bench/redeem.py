@@ -1,0 +1,243 @@
+"""Redemption at the till under load (issue 5): staff redeeming distinct vouchers at 64
+connections, against `GET /healthz` on the same server in the same run.
+
+    .venv/bin/python -m bench.redeem [--vouchers N] [--seconds T] [--connections 64] [--clerks 4]
+                                     [--postgres | --database-url URL]
+
+Set-up, all through the real server's API (bench.harness.start_server: SQLite and an
+embedded-mode redis-server unless --postgres/--database-url): a superadmin made with
+``python -m server create-admin`` creates a store and C clerks (who log in), and a
+campaign whose coupon allows 100 per customer (published; REVIEW_LEVELS=0); N/100
+customers log in through the WeChat emulator and grab N vouchers; the claims worker
+persists them. Right before the run every voucher's QR payload is fetched
+(``GET /api/v1/me/vouchers/{id}/qr``); payloads live QR_TTL_SECONDS, raised to 1800 for
+the bench through the environment, since minting N takes longer than the default 60 s.
+
+The run: wrk (2 threads) posts ``POST /api/v1/staff/redemptions {"payload"}``, every
+request a different voucher (bench/wrk_redeem.lua gives each thread its own share of the
+list and never repeats a line), the clerks' tokens in turn. Afterwards the database must
+hold one redemption per used voucher, as many as wrk saw 201s (plus at most one per
+connection still in flight when wrk stopped counting): exit status 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bench.grab import call, start_postgres, stop_process
+from bench.harness import ROOT, Figures, login_customers, start_server, wrk
+from tests.campaign_fixtures import campaign_body, coupon_body
+
+DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
+ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
+PER_CUSTOMER = 100
+SERVER_ENV = {
+    "GRAB_USER_MAX": "1000000",
+    "GRAB_IP_RATE": "1000000",
+    "GRAB_IP_BURST": "10000000",
+    "REVIEW_LEVELS": "0",
+    "SCHEDULER_INTERVAL": "1",
+    "ACCESS_TOKEN_TTL": "7200",
+    # Minting N payloads takes longer than the default 60 s lifetime of each.
+    "QR_TTL_SECONDS": "1800",
+}
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def pooled(items: list[Any], work: Any, concurrency: int = 64) -> list[Any]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: Any) -> Any:
+        async with gate:
+            return await work(item)
+
+    return await asyncio.gather(*(one(i) for i in items))
+
+
+async def set_up(base: str, vouchers: int, clerks: int) -> tuple[list[str], list[str]]:
+    """Clerk tokens, and one fresh QR payload per voucher."""
+    admin = f"{base}/api/v1/admin"
+    async with aiohttp.ClientSession() as session:
+        login = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+        root = (await call(session, "POST", f"{admin}/auth/login", None, login, 200))["access_token"]
+        store = {"code": "BENCH1", "name": "Bench store", "city": "Shanghai", "latitude": 31.2, "longitude": 121.5}
+        store_id = (await call(session, "POST", f"{admin}/stores", root, store, 201))["id"]
+        tokens = []
+        for i in range(clerks):
+            staff = {"username": f"clerk{i}", "password": f"pw-clerk{i}-0123456789", "display_name": f"Clerk {i}",
+                     "role": "clerk", "store_id": store_id}  # fmt: skip
+            await call(session, "POST", f"{admin}/staff", root, staff, 201)
+            body = {"username": staff["username"], "password": staff["password"]}
+            answer = await call(session, "POST", f"{base}/api/v1/staff/auth/login", None, body, 200)
+            tokens.append(answer["access_token"])
+        starts = datetime.now(UTC) + timedelta(seconds=3)
+        spec = campaign_body(
+            starts_at=starts.isoformat(), ends_at=(starts + timedelta(days=1)).isoformat(), budget_limit=None,
+            coupons=[coupon_body(total_stock=vouchers, per_user_limit=PER_CUSTOMER, face_value=500)],
+        )  # fmt: skip
+        campaign = await call(session, "POST", f"{admin}/campaigns", root, spec, 201)
+        path = f"{admin}/campaigns/{campaign['id']}"
+        await call(session, "POST", f"{path}/submit", root, {}, 200)
+        await call(session, "POST", f"{path}/publish", root, {}, 200)
+        while (await call(session, "GET", path, root, None, 200))["status"] != "active":
+            await asyncio.sleep(0.25)
+        coupon_id = campaign["coupons"][0]["id"]
+
+        customers = await login_customers(base, -(-vouchers // PER_CUSTOMER), prefix="o_redeem")
+        say(f"{len(customers)} customers logged in; grabbing {vouchers} vouchers")
+        jobs = [customers[i // PER_CUSTOMER] for i in range(vouchers)]
+
+        async def grab(token: str) -> tuple[str, str]:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.post(f"{base}/api/v1/coupons/{coupon_id}/grab", headers=headers) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"grab answered {resp.status}: {await resp.text()}")
+                return token, (await resp.json())["voucher"]["id"]
+
+        held = await pooled(jobs, grab)
+        # Let the claims worker persist them (a QR request would persist a pending one too,
+        # but the bench measures redemption, not that).
+        deadline = time.monotonic() + 300
+        while True:
+            last = await call(session, "GET", f"{base}/api/v1/me/vouchers?limit=100", customers[-1], None, 200)
+            if not any(v["pending"] for v in last["items"]) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
+        say("vouchers persisted; minting one QR payload per voucher")
+
+        async def mint(item: tuple[str, str]) -> str:
+            token, claim_id = item
+            answer = await call(session, "GET", f"{base}/api/v1/me/vouchers/{claim_id}/qr", token, None, 200)
+            return answer["payload"]
+
+        payloads = await pooled(held, mint)
+    return tokens, payloads
+
+
+def wrk_redeem(base: str, tokens: list[str], payloads: list[str], connections: int, seconds: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        for i, payload in enumerate(payloads):
+            body = json.dumps({"payload": payload})
+            handle.write(f"POST\t/api/v1/staff/redemptions\tBearer {tokens[i % len(tokens)]}\t{body}\n")
+        request_file = handle.name
+    try:
+        done = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", str(DRIVER),
+             base, "--", request_file, "2"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        os.unlink(request_file)
+    for row in done.stdout.splitlines():
+        if row.startswith("WRK_JSON "):
+            return json.loads(row.removeprefix("WRK_JSON "))
+    raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+
+
+_COUNTS = (
+    "SELECT COUNT(*) FROM redemptions",
+    "SELECT COUNT(DISTINCT voucher_id) FROM redemptions",
+    "SELECT COUNT(*) FROM vouchers WHERE status = 'used'",
+)
+
+
+async def count_in_database(database_url: str) -> tuple[int, int, int]:
+    """(redemption rows, distinct vouchers redeemed, used vouchers), read straight from the
+    database after the server stopped."""
+    if database_url.startswith("sqlite://"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite://"))) as db:
+            a, b, c = (db.execute(sql).fetchone()[0] for sql in _COUNTS)
+            return a, b, c
+    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1).split("?")[0])
+    try:
+        a, b, c = [await conn.fetchval(sql) for sql in _COUNTS]
+        return a, b, c
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vouchers", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--clerks", type=int, default=4)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL cluster (tests.infra)")
+    where.add_argument("--database-url", default=None)
+    parser.add_argument("--pg-pool", type=int, default=None, help="PostgreSQL pool size (tortoise's maxsize)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    with contextlib.ExitStack() as stack:
+        database_url = args.database_url
+        if args.postgres:
+            database_url = start_postgres(stack, ["bench_redeem"]).url("bench_redeem")
+        if database_url and args.pg_pool and not database_url.startswith("sqlite://"):
+            database_url += ("&" if "?" in database_url else "?") + f"maxsize={args.pg_pool}"
+        env = dict(SERVER_ENV)
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        server = start_server(env)
+        assert server.process is not None and server.data_dir is not None
+        stack.callback(shutil.rmtree, server.data_dir, ignore_errors=True)
+        stack.callback(stop_process, server.process)
+        env.update(DATA_DIR=str(server.data_dir))
+        database_url = database_url or f"sqlite://{server.data_dir}/app.sqlite3"
+        env["DATABASE_URL"] = database_url
+        subprocess.run(
+            [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER, "--password", ADMIN_PASSWORD,
+             "--role", "superadmin"],
+            cwd=ROOT, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+        started = time.monotonic()
+        tokens, payloads = asyncio.run(set_up(server.url, args.vouchers, args.clerks))
+        say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
+            f"{max(map(len, payloads))} characters")  # fmt: skip
+        baseline = wrk("GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds)
+        data = wrk_redeem(server.url, tokens, payloads, args.connections, args.seconds)
+        redeemed = data["statuses"].get("201", 0)
+        figures = Figures(
+            "POST /api/v1/staff/redemptions", args.connections, data["requests"], data["duration_us"] / 1e6,
+            data["errors"], data["non2xx"], data["p50_us"] / 1000, data["p99_us"] / 1000,
+        )  # fmt: skip
+        stop_process(server.process)  # requests wrk left in flight finish first
+        rows, distinct, used = asyncio.run(count_in_database(database_url))
+    backend = "PostgreSQL" if not database_url.startswith("sqlite://") else "SQLite"
+    print(f"database: {backend}; vouchers: {args.vouchers}; clerks: {args.clerks}; wrk 2 threads")
+    print(baseline.line())
+    print(figures.line())
+    print(f"redemptions/s: {redeemed / figures.seconds:.0f}  (201s: {redeemed}, other answers: {data['statuses']}, "
+          f"lines left unsent: {data['exhausted']})")  # fmt: skip
+    print(f"ratio redeem/healthz: {figures.rate / baseline.rate:.2f}")
+    # wrk stops counting at the deadline with up to one request per connection in flight;
+    # the server finishes those, so the database may hold a few more than wrk saw.
+    exact = rows == distinct == used and redeemed <= rows <= redeemed + args.connections
+    verdict = "ok" if exact else "FAILED"
+    print(f"exactly once: {verdict} (201s seen {redeemed}, redemption rows {rows}, distinct vouchers {distinct}, "
+          f"used vouchers {used})")  # fmt: skip
+    return 0 if exact and data["exhausted"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The discovery feed, the home page's sections, and impression/click tracking."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from aiohttp import web
+from pydantic import Field, model_validator
+
+from server.access import CUSTOMER
+from server.keys import JOURNEY
+from server.routing import RouteTable, principal_of
+from server.schema import Body, Id, Out, Query
+from services import errors, feed, tracking
+from services.feed import FeedIndex, Ranked, Viewer
+from services.journey_catalog import pick_language
+
+routes = RouteTable()
+
+REASON_LANGUAGES = ("zh-CN", "en")
+
+
+class _Where(Query):
+    store_id: Id | None = Field(
+        default=None, description="only campaigns running at this store (and distances from it)"
+    )
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lng: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def both_or_neither(self) -> _Where:
+        if (self.lat is None) != (self.lng is None):
+            raise ValueError("send lat and lng together")
+        return self
+
+
+class FeedQuery(_Where):
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=50)
+
+
+class SectionsQuery(_Where):
+    limit: int = Field(default=6, ge=1, le=20, description="campaigns per section")
+
+
+class ReasonOut(Out):
+    code: str = Field(description="audience, interest, behaviour, store, distance, ending, popularity, joined, teaser")
+    text: str
+    points: float = Field(description="what it added to the score (0 for teaser)")
+
+
+class FeedItemOut(Out):
+    id: int
+    type: str
+    phase: Literal["teaser", "running"]
+    teaser: bool = Field(description="visible before its start: shown, not joinable")
+    joinable: bool = Field(description="running and not joined yet (the join itself checks the rest)")
+    joined: bool
+    language: str
+    title: str
+    summary: str
+    tags: list[str]
+    theme_id: int | None
+    banner_media_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+    distance_km: float | None
+    score: float
+    reason: str | None = Field(description="the strongest reason, to show on the card")
+    reasons: list[ReasonOut]
+
+
+class FeedOut(Out):
+    items: list[FeedItemOut]
+    next_cursor: str | None
+
+
+class ThemeSectionOut(Out):
+    theme_id: int
+    name: str
+    items: list[FeedItemOut]
+
+
+class SectionsOut(Out):
+    recommended: list[FeedItemOut]
+    ending_soon: list[FeedItemOut] = Field(description="running, ending within FEED_ENDING_SOON_DAYS, soonest first")
+    near_you: list[FeedItemOut] = Field(description="with a store within FEED_NEAR_KM of lat/lng (or store_id)")
+    themed: list[ThemeSectionOut] = Field(description="campaigns of a theme (seasonal), best theme first")
+
+
+class TrackEventIn(Body):
+    type: Literal["impression", "click"]
+    campaign_id: Id
+    section: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+
+
+class TrackIn(Body):
+    events: list[TrackEventIn] = Field(min_length=1, max_length=100)
+
+
+class TrackOut(Out):
+    accepted: int
+    ignored: int = Field(description="events naming an unknown campaign")
+
+
+def _item(r: Ranked, accept_language: str | None) -> FeedItemOut:
+    language, title, summary = feed.texts_of(r.snap, accept_language)
+    shown = [x for x in r.reasons if x.text]
+    return FeedItemOut(
+        id=r.snap.id, type=r.snap.type, phase=r.phase, teaser=r.phase == "teaser",  # type: ignore[arg-type]
+        joinable=r.joinable, joined=r.joined, language=language, title=title, summary=summary, tags=list(r.snap.tags),
+        theme_id=r.snap.theme_id, banner_media_id=r.snap.banner_media_id, starts_at=r.snap.starts_at,
+        ends_at=r.snap.ends_at, participants=r.participants,
+        distance_km=None if r.distance_km is None else round(r.distance_km, 2), score=r.score,
+        reason=next((x.text for x in shown if x.code != "joined"), shown[0].text if shown else None),
+        reasons=[ReasonOut(code=x.code, text=x.text, points=x.points) for x in shown],
+    )  # fmt: skip
+
+
+async def _ranked(request: web.Request, query: _Where) -> tuple[list[Ranked], FeedIndex, Viewer]:
+    now = datetime.now(UTC)
+    runtime = request.app[JOURNEY].feed
+    index = await runtime.index(now)
+    if query.store_id is not None and query.store_id not in index.stores:
+        raise errors.UnknownStore(f"no open store with id {query.store_id}", details={"store_ids": [query.store_id]})
+    language = pick_language(request.headers.get("Accept-Language"), REASON_LANGUAGES, "zh-CN")
+    who = await feed.viewer(
+        principal_of(request).id, language, now, store_id=query.store_id, lat=query.lat, lng=query.lng
+    )
+    ranked, index = await runtime.ranked(who, now, index)
+    return ranked, index, who
+
+
+@routes.add(
+    "GET", "/api/v1/feed", access=CUSTOMER, tags=("feed",), query=FeedQuery, response=FeedOut,
+    summary="Campaigns you may see now, ranked for you, each with its reasons (teasers marked, not joinable)",
+    errors=(errors.UnknownStore,),
+)  # fmt: skip
+async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
+    offset = feed.decode_offset(query.cursor)
+    ranked, _, _ = await _ranked(request, query)
+    page = ranked[offset : offset + query.limit]
+    nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranked) else None
+    accept = request.headers.get("Accept-Language")
+    return FeedOut(items=[_item(r, accept) for r in page], next_cursor=nxt)
+
+
+@routes.add(
+    "GET", "/api/v1/feed/sections", access=CUSTOMER, tags=("feed",), query=SectionsQuery, response=SectionsOut,
+    summary="The home page: recommended, ending soon, near you, themed", errors=(errors.UnknownStore,),
+)  # fmt: skip
+async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOut:
+    ranked, index, _ = await _ranked(request, query)
+    runtime = request.app[JOURNEY].feed
+    accept = request.headers.get("Accept-Language")
+    n = query.limit
+    now = datetime.now(UTC)
+    soon = runtime.policy.ending_soon_days * 86_400
+    ending = sorted(
+        (r for r in ranked if r.phase == "running" and (r.snap.ends_at - now).total_seconds() <= soon),
+        key=lambda r: (r.snap.ends_at, r.snap.id),
+    )
+    near = sorted(
+        (r for r in ranked if r.distance_km is not None and r.distance_km <= runtime.policy.near_km),
+        key=lambda r: r.distance_km,  # stable: equal distances keep the ranking's order
+    )
+    themes: dict[int, list[Ranked]] = {}
+    for r in ranked:  # best first, so each theme's list and the theme order follow the score
+        if r.snap.theme_id is not None:
+            themes.setdefault(r.snap.theme_id, []).append(r)
+    return SectionsOut(
+        recommended=[_item(r, accept) for r in ranked[:n]],
+        ending_soon=[_item(r, accept) for r in ending[:n]],
+        near_you=[_item(r, accept) for r in near[:n]],
+        themed=[
+            ThemeSectionOut(theme_id=t, name=index.themes.get(t, ""), items=[_item(r, accept) for r in rs[:n]])
+            for t, rs in themes.items()
+        ],
+    )
+
+
+@routes.add(
+    "POST", "/api/v1/track", access=CUSTOMER, tags=("feed",), body=TrackIn, response=TrackOut, status=202,
+    summary="Report a batch of impressions and clicks (1-100), for reach and click-through",
+)  # fmt: skip
+async def track(request: web.Request, body: TrackIn) -> TrackOut:
+    journey = request.app[JOURNEY]
+    known = await journey.catalog.get_many([e.campaign_id for e in body.events])
+    seen = [tracking.Seen(e.type, e.campaign_id, e.section) for e in body.events if e.campaign_id in known]
+    if seen:
+        await tracking.record(journey.redis, principal_of(request).id, seen, datetime.now(UTC))
+    return TrackOut(accepted=len(seen), ignored=len(body.events) - len(seen))

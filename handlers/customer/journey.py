@@ -1,0 +1,381 @@
+"""The customer journey: a campaign's page, joining, progress, check-ins, points, badges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+from tortoise.functions import Count
+
+from handlers.schemas import PageQuery
+from models.journey import CustomerBadge
+from models.participations import Participation
+from models.vouchers import Voucher
+from server.access import CUSTOMER
+from server.keys import JOURNEY
+from server.routing import RouteTable, json_response, path_int, principal_of
+from server.schema import Out
+from services import errors, journey, journey_events, points
+from services.journey import Journey, ProgressView
+from services.journey_catalog import CampaignSnapshot, localized, pick_language
+from services.stock_keys import CampaignKeys
+
+routes = RouteTable()
+
+
+# --- schemas ------------------------------------------------------------------------
+
+
+class StepOut(Out):
+    at: datetime
+    source: str = Field(description="purchase, visit, refund or checkin")
+    ref: str = Field(description="what caused it: event:<id>, refund:<id>, checkin:<day>")
+    delta: int
+    value_after: int
+
+
+class JourneyProgressOut(Out):
+    campaign_id: int
+    participation_id: int
+    status: Literal["joined", "completed"]
+    joined_at: datetime
+    completed_at: datetime | None
+    metric: str | None = Field(description="the goal metric; null: no goal (rewards on join)")
+    value: int = Field(description="current value (fen for spend, days for checkin_streak)")
+    target: int | None
+    percent: int | None = Field(description="0-100; null without a goal")
+    remaining: int | None = Field(description="what is left to reach the target; null without a goal")
+    deadline: datetime = Field(description="when the goal window closes for this participant")
+    history: list[StepOut] | None = Field(default=None, description="the steps that made the value (oldest first)")
+
+    @classmethod
+    def of(cls, view: ProgressView, *, with_history: bool) -> JourneyProgressOut:
+        data = {k: v for k, v in view.__dict__.items() if k != "history"}
+        history = [StepOut(**s.__dict__) for s in view.history] if with_history else None
+        return cls(**data, history=history)
+
+
+class CouponRewardOut(Out):
+    id: int
+    kind: str
+    title: str
+    face_value: int
+    percent_off: int | None
+    min_spend: int
+    item_name: str | None
+    total_stock: int
+    stock_left: int
+    per_user_limit: int
+    grab_starts_at: datetime | None
+    how: Literal["grab", "join", "completion"] = Field(
+        description="grab: grab it; join: one is granted on joining (and it can be grabbed); completion: granted "
+        "when the goal is reached"
+    )
+
+
+class GoalOut(Out):
+    metric: str
+    target: int
+    window_days: int | None
+
+
+class RewardsOut(Out):
+    points: int
+    badge: str | None
+    coupons: list[CouponRewardOut]
+    granted_on: Literal["join", "completion"] | None = Field(
+        description="when points, badge (and join/completion coupons) are granted; null: nothing is granted"
+    )
+
+
+class JoinRefusalOut(Out):
+    code: str
+    reason: str
+    message: str
+    details: dict[str, Any]
+
+
+class CampaignPageOut(Out):
+    id: int
+    type: str
+    status: str
+    phase: Literal["teaser", "running", "paused", "ended"]
+    language: str = Field(description="the language of the texts below")
+    title: str
+    summary: str
+    benefits: str
+    how_to_join: str
+    terms: str
+    tags: list[str]
+    categories: list[str]
+    theme_id: int | None
+    banner_media_id: int | None
+    poster_media_id: int | None
+    visible_from: datetime | None
+    starts_at: datetime
+    ends_at: datetime
+    redeem_until: datetime | None
+    channels: list[str]
+    store_ids: list[int] | None = Field(description="null: every store")
+    goal: GoalOut | None
+    rewards: RewardsOut
+    participant_cap: int | None
+    participants: int | None = Field(description="seats taken, for a capped campaign")
+    can_join: bool
+    join_refusal: JoinRefusalOut | None = Field(description="why the caller cannot join (null when they can)")
+    participation: JourneyProgressOut | None = Field(description="the caller's progress, if joined")
+    server_time: datetime
+
+
+class JoinOut(Out):
+    participation: JourneyProgressOut
+    created: bool = Field(description="true on the first join (201); false when already joined (200)")
+
+
+class MyCampaignOut(Out):
+    campaign_id: int
+    type: str
+    title: str
+    phase: str | None
+    ends_at: datetime
+    progress: JourneyProgressOut
+
+
+class MyCampaignsQuery(PageQuery):
+    status: Literal["joined", "completed"] | None = None
+
+
+class MyCampaignsOut(Out):
+    items: list[MyCampaignOut]
+    next_cursor: str | None
+
+
+class CheckInOut(Out):
+    day: str
+    streak: int
+    created: bool = Field(description="false: already checked in today (200)")
+    progress: list[dict[str, Any]] = Field(description="participations this check-in moved")
+
+
+class PointsEntryOut(Out):
+    id: int
+    delta: int
+    balance_after: int
+    reason: str
+    ref: str
+    campaign_id: int | None
+    created_at: datetime
+
+
+class PointsOut(Out):
+    balance: int
+    items: list[PointsEntryOut]
+    next_cursor: str | None
+
+
+class BadgeOut(Out):
+    badge: str
+    campaign_id: int
+    earned_at: datetime
+
+
+class BadgesOut(Out):
+    items: list[BadgeOut]
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _journey(request: web.Request) -> Journey:
+    return request.app[JOURNEY]
+
+
+def _language(request: web.Request, snap: CampaignSnapshot) -> str:
+    return pick_language(request.headers.get("Accept-Language"), list(snap.content), snap.default_language)
+
+
+def _coupon_how(snap: CampaignSnapshot) -> Literal["grab", "join", "completion"]:
+    if snap.reward_coupons():
+        return "completion"
+    return "join" if snap.join_coupons() else "grab"
+
+
+async def _stock_left(j: Journey, snap: CampaignSnapshot) -> dict[int, int]:
+    """Stock left per coupon: Redis when loaded, else the database."""
+    if not snap.coupons:
+        return {}
+    keys = CampaignKeys(snap.id)
+    async with j.redis.pipeline(transaction=False) as pipe:
+        for coupon in snap.coupons:
+            pipe.hget(keys.coupon(coupon.id), "stock")
+        live = await pipe.execute()
+    left: dict[int, int] = {}
+    missing = []
+    for coupon, value in zip(snap.coupons, live, strict=True):
+        if value is None:
+            missing.append(coupon)
+        else:
+            left[coupon.id] = max(0, int(value))
+    if missing:
+        issued = dict(
+            await Voucher.filter(template_id__in=[c.id for c in missing])
+            .annotate(n=Count("id"))
+            .group_by("template_id")
+            .values_list("template_id", "n")
+        )
+        for coupon in missing:
+            left[coupon.id] = max(0, coupon.total_stock - int(issued.get(coupon.id, 0)))  # type: ignore[call-overload]
+    return left
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+@routes.add(
+    "GET", "/api/v1/campaigns/{id}", access=CUSTOMER, tags=("journey",), response=CampaignPageOut,
+    summary="A campaign's page in the caller's language (Accept-Language): period, benefits, how to join, rewards "
+    "with stock left, whether the caller can join (and why not), the caller's progress",
+    errors=(errors.NotFound, errors.NotEligible),
+)  # fmt: skip
+async def campaign_page(request: web.Request) -> CampaignPageOut:
+    j = _journey(request)
+    customer_id = principal_of(request).id
+    now = datetime.now(UTC)
+    snap = await journey.visible_snapshot(j, path_int(request, "id"), now)
+    participation = await Participation.get_or_none(campaign_id=snap.id, customer_id=customer_id)
+    refusal: errors.AppError | None = None
+    if participation is None:
+        # Targeted campaigns show only to their audience (and to those who joined).
+        if not await journey.in_audience(snap, customer_id):
+            raise journey.audience_refusal()
+        refusal = await journey.join_refusal(j, snap, customer_id, now, check_cap=True, check_audience=False)
+    language = _language(request, snap)
+    content = snap.content.get(language, {})
+    stock_left = await _stock_left(j, snap)
+    how = _coupon_how(snap)
+    rewards = RewardsOut(
+        points=snap.reward_points, badge=snap.reward_badge,
+        coupons=[
+            CouponRewardOut(
+                id=c.id, kind=c.kind, title=localized(c.title, language, snap.default_language),
+                face_value=c.face_value, percent_off=c.percent_off, min_spend=c.min_spend, item_name=c.item_name,
+                total_stock=c.total_stock, stock_left=stock_left[c.id], per_user_limit=c.per_user_limit,
+                grab_starts_at=c.grab_starts_at, how=how,
+            )
+            for c in snap.coupons
+        ],
+        granted_on="completion" if snap.goal_metric else ("join" if snap.grants_on_join() else None),
+    )  # fmt: skip
+    if participation is not None:
+        join_refusal: JoinRefusalOut | None = JoinRefusalOut(
+            code="already_joined", reason="joined", message="you already joined this campaign", details={}
+        )
+    elif refusal is not None:
+        join_refusal = JoinRefusalOut(
+            code=refusal.code, message=refusal.message, details=refusal.details,
+            reason=str(refusal.details.get("reason") or refusal.details.get("phase") or refusal.code),
+        )  # fmt: skip
+    else:
+        join_refusal = None
+    return CampaignPageOut(
+        id=snap.id, type=snap.type, status=snap.status, phase=snap.phase(now),  # type: ignore[arg-type]
+        language=language, title=content.get("title", ""), summary=content.get("summary", ""),
+        benefits=content.get("benefits", ""), how_to_join=content.get("how_to_join", ""),
+        terms=content.get("terms", ""), tags=list(snap.tags), categories=list(snap.categories), theme_id=snap.theme_id,
+        banner_media_id=snap.banner_media_id, poster_media_id=snap.poster_media_id, visible_from=snap.visible_from,
+        starts_at=snap.starts_at, ends_at=snap.ends_at, redeem_until=snap.redeem_until, channels=list(snap.channels),
+        store_ids=None if snap.store_ids is None else sorted(snap.store_ids),
+        goal=GoalOut(metric=snap.goal_metric, target=snap.goal_target, window_days=snap.goal_window_days)
+        if snap.goal_metric and snap.goal_target else None,
+        rewards=rewards, participant_cap=snap.participant_cap,
+        participants=await j.seats_taken(snap.id) if snap.participant_cap is not None else None,
+        can_join=participation is None and refusal is None, join_refusal=join_refusal,
+        participation=JourneyProgressOut.of(journey.progress_view(snap, participation), with_history=False)
+        if participation is not None else None,
+        server_time=now,
+    )  # fmt: skip
+
+
+@routes.add(
+    "POST", "/api/v1/campaigns/{id}/join", access=CUSTOMER, tags=("journey",), response=JoinOut, status=201,
+    summary="Join a campaign (one tap, idempotent: 201 the first time, 200 with the same participation after)",
+    errors=(errors.NotFound, errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict,
+            errors.CampaignFull),
+)  # fmt: skip
+async def join_campaign(request: web.Request) -> JoinOut | web.Response:
+    j = _journey(request)
+    participation, created = await journey.join(j, path_int(request, "id"), principal_of(request).id, datetime.now(UTC))
+    snap = await j.catalog.get(participation.campaign_id)  # type: ignore[attr-defined]
+    assert snap is not None
+    out = JoinOut(
+        participation=JourneyProgressOut.of(journey.progress_view(snap, participation), with_history=False),
+        created=created,
+    )
+    return out if created else json_response(out, status=200)
+
+
+@routes.add(
+    "GET", "/api/v1/campaigns/{id}/progress", access=CUSTOMER, tags=("journey",), response=JourneyProgressOut,
+    summary="The caller's progress in a campaign: value, target, percent, what is left, deadline, history",
+    errors=(errors.NotFound,),
+)  # fmt: skip
+async def get_progress(request: web.Request) -> JourneyProgressOut:
+    view = await journey.progress_of(_journey(request), path_int(request, "id"), principal_of(request).id)
+    return JourneyProgressOut.of(view, with_history=True)
+
+
+@routes.add(
+    "GET", "/api/v1/me/campaigns", access=CUSTOMER, tags=("journey",), query=MyCampaignsQuery,
+    response=MyCampaignsOut, summary="The caller's campaigns (status=joined|completed), newest first, with progress",
+)  # fmt: skip
+async def my_campaigns(request: web.Request, query: MyCampaignsQuery) -> MyCampaignsOut:
+    now = datetime.now(UTC)
+    rows, nxt = await journey.my_campaigns(
+        _journey(request), principal_of(request).id, query.status, query.cursor, query.limit
+    )
+    items = []
+    for snap, view in rows:
+        language = _language(request, snap)
+        item = MyCampaignOut(
+            campaign_id=snap.id, type=snap.type, title=snap.content.get(language, {}).get("title", ""),
+            phase=snap.phase(now), ends_at=snap.ends_at, progress=JourneyProgressOut.of(view, with_history=False),
+        )  # fmt: skip
+        items.append(item)
+    return MyCampaignsOut(items=items, next_cursor=nxt)
+
+
+@routes.add(
+    "POST", "/api/v1/checkins", access=CUSTOMER, tags=("journey",), response=CheckInOut, status=201,
+    summary="Check in for today (UTC): 201 with the streak, 200 with the same check-in when already done today",
+)  # fmt: skip
+async def check_in(request: web.Request) -> CheckInOut | web.Response:
+    row, progress, created = await journey_events.checkin(
+        _journey(request), principal_of(request).id, datetime.now(UTC)
+    )
+    out = CheckInOut(day=row.day.isoformat(), streak=row.streak, created=created, progress=progress)
+    return out if created else json_response(out, status=200)
+
+
+@routes.add(
+    "GET", "/api/v1/me/points", access=CUSTOMER, tags=("journey",), query=PageQuery, response=PointsOut,
+    summary="The points balance and the ledger, newest first",
+)  # fmt: skip
+async def my_points(request: web.Request, query: PageQuery) -> PointsOut:
+    customer_id = principal_of(request).id
+    page, nxt = await points.history(customer_id, query.cursor, query.limit)
+    return PointsOut(
+        balance=await points.balance_of(customer_id),
+        items=[PointsEntryOut.model_validate(e) for e in page],
+        next_cursor=nxt,
+    )
+
+
+@routes.add(
+    "GET", "/api/v1/me/badges", access=CUSTOMER, tags=("journey",), response=BadgesOut,
+    summary="The badges the caller earned, newest first",
+)  # fmt: skip
+async def my_badges(request: web.Request) -> BadgesOut:
+    rows = await CustomerBadge.filter(customer_id=principal_of(request).id).order_by("-id")
+    return BadgesOut(items=[BadgeOut.model_validate(b) for b in rows])

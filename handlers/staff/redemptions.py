@@ -1,0 +1,208 @@
+"""Redeeming vouchers at the till: preview a scanned code, redeem it, reverse, the day's list."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import Field
+
+from handlers.actors import actor_of
+from handlers.schemas import PageQuery
+from server.access import ANY_STAFF, staff
+from server.keys import REDIS, SETTINGS
+from server.routing import RouteTable, json_response, path_int, principal_of
+from server.schema import Body, ErrorBody, Out
+from services import errors, qr, redemption
+from services.grabs import check_idempotency_key
+
+routes = RouteTable()
+
+#: A scanned QR payload (about 50 characters) or a 16-digit barcode number.
+Payload = Field(min_length=1, max_length=200)
+#: Fen; a till's order is below a hundred million yuan.
+Amount = Field(default=None, ge=0, le=10**10)
+
+
+class RedemptionOut(Out):
+    id: int
+    voucher_id: str = Field(description="the voucher's id in the customer's wallet")
+    voucher_code_masked: str = Field(description="the voucher code, all but its last 4 characters hidden")
+    coupon_id: int
+    campaign_id: int
+    customer_id: int
+    title: dict[str, str]
+    kind: str
+    face_value: int
+    store_id: int
+    store_name: str
+    staff_id: int
+    staff_name: str
+    order_ref: str | None
+    order_amount: int | None
+    created_at: datetime
+    reversed_at: datetime | None
+    reversed_by: int | None
+    reverse_reason: str | None
+
+
+def redemption_out(view: redemption.RedemptionView) -> RedemptionOut:
+    return RedemptionOut(**view.__dict__)
+
+
+class TotalsOut(Out):
+    count: int = Field(description="redemptions that stand (reversed ones excluded)")
+    face_value: int = Field(description="sum of their vouchers' face values, fen")
+    order_amount: int = Field(description="sum of their order amounts (where given), fen")
+    reversed: int = Field(description="redemptions reversed")
+
+
+class RedemptionPageOut(Out):
+    items: list[RedemptionOut]
+    next_cursor: str | None
+    totals: TotalsOut
+
+
+def till_of(request: web.Request) -> redemption.Till:
+    principal = principal_of(request)
+    if principal.store_id is None:
+        raise errors.Forbidden("this staff token is not bound to a store")
+    return redemption.Till(store_id=principal.store_id, staff_id=principal.id, role=principal.role or "")
+
+
+def code_config(request: web.Request) -> redemption.CodeConfig:
+    settings = request.app[SETTINGS]
+    return redemption.CodeConfig(qr.keyring_for(settings.qr_keys, settings.qr_retired), settings.qr_ttl_seconds)
+
+
+class PreviewIn(Body):
+    payload: str = Payload
+    order_amount: int | None = Amount
+
+
+class PreviewVoucherOut(Out):
+    id: str
+    code_masked: str
+    coupon_id: int
+    campaign_id: int
+    status: str
+    kind: str
+    title: dict[str, str]
+    face_value: int
+    percent_off: int | None
+    min_spend: int
+    item_name: str | None
+    valid_from: datetime
+    valid_until: datetime
+    used_at: datetime | None
+    used_store_id: int | None
+
+
+class PreviewCustomerOut(Out):
+    id: int
+    nickname: str | None
+    membership_tier: str
+
+
+class PreviewOut(Out):
+    voucher: PreviewVoucherOut
+    customer: PreviewCustomerOut
+    redeemable: bool = Field(description="whether this store may redeem it now (with this order_amount)")
+    refusal: ErrorBody | None = Field(description="why not: the error POST /api/v1/staff/redemptions would answer")
+
+
+_SCAN_ERRORS = (errors.QrExpired, errors.QrInvalid, errors.VoucherNotFound)
+_REFUSALS = (
+    errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.VoucherNotYetValid, errors.StoreNotAllowed,
+    errors.ChannelNotAllowed, errors.MinSpendNotMet,
+)  # fmt: skip
+
+
+@routes.add(
+    "POST", "/api/v1/staff/redemptions/preview", access=ANY_STAFF, tags=("staff",), body=PreviewIn,
+    response=PreviewOut, errors=_SCAN_ERRORS,
+    summary="What a scanned code is, whose, and whether this store may redeem it now (or the precise reason not)",
+)  # fmt: skip
+async def preview_redemption(request: web.Request, body: PreviewIn) -> PreviewOut:
+    found = await redemption.preview(
+        code_config(request), request.app[REDIS], till_of(request), body.payload, body.order_amount
+    )
+    v, t = found.voucher, found.template
+    refusal = found.refusal
+    return PreviewOut(
+        voucher=PreviewVoucherOut(
+            id=v.claim_id, code_masked=redemption.mask_code(v.code), coupon_id=t.id, campaign_id=v.campaign_id,
+            status=found.status, kind=t.kind, title=t.title, face_value=v.face_value, percent_off=t.percent_off,
+            min_spend=t.min_spend, item_name=t.item_name, valid_from=v.valid_from, valid_until=v.valid_until,
+            used_at=v.used_at, used_store_id=v.used_store_id,
+        ),
+        customer=PreviewCustomerOut(
+            id=found.customer.id, nickname=found.customer.nickname, membership_tier=found.customer.membership_tier
+        ),
+        redeemable=refusal is None,
+        refusal=None if refusal is None else ErrorBody(code=refusal.code, message=refusal.message,
+                                                       details=refusal.details),
+    )  # fmt: skip
+
+
+class RedeemIn(Body):
+    payload: str = Payload
+    order_amount: int | None = Amount
+    order_ref: str | None = Field(
+        default=None, min_length=1, max_length=64, description="the POS order number: unique per store"
+    )
+
+
+@routes.add(
+    "POST", "/api/v1/staff/redemptions", access=ANY_STAFF, tags=("staff",), body=RedeemIn, response=RedemptionOut,
+    status=201, errors=(*_SCAN_ERRORS, *_REFUSALS, errors.Conflict),
+    summary="Redeem a scanned code (QR payload or barcode number), exactly once; Idempotency-Key header or "
+    "order_ref make retries return the first answer",
+)  # fmt: skip
+async def redeem_voucher(request: web.Request, body: RedeemIn) -> web.Response:
+    view, replayed = await redemption.redeem(
+        code_config(request), request.app[REDIS], till_of(request), actor_of(request), body.payload,
+        body.order_amount, body.order_ref, check_idempotency_key(request.headers.get("Idempotency-Key")),
+    )  # fmt: skip
+    response = json_response(redemption_out(view), status=201)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+class ReverseIn(Body):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@routes.add(
+    "POST", "/api/v1/staff/redemptions/{id}/reverse", access=staff("manager"), tags=("staff",), body=ReverseIn,
+    response=RedemptionOut, errors=(errors.NotFound, errors.AlreadyReversed, errors.ReversalWindowPassed),
+    summary="Reverse a redemption of your store (managers, within REDEMPTION_REVERSE_WINDOW_SECONDS); "
+    "the voucher is available again, or expired if its time has passed",
+)  # fmt: skip
+async def reverse_redemption(request: web.Request, body: ReverseIn) -> RedemptionOut:
+    row = await redemption.reverse(
+        till_of(request), actor_of(request), path_int(request, "id"), body.reason,
+        request.app[SETTINGS].redemption_reverse_window_seconds,
+    )  # fmt: skip
+    [view] = await redemption.describe([row])
+    return redemption_out(view)
+
+
+class DayQuery(PageQuery):
+    date: dt.date | None = Field(default=None, description="a UTC day, YYYY-MM-DD; today by default")
+
+
+@routes.add(
+    "GET", "/api/v1/staff/redemptions", access=ANY_STAFF, tags=("staff",), query=DayQuery,
+    response=RedemptionPageOut, summary="The store's redemptions of one UTC day, newest first, with totals",
+)  # fmt: skip
+async def list_store_redemptions(request: web.Request, query: DayQuery) -> RedemptionPageOut:
+    day = query.date or datetime.now(UTC).date()
+    filters = redemption.Filters(store_id=till_of(request).store_id, date_from=day, date_to=day)
+    views, nxt = await redemption.page(filters, query.cursor, query.limit)
+    totals = await redemption.totals(filters)
+    return RedemptionPageOut(
+        items=[redemption_out(v) for v in views], next_cursor=nxt, totals=TotalsOut(**totals.__dict__)
+    )

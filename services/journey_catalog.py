@@ -1,0 +1,263 @@
+"""What the customer side knows about a campaign: an immutable snapshot, loaded in a few
+queries and cached in the process for a moment, so customer routes do not query the
+database per campaign per request. Also: phases, languages, and goal windows.
+
+The cache is per process with a short TTL (CATALOG_TTL_SECONDS): an admin's edit shows
+within that time in every process, and at once in the process that made it when the
+handler calls ``forget``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from models.campaigns import Campaign, CampaignStore, CouponTemplate, ExclusivityLink
+
+#: Seconds a cached snapshot is trusted.
+CATALOG_TTL_SECONDS = 2.0
+#: States a customer may see (a scheduled one only from its visible_from).
+CUSTOMER_VISIBLE = frozenset({"scheduled", "active", "paused", "ended"})
+#: Languages tried after the caller's, in order (the campaign's default comes first).
+FALLBACK_LANGUAGES = ("zh-CN", "en")
+#: Types that grant their rewards on join (no goal): points and badge, and for offers
+#: one voucher of each coupon (a welcome coupon). Challenges grant on completion.
+GRANT_ON_JOIN = frozenset({"offer", "event", "referral"})
+COUPONS_ON_JOIN = frozenset({"offer"})
+
+
+@dataclass(frozen=True)
+class CouponSnapshot:
+    id: int
+    kind: str
+    title: dict[str, str]
+    face_value: int
+    percent_off: int | None
+    min_spend: int
+    item_name: str | None
+    total_stock: int
+    per_user_limit: int
+    grab_starts_at: datetime | None
+    validity_kind: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    valid_days: int | None
+
+
+@dataclass(frozen=True)
+class CampaignSnapshot:
+    id: int
+    type: str
+    status: str
+    visibility: str
+    audience_rule: dict[str, Any] | None
+    content: dict[str, dict[str, Any]]
+    default_language: str
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    theme_id: int | None
+    banner_media_id: int | None
+    poster_media_id: int | None
+    visible_from: datetime | None
+    starts_at: datetime
+    ends_at: datetime
+    redeem_until: datetime | None
+    channels: tuple[str, ...]
+    store_ids: frozenset[int] | None  # None: every store
+    participant_cap: int | None
+    goal_metric: str | None
+    goal_target: int | None
+    goal_window_days: int | None
+    reward_points: int
+    reward_badge: str | None
+    coupons: tuple[CouponSnapshot, ...]
+    exclusive_with: frozenset[int]
+
+    @property
+    def targeted(self) -> bool:
+        return self.visibility == "targeted" and self.audience_rule is not None
+
+    @property
+    def shown_from(self) -> datetime:
+        return self.visible_from or self.starts_at
+
+    def phase(self, now: datetime) -> str | None:
+        """``teaser``, ``running``, ``paused``, ``ended``, or None when customers may not
+        see it (drafts, review, archived, or before visible_from)."""
+        if self.status not in CUSTOMER_VISIBLE or now < self.shown_from:
+            return None
+        if self.status == "ended" or now >= self.ends_at:
+            return "ended"
+        if self.status == "paused":
+            return "paused"
+        if self.status == "scheduled" or now < self.starts_at:
+            return "teaser"
+        return "running"
+
+    def grants_on_join(self) -> bool:
+        return self.goal_metric is None and self.type in GRANT_ON_JOIN
+
+    def join_coupons(self) -> tuple[CouponSnapshot, ...]:
+        return self.coupons if self.goal_metric is None and self.type in COUPONS_ON_JOIN else ()
+
+    def reward_coupons(self) -> tuple[CouponSnapshot, ...]:
+        """Coupons granted when the goal is reached: a challenge's coupons."""
+        return self.coupons if self.goal_metric is not None else ()
+
+    def deadline(self, joined_at: datetime) -> datetime:
+        """When a participant's goal window closes: the campaign's end, or earlier with
+        goal_window_days counted from joining."""
+        if self.goal_window_days:
+            return min(self.ends_at, joined_at + timedelta(days=self.goal_window_days))
+        return self.ends_at
+
+    def counts(self, joined_at: datetime, occurred_at: datetime) -> bool:
+        """Whether activity at ``occurred_at`` counts for a participant who joined at
+        ``joined_at``: from the campaign's start until the participant's deadline. (Only
+        events that arrive while joined are applied: a purchase made just before joining
+        and uploaded after it counts, history before joining is not replayed.)"""
+        return self.starts_at <= occurred_at < self.deadline(joined_at)
+
+    def in_scope(self, store_id: int | None, categories: list[str] | tuple[str, ...] = ()) -> bool:
+        """Whether activity at a store, in categories, is within the campaign's scope:
+        its stores (when it has a list and the event names a store), and its categories
+        (when both name some, they must share one)."""
+        if self.store_ids is not None and store_id is not None and store_id not in self.store_ids:
+            return False
+        return not (self.categories and categories and not set(self.categories) & set(categories))
+
+
+def pick_language(accept_language: str | None, available: list[str] | tuple[str, ...], default: str) -> str:
+    """The content language for an ``Accept-Language`` header: the caller's preferences
+    by q-value (an exact tag, then the same primary language), then the campaign's
+    default, then zh-CN, then en, then whatever there is."""
+    prefs: list[tuple[float, int, str]] = []
+    for index, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip()
+        if not tag or tag == "*" or len(tag) > 35:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            prefs.append((-q, index, tag))
+    lowered = {lang.lower(): lang for lang in available}
+    for _, _, tag in sorted(prefs):
+        if tag.lower() in lowered:
+            return lowered[tag.lower()]
+        primary = tag.split("-")[0].lower()
+        for lang in available:
+            if lang.split("-")[0].lower() == primary:
+                return lang
+    for lang in (default, *FALLBACK_LANGUAGES):
+        if lang in available:
+            return lang
+    return available[0] if available else default
+
+
+def localized(titles: dict[str, str], language: str, default: str) -> str:
+    """A {language: text} map read in ``language``, with the same fallbacks."""
+    if not titles:
+        return ""
+    return titles[pick_language(language, list(titles), default)]
+
+
+def _coupon(t: CouponTemplate) -> CouponSnapshot:
+    return CouponSnapshot(
+        id=t.id, kind=t.kind, title=dict(t.title or {}), face_value=t.face_value, percent_off=t.percent_off,
+        min_spend=t.min_spend, item_name=t.item_name, total_stock=t.total_stock, per_user_limit=t.per_user_limit,
+        grab_starts_at=t.grab_starts_at, validity_kind=t.validity_kind, valid_from=t.valid_from,
+        valid_until=t.valid_until, valid_days=t.valid_days,
+    )  # fmt: skip
+
+
+async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
+    """Snapshots of these campaigns in four queries, whatever their number."""
+    ids = [c.id for c in campaigns]
+    if not ids:
+        return []
+    coupons: dict[int, list[CouponSnapshot]] = {}
+    for t in await CouponTemplate.filter(campaign_id__in=ids).order_by("id"):
+        coupons.setdefault(t.campaign_id, []).append(_coupon(t))  # type: ignore[attr-defined]
+    stores: dict[int, set[int]] = {}
+    for campaign_id, store_id in await CampaignStore.filter(campaign_id__in=ids).values_list("campaign_id", "store_id"):
+        stores.setdefault(campaign_id, set()).add(store_id)  # type: ignore[arg-type]
+    exclusive: dict[int, set[int]] = {}
+    links = await ExclusivityLink.filter(campaign_low_id__in=ids).values_list("campaign_low_id", "campaign_high_id")
+    links += await ExclusivityLink.filter(campaign_high_id__in=ids).values_list("campaign_low_id", "campaign_high_id")
+    for low, high in links:
+        exclusive.setdefault(low, set()).add(high)  # type: ignore[arg-type]
+        exclusive.setdefault(high, set()).add(low)  # type: ignore[arg-type]
+    out = []
+    for c in campaigns:
+        snap = CampaignSnapshot(
+            id=c.id, type=c.type, status=c.status, visibility=c.visibility, audience_rule=c.audience_rule,
+            content=dict(c.content or {}), default_language=c.default_language, tags=tuple(c.tags or ()),
+            categories=tuple(c.categories or ()), theme_id=c.theme_id,  # type: ignore[attr-defined]
+            banner_media_id=c.banner_media_id, poster_media_id=c.poster_media_id, visible_from=c.visible_from,
+            starts_at=c.starts_at, ends_at=c.ends_at, redeem_until=c.redeem_until, channels=tuple(c.channels or ()),
+            store_ids=None if c.all_stores else frozenset(stores.get(c.id, ())), participant_cap=c.participant_cap,
+            goal_metric=c.goal_metric if c.goal_target else None, goal_target=c.goal_target,
+            goal_window_days=c.goal_window_days, reward_points=c.reward_points, reward_badge=c.reward_badge,
+            coupons=tuple(coupons.get(c.id, ())), exclusive_with=frozenset(exclusive.get(c.id, ())),
+        )  # fmt: skip
+        out.append(snap)
+    return out
+
+
+class CampaignCatalog:
+    """Per-process cache of campaign snapshots (TTL), by id."""
+
+    def __init__(self, ttl: float = CATALOG_TTL_SECONDS) -> None:
+        self._ttl = ttl
+        self._entries: dict[int, tuple[float, CampaignSnapshot | None]] = {}
+
+    async def get(self, campaign_id: int) -> CampaignSnapshot | None:
+        now = time.monotonic()
+        hit = self._entries.get(campaign_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.get_many([campaign_id])
+        return found.get(campaign_id)
+
+    async def get_many(self, campaign_ids: list[int]) -> dict[int, CampaignSnapshot]:
+        """Snapshots by id (missing ids are left out), loading the uncached ones together."""
+        now = time.monotonic()
+        out: dict[int, CampaignSnapshot] = {}
+        missing: list[int] = []
+        for campaign_id in dict.fromkeys(campaign_ids):
+            hit = self._entries.get(campaign_id)
+            if hit is not None and hit[0] > now:
+                if hit[1] is not None:
+                    out[campaign_id] = hit[1]
+            else:
+                missing.append(campaign_id)
+        if missing:
+            loaded = {s.id: s for s in await load_snapshots(await Campaign.filter(id__in=missing))}
+            for campaign_id in missing:
+                snap = loaded.get(campaign_id)
+                self._entries[campaign_id] = (now + self._ttl, snap)
+                if snap is not None:
+                    out[campaign_id] = snap
+            if len(self._entries) > 20_000:  # bound memory: drop the expired
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+        return out
+
+    def put(self, snapshots: list[CampaignSnapshot]) -> None:
+        expires = time.monotonic() + self._ttl
+        for snap in snapshots:
+            self._entries[snap.id] = (expires, snap)
+
+    def forget(self, campaign_id: int | None = None) -> None:
+        if campaign_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(campaign_id, None)

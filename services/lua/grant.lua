@@ -1,0 +1,33 @@
+-- A reward coupon granted to one customer (a campaign's join or completion reward),
+-- decided atomically on the same keys as a grab, so stock, per-customer limit and the
+-- campaign budget hold across grabs and grants, and the claim reaches the database
+-- through the same stream and worker. Unlike a grab it is not throttled and ignores the
+-- grab window, the coupon's state and the audience set: the customer earned it, which
+-- the caller checked. The idempotency record (one per grant) makes a retry a replay.
+--
+-- KEYS[1] coupon hash, KEYS[2] holders hash, KEYS[3] campaign budget left (absent: no
+-- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record
+-- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s)
+local uid = ARGV[1]
+
+local first = redis.call("GET", KEYS[5])
+if first then return {"dup", first} end
+
+local m = redis.call("HMGET", KEYS[1], "stock", "limit", "face")
+if not m[1] then return {"not_loaded"} end
+
+local held = tonumber(redis.call("HGET", KEYS[2], uid) or "0")
+if held >= tonumber(m[2]) then return {"limit", tostring(held)} end
+if tonumber(m[1]) <= 0 then return {"sold_out"} end
+local face = tonumber(m[3])
+local budget = redis.call("GET", KEYS[3])
+if budget and tonumber(budget) < face then return {"budget"} end
+
+redis.call("HINCRBY", KEYS[1], "stock", -1)
+redis.call("HINCRBY", KEYS[2], uid, 1)
+if budget then redis.call("DECRBY", KEYS[3], face) end
+redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
+           "face", m[3], "at", ARGV[2])
+local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
+redis.call("SET", KEYS[5], record, "EX", ARGV[6])
+return {"ok", record}

@@ -1,0 +1,163 @@
+"""Rewards: what a participation earns, decided once, then delivered.
+
+Deciding happens in the database transaction that joins or completes the participation
+(``grant_in_transaction``): points go into the ledger (ref ``reward:<participation>``),
+the badge is recorded, and each reward coupon becomes a pending RewardGrant row (unique
+per participation and coupon). Only the caller that won the decision (created the
+participation, or moved it from ``joined`` to ``completed`` with a compare-and-set) calls
+it, and every write is unique by its ref besides, so a reward is never granted twice.
+
+Delivering a coupon (``RewardIssuer.issue_pending``) runs after the commit: the grant
+goes through ``lua/grant.lua`` on the campaign's coupon keys, the same stock, holders,
+budget and claims stream as a grab (the claims worker writes the voucher), with an
+idempotency record per grant, so a retry after a crash is a replay. A grant Redis
+refuses (sold out, limit, budget) is marked ``refused`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models.campaigns import CouponTemplate
+from models.journey import CustomerBadge, RewardGrant
+from services import points
+from services.journey_catalog import CampaignSnapshot, CouponSnapshot
+from services.stock import AnyRedis, Stock, random_token
+from services.stock_keys import CampaignKeys, recent_claims_key
+
+log = logging.getLogger("wxcampaign.rewards")
+
+#: How long a grant's idempotency record is kept in Redis (pending grants are retried
+#: well within it).
+GRANT_RECORD_TTL_SECONDS = 30 * 24 * 3600
+
+
+def reward_ref(participation_id: int) -> str:
+    return f"reward:{participation_id}"
+
+
+async def grant_in_transaction(
+    snap: CampaignSnapshot, participation_id: int, customer_id: int, trigger: str, coupons: tuple[CouponSnapshot, ...]
+) -> list[int]:
+    """Record a participation's rewards: points, badge, pending coupon grants. Returns
+    the ids of the pending grants. Precondition: the caller decided this participation
+    earns them (inside its transaction)."""
+    async with in_transaction():
+        if snap.reward_points:
+            await points.add(
+                customer_id, snap.reward_points, "campaign_reward", reward_ref(participation_id), campaign_id=snap.id
+            )
+        if snap.reward_badge:
+            try:
+                async with in_transaction():
+                    await CustomerBadge.create(customer_id=customer_id, badge=snap.reward_badge, campaign_id=snap.id)
+            except IntegrityError:
+                pass  # already holds this badge
+        grant_ids = []
+        for coupon in coupons:
+            try:
+                async with in_transaction():
+                    grant = await RewardGrant.create(
+                        participation_id=participation_id, customer_id=customer_id, campaign_id=snap.id,
+                        template_id=coupon.id, trigger=trigger,
+                    )  # fmt: skip
+                grant_ids.append(grant.id)
+            except IntegrityError:
+                pass  # already owed
+        return grant_ids
+
+
+class RewardIssuer:
+    """Issues pending coupon grants through the stock path. One per process."""
+
+    def __init__(self, redis: AnyRedis, stock: Stock) -> None:
+        self.redis = redis
+        self.stock = stock
+        self._grant = redis.register_script((Path(__file__).parent / "lua" / "grant.lua").read_text())
+
+    async def issue_pending(
+        self, grant_ids: list[int] | None = None, limit: int = 200, older_than: float | None = None
+    ) -> int:
+        """Issue these pending grants (or any pending ones, oldest first, at least
+        ``older_than`` seconds old): how many were issued now. Safe to run concurrently
+        and repeatedly."""
+        query = RewardGrant.filter(status="pending")
+        if older_than is not None:
+            query = query.filter(created_at__lt=datetime.now(UTC) - timedelta(seconds=older_than))
+        if grant_ids is not None:
+            if not grant_ids:
+                return 0
+            query = query.filter(id__in=grant_ids)
+        issued = 0
+        for grant in await query.order_by("id").limit(limit):
+            try:
+                issued += await self._issue(grant)
+            except Exception:  # one bad grant must not block the rest: it stays pending
+                log.exception("issuing reward grant %d failed; it stays pending", grant.id)
+        return issued
+
+    async def _issue(self, grant: RewardGrant) -> int:
+        keys = CampaignKeys(grant.campaign_id)
+        now = datetime.now(UTC)
+        reply: list[str] = []
+        for attempt in range(2):
+            raw = await self._grant(
+                keys=[
+                    keys.coupon(grant.template_id), keys.holders(grant.template_id), keys.budget, keys.stream,
+                    f"{keys.tag}:grant:{grant.id}",
+                ],
+                args=[
+                    grant.customer_id, int(now.timestamp() * 1000), random_token(20), random_token(16),
+                    grant.template_id, GRANT_RECORD_TTL_SECONDS,
+                ],
+            )  # fmt: skip
+            reply = [p.decode() if isinstance(p, bytes) else str(p) for p in raw]
+            if reply[0] != "not_loaded" or attempt == 1:
+                break
+            await self.stock.load_campaign(grant.campaign_id)
+        if reply[0] in ("ok", "dup"):
+            claim_id, code, at = reply[1].split(":")
+            done = await RewardGrant.filter(id=grant.id, status="pending").update(status="issued", claim_id=claim_id)
+            if reply[0] == "ok":
+                await self._remember(grant, claim_id, code, int(at))
+            return done
+        if reply[0] == "not_loaded":
+            # The coupon is gone from the database (deleted before the campaign ran).
+            if not await CouponTemplate.filter(id=grant.template_id).exists():
+                await RewardGrant.filter(id=grant.id, status="pending").update(status="refused", refusal="no_coupon")
+            return 0
+        await RewardGrant.filter(id=grant.id, status="pending").update(status="refused", refusal=reply[0])
+        return 0
+
+    async def _remember(self, grant: RewardGrant, claim_id: str, code: str, at_ms: int) -> None:
+        """Read-your-writes: the wallet shows the voucher before the worker persists it
+        (the same entry a grab leaves)."""
+        key = recent_claims_key(grant.customer_id)
+        entry = json.dumps(
+            {"claim": claim_id, "code": code, "tpl": grant.template_id, "cmp": grant.campaign_id, "at": at_ms}
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, entry).ltrim(key, 0, 99).expire(key, 3600)
+            await pipe.execute()
+
+
+async def issue_pending_forever(issuer: RewardIssuer, interval: float, grace_seconds: float = 30.0) -> None:
+    """The safety net: issue grants a crashed request left pending (``grace_seconds`` old,
+    so requests in flight issue their own). Stops on cancellation."""
+    me = asyncio.current_task()
+    while me is None or not me.cancelling():
+        try:
+            await issuer.issue_pending(older_than=grace_seconds)
+        except Exception:
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError from None
+            log.exception("reward grants pass failed")
+        await asyncio.sleep(interval)
+    raise asyncio.CancelledError

@@ -1,0 +1,75 @@
+"""The voucher expiry job: flips the stored state of vouchers past ``valid_until`` and
+queues "expiring soon" reminders in the ``voucher_reminders`` outbox.
+
+Reads never depend on it (``services.wallet.effective_status`` makes expiry exact); it
+keeps stored states honest for reports and the audience rule ``holds_coupon``. Each step
+is idempotent (a conditional UPDATE; an insert that skips vouchers already reminded), so
+running it twice, or in two processes at once, is harmless: the lock only saves work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import Subquery
+
+from models.redemptions import VoucherReminder
+from models.vouchers import Voucher
+from services.stock import AnyRedis
+
+LOCK_KEY = "lock:voucher-expiry"
+REMINDER_KIND = "expiring_soon"
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    expired: int
+    reminders: int
+
+
+async def expire_due(now: datetime, batch: int = BATCH) -> int:
+    """Mark available vouchers whose valid_until passed as expired, in batches."""
+    total = 0
+    while True:
+        ids = await Voucher.filter(status="available", valid_until__lte=now).limit(batch).values_list("id", flat=True)
+        if not ids:
+            return total
+        total += await Voucher.filter(id__in=list(ids), status="available").update(status="expired")
+        if len(ids) < batch:
+            return total
+
+
+async def queue_reminders(now: datetime, within: timedelta, batch: int = BATCH) -> int:
+    """One "expiring soon" reminder per available voucher whose valid_until falls within
+    ``within`` from now, never twice for one voucher."""
+    total = 0
+    while True:
+        reminded = VoucherReminder.filter(kind=REMINDER_KIND).values("voucher_id")
+        rows = (
+            await Voucher.filter(status="available", valid_until__gt=now, valid_until__lte=now + within)
+            .exclude(id__in=Subquery(reminded))
+            .limit(batch)
+            .values_list("id", "customer_id", "valid_until")
+        )
+        if not rows:
+            return total
+        await VoucherReminder.bulk_create(
+            [VoucherReminder(voucher_id=v, customer_id=c, kind=REMINDER_KIND, valid_until=u) for v, c, u in rows],
+            ignore_conflicts=True,
+        )
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
+async def expiry_pass(redis: AnyRedis, interval_seconds: int, reminder_hours: int) -> ExpiryReport | None:
+    """Run once per ``interval_seconds`` across all processes (the first to take the lock
+    runs; the lock is left to lapse). Returns None when another process had the turn."""
+    if not await redis.set(LOCK_KEY, "1", nx=True, ex=max(1, interval_seconds)):
+        return None
+    now = datetime.now(UTC)
+    expired = await expire_due(now)
+    reminders = await queue_reminders(now, timedelta(hours=reminder_hours)) if reminder_hours > 0 else 0
+    return ExpiryReport(expired, reminders)
