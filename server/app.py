@@ -119,7 +119,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     if settings.auto_migrate:
         await apply_migrations(settings.database_url)
-    # Our own context rather than register_tortoise, which leaks its connection under
+    # Our own context rather than tortoise's aiohttp helper, which leaks its connection under
     # pytest-aiohttp (STACK.md).
     ctx = await open_orm(settings.database_url)
     app[ORM] = ctx
