@@ -34,7 +34,10 @@ log = logging.getLogger("wxcampaign.server")
 def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
     """A client for one Redis or a Redis Cluster. Bounded timeouts: a dead Redis must
     fail a request quickly (503), not hang it."""
-    options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    # A reply can wait on a saturated event loop (a flash sale on 2 cores) longer than
+    # Redis takes: a short read timeout then drops healthy connections mid-command, and
+    # redis-py's cluster client can race on the dropped connection. Connecting stays quick.
+    options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
     if cluster:
         return RedisCluster.from_url(url, **options)
     # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
@@ -79,6 +82,10 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         url = embedded.url
         log.info("started embedded redis-server at %s", url)
     client = connect_redis(url, cluster=settings.redis_cluster)
+    if isinstance(client, RedisCluster):
+        # Learn the slot map now: left to the first commands, a burst of concurrent
+        # requests initializes it concurrently and races on its connections.
+        await client.initialize()
     app[REDIS] = client
     app[STOCK] = Stock(client)
     app[JOURNEY] = Journey(

@@ -64,6 +64,8 @@ async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[N
         await apply_migrations(settings.database_url)
     ctx = await open_orm(settings.database_url)
     redis = connect_redis(settings.redis_url, cluster=settings.redis_cluster)
+    if settings.redis_cluster:
+        await redis.initialize()  # type: ignore[union-attr]
     try:
         await job(redis)
     finally:
