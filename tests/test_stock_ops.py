@@ -95,7 +95,8 @@ async def test_redis_loss_then_reconcile_restores_counters(client_with, monkeypa
     # A second reconcile finds nothing to repair.
     resp = await client.post("/api/v1/admin/coupons/reconcile", json={"coupon_id": coupon.template.id}, headers=root)
     assert [i["repaired"] for i in (await resp.json())["items"]] == [False]
-    assert stock is client.server.app[STOCK]
+    coupon_key = CampaignKeys(coupon.campaign.id).coupon(coupon.template.id)
+    assert int(await stock.redis.hget(coupon_key, "stock")) == 1
 
 
 async def test_reconcile_command(client_with, settings):
