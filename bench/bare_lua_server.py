@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from services.stock import IDEMPOTENCY_TTL_SECONDS
-from services.stock_keys import CampaignKeys
+from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
 LUA = Path(__file__).resolve().parent.parent / "services" / "lua"
 #: A campaign id far above any the bench's server creates, so the keys never collide.
@@ -64,9 +64,10 @@ async def grab(request: web.Request) -> web.Response:
             keys=[
                 KEYS.coupon(TEMPLATE_ID), KEYS.holders(TEMPLATE_ID), KEYS.budget, KEYS.stream,
                 KEYS.idempotency(int(uid), TEMPLATE_ID, "-"), KEYS.rate(int(uid)), KEYS.audience,
+                KEYS.recent(int(uid)),
             ],
             args=[uid, now_ms, token(20), token(16), TEMPLATE_ID, IDEMPOTENCY_TTL_SECONDS, USER_MAX, USER_WINDOW_MS,
-                  "0"],
+                  "0", RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT],
         )  # fmt: skip
     except (redis_errors.ConnectionError, redis_errors.TimeoutError):
         # What our server answers too (server/middlewares.py), e.g. when more grabs are in

@@ -364,7 +364,6 @@ _PARTS = (
     ("    coupon cache (load_info when expired)", "CouponCache.get (coupon_cache.py)"),
     ("    the grab script round trip", "Stock._run_grab (stock.py)"),
     ("      random_token (claim id + code)", "random_token (stock.py)"),
-    ("    read-your-writes record (2nd round trip)", "Stock._remember (stock.py)"),
     ("    voucher_of", "voucher_of (handlers/customer/coupons.py)"),
     ("  bearer token check", "authenticate (server/routing.py)"),
     ("  JSON response encoding", "json_response (server/routing.py)"),

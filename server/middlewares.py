@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 from redis import exceptions as redis_errors
@@ -35,7 +35,7 @@ async def request_context(request: web.Request, handler: web.RequestHandler) -> 
     tokens or phone data.
     """
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     response = await handler(request)

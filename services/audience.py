@@ -34,7 +34,8 @@ from models.campaigns import Campaign, CouponTemplate
 from models.customers import MEMBERSHIP_TIERS
 from models.stores import Store
 from services import errors
-from services.audience_facts import Dialect, Params, dialect_of, new_since
+from services.audience_facts import new_since
+from services.sql import Dialect, Params, dialect_of
 
 #: Limits of one written rule (a saved segment's rule included).
 MAX_DEPTH = 10

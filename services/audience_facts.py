@@ -14,16 +14,13 @@ Days are UTC calendar days. A window of N days holds ``today`` and the N - 1 day
 before it (later days, sent by a clock ahead of ours, count as today). Lifecycle
 thresholds are in models.audience.
 
-This module also holds the small SQL toolkit that services.audience builds on: the
-dialect of a connection and numbered placeholders (``?1`` on SQLite, ``$1`` on
-PostgreSQL), so values always travel as parameters, never inside SQL text.
+Its SQL is written by hand with services.sql's numbered placeholders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -40,44 +37,10 @@ from models.audience import (
     CustomerFacts,
     CustomerStoreVisit,
 )
-
-Dialect = Literal["sqlite", "postgres"]
+from services.sql import Dialect, Params, dialect_of
 
 #: Customers per statement when recomputing everyone: bounded transactions and locks.
 RECOMPUTE_BATCH = 10_000
-
-
-def dialect_of(connection: BaseDBAsyncClient) -> Dialect:
-    name = connection.capabilities.dialect
-    if name not in ("sqlite", "postgres"):
-        raise RuntimeError(f"audience SQL supports sqlite and postgres, not {name!r}")
-    return name  # type: ignore[return-value]
-
-
-class Params:
-    """Collects query parameters and hands out the dialect's numbered placeholder for each.
-
-    Numbered placeholders (``?N``/``$N``) let one value be referenced twice and keep both
-    dialects on the same code path.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}" if self.dialect == "postgres" else f"?{len(self.values)}"
-
-    def one_of(self, column: str, values: Sequence[Any]) -> str:
-        """``column`` equals one of ``values`` (non-empty)."""
-        if len(values) == 1:
-            return f"{column} = {self(values[0])}"
-        if self.dialect == "postgres":
-            # One array parameter: the statement text (and its cached plan) does not
-            # depend on how many values there are.
-            return f"{column} = ANY({self(list(values))})"
-        return f"{column} IN ({', '.join(self(v) for v in values)})"
 
 
 def utc_today() -> date:

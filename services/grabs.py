@@ -36,8 +36,8 @@ async def _exclusive_conflicts(info: CouponInfo, customer_id: int, stock: Stock)
         "campaign_id", flat=True
     )
     held = await Voucher.filter(customer_id=customer_id, campaign_id__in=others).values_list("campaign_id", flat=True)
-    recent = await stock.recent_campaigns(customer_id)
-    return sorted({*joined, *held, *(recent & others)})  # type: ignore[misc]
+    recent = await stock.recent_campaigns(customer_id, set(others))
+    return sorted({*joined, *held, *recent})  # type: ignore[misc]
 
 
 async def grab(

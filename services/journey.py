@@ -181,7 +181,7 @@ async def exclusive_conflicts(journey: Journey, snap: CampaignSnapshot, customer
     if not snap.exclusive_with:
         return []
     found = set(await exclusivity.conflicts_for(customer_id, snap.id))
-    found |= await journey.stock.recent_campaigns(customer_id) & snap.exclusive_with
+    found |= await journey.stock.recent_campaigns(customer_id, set(snap.exclusive_with))
     return sorted(found)
 
 

@@ -17,7 +17,6 @@ refuses (sold out, limit, budget) is marked ``refused`` with the reason.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from models.journey import CustomerBadge, RewardGrant
 from services import points
 from services.journey_catalog import CampaignSnapshot, CouponSnapshot
 from services.stock import AnyRedis, Stock, random_token
-from services.stock_keys import CampaignKeys, recent_claims_key
+from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
 log = logging.getLogger("wxcampaign.rewards")
 
@@ -111,11 +110,11 @@ class RewardIssuer:
             raw = await self._grant(
                 keys=[
                     keys.coupon(grant.template_id), keys.holders(grant.template_id), keys.budget, keys.stream,
-                    f"{keys.tag}:grant:{grant.id}",
+                    f"{keys.tag}:grant:{grant.id}", keys.recent(grant.customer_id),
                 ],
                 args=[
                     grant.customer_id, int(now.timestamp() * 1000), random_token(20), random_token(16),
-                    grant.template_id, GRANT_RECORD_TTL_SECONDS,
+                    grant.template_id, GRANT_RECORD_TTL_SECONDS, RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
                 ],
             )  # fmt: skip
             reply = [p.decode() if isinstance(p, bytes) else str(p) for p in raw]
@@ -123,11 +122,8 @@ class RewardIssuer:
                 break
             await self.stock.load_campaign(grant.campaign_id)
         if reply[0] in ("ok", "dup"):
-            claim_id, code, at = reply[1].split(":")
-            done = await RewardGrant.filter(id=grant.id, status="pending").update(status="issued", claim_id=claim_id)
-            if reply[0] == "ok":
-                await self._remember(grant, claim_id, code, int(at))
-            return done
+            claim_id = reply[1].split(":")[0]
+            return await RewardGrant.filter(id=grant.id, status="pending").update(status="issued", claim_id=claim_id)
         if reply[0] == "not_loaded":
             # The coupon is gone from the database (deleted before the campaign ran).
             if not await CouponTemplate.filter(id=grant.template_id).exists():
@@ -135,17 +131,6 @@ class RewardIssuer:
             return 0
         await RewardGrant.filter(id=grant.id, status="pending").update(status="refused", refusal=reply[0])
         return 0
-
-    async def _remember(self, grant: RewardGrant, claim_id: str, code: str, at_ms: int) -> None:
-        """Read-your-writes: the wallet shows the voucher before the worker persists it
-        (the same entry a grab leaves)."""
-        key = recent_claims_key(grant.customer_id)
-        entry = json.dumps(
-            {"claim": claim_id, "code": code, "tpl": grant.template_id, "cmp": grant.campaign_id, "at": at_ms}
-        )
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(key, entry).ltrim(key, 0, 99).expire(key, 3600)
-            await pipe.execute()
 
 
 async def issue_pending_forever(issuer: RewardIssuer, interval: float, grace_seconds: float = 30.0) -> None:

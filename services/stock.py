@@ -7,7 +7,6 @@ services.claims for the stream → database path and services.reconcile for repa
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from tortoise.functions import Count
@@ -24,7 +22,14 @@ from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
 from services import errors
 from services.coupon_cache import CouponInfo
-from services.stock_keys import STREAMS_REGISTRY, CampaignKeys, recent_claims_key
+from services.stock_keys import (
+    RECENT_CLAIMS_KEPT,
+    RECENT_CLAIMS_TTL_MS,
+    STREAMS_REGISTRY,
+    CampaignKeys,
+    campaign_of_stream,
+    parse_recent,
+)
 
 log = logging.getLogger("wxcampaign.stock")
 
@@ -46,6 +51,10 @@ def random_token(length: int) -> str:
     grab path: a character at a time costs ~70 system calls per grab)."""
     raw = base64.b32encode(secrets.token_bytes((length * 5 + 7) // 8))
     return raw.translate(_TO_CROCKFORD)[:length].decode()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ms(moment: datetime) -> int:
@@ -113,6 +122,16 @@ class Stock:
         for start in range(0, len(members), 5000):
             await self.redis.sadd(keys.audience, *members[start : start + 5000])
 
+    async def unregister_stream(self, campaign_id: int) -> bool:
+        """Stop watching an archived campaign's claims stream once it is drained: the
+        claims worker and the wallet's read-your-writes look at every registered stream.
+        A stream with claims left stays registered until a later archive transition or
+        reconciliation (nothing can be added to it: its coupons are closed)."""
+        stream = CampaignKeys(campaign_id).stream
+        if await self.redis.xlen(stream):
+            return False
+        return bool(await self.redis.srem(STREAMS_REGISTRY, stream))
+
     async def set_state(self, campaign_id: int, status: str) -> None:
         """Mirror a campaign's status onto its loaded coupons (pause, resume, end)."""
         keys = CampaignKeys(campaign_id)
@@ -135,10 +154,7 @@ class Stock:
         status = reply[0]
         if status in ("ok", "dup"):
             claim_id, code, at = reply[1].split(":")
-            claim = Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=status == "dup")
-            if status == "ok":
-                await self._remember(customer_id, info, claim)
-            return claim
+            return Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=status == "dup")
         raise _refusal(status, reply, info, now)
 
     async def _run_grab(
@@ -149,50 +165,36 @@ class Stock:
             keys=[
                 keys.coupon(info.template_id), keys.holders(info.template_id), keys.budget, keys.stream,
                 keys.idempotency(customer_id, info.template_id, idempotency_key or "-"), keys.rate(customer_id),
-                keys.audience,
+                keys.audience, keys.recent(customer_id),
             ],
             args=[
                 customer_id, _ms(now), random_token(20), random_token(16), info.template_id,
                 IDEMPOTENCY_TTL_SECONDS, policy.max_per_window, policy.window_ms, "1" if idempotency_key else "0",
+                RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
             ],
         )  # fmt: skip
         return [part.decode() if isinstance(part, bytes) else str(part) for part in raw]
 
-    async def _remember(self, customer_id: int, info: CouponInfo, claim: Claim) -> None:
-        """Read-your-writes: the wallet shows this claim before the worker persists it.
-
-        Best effort: the grab has already succeeded, so a failure here must not turn the
-        answer into an error (the claim still reaches the wallet through the database).
-        """
-        try:
-            await self._remember_now(customer_id, info, claim)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-            log.warning("could not record a recent claim for read-your-writes")
-
-    async def _remember_now(self, customer_id: int, info: CouponInfo, claim: Claim) -> None:
-        key = recent_claims_key(customer_id)
-        entry = json.dumps(
-            {
-                "claim": claim.claim_id,
-                "code": claim.code,
-                "tpl": info.template_id,
-                "cmp": info.campaign_id,
-                "at": _ms(claim.grabbed_at),
-            }
-        )
+    async def recent_claims(self, customer_id: int, campaign_ids: set[int] | None = None) -> list[dict[str, Any]]:
+        """The customer's latest claims (in these campaigns, else in every campaign with
+        stock in Redis), newest first: what the wallet shows before the worker has written
+        the vouchers. One pipelined round trip."""
+        if campaign_ids is None:
+            campaign_ids = {campaign_of_stream(_text(s)) for s in await self.redis.smembers(STREAMS_REGISTRY)}
+        if not campaign_ids:
+            return []
+        ordered = sorted(campaign_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(key, entry).ltrim(key, 0, 99).expire(key, 3600)
-            await pipe.execute()
+            for campaign_id in ordered:
+                pipe.lrange(CampaignKeys(campaign_id).recent(customer_id), 0, -1)
+            lists = await pipe.execute()
+        found = [parse_recent(cid, _text(row)) for cid, rows in zip(ordered, lists, strict=True) for row in rows]
+        found.sort(key=lambda r: r["at"], reverse=True)
+        return found
 
-    async def recent_campaigns(self, customer_id: int) -> set[int]:
-        """Campaigns the customer grabbed from lately (claims maybe not yet persisted)."""
-        rows = await self.redis.lrange(recent_claims_key(customer_id), 0, -1)
-        return {int(json.loads(row)["cmp"]) for row in rows}
-
-    async def recent_claims(self, customer_id: int) -> list[dict[str, Any]]:
-        """The customer's latest claims, newest first, as the wallet shows them before the
-        worker has written them."""
-        return [json.loads(row) for row in await self.redis.lrange(recent_claims_key(customer_id), 0, -1)]
+    async def recent_campaigns(self, customer_id: int, among: set[int]) -> set[int]:
+        """Which of ``among`` the customer grabbed from lately (claims maybe not yet persisted)."""
+        return {int(r["cmp"]) for r in await self.recent_claims(customer_id, among)} if among else set()
 
     async def add_stock(self, template_id: int, amount: int) -> None:
         """Add to a loaded coupon's stock (the database total is raised by the caller)."""

@@ -44,7 +44,24 @@ class CampaignKeys:
     def rate(self, customer_id: int) -> str:
         return f"{self.tag}:rate:{customer_id}"
 
+    def recent(self, customer_id: int) -> str:
+        """The customer's latest claims in this campaign, newest first, written by the
+        grab and grant scripts in the same step as the claim (read-your-writes)."""
+        return f"{self.tag}:recent:{customer_id}"
 
-def recent_claims_key(customer_id: int) -> str:
-    """The customer's claims not yet known to be in the database (read-your-writes)."""
-    return f"recent-claims:{customer_id}"
+
+#: How long a customer's recent claims are kept, and how many per campaign: long enough
+#: for the worker to persist them (seconds, normally), bounded so a list stays small.
+RECENT_CLAIMS_TTL_MS = 3600 * 1000
+RECENT_CLAIMS_KEPT = 50
+
+
+def campaign_of_stream(stream: str) -> int:
+    """The campaign id in a claims stream's name (``{cmp:ID}:claims``)."""
+    return int(stream[len("{cmp:") : stream.index("}")])
+
+
+def parse_recent(campaign_id: int, entry: str) -> dict[str, str | int]:
+    """A recent-claims entry as the scripts write it: ``claim:code:at_ms:template``."""
+    claim, code, at, template = entry.split(":")
+    return {"claim": claim, "code": code, "tpl": int(template), "cmp": campaign_id, "at": int(at)}

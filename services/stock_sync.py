@@ -17,3 +17,5 @@ async def after_transition(stock: Stock, campaign_id: int, status: str) -> None:
         await stock.set_state(campaign_id, status)
     elif status in ("paused", "ended", "archived"):
         await stock.set_state(campaign_id, status)
+    if status == "archived":
+        await stock.unregister_stream(campaign_id)

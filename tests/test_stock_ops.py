@@ -18,7 +18,7 @@ from server.keys import REDIS, STOCK
 from services import exclusivity
 from services.audit import Actor
 from services.claims import ClaimsWorker, _parse, persist
-from services.stock_keys import CONSUMER_GROUP, CampaignKeys
+from services.stock_keys import CONSUMER_GROUP, STREAMS_REGISTRY, CampaignKeys
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
 from tests.stock_fixtures import customers, live_coupon
 
@@ -183,3 +183,23 @@ async def test_wallet_shows_a_grab_before_the_worker_writes_it(client):
     resp = await client.get("/api/v1/me/vouchers?status=used", headers=auth)
     assert (await resp.json())["items"] == []
     assert await Campaign.all().count() == 1
+
+
+async def test_an_archived_campaign_stops_being_watched_once_drained(client_with):
+    """The worker and the wallet's read-your-writes read every registered stream: an
+    archived campaign leaves the registry, but only when nothing is left to persist."""
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    redis, stock = client.server.app[REDIS], client.server.app[STOCK]
+    coupon = await live_coupon(client, stock=5)
+    [auth] = await customers(client, 1, prefix="o_archive")
+    assert (await client.post(coupon.grab_path, headers=auth)).status == 201
+    stream = CampaignKeys(coupon.campaign.id).stream
+    await Campaign.filter(id=coupon.campaign.id).update(status="archived")
+    assert await stock.unregister_stream(coupon.campaign.id) is False  # the claim is not persisted yet
+    assert await redis.sismember(STREAMS_REGISTRY, stream)
+    await ClaimsWorker(redis).drain()
+    assert await stock.unregister_stream(coupon.campaign.id) is True
+    assert not await redis.sismember(STREAMS_REGISTRY, stream)
+    # The wallet still lists the voucher, now from the database.
+    body = await (await client.get("/api/v1/me/vouchers", headers=auth)).json()
+    assert [item["pending"] for item in body["items"]] == [False]

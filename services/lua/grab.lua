@@ -9,8 +9,11 @@
 -- KEYS[5] idempotency record of this customer's key ("" key when none given)
 -- KEYS[6] rate-limit counter of this customer
 -- KEYS[7] audience set (customer ids), used when the coupon is targeted
+-- KEYS[8] this customer's recent claims in the campaign (read-your-writes: the wallet
+--         shows them before the worker has written the vouchers)
 -- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
---       rate limit (grabs per window), rate window (ms), has idempotency key ("1"/"0")
+--       rate limit (grabs per window), rate window (ms), has idempotency key ("1"/"0"),
+--       recent claims ttl (ms), recent claims kept
 local uid, now = ARGV[1], tonumber(ARGV[2])
 
 if ARGV[9] == "1" then
@@ -45,4 +48,7 @@ redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[
            "face", m[5], "at", ARGV[2])
 local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
 if ARGV[9] == "1" then redis.call("SET", KEYS[5], record, "EX", ARGV[6]) end
+redis.call("LPUSH", KEYS[8], record .. ":" .. ARGV[5])
+redis.call("LTRIM", KEYS[8], 0, tonumber(ARGV[11]) - 1)
+redis.call("PEXPIRE", KEYS[8], ARGV[10])
 return {"ok", record, tostring(left), tostring(held + 1)}

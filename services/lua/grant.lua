@@ -6,8 +6,10 @@
 -- the caller checked. The idempotency record (one per grant) makes a retry a replay.
 --
 -- KEYS[1] coupon hash, KEYS[2] holders hash, KEYS[3] campaign budget left (absent: no
--- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record
--- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s)
+-- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record, KEYS[6] the
+-- customer's recent claims in the campaign (read-your-writes, as in grab.lua)
+-- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
+--       recent claims ttl (ms), recent claims kept
 local uid = ARGV[1]
 
 local first = redis.call("GET", KEYS[5])
@@ -30,4 +32,7 @@ redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[
            "face", m[3], "at", ARGV[2])
 local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
 redis.call("SET", KEYS[5], record, "EX", ARGV[6])
+redis.call("LPUSH", KEYS[6], record .. ":" .. ARGV[5])
+redis.call("LTRIM", KEYS[6], 0, tonumber(ARGV[8]) - 1)
+redis.call("PEXPIRE", KEYS[6], ARGV[7])
 return {"ok", record}
