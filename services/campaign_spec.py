@@ -104,9 +104,7 @@ class CampaignIn(Body):
     ends_at: AwareDatetime
     redeem_until: AwareDatetime | None = None
     channels: list[Channel] = Field(min_length=1, max_length=5)
-    store_ids: list[Id] | None = Field(
-        default=None, max_length=500, description="null: every store"
-    )
+    store_ids: list[Id] | None = Field(default=None, max_length=500, description="null: every store")
     visibility: Visibility = "public"
     audience_rule: dict[str, Any] | None = None
     participant_cap: int | None = Field(default=None, ge=1, le=100_000_000)
