@@ -18,9 +18,11 @@ from handlers.admin import stores as admin_stores
 from handlers.admin import themes as admin_themes
 from handlers.customer import auth as customer_auth
 from handlers.customer import coupons as customer_coupons
+from handlers.customer import exchange as customer_exchange
 from handlers.customer import feed as customer_feed
 from handlers.customer import journey as customer_journey
 from handlers.customer import me as customer_me
+from handlers.customer import referrals as customer_referrals
 from handlers.customer import vouchers as customer_vouchers
 from handlers.staff import auth as staff_auth
 from handlers.staff import redemptions as staff_redemptions
@@ -35,7 +37,7 @@ def all_routes() -> RouteTable:
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions,
         staff_auth, staff_redemptions,
-        customer_journey, customer_feed, integrations, admin_integrations,
+        customer_journey, customer_feed, integrations, admin_integrations, customer_exchange, customer_referrals,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

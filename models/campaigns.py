@@ -134,6 +134,8 @@ class CouponTemplate(Model):
     # None = wherever the campaign runs.
     store_ids: list | None = fields.JSONField(null=True)  # type: ignore[assignment]
     channels: list | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    # Points a customer may pay for one (POST /api/v1/me/points/exchange). None = not for points.
+    points_price = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -156,17 +156,21 @@ class CustomerBadge(Model):
 
 
 class RewardGrant(Model):
-    """A coupon owed to a participant, written in the transaction that decided it and
-    then issued through the stock script. Unique per (participation, coupon)."""
+    """A coupon owed to a customer, written in the transaction that decided it and then
+    issued through the stock script. ``ref`` names its cause and is unique: a
+    participation's reward (reward:<participation>:<coupon>, also unique per
+    participation and coupon) or a points exchange (exchange:<customer>:<key>, with no
+    participation)."""
 
     id = fields.BigIntField(primary_key=True)
-    participation: fields.ForeignKeyRelation = fields.ForeignKeyField(
-        "models.Participation", on_delete=fields.RESTRICT, related_name="grants"
+    participation: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Participation", null=True, on_delete=fields.RESTRICT, related_name="grants"
     )
+    ref = fields.CharField(max_length=80, unique=True)
     customer_id = fields.BigIntField()
     campaign_id = fields.BigIntField()
     template_id = fields.BigIntField()
-    trigger = fields.CharField(max_length=16)  # join, completion
+    trigger = fields.CharField(max_length=16)  # join, completion, exchange
     status = fields.CharField(max_length=16, default="pending")
     # The claim id of the voucher once issued, or why it was refused (sold_out, limit, budget).
     claim_id = fields.CharField(max_length=40, null=True)

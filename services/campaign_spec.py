@@ -64,6 +64,10 @@ class CouponIn(Body):
     validity: FixedValidity | RelativeValidity = Field(discriminator="kind")
     store_ids: list[Id] | None = Field(default=None, max_length=500)
     channels: list[Channel] | None = Field(default=None, max_length=5)
+    points_price: int | None = Field(
+        default=None, ge=1, le=100_000_000,
+        description="points for one voucher (POST /api/v1/me/points/exchange); null: not exchangeable",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def kind_fields(self) -> CouponIn:

@@ -110,6 +110,7 @@ def _coupon_values(coupon: CouponIn) -> dict[str, Any]:
         "valid_days": None if fixed else validity.days,  # type: ignore[union-attr]
         "store_ids": coupon.store_ids,
         "channels": coupon.channels,
+        "points_price": coupon.points_price,
     }
 
 
@@ -189,6 +190,7 @@ def _coupon_spec(template: CouponTemplate) -> dict[str, Any]:
         "validity": validity,
         "store_ids": template.store_ids,
         "channels": template.channels,
+        "points_price": template.points_price,
     }
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
@@ -47,18 +48,28 @@ async def call_wechat(
         raise errors.WeChatError(details={"wechat_errcode": exc.errcode}) from None
 
 
-async def login(openid: str, session_key: str, unionid: str | None) -> tuple[Customer, bool]:
+async def login(
+    openid: str, session_key: str, unionid: str | None, on_create: Callable[[Customer], Awaitable[None]] | None = None
+) -> tuple[Customer, bool]:
     """Upsert the customer for an openid; returns (customer, created).
 
     Two first logins of one openid may race: the unique openid decides, and the loser
-    reads the winner's row.
+    reads the winner's row. ``on_create`` runs inside the transaction that creates the
+    customer (only for a new customer, and only in the request that created it): what it
+    writes commits with the customer, or not at all. It must handle its own unique
+    conflicts (in a savepoint).
     """
     now = datetime.now(UTC)
     customer = await Customer.get_or_none(openid=openid)
     created = False
     if customer is None:
         try:
-            customer = await Customer.create(openid=openid, unionid=unionid, session_key=session_key, last_login_at=now)
+            async with in_transaction():
+                customer = await Customer.create(
+                    openid=openid, unionid=unionid, session_key=session_key, last_login_at=now
+                )
+                if on_create is not None:
+                    await on_create(customer)
             return customer, True
         except IntegrityError:
             customer = await Customer.get(openid=openid)

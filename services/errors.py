@@ -106,6 +106,8 @@ InvalidSignature = _define("invalid_signature", 401, "X-Signature is not the HMA
 StaleRequest = _define("stale_request", 401, "X-Timestamp is missing or too far from the server's clock")
 ReplayedRequest = _define("replayed_request", 409, "this signed request was already received")
 EventConflict = _define("event_conflict", 409, "an event with this external_id was received with another body")
+InsufficientPoints = _define("insufficient_points", 409, "your points cannot cover this (details: balance, price)")
+CouponNotExchangeable = _define("coupon_not_exchangeable", 409, "this coupon cannot be exchanged for points")
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")

@@ -44,6 +44,7 @@ class CouponSnapshot:
     valid_from: datetime | None
     valid_until: datetime | None
     valid_days: int | None
+    points_price: int | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _coupon(t: CouponTemplate) -> CouponSnapshot:
         id=t.id, kind=t.kind, title=dict(t.title or {}), face_value=t.face_value, percent_off=t.percent_off,
         min_spend=t.min_spend, item_name=t.item_name, total_stock=t.total_stock, per_user_limit=t.per_user_limit,
         grab_starts_at=t.grab_starts_at, validity_kind=t.validity_kind, valid_from=t.valid_from,
-        valid_until=t.valid_until, valid_days=t.valid_days,
+        valid_until=t.valid_until, valid_days=t.valid_days, points_price=t.points_price,
     )  # fmt: skip
 
 

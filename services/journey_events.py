@@ -1,5 +1,5 @@
-"""Events that move progress: purchases, visits and refunds from integrations, and the
-customer's daily check-in.
+"""Events that move progress: purchases, visits and refunds from integrations, referrals
+(services.referrals), and the customer's daily check-in.
 
 Each event is one database transaction that first locks the customer's row (PostgreSQL
 ``SELECT ... FOR NO KEY UPDATE``; SQLite runs one transaction at a time), so one customer's
@@ -257,6 +257,24 @@ def _refund_mismatch(field: str, external_id: str) -> errors.AppError:
         f"{field}: purchase {external_id!r} belongs to another customer",
         details={"errors": [{"field": field, "message": "belongs to another customer", "type": "mismatch"}]},
     )
+
+
+# --- referrals ------------------------------------------------------------------------
+
+
+async def credit_referral(
+    journey: Journey, inviter_id: int, ref: str, at: datetime
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """A customer the inviter brought in: every joined participation of the inviter with
+    the ``referrals`` goal, whose window holds ``at``, steps by one (``ref`` names the
+    referral, once per participation). Returns the progress made and the ids of the
+    reward grants decided (issue them after the commit). Precondition: call inside the
+    transaction that records the referral."""
+    outcome = _Outcome()
+    async with in_transaction():
+        await _lock_customer(inviter_id)
+        await _feed(journey, inviter_id, {"referrals": 1}, "referral", ref, at, None, (), outcome)
+    return outcome.progress, outcome.grant_ids
 
 
 # --- check-ins ------------------------------------------------------------------------

@@ -2,16 +2,21 @@
 
 Deciding happens in the database transaction that joins or completes the participation
 (``grant_in_transaction``): points go into the ledger (ref ``reward:<participation>``),
-the badge is recorded, and each reward coupon becomes a pending RewardGrant row (unique
-per participation and coupon). Only the caller that won the decision (created the
-participation, or moved it from ``joined`` to ``completed`` with a compare-and-set) calls
-it, and every write is unique by its ref besides, so a reward is never granted twice.
+the badge is recorded, and each reward coupon becomes a pending RewardGrant row (ref
+``reward:<participation>:<coupon>``, unique). Only the caller that won the decision
+(created the participation, or moved it from ``joined`` to ``completed`` with a
+compare-and-set) calls it, and every write is unique by its ref besides, so a reward is
+never granted twice. A points exchange (services.exchange) writes its own grant, with no
+participation, in the transaction that debits the points.
 
 Delivering a coupon (``RewardIssuer.issue_pending``) runs after the commit: the grant
 goes through ``lua/grant.lua`` on the campaign's coupon keys, the same stock, holders,
 budget and claims stream as a grab (the claims worker writes the voucher), with an
 idempotency record per grant, so a retry after a crash is a replay. A grant Redis
-refuses (sold out, limit, budget) is marked ``refused`` with the reason.
+refuses (sold out, limit, budget) is marked ``refused`` with the reason; a refused
+exchange gets its points back in that same transaction (ledger ref
+``exchange-refund:...``), exactly once whoever notices the refusal (the request or the
+worker).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.campaigns import CouponTemplate
-from models.journey import CustomerBadge, RewardGrant
+from models.journey import CustomerBadge, PointsEntry, RewardGrant
+from models.vouchers import Voucher
 from services import points
 from services.journey_catalog import CampaignSnapshot, CouponSnapshot
 from services.stock import AnyRedis, Stock, random_token
@@ -40,6 +46,16 @@ GRANT_RECORD_TTL_SECONDS = 30 * 24 * 3600
 
 def reward_ref(participation_id: int) -> str:
     return f"reward:{participation_id}"
+
+
+def grant_ref(participation_id: int, template_id: int) -> str:
+    """The ref of a participation's reward coupon (what it is unique on)."""
+    return f"reward:{participation_id}:{template_id}"
+
+
+def refund_ref(ref: str) -> str:
+    """The ledger ref that gives back the points an exchange (grant ``ref``) took."""
+    return "exchange-refund:" + ref.removeprefix("exchange:")
 
 
 async def grant_in_transaction(
@@ -64,8 +80,8 @@ async def grant_in_transaction(
             try:
                 async with in_transaction():
                     grant = await RewardGrant.create(
-                        participation_id=participation_id, customer_id=customer_id, campaign_id=snap.id,
-                        template_id=coupon.id, trigger=trigger,
+                        participation_id=participation_id, ref=grant_ref(participation_id, coupon.id),
+                        customer_id=customer_id, campaign_id=snap.id, template_id=coupon.id, trigger=trigger,
                     )  # fmt: skip
                 grant_ids.append(grant.id)
             except IntegrityError:
@@ -127,10 +143,38 @@ class RewardIssuer:
         if reply[0] == "not_loaded":
             # The coupon is gone from the database (deleted before the campaign ran).
             if not await CouponTemplate.filter(id=grant.template_id).exists():
-                await RewardGrant.filter(id=grant.id, status="pending").update(status="refused", refusal="no_coupon")
+                await self._refuse(grant, "no_coupon")
             return 0
-        await RewardGrant.filter(id=grant.id, status="pending").update(status="refused", refusal=reply[0])
+        await self._refuse(grant, reply[0])
         return 0
+
+    async def _refuse(self, grant: RewardGrant, reason: str) -> None:
+        """Mark a pending grant refused (a compare-and-set) and, for an exchange, give the
+        points back in the same transaction: exactly once, whoever gets here first."""
+        async with in_transaction():
+            won = await RewardGrant.filter(id=grant.id, status="pending").update(status="refused", refusal=reason)
+            if won and grant.trigger == "exchange":
+                paid = await PointsEntry.get_or_none(ref=grant.ref)
+                if paid is not None and paid.delta < 0:
+                    await points.add(
+                        grant.customer_id, -paid.delta, "exchange_refund", refund_ref(grant.ref),
+                        campaign_id=grant.campaign_id,
+                    )  # fmt: skip
+
+    async def claim_of(self, grant: RewardGrant) -> tuple[str, str, int] | None:
+        """An issued grant's voucher: (claim id, code, issued at in ms), from the grant's
+        record in Redis (kept GRANT_RECORD_TTL_SECONDS), else from the database once the
+        claims worker wrote it. None when neither has it (yet)."""
+        record = await self.redis.get(f"{CampaignKeys(grant.campaign_id).tag}:grant:{grant.id}")
+        if record is not None:
+            claim_id, code, at = (record.decode() if isinstance(record, bytes) else str(record)).split(":")
+            return claim_id, code, int(at)
+        if grant.claim_id is None:
+            return None
+        voucher = await Voucher.get_or_none(claim_id=grant.claim_id)
+        if voucher is None:
+            return None
+        return voucher.claim_id, voucher.code, int(voucher.issued_at.timestamp() * 1000)
 
 
 async def issue_pending_forever(issuer: RewardIssuer, interval: float, grace_seconds: float = 30.0) -> None:

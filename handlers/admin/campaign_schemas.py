@@ -26,6 +26,7 @@ class CouponOut(Out):
     validity: dict[str, Any]
     store_ids: list[int] | None
     channels: list[str] | None
+    points_price: int | None = Field(description="points for one voucher; null: not exchangeable")
 
 
 class GoalOut(Out):

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import Field
 
 from handlers.customer.me import UserOut
 from handlers.schemas import TokenPairOut
 from server.access import PUBLIC, Principal
-from server.keys import SETTINGS, WECHAT
+from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable
 from server.schema import Body
-from services import accounts, customers, errors, sessions
+from services import accounts, customers, errors, referrals, sessions
 
 routes = RouteTable()
 
 
 class WeChatLoginIn(Body):
     code: str = Field(min_length=1, max_length=128, description="the code from wx.login()")
+    invite_code: str | None = Field(
+        default=None, max_length=64,
+        description="the inviter's code from a shared link; it credits the inviter only when this login creates "
+        "the customer. An unknown or own code is ignored, never an error",
+    )  # fmt: skip
 
 
 class CustomerTokenOut(TokenPairOut):
     user: UserOut
+    invite: Literal["credited", "ignored"] | None = Field(
+        default=None, description="what became of invite_code: credited, ignored (see the docs), null when none sent"
+    )
 
 
 class RefreshIn(Body):
@@ -37,7 +47,11 @@ class RefreshIn(Body):
 async def wechat_login(request: web.Request, body: WeChatLoginIn) -> CustomerTokenOut:
     client = request.app[WECHAT]
     result = await customers.call_wechat(lambda: client.code2session(body.code))
-    customer, _ = await customers.login(result.openid, result.session_key, result.unionid)
+    invite = referrals.Invite(request.app[JOURNEY], body.invite_code)
+    customer, created = await customers.login(
+        result.openid, result.session_key, result.unionid, on_create=invite.accept
+    )
+    invite_status = await invite.finish(customer, created)
     settings = request.app[SETTINGS]
     pair = await sessions.start_session(
         Principal(kind="customer", id=customer.id),
@@ -50,6 +64,7 @@ async def wechat_login(request: web.Request, body: WeChatLoginIn) -> CustomerTok
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
         user=UserOut.of(customer),
+        invite=invite_status,
     )
 
 

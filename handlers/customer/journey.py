@@ -30,8 +30,8 @@ routes = RouteTable()
 
 class StepOut(Out):
     at: datetime
-    source: str = Field(description="purchase, visit, refund or checkin")
-    ref: str = Field(description="what caused it: event:<id>, refund:<id>, checkin:<day>")
+    source: str = Field(description="purchase, visit, refund, checkin or referral")
+    ref: str = Field(description="what caused it: event:<id>, refund:<id>, checkin:<day>, referral:<id>")
     delta: int
     value_after: int
 
@@ -69,6 +69,7 @@ class CouponRewardOut(Out):
     stock_left: int
     per_user_limit: int
     grab_starts_at: datetime | None
+    points_price: int | None = Field(description="points for one voucher (POST /api/v1/me/points/exchange)")
     how: Literal["grab", "join", "completion"] = Field(
         description="grab: grab it; join: one is granted on joining (and it can be grabbed); completion: granted "
         "when the goal is reached"
@@ -262,7 +263,7 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
                 id=c.id, kind=c.kind, title=localized(c.title, language, snap.default_language),
                 face_value=c.face_value, percent_off=c.percent_off, min_spend=c.min_spend, item_name=c.item_name,
                 total_stock=c.total_stock, stock_left=stock_left[c.id], per_user_limit=c.per_user_limit,
-                grab_starts_at=c.grab_starts_at, how=how,
+                grab_starts_at=c.grab_starts_at, points_price=c.points_price, how=how,
             )
             for c in snap.coupons
         ],
