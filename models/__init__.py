@@ -13,4 +13,5 @@ MODEL_MODULES: list[str] = [
     "models.audience",
     "models.journey",
     "models.redemptions",
+    "models.notifications",
 ]
