@@ -54,12 +54,17 @@ def check_known(template_ids: list[str], known: Mapping[str, list[str]]) -> None
 
 async def _add_one(customer_id: int, template_id: str) -> None:
     """Precondition: inside a transaction."""
-    for _ in range(3):
+    for _ in range(5):
         bumped = await NotifySubscription.filter(
             customer_id=customer_id, template_id=template_id, remaining__lt=MAX_REMAINING
         ).update(remaining=F("remaining") + 1, accepted_total=F("accepted_total") + 1)
-        if bumped or await NotifySubscription.filter(customer_id=customer_id, template_id=template_id).exists():
+        if bumped:
             return
+        row = await NotifySubscription.get_or_none(customer_id=customer_id, template_id=template_id)
+        if row is not None:
+            if row.remaining >= MAX_REMAINING:
+                return  # at the cap: not counted
+            continue  # created by a concurrent first report since our UPDATE: add to it
         try:
             async with in_transaction():  # a savepoint: a concurrent first report must not abort ours
                 await NotifySubscription.create(

@@ -57,6 +57,7 @@ _KEYWORD = re.compile(r"^([a-z_]+?)(\d+)$")
 _PLACEHOLDER = re.compile(r"<([a-z_]+)>")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 MAX_TEMPLATE_ID = 64
+_FILLER = {"letter": "x", "phrase": "通知", "number": "0"}
 
 
 class TemplateConfigError(ValueError):
@@ -181,7 +182,8 @@ def fit(keyword_type: str, value: str, offset: timedelta) -> str:
             out = value[:5]
         case _:
             out = _cut(value, 20)
-    return out or "-"
+    # Nothing left (an empty title, no letters): a filler WeChat accepts for the type.
+    return out or _FILLER.get(keyword_type, "-")
 
 
 def _substitute(text: str, payload: Mapping[str, Any]) -> str:

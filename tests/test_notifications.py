@@ -13,15 +13,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from miniprogram_api.emulator.validation import template_data_error
 from models.campaigns import CouponTemplate
 from models.notifications import Notification, NotifyFanout, NotifySubscription
 from models.participations import Participation
 from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS, WECHAT
+from server.settings import Settings, SettingsError
 from server.workers import notify_sender
-from services import notify_outbox, voucher_expiry
+from services import notify_outbox, notify_subscriptions, voucher_expiry
 from services.notify_sender import NotifySender
+from services.notify_templates import parse_templates, render
 from tests.helpers import error_of, fault, wechat_calls
 from tests.journey_fixtures import Shopper, make_campaign, shoppers
 
@@ -91,6 +94,14 @@ async def test_subscriptions_are_counted_per_template(client):
     assert items[REWARD]["kinds"] == ["reward"] and items[EXPIRING]["updated_at"] is None
     others = (await (await client.get(SUBS, headers=other.headers)).json())["items"]
     assert all(i["remaining"] == 0 for i in others)
+
+
+async def test_unused_acceptances_stop_at_the_cap(client, monkeypatch):
+    monkeypatch.setattr(notify_subscriptions, "MAX_REMAINING", 3)
+    [me] = await shoppers(client, 1)
+    for _ in range(5):
+        await subscribe(client, me, REWARD, at_wechat=False)
+    assert await remaining(me.id, REWARD) == 3
 
 
 async def test_bad_subscription_reports_are_refused_and_write_nothing(client):
@@ -379,3 +390,76 @@ async def test_ending_soon_goes_to_participants_still_in_the_race(client):
     assert (await sender(client).run_once()).sent == 1
     [message] = await sent_messages(client)
     assert message["touser"] == joined.openid and message["data"]["thing3"]["value"] == "活动即将结束,别错过"
+
+
+# --- in the workers -------------------------------------------------------------------------
+
+
+async def test_the_workers_announce_a_campaign_that_starts_and_send_it(client_with):
+    client = await client_with(run_workers=True, scheduler_interval=0.05)
+    [fan] = await shoppers(client, 1)
+    await subscribe(client, fan, NEW)
+    now = datetime.now(UTC)
+    campaign = await make_campaign(status="scheduled", starts_at=now - timedelta(seconds=1))
+    for _ in range(300):
+        if await sent_messages(client):
+            break
+        await asyncio.sleep(0.02)
+    [message] = await sent_messages(client)
+    assert message["touser"] == fan.openid and message["template_id"] == NEW
+    assert message["page"] == f"pages/campaign/detail?id={campaign.id}"
+    row = await Notification.get(key=f"new_campaign:{campaign.id}:{fan.id}")
+    assert row.status == "sent" and await remaining(fan.id, NEW) == 0
+
+
+# --- templates ------------------------------------------------------------------------------
+
+
+def test_notify_templates_setting_is_checked_at_start():
+    def load(raw: str | None, **env: str) -> Any:
+        return Settings.from_env(env={**({"NOTIFY_TEMPLATES": raw} if raw is not None else {}), **env})
+
+    assert set(load(None).notify.by_kind) == {"new_campaign", "campaign_ending", "reward", "voucher_expiring"}
+    # A real app gets no made-up template ids.
+    assert load(None, WECHAT_APPID="wx1", WECHAT_SECRET="s").notify.by_kind == {}
+    good = '{"reward": {"template_id": "T1", "fields": {"thing1": "Won <reward>"}}}'
+    assert load(good).notify.template_ids() == {"T1": ["reward"]}
+    for raw, needle in [
+        ("[]", "JSON object"),
+        ("{not json", "JSON object"),
+        ('{"party": {"template_id": "T", "fields": {"thing1": "x"}}}', "unknown kind 'party'"),
+        ('{"reward": {"template_id": "", "fields": {"thing1": "x"}}}', "reward.template_id"),
+        ('{"reward": {"template_id": "T", "fields": {}}}', "reward.fields"),
+        ('{"reward": {"template_id": "T", "fields": {"Thing": "x"}}}', "not a keyword"),
+        ('{"reward": {"template_id": "T", "fields": {"thing1": "<ends_at>"}}}', "<ends_at>"),
+        ('{"reward": {"template_id": "T", "page": "p?<voucher_id>", "fields": {"thing1": "x"}}}', "reward.page"),
+        ('{"reward": {"template_id": "T", "fields": {"thing1": "x"}, "color": 1}}', "NOTIFY_TEMPLATES.reward"),
+    ]:
+        with pytest.raises(SettingsError, match="NOTIFY_TEMPLATES") as caught:
+            load(raw)
+        assert needle in str(caught.value), (raw, caught.value)
+
+
+def test_rendered_values_pass_wechats_field_rules():
+    spec = parse_templates(
+        '{"reward": {"template_id": "T", "page": "pages/c?id=<campaign_id>", "fields": {'
+        '"thing1": "<campaign_title>", "thing2": "<reward>", "time3": "<earned_at>", "number4": "<points>", '
+        '"character_string5": "<campaign_title>", "phrase6": "<campaign_title>", "date7": "<earned_at>", '
+        '"name8": "<campaign_title>", "letter9": "<campaign_title>"}}}'
+    ).get("reward")
+    assert spec is not None
+    for title in ["短", "x" * 200, "混合 Mixed 标题 with 符号!@# " * 5, "   ", "🎉" * 30]:
+        data, page = render(
+            spec,
+            {
+                "campaign_id": 7,
+                "campaign_title": title,
+                "reward": "50积分",
+                "points": 50,
+                "earned_at": "2024-05-01T16:30:00+00:00",
+            },
+            timedelta(hours=8),
+        )
+        assert template_data_error(data) is None, (title, data)
+        assert page == "pages/c?id=7"
+        assert data["time3"]["value"] == "2024-05-02 00:30"  # UTC+8
