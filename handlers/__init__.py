@@ -23,6 +23,7 @@ from handlers.customer import feed as customer_feed
 from handlers.customer import journey as customer_journey
 from handlers.customer import me as customer_me
 from handlers.customer import referrals as customer_referrals
+from handlers.customer import subscriptions as customer_subscriptions
 from handlers.customer import vouchers as customer_vouchers
 from handlers.staff import auth as staff_auth
 from handlers.staff import redemptions as staff_redemptions
@@ -33,7 +34,7 @@ def all_routes() -> RouteTable:
     table = RouteTable()
     modules = (
         system, media,
-        customer_auth, customer_me, customer_coupons, customer_vouchers,
+        customer_auth, customer_me, customer_subscriptions, customer_coupons, customer_vouchers,
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions,
         staff_auth, staff_redemptions,

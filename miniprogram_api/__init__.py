@@ -4,7 +4,7 @@ The emulator lives in ``miniprogram_api.emulator`` and is imported explicitly
 (it is test/dev tooling, not something production code should pull in).
 """
 
-from .client import PRODUCTION_BASE_URL, MiniProgramClient
+from .client import PRODUCTION_BASE_URL, SUBSCRIBE_SEND_PATH, MiniProgramClient
 from .errors import (
     AccessTokenInvalid,
     CodeUsed,
@@ -24,6 +24,7 @@ from .results import Code2SessionResult, PhoneInfo, SecCheckResult
 
 __all__ = [
     "PRODUCTION_BASE_URL",
+    "SUBSCRIBE_SEND_PATH",
     "AccessTokenInvalid",
     "Code2SessionResult",
     "CodeUsed",

@@ -33,13 +33,15 @@ class Reply:
 
 
 class _Retryable(Exception):
-    """Internal: this attempt failed in a way worth trying again."""
+    """Internal: this attempt failed in a way worth trying again. ``reached`` is False
+    only when the request cannot have reached the server (no connection was made)."""
 
-    def __init__(self, reason: str, errcode: int | None = None, errmsg: str = "") -> None:
+    def __init__(self, reason: str, errcode: int | None = None, errmsg: str = "", *, reached: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.errcode = errcode
         self.errmsg = errmsg
+        self.reached = reached
 
 
 class Transport:
@@ -89,6 +91,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
         binary_ok: bool = False,
+        max_retries: int | None = None,
     ) -> Reply:
         """Perform the call, retrying busy/transport failures.
 
@@ -96,8 +99,10 @@ class Transport:
         returned as bytes; anything else must be a JSON object. Raises the
         typed ``WeChatError`` for non-zero errcodes, ``SystemBusy`` when ``-1``
         outlasts the retries and ``WeChatUnavailable`` for transport failures.
+        ``max_retries`` overrides the transport's (0: one attempt, for calls that
+        must not be repeated blindly).
         """
-        attempts = self._max_retries + 1
+        attempts = (self._max_retries if max_retries is None else max_retries) + 1
         last: _Retryable | None = None
         for attempt in range(attempts):
             if attempt:
@@ -116,7 +121,7 @@ class Transport:
         assert last is not None
         if last.errcode == _BUSY:
             raise SystemBusy(_BUSY, last.errmsg)
-        raise WeChatUnavailable(path, attempts, last.reason)
+        raise WeChatUnavailable(path, attempts, last.reason, reached=last.reached)
 
     async def _attempt(
         self,
@@ -143,6 +148,9 @@ class Transport:
             ) as resp:
                 body = await resp.read()
                 content_type = resp.content_type
+        except aiohttp.ClientConnectorError as exc:
+            # No connection was made: the request certainly did not reach the server.
+            raise _Retryable(type(exc).__name__, reached=False) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # Only the class name: aiohttp messages may embed the URL, whose
             # query string can hold the secret or the access token.

@@ -18,6 +18,7 @@ from .results import Code2SessionResult, PhoneInfo, SecCheckResult
 from .token_cache import AccessTokenCache
 
 PRODUCTION_BASE_URL = "https://api.weixin.qq.com"
+SUBSCRIBE_SEND_PATH = "/cgi-bin/message/subscribe/send"
 
 
 class MiniProgramClient:
@@ -135,13 +136,17 @@ class MiniProgramClient:
         page: str | None = None,
         miniprogram_state: str = "formal",
         lang: str = "zh_CN",
-    ) -> None:
-        """Send a one-time subscribe message.
+        retry: bool = True,
+    ) -> str | None:
+        """Send a one-time subscribe message; WeChat's ``msgid`` if it gave one.
 
         ``data`` has WeChat's shape: ``{"thing1": {"value": "..."}, ...}``. The
         user must hold an unused acceptance of ``template_id``
         (``NotSubscribed`` otherwise). Note a transport-level retry can, in
-        the rare case the first attempt was delivered, send twice.
+        the rare case the first attempt was delivered, send twice: with
+        ``retry=False`` the message is posted once (a refused access token is
+        still refreshed and the post repeated, since WeChat refused the first),
+        and the caller decides about retries.
         """
         body: dict[str, Any] = {
             "touser": touser,
@@ -152,7 +157,10 @@ class MiniProgramClient:
         }
         if page is not None:
             body["page"] = page
-        await self._with_token("/cgi-bin/message/subscribe/send", body)
+        path = SUBSCRIBE_SEND_PATH
+        reply = await self._with_token(path, body, max_retries=None if retry else 0)
+        msgid = (reply.payload or {}).get("msgid")
+        return str(msgid) if isinstance(msgid, int | str) and msgid != "" else None
 
     async def get_unlimited_code(
         self,
@@ -218,17 +226,20 @@ class MiniProgramClient:
             raise WeChatUnavailable(path, 1, "malformed answer: missing expires_in")
         return require_str(payload, "access_token", path), expires_in
 
-    async def _with_token(self, path: str, body: Mapping[str, Any], *, binary_ok: bool = False) -> Reply:
+    async def _with_token(
+        self, path: str, body: Mapping[str, Any], *, binary_ok: bool = False, max_retries: int | None = None
+    ) -> Reply:
         """POST with the access token; on 40001/42001 refresh once and retry once."""
         token = await self._tokens.get()
         try:
             return await self._http.request(
-                "POST", path, params={"access_token": token}, json_body=body, binary_ok=binary_ok
-            )
+                "POST", path, params={"access_token": token}, json_body=body, binary_ok=binary_ok,
+                max_retries=max_retries,
+            )  # fmt: skip
         except AccessTokenInvalid:
             token = await self._tokens.refresh(stale=token)
         return await self._http.request(
-            "POST", path, params={"access_token": token}, json_body=body, binary_ok=binary_ok
+            "POST", path, params={"access_token": token}, json_body=body, binary_ok=binary_ok, max_retries=max_retries
         )
 
 

@@ -115,14 +115,17 @@ class WeChatUnavailable(Exception):
 
     ``reason`` names the last failure (an exception class name or
     ``"non-JSON body"``); it never contains the request URL, which may hold a
-    secret or an access token in its query string.
+    secret or an access token in its query string. ``reached`` is False only when
+    the last attempt certainly did not reach WeChat (no connection was made): a
+    timeout or a dropped connection may have been processed.
     """
 
-    def __init__(self, path: str, attempts: int, reason: str) -> None:
+    def __init__(self, path: str, attempts: int, reason: str, *, reached: bool = True) -> None:
         super().__init__(path, attempts, reason)
         self.path = path
         self.attempts = attempts
         self.reason = reason
+        self.reached = reached
 
     def __str__(self) -> str:
         return f"WeChat {self.path} unavailable after {self.attempts} attempt(s): {self.reason}"

@@ -75,17 +75,29 @@ async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[N
 
 async def _worker(settings: Settings) -> None:
     """The background workers alone, without HTTP (scale them apart from the servers)."""
-    from server.workers import claims_worker, scheduler_loop
+    import aiohttp
+
+    from miniprogram_api import MiniProgramClient
+    from server.workers import claims_worker, notify_sender, scheduler_loop
+    from services.notify_sender import send_forever
     from services.rewards import RewardIssuer, issue_pending_forever
     from services.stock import Stock
 
     async def job(redis: Redis) -> None:
-        print("worker running (scheduler + claims + reward grants); Ctrl-C stops it", flush=True)
-        await asyncio.gather(
-            scheduler_loop(redis, Stock(redis), settings),
-            claims_worker(redis, settings).run_forever(),
-            issue_pending_forever(RewardIssuer(redis, Stock(redis)), settings.scheduler_interval),
-        )
+        print("worker running (scheduler + claims + reward grants + notifications); Ctrl-C stops it", flush=True)
+        async with aiohttp.ClientSession() as session:
+            # The WeChat base URL: with the emulator, the one a server on HOST:PORT mounts.
+            client = MiniProgramClient(
+                session=session, redis=redis, appid=settings.appid, secret=settings.app_secret,
+                base_url=settings.wechat_base_url, timeout=settings.wechat_timeout,
+                max_retries=settings.wechat_max_retries,
+            )  # fmt: skip
+            await asyncio.gather(
+                scheduler_loop(redis, Stock(redis), settings),
+                claims_worker(redis, settings).run_forever(),
+                issue_pending_forever(RewardIssuer(redis, Stock(redis)), settings.scheduler_interval),
+                send_forever(notify_sender(redis, client, settings), settings.scheduler_interval),
+            )
 
     await _with_resources(settings, job)
 
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
     create.add_argument("--role", required=True, choices=["operator", "reviewer", "approver", "superadmin"])
-    sub.add_parser("worker", help="run the background workers (scheduler, claims) without HTTP")
+    sub.add_parser("worker", help="run the background workers (scheduler, claims, notifications) without HTTP")
     reconcile_cmd = sub.add_parser("reconcile-stock", help="rebuild Redis stock counters from the database")
     reconcile_cmd.add_argument("--coupon", type=int, default=None, help="only this coupon (id)")
     args = parser.parse_args(argv)

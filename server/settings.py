@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from services.notify_templates import NotifyTemplates, TemplateConfigError, default_templates_json, parse_templates
+
 AppEnv = Literal["development", "test", "production"]
 
 #: The development secret. Production refuses to start with it.
@@ -182,11 +184,29 @@ class Settings:
     feed_ending_soon_days: int = 3
     feed_cache_seconds: float = 5.0
     feed_audience_ttl: int = 300
+    # Subscribe-message notifications: kind -> template (JSON, services.notify_templates;
+    # None = the emulator's templates when the emulator runs, none with a real app), the
+    # send rate across processes (messages per window), retries of transient errors, how
+    # many hours before its end a campaign's participants hear it ends (0: never), the
+    # offset of the times shown, and the rows one sender pass takes at a time.
+    notify_templates: str | None = None
+    notify_rate_limit: int = 600
+    notify_rate_window_seconds: int = 60
+    notify_max_attempts: int = 5
+    notify_retry_seconds: float = 30.0
+    notify_ending_hours: int = 24
+    notify_utc_offset_minutes: int = 480
+    notify_batch: int = 100
 
     @property
     def emulator_enabled(self) -> bool:
         """True when no real WeChat app is configured: the local emulator stands in."""
         return self.wechat_appid is None
+
+    @property
+    def notify(self) -> NotifyTemplates:
+        """The parsed NOTIFY_TEMPLATES (or the embedded default)."""
+        return parse_templates(self.notify_templates or default_templates_json(self.emulator_enabled))
 
     @property
     def qr_keys(self) -> tuple[tuple[str, str], ...]:
@@ -288,6 +308,14 @@ class Settings:
             "feed_ending_soon_days": _int(env, "FEED_ENDING_SOON_DAYS", 3, 1, 365),
             "feed_cache_seconds": _float(env, "FEED_CACHE_SECONDS", 5.0, 0.0, 3600.0),
             "feed_audience_ttl": _int(env, "FEED_AUDIENCE_TTL", 300, 1, 86_400),
+            "notify_templates": _str(env, "NOTIFY_TEMPLATES", None),
+            "notify_rate_limit": _int(env, "NOTIFY_RATE_LIMIT", 600, 1, 1_000_000),
+            "notify_rate_window_seconds": _int(env, "NOTIFY_RATE_WINDOW_SECONDS", 60, 1, 86_400),
+            "notify_max_attempts": _int(env, "NOTIFY_MAX_ATTEMPTS", 5, 1, 100),
+            "notify_retry_seconds": _float(env, "NOTIFY_RETRY_SECONDS", 30.0, 0.0, 86_400.0),
+            "notify_ending_hours": _int(env, "NOTIFY_ENDING_HOURS", 24, 0, 24 * 365),
+            "notify_utc_offset_minutes": _int(env, "NOTIFY_UTC_OFFSET_MINUTES", 480, -720, 840),
+            "notify_batch": _int(env, "NOTIFY_BATCH", 100, 1, 10_000),
         }
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
@@ -310,6 +338,10 @@ class Settings:
             raise SettingsError("WECHAT_APPID and WECHAT_SECRET must be set together")
         if len(self.secret_key) < 32:
             raise SettingsError("SECRET_KEY must be at least 32 characters")
+        try:
+            self.notify  # noqa: B018 -- parsed for its errors
+        except TemplateConfigError as exc:
+            raise SettingsError(str(exc)) from None
         signers = self.qr_keys
         if signers[0][0] in self.qr_retired:
             raise SettingsError(f"QR_SIGNING_KEYS: the signing key {signers[0][0]!r} is listed in QR_RETIRED_KEYS")

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.keys import JOURNEY, REDIS, SETTINGS, STOCK
+from miniprogram_api import MiniProgramClient
+from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
 from server.settings import Settings
-from services import audience_facts, review, stock_sync, voucher_expiry
+from services import audience_facts, notify_outbox, review, stock_sync, voucher_expiry
 from services.claims import ClaimsWorker
+from services.notify_sender import NotifySender, SenderPolicy, send_forever
 from services.rewards import issue_pending_forever
 from services.shielded import run_to_end
 from services.stock import Stock
@@ -23,6 +25,7 @@ from services.stock import Stock
 log = logging.getLogger("wxcampaign.workers")
 
 _SCHEDULER_LOCK = "lock:scheduler"
+_FANOUT_LOCK = "lock:notify-fanout"
 # Release the lock only if we still hold it (it may have expired and passed on).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -68,6 +71,37 @@ async def voucher_expiry_pass(redis: Redis, interval_seconds: int = 300, reminde
     return True
 
 
+async def notify_fanout_pass(redis: Redis, settings: Settings) -> bool:
+    """Enqueue due "new campaign" and "ending soon" notifications (services.notify_outbox),
+    in one process at a time (the lock saves work: the fan-outs are idempotent)."""
+    token = secrets.token_hex(8)
+    if not await redis.set(_FANOUT_LOCK, token, nx=True, px=60_000):
+        return False
+    try:
+        report = await run_to_end(notify_outbox.fanout_pass(settings.notify, settings.notify_ending_hours))
+        if report.new_campaign or report.campaign_ending:
+            log.info(
+                "notifications queued: %d new campaign, %d ending soon", report.new_campaign, report.campaign_ending
+            )
+        return True
+    finally:
+        await redis.eval(_RELEASE, 1, _FANOUT_LOCK, token)  # type: ignore[misc]
+
+
+def notify_sender(redis: Redis, client: MiniProgramClient, settings: Settings) -> NotifySender:
+    policy = SenderPolicy(
+        rate_limit=settings.notify_rate_limit,
+        rate_window_seconds=settings.notify_rate_window_seconds,
+        max_attempts=settings.notify_max_attempts,
+        retry_seconds=settings.notify_retry_seconds,
+        utc_offset_minutes=settings.notify_utc_offset_minutes,
+        batch=settings.notify_batch,
+        # Longer than one send can take: a token fetch, the post, a refresh and the post again.
+        stale_after_seconds=max(120.0, 10 * settings.wechat_timeout * (settings.wechat_max_retries + 1)),
+    )
+    return NotifySender(redis, client, settings.notify, policy)
+
+
 async def scheduler_loop(redis: Redis, stock: Stock, settings: Settings) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
@@ -79,6 +113,7 @@ async def scheduler_loop(redis: Redis, stock: Stock, settings: Settings) -> None
             await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
             await daily_facts_pass(redis)
             await voucher_expiry_pass(redis, settings.voucher_expiry_interval, settings.voucher_reminder_hours)
+            await notify_fanout_pass(redis, settings)
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():
@@ -100,6 +135,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"))
         grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
         tasks.append(asyncio.create_task(grants, name="reward-grants"))
+        sender = notify_sender(app[REDIS], app[WECHAT], settings)
+        tasks.append(asyncio.create_task(send_forever(sender, settings.scheduler_interval), name="notifications"))
     try:
         yield
     finally:

@@ -432,13 +432,15 @@ def compile_query(
     segments: Mapping[str, Node] | None = None,
     limit: int | None = None,
     after_id: int = 0,
+    until_id: int | None = None,
     customer_id: int | None = None,
 ) -> tuple[str, list[Any]]:
     """One SQL statement for a rule (raw JSON or a parsed tree) and its parameters.
 
     - count: ``SELECT COUNT(*)``
     - sample: SAMPLE_COLUMNS of the newest ``limit`` matches
-    - ids: matching ids above ``after_id``, ascending, at most ``limit`` (if given)
+    - ids: matching ids above ``after_id`` (and up to ``until_id``, if given), ascending,
+      at most ``limit`` (if given)
     - match: one row if ``customer_id`` matches
     ``now`` fixes "the last N days" and voucher validity (default: the current time).
     ``segments`` maps segment names to their parsed rules (see expand).
@@ -465,7 +467,8 @@ def compile_query(
         ), p.values
     if purpose == "ids":
         tail = f" LIMIT {p(limit)}" if limit is not None else ""
-        return f"SELECT c.id FROM {source} WHERE c.id > {p(after_id)} AND {where} ORDER BY c.id{tail}", p.values
+        upper = f" AND c.id <= {p(until_id)}" if until_id is not None else ""
+        return f"SELECT c.id FROM {source} WHERE c.id > {p(after_id)}{upper} AND {where} ORDER BY c.id{tail}", p.values
     if customer_id is None:
         raise ValueError("purpose 'match' needs a customer_id")
     return f"SELECT 1 AS one FROM {source} WHERE c.id = {p(customer_id)} AND {where}", p.values
@@ -573,11 +576,14 @@ async def preview(rule: Any, sample_size: int = 20) -> tuple[int, list[dict[str,
     return count, sample
 
 
-async def customer_ids_matching(rule: Any, *, after_id: int = 0, limit: int | None = None) -> list[int]:
+async def customer_ids_matching(
+    rule: Any, *, after_id: int = 0, until_id: int | None = None, limit: int | None = None
+) -> list[int]:
     """Ids of matching customers, ascending. Page through a large audience with
-    ``after_id`` (the last id of the previous page) and ``limit``. Precondition: the rule
-    was validated when it was saved (it is parsed again: a broken one is a 422)."""
-    rows = await _run(await _prepare(rule), "ids", after_id=after_id, limit=limit)
+    ``after_id`` (the last id of the previous page) and ``limit``, or look at one id range
+    with ``until_id``. Precondition: the rule was validated when it was saved (it is
+    parsed again: a broken one is a 422)."""
+    rows = await _run(await _prepare(rule), "ids", after_id=after_id, until_id=until_id, limit=limit)
     return [int(row["id"]) for row in rows]
 
 

@@ -2,12 +2,13 @@
 
 Deciding happens in the database transaction that joins or completes the participation
 (``grant_in_transaction``): points go into the ledger (ref ``reward:<participation>``),
-the badge is recorded, and each reward coupon becomes a pending RewardGrant row (ref
-``reward:<participation>:<coupon>``, unique). Only the caller that won the decision
-(created the participation, or moved it from ``joined`` to ``completed`` with a
-compare-and-set) calls it, and every write is unique by its ref besides, so a reward is
-never granted twice. A points exchange (services.exchange) writes its own grant, with no
-participation, in the transaction that debits the points.
+the badge is recorded, each reward coupon becomes a pending RewardGrant row (ref
+``reward:<participation>:<coupon>``, unique), and a "reward earned" notification is
+queued (key ``reward:<participation>``, see ``services.notify_outbox``). Only the caller
+that won the decision (created the participation, or moved it from ``joined`` to
+``completed`` with a compare-and-set) calls it, and every write is unique by its ref
+besides, so a reward is never granted twice. A points exchange (services.exchange)
+writes its own grant, with no participation, in the transaction that debits the points.
 
 Delivering a coupon (``RewardIssuer.issue_pending``) runs after the commit: the grant
 goes through ``lua/grant.lua`` on the campaign's coupon keys, the same stock, holders,
@@ -32,7 +33,7 @@ from tortoise.transactions import in_transaction
 from models.campaigns import CouponTemplate
 from models.journey import CustomerBadge, PointsEntry, RewardGrant
 from models.vouchers import Voucher
-from services import points
+from services import notify_outbox, points
 from services.journey_catalog import CampaignSnapshot, CouponSnapshot
 from services.stock import AnyRedis, Stock, random_token
 from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
@@ -86,6 +87,18 @@ async def grant_in_transaction(
                 grant_ids.append(grant.id)
             except IntegrityError:
                 pass  # already owed
+        if snap.reward_points or snap.reward_badge or coupons:
+            # The "reward earned" message, in the same transaction: it exists exactly when
+            # the reward does, once per participation.
+            await notify_outbox.enqueue(
+                reward_ref(participation_id), "reward", customer_id,
+                {
+                    "campaign_id": snap.id,
+                    "campaign_title": notify_outbox.title_of(snap.content, snap.default_language),
+                    "reward": notify_outbox.reward_text(snap.reward_points, snap.reward_badge, len(coupons)),
+                    "points": snap.reward_points, "earned_at": datetime.now(UTC).isoformat(),
+                },
+            )  # fmt: skip
         return grant_ids
 
 

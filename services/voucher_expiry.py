@@ -1,5 +1,11 @@
 """The voucher expiry job: flips the stored state of vouchers past ``valid_until`` and
-queues "expiring soon" reminders in the ``voucher_reminders`` outbox.
+queues "expiring soon" reminders.
+
+``voucher_reminders`` records which vouchers are due a reminder (once per voucher and
+kind; its ``sent_at`` is set when the message went out). The same transaction that writes
+a reminder puts its message in the notifications outbox (key
+``voucher_expiring:<voucher>``, ``services.notify_outbox``), so a reminder never exists
+without its message; the notifications sender delivers it (or records why not).
 
 Reads never depend on it (``services.wallet.effective_status`` makes expiry exact); it
 keeps stored states honest for reports and the audience rule ``holds_coupon``. Each step
@@ -13,9 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Subquery
+from tortoise.transactions import in_transaction
 
+from models.campaigns import CouponTemplate
 from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
+from services import notify_outbox
 from services.stock import AnyRedis
 
 LOCK_KEY = "lock:voucher-expiry"
@@ -51,14 +60,27 @@ async def queue_reminders(now: datetime, within: timedelta, batch: int = BATCH) 
             await Voucher.filter(status="available", valid_until__gt=now, valid_until__lte=now + within)
             .exclude(id__in=Subquery(reminded))
             .limit(batch)
-            .values_list("id", "customer_id", "valid_until")
+            .values_list("id", "customer_id", "valid_until", "template_id", "campaign_id")
         )
         if not rows:
             return total
-        await VoucherReminder.bulk_create(
-            [VoucherReminder(voucher_id=v, customer_id=c, kind=REMINDER_KIND, valid_until=u) for v, c, u in rows],
-            ignore_conflicts=True,
-        )
+        titles = {
+            t: notify_outbox.title_of({}, lang, titles=title or {})
+            for t, title, lang in await CouponTemplate.filter(id__in={r[3] for r in rows}).values_list(
+                "id", "title", "campaign__default_language"
+            )
+        }
+        async with in_transaction():
+            reminders = [
+                VoucherReminder(voucher_id=v, customer_id=c, kind=REMINDER_KIND, valid_until=u) for v, c, u, *_ in rows
+            ]
+            await VoucherReminder.bulk_create(reminders, ignore_conflicts=True)
+            messages = []
+            for v, c, u, t, cmp in rows:
+                payload = {"voucher_id": v, "campaign_id": cmp, "coupon_title": titles.get(t, ""),
+                           "valid_until": u.isoformat()}  # fmt: skip
+                messages.append((f"voucher_expiring:{v}", "voucher_expiring", c, payload))
+            await notify_outbox.enqueue_many(messages)
         total += len(rows)
         if len(rows) < batch:
             return total
