@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.grab import call, start_postgres, stop_process
+from bench.grab import call, profile_summary, profiled, start_postgres, stop_process
 from bench.harness import ROOT, Figures, login_customers, start_server, wrk
 from tests.campaign_fixtures import campaign_body, coupon_body
 
@@ -176,6 +176,22 @@ async def count_in_database(database_url: str) -> tuple[int, int, int]:
         await conn.close()
 
 
+#: The redemption path and what shares the process with it, for the profile's breakdown.
+_PARTS = (
+    ("aiohttp request handling, all of it", "RequestHandler._handle_request (aiohttp/web_protocol.py)"),
+    ("  redeem handler", "redeem_voucher (handlers/staff/redemptions.py)"),
+    ("    QR payload check", "resolve (qr.py)"),
+    ("    voucher + coupon read", "_load (redemption.py)"),
+    ("    refusal checks", "refusal (redemption.py)"),
+    ("    compare-and-set transaction", "_mark_used (redemption.py)"),
+    ("    answer (names, view)", "view_of (redemption.py)"),
+    ("  bearer token check", "authenticate (server/routing.py)"),
+    ("  body parsing", "parse_body (server/routing.py)"),
+    ("  JSON response encoding", "json_response (server/routing.py)"),
+    ("aiosqlite thread running SQL", "_connection_worker_thread (aiosqlite/core.py)"),
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vouchers", type=int, default=20_000)
@@ -186,6 +202,7 @@ def main() -> int:
     where.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL cluster (tests.infra)")
     where.add_argument("--database-url", default=None)
     parser.add_argument("--pg-pool", type=int, default=None, help="PostgreSQL pool size (tortoise's maxsize)")
+    parser.add_argument("--profile", type=Path, help="py-spy the server during the redemption run (raw output)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -215,7 +232,8 @@ def main() -> int:
         say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
             f"{max(map(len, payloads))} characters")  # fmt: skip
         baseline = wrk("GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds)
-        data = wrk_redeem(server.url, tokens, payloads, args.connections, args.seconds)
+        with profiled(server.process.pid, args.seconds, args.profile):
+            data = wrk_redeem(server.url, tokens, payloads, args.connections, args.seconds)
         redeemed = data["statuses"].get("201", 0)
         figures = Figures(
             "POST /api/v1/staff/redemptions", args.connections, data["requests"], data["duration_us"] / 1e6,
@@ -236,6 +254,8 @@ def main() -> int:
     verdict = "ok" if exact else "FAILED"
     print(f"exactly once: {verdict} (201s seen {redeemed}, redemption rows {rows}, distinct vouchers {distinct}, "
           f"used vouchers {used})")  # fmt: skip
+    if args.profile:
+        print("\n".join(profile_summary(args.profile, parts=_PARTS)))
     return 0 if exact and data["exhausted"] == 0 else 1
 
 
