@@ -24,7 +24,6 @@ from typing import Any
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count, Sum
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from models.audit import AuditEntry
@@ -37,6 +36,7 @@ from services import audit, errors, qr, wallet
 from services.audit import Actor
 from services.coupon_cache import CouponCache
 from services.pagination import newest_first
+from services.redemption_write import VoucherUse, use_voucher
 from services.sql import Params, dialect_of
 from services.stock import AnyRedis, Stock
 
@@ -322,10 +322,6 @@ async def redeem(
     return await view_of(redemption, scanned), False
 
 
-def _db(model: type[Model], field: str, value: Any) -> Any:
-    return model._meta.fields_map[field].to_db_value(value, model)
-
-
 async def _mark_used(
     scanned: Scanned,
     till: Till,
@@ -335,54 +331,36 @@ async def _mark_used(
     order_ref: str | None,
     idempotency_key: str | None,
 ) -> Redemption:
-    """The compare-and-set ``available → used``, the redemption row and its audit entry, in
-    one transaction of three hand-written statements (through the ORM they cost several
-    times more CPU than the database spends on them). Raises _Lost when the voucher was
-    not available any more, IntegrityError when the key or order_ref is taken."""
+    """The compare-and-set ``available → used``, the redemption row and its audit entry,
+    together (services.redemption_write). Raises _Lost when the voucher was not available
+    any more, IntegrityError when the key or order_ref is taken."""
     v = scanned.voucher
     after = {
         "voucher_status": "used", "voucher_id": v.id, "store_id": till.store_id, "staff_id": till.staff_id,
         "order_ref": order_ref, "order_amount": order_amount,
     }  # fmt: skip
     before, after = audit.diff({"voucher_status": "available"}, after)
-    async with in_transaction() as conn:
-        p = Params(dialect_of(conn))
-        changed, _ = await conn.execute_query(
-            f"UPDATE vouchers SET status = 'used', used_at = {p(now)}, used_store_id = {p(till.store_id)}, "
-            f"used_by_staff_id = {p(till.staff_id)} "
-            f"WHERE id = {p(v.id)} AND status = 'available' AND valid_until > {p(now)}",
-            p.values,
-        )
-        if changed != 1:
-            raise _Lost()
-        row = Redemption(
-            voucher_id=v.id, store_id=till.store_id, staff_id=till.staff_id,
-            customer_id=v.customer_id,  # type: ignore[attr-defined]
+    row = Redemption(
+        voucher_id=v.id, store_id=till.store_id, staff_id=till.staff_id,
+        customer_id=v.customer_id,  # type: ignore[attr-defined]
+        campaign_id=v.campaign_id, template_id=scanned.template.id, face_value=v.face_value,
+        order_ref=order_ref, order_amount=order_amount, idempotency_key=idempotency_key, created_at=now,
+        reversed_at=None, reversed_by_id=None, reverse_reason=None,
+    )  # fmt: skip
+    json_field = AuditEntry._meta.fields_map["after"]
+    redemption_id = await use_voucher(
+        VoucherUse(
+            voucher_id=v.id, store_id=till.store_id, staff_id=till.staff_id, customer_id=row.customer_id,
             campaign_id=v.campaign_id, template_id=scanned.template.id, face_value=v.face_value,
-            order_ref=order_ref, order_amount=order_amount, idempotency_key=idempotency_key, created_at=now,
-            reversed_at=None, reversed_by_id=None, reverse_reason=None,
-        )  # fmt: skip
-        p = Params(p.dialect)
-        insert = (
-            "INSERT INTO redemptions (voucher_id, store_id, staff_id, customer_id, campaign_id, template_id, "
-            "face_value, order_ref, order_amount, idempotency_key, created_at) VALUES ("
-            f"{p(v.id)}, {p(till.store_id)}, {p(till.staff_id)}, {p(row.customer_id)}, {p(v.campaign_id)}, "
-            f"{p(scanned.template.id)}, {p(v.face_value)}, {p(order_ref)}, {p(order_amount)}, "
-            f"{p(idempotency_key)}, {p(now)})"
+            order_ref=order_ref, order_amount=order_amount, idempotency_key=idempotency_key, at=now,
+            actor_kind=actor.kind, actor_id=actor.id, request_id=actor.request_id,
+            audit_before=json_field.to_db_value(before, AuditEntry),
+            audit_after=json_field.to_db_value(after, AuditEntry),
         )
-        # asyncpg answers an INSERT's RETURNING through fetchrow; SQLite's insert gives the rowid.
-        if p.dialect == "postgres":
-            row.id = (await conn.execute_insert(insert + " RETURNING id", p.values))["id"]
-        else:
-            row.id = await conn.execute_insert(insert, p.values)
-        p = Params(p.dialect)
-        await conn.execute_query(
-            "INSERT INTO audit_log (actor_kind, actor_id, action, entity_type, entity_id, before, after, "
-            f"request_id, created_at) VALUES ({p(actor.kind)}, {p(actor.id)}, 'voucher.redeem', 'redemption', "
-            f"{p(row.id)}, {p(_db(AuditEntry, 'before', before))}, {p(_db(AuditEntry, 'after', after))}, "
-            f"{p(actor.request_id)}, {p(now)})",
-            p.values,
-        )
+    )  # fmt: skip
+    if redemption_id is None:
+        raise _Lost()
+    row.id = redemption_id
     return row
 
 
