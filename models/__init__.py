@@ -14,4 +14,5 @@ MODEL_MODULES: list[str] = [
     "models.journey",
     "models.redemptions",
     "models.referrals",
+    "models.automation",
 ]

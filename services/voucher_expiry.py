@@ -1,5 +1,7 @@
-"""The voucher expiry job: flips the stored state of vouchers past ``valid_until`` and
-queues "expiring soon" reminders in the ``voucher_reminders`` outbox.
+"""The voucher expiry job: flips the stored state of vouchers past ``valid_until``, queues
+"expiring soon" reminders in the ``voucher_reminders`` outbox, and records the runs of
+``voucher_expiring`` automation rules (services.automation_runs) for the automation
+worker.
 
 Reads never depend on it (``services.wallet.effective_status`` makes expiry exact); it
 keeps stored states honest for reports and the audience rule ``holds_coupon``. Each step
@@ -16,6 +18,7 @@ from tortoise.expressions import Subquery
 
 from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
+from services import automation_runs
 from services.stock import AnyRedis
 
 LOCK_KEY = "lock:voucher-expiry"
@@ -27,6 +30,7 @@ BATCH = 1000
 class ExpiryReport:
     expired: int
     reminders: int
+    automation_runs: int = 0
 
 
 async def expire_due(now: datetime, batch: int = BATCH) -> int:
@@ -72,4 +76,5 @@ async def expiry_pass(redis: AnyRedis, interval_seconds: int, reminder_hours: in
     now = datetime.now(UTC)
     expired = await expire_due(now)
     reminders = await queue_reminders(now, timedelta(hours=reminder_hours)) if reminder_hours > 0 else 0
-    return ExpiryReport(expired, reminders)
+    runs = await automation_runs.record_voucher_expiring(now, reminder_hours)
+    return ExpiryReport(expired, reminders, runs)
