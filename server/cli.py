@@ -75,16 +75,21 @@ async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[N
 
 async def _worker(settings: Settings) -> None:
     """The background workers alone, without HTTP (scale them apart from the servers)."""
+    from server.app import build_journey
     from server.workers import claims_worker, scheduler_loop
-    from services.rewards import RewardIssuer, issue_pending_forever
+    from services.automation import execute_due_forever
+    from services.rewards import issue_pending_forever
     from services.stock import Stock
 
     async def job(redis: Redis) -> None:
-        print("worker running (scheduler + claims + reward grants); Ctrl-C stops it", flush=True)
+        print("worker running (scheduler + claims + reward grants + automation); Ctrl-C stops it", flush=True)
+        stock = Stock(redis)
+        journey = build_journey(redis, stock, settings)
         await asyncio.gather(
-            scheduler_loop(redis, Stock(redis), settings),
+            scheduler_loop(redis, stock, settings),
             claims_worker(redis, settings).run_forever(),
-            issue_pending_forever(RewardIssuer(redis, Stock(redis)), settings.scheduler_interval),
+            issue_pending_forever(journey.rewards, settings.scheduler_interval),
+            execute_due_forever(journey, settings.scheduler_interval),
         )
 
     await _with_resources(settings, job)
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
     create.add_argument("--role", required=True, choices=["operator", "reviewer", "approver", "superadmin"])
-    sub.add_parser("worker", help="run the background workers (scheduler, claims) without HTTP")
+    sub.add_parser("worker", help="run the background workers (scheduler, claims, grants, automation) without HTTP")
     reconcile_cmd = sub.add_parser("reconcile-stock", help="rebuild Redis stock counters from the database")
     reconcile_cmd.add_argument("--coupon", type=int, default=None, help="only this coupon (id)")
     args = parser.parse_args(argv)

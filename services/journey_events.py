@@ -22,7 +22,9 @@ events apply one after another while different customers' run in parallel. Insid
   and applies nothing.
 
 Reward coupons decided by a completion are issued through the stock path after the
-commit. Refunds do not take back a reward already granted, and do not lower the audience
+commit, and so are the automation runs the transaction recorded (a completion fires
+``campaign_completed`` rules, a customer's first applied purchase ``first_purchase``
+rules: services.automation_runs). Refunds do not take back a reward already granted, and do not lower the audience
 facts (their daily table only adds).
 """
 
