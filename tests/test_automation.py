@@ -238,6 +238,12 @@ async def test_first_purchase_fires_on_the_first_purchase_only(client):
     assert run["context"]["event_id"]
     assert await _vouchers(client, newbie.id, coupon.id) == 1
     assert await _vouchers(client, veteran.id, coupon.id) == 0
+    # Several purchases racing to be a customer's first: one run, one voucher.
+    [racer] = await shoppers(client, 1, prefix="o_racer")
+    resps = await asyncio.gather(*(till.post(purchase(f"e-r{i}", racer, 300)) for i in range(8)))
+    assert [r.status for r in resps] == [201] * 8
+    assert await AutomationRun.filter(customer_id=racer.id).count() == 1
+    assert await _vouchers(client, racer.id, coupon.id) == 1
 
 
 async def test_campaign_completed_enrols_in_the_follow_up_campaign(client):
