@@ -6,6 +6,7 @@ from handlers import integrations, media, system
 from handlers.admin import audiences as admin_audiences
 from handlers.admin import audit as admin_audit
 from handlers.admin import auth as admin_auth
+from handlers.admin import automation as admin_automation
 from handlers.admin import budget as admin_budget
 from handlers.admin import calendar as admin_calendar
 from handlers.admin import campaigns as admin_campaigns
@@ -39,6 +40,7 @@ def all_routes() -> RouteTable:
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions,
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, integrations, admin_integrations, customer_exchange, customer_referrals,
+        admin_automation,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -15,4 +15,5 @@ MODEL_MODULES: list[str] = [
     "models.redemptions",
     "models.referrals",
     "models.notifications",
+    "models.automation",
 ]

@@ -88,9 +88,20 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.initialize()
     app[REDIS] = client
     app[STOCK] = Stock(client)
-    app[JOURNEY] = Journey(
+    app[JOURNEY] = build_journey(client, app[STOCK], settings)
+    try:
+        yield
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def build_journey(client: AnyRedis, stock: Stock, settings: Settings) -> Journey:
+    """The customer-journey runtime of one process, configured from settings."""
+    return Journey(
         client,
-        app[STOCK],
+        stock,
         JourneyPolicy(
             points_per_yuan=settings.points_per_yuan,
             integration_max_skew=settings.integration_max_skew,
@@ -110,12 +121,6 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
         ),
     )
-    try:
-        yield
-    finally:
-        await client.aclose()
-        if embedded is not None:
-            await embedded.stop()
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -78,13 +78,20 @@ async def _worker(settings: Settings) -> None:
     import aiohttp
 
     from miniprogram_api import MiniProgramClient
+    from server.app import build_journey
     from server.workers import claims_worker, notify_sender, scheduler_loop
+    from services.automation import execute_due_forever
     from services.notify_sender import send_forever
-    from services.rewards import RewardIssuer, issue_pending_forever
+    from services.rewards import issue_pending_forever
     from services.stock import Stock
 
     async def job(redis: Redis) -> None:
-        print("worker running (scheduler + claims + reward grants + notifications); Ctrl-C stops it", flush=True)
+        print(
+            "worker running (scheduler + claims + reward grants + automation + notifications); Ctrl-C stops it",
+            flush=True,
+        )
+        stock = Stock(redis)
+        journey = build_journey(redis, stock, settings)
         async with aiohttp.ClientSession() as session:
             # The WeChat base URL: with the emulator, the one a server on HOST:PORT mounts.
             client = MiniProgramClient(
@@ -93,9 +100,10 @@ async def _worker(settings: Settings) -> None:
                 max_retries=settings.wechat_max_retries,
             )  # fmt: skip
             await asyncio.gather(
-                scheduler_loop(redis, Stock(redis), settings),
+                scheduler_loop(redis, stock, settings),
                 claims_worker(redis, settings).run_forever(),
-                issue_pending_forever(RewardIssuer(redis, Stock(redis)), settings.scheduler_interval),
+                issue_pending_forever(journey.rewards, settings.scheduler_interval),
+                execute_due_forever(journey, settings.scheduler_interval),
                 send_forever(notify_sender(redis, client, settings), settings.scheduler_interval),
             )
 
@@ -130,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
     create.add_argument("--role", required=True, choices=["operator", "reviewer", "approver", "superadmin"])
-    sub.add_parser("worker", help="run the background workers (scheduler, claims, notifications) without HTTP")
+    sub.add_parser(
+        "worker", help="run the background workers (scheduler, claims, grants, automation, notifications) without HTTP"
+    )
     reconcile_cmd = sub.add_parser("reconcile-stock", help="rebuild Redis stock counters from the database")
     reconcile_cmd.add_argument("--coupon", type=int, default=None, help="only this coupon (id)")
     args = parser.parse_args(argv)

@@ -166,6 +166,9 @@ class Settings:
     # how many hours before valid_until an "expiring soon" reminder is queued (0: none).
     voucher_expiry_interval: int = 300
     voucher_reminder_hours: int = 72
+    # Automation: how often the inactive-customers pass looks for customers to run
+    # inactive_for_days rules for (once per interval across processes), seconds.
+    automation_inactive_interval: int = 3600
     # Customer journey: points per yuan (100 fen) of a purchase event, and how far an
     # integration's X-Timestamp may be from the server's clock, seconds.
     points_per_yuan: int = 1
@@ -289,6 +292,7 @@ class Settings:
             "redemption_reverse_window_seconds": _int(env, "REDEMPTION_REVERSE_WINDOW_SECONDS", 1800, 0, 30 * 86_400),
             "voucher_expiry_interval": _int(env, "VOUCHER_EXPIRY_INTERVAL", 300, 1, 86_400),
             "voucher_reminder_hours": _int(env, "VOUCHER_REMINDER_HOURS", 72, 0, 24 * 365),
+            "automation_inactive_interval": _int(env, "AUTOMATION_INACTIVE_INTERVAL", 3600, 1, 7 * 86_400),
             "points_per_yuan": _int(env, "POINTS_PER_YUAN", 1, 0, 10_000),
             "integration_max_skew": _int(env, "INTEGRATION_MAX_SKEW", 300, 10, 3600),
             **{

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from miniprogram_api import MiniProgramClient
 from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
 from server.settings import Settings
-from services import audience_facts, notify_outbox, review, stock_sync, voucher_expiry
+from services import audience_facts, automation, automation_runs, notify_outbox, review, stock_sync, voucher_expiry
 from services.claims import ClaimsWorker
 from services.notify_sender import NotifySender, SenderPolicy, send_forever
 from services.rewards import issue_pending_forever
@@ -26,6 +26,7 @@ log = logging.getLogger("wxcampaign.workers")
 
 _SCHEDULER_LOCK = "lock:scheduler"
 _FANOUT_LOCK = "lock:notify-fanout"
+_INACTIVE_LOCK = "lock:automation-inactive"
 # Release the lock only if we still hold it (it may have expired and passed on).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -66,8 +67,24 @@ async def voucher_expiry_pass(redis: Redis, interval_seconds: int = 300, reminde
     report = await run_to_end(voucher_expiry.expiry_pass(redis, interval_seconds, reminder_hours))
     if report is None:
         return False
-    if report.expired or report.reminders:
-        log.info("vouchers: %d marked expired, %d reminders queued", report.expired, report.reminders)
+    if report.expired or report.reminders or report.automation_runs:
+        log.info(
+            "vouchers: %d marked expired, %d reminders queued, %d automation runs",
+            report.expired, report.reminders, report.automation_runs,
+        )  # fmt: skip
+    return True
+
+
+async def inactive_customers_pass(redis: Redis, interval_seconds: int) -> bool:
+    """Record the runs of ``inactive_for_days`` automation rules, once per interval across
+    processes (the first to take the lock runs; the lock is left to lapse). The runs are
+    unique per rule and customer, so a second pass records nothing twice: the lock only
+    saves work. The automation worker executes them."""
+    if not await redis.set(_INACTIVE_LOCK, "1", nx=True, ex=max(1, interval_seconds)):
+        return False
+    found = await run_to_end(automation_runs.record_inactive(datetime.now(UTC)))
+    if found:
+        log.info("automation: %d inactive customers to run rules for", found)
     return True
 
 
@@ -114,6 +131,7 @@ async def scheduler_loop(redis: Redis, stock: Stock, settings: Settings) -> None
             await daily_facts_pass(redis)
             await voucher_expiry_pass(redis, settings.voucher_expiry_interval, settings.voucher_reminder_hours)
             await notify_fanout_pass(redis, settings)
+            await inactive_customers_pass(redis, settings.automation_inactive_interval)
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():
@@ -137,6 +155,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(grants, name="reward-grants"))
         sender = notify_sender(app[REDIS], app[WECHAT], settings)
         tasks.append(asyncio.create_task(send_forever(sender, settings.scheduler_interval), name="notifications"))
+        runs = automation.execute_due_forever(app[JOURNEY], settings.scheduler_interval)
+        tasks.append(asyncio.create_task(runs, name="automation"))
     try:
         yield
     finally:

@@ -108,6 +108,9 @@ ReplayedRequest = _define("replayed_request", 409, "this signed request was alre
 EventConflict = _define("event_conflict", 409, "an event with this external_id was received with another body")
 InsufficientPoints = _define("insufficient_points", 409, "your points cannot cover this (details: balance, price)")
 CouponNotExchangeable = _define("coupon_not_exchangeable", 409, "this coupon cannot be exchanged for points")
+# Automation rules
+UnknownCoupon = _define("unknown_coupon", 422, "no coupon with that id (details.field)")
+UnknownCampaign = _define("unknown_campaign", 422, "no campaign with that id (details.field)")
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")

@@ -22,7 +22,9 @@ events apply one after another while different customers' run in parallel. Insid
   and applies nothing.
 
 Reward coupons decided by a completion are issued through the stock path after the
-commit. Refunds do not take back a reward already granted, and do not lower the audience
+commit, and so are the automation runs the transaction recorded (a completion fires
+``campaign_completed`` rules, a customer's first applied purchase ``first_purchase``
+rules: services.automation_runs). Refunds do not take back a reward already granted, and do not lower the audience
 facts (their daily table only adds).
 """
 
@@ -38,11 +40,12 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from models.audience import CustomerFacts
 from models.customers import Customer
 from models.journey import CheckIn, IntegrationEvent, ProgressEntry
 from models.participations import Participation
 from models.stores import Store
-from services import errors, points
+from services import automation, automation_runs, errors, points
 from services.audience_facts import record_activity
 from services.journey import Journey
 from services.journey_catalog import CampaignSnapshot
@@ -81,10 +84,13 @@ class EventSpec:
 class _Outcome:
     progress: list[dict[str, Any]]
     grant_ids: list[int]
+    #: Automation runs recorded in the transaction: executed after the commit.
+    run_ids: list[int]
 
     def __init__(self) -> None:
         self.progress = []
         self.grant_ids = []
+        self.run_ids = []
 
 
 async def _lock_customer(customer_id: int) -> None:
@@ -126,6 +132,9 @@ async def _step(
                 p.customer_id,
                 "completion",
                 snap.reward_coupons(),  # type: ignore[attr-defined]
+            )
+            outcome.run_ids += await automation_runs.fire(
+                "campaign_completed", p.customer_id, {"campaign_id": snap.id, "participation_id": p.id}
             )
     outcome.progress.append(
         {"campaign_id": snap.id, "participation_id": p.id, "delta": change, "value": value, "completed": completed}
@@ -202,6 +211,7 @@ async def ingest(journey: Journey, integration_id: int, spec: EventSpec) -> tupl
         result.update(event_id=event.id, external_id=event.external_id, type=event.type, progress=outcome.progress)
         await IntegrationEvent.filter(id=event.id).update(result=result)
     await journey.rewards.issue_pending(outcome.grant_ids)
+    await automation.execute(journey, outcome.run_ids)
     return {**result, "replayed": False}, True
 
 
@@ -226,7 +236,11 @@ async def _apply(
             await IntegrationEvent.filter(id=event.id).update(status="refunded")
             await IntegrationEvent.filter(id=waiting.id).update(status="applied")
             return {"status": "refunded", "points": 0, "refunded_by": waiting.external_id}
+        # The customer's row is locked: no other purchase of theirs is being counted.
+        first = not await CustomerFacts.filter(customer_id=customer_id, purchases_total__gt=0).exists()
         await record_activity(customer_id, day, spend=spec.amount, purchases=1, store_id=spec.store_id)
+        if first:
+            outcome.run_ids += await automation_runs.fire("first_purchase", customer_id, {"event_id": event.id})
         await _feed(
             journey, customer_id, {"spend": spec.amount, "purchases": 1}, "purchase", ref, spec.occurred_at,
             spec.store_id, spec.categories, outcome,
@@ -264,17 +278,17 @@ def _refund_mismatch(field: str, external_id: str) -> errors.AppError:
 
 async def credit_referral(
     journey: Journey, inviter_id: int, ref: str, at: datetime
-) -> tuple[list[dict[str, Any]], list[int]]:
+) -> tuple[list[dict[str, Any]], list[int], list[int]]:
     """A customer the inviter brought in: every joined participation of the inviter with
     the ``referrals`` goal, whose window holds ``at``, steps by one (``ref`` names the
-    referral, once per participation). Returns the progress made and the ids of the
-    reward grants decided (issue them after the commit). Precondition: call inside the
-    transaction that records the referral."""
+    referral, once per participation). Returns the progress made, the ids of the reward
+    grants decided and of the automation runs recorded (issue and execute them after the
+    commit). Precondition: call inside the transaction that records the referral."""
     outcome = _Outcome()
     async with in_transaction():
         await _lock_customer(inviter_id)
         await _feed(journey, inviter_id, {"referrals": 1}, "referral", ref, at, None, (), outcome)
-    return outcome.progress, outcome.grant_ids
+    return outcome.progress, outcome.grant_ids, outcome.run_ids
 
 
 # --- check-ins ------------------------------------------------------------------------
@@ -310,4 +324,5 @@ async def checkin(journey: Journey, customer_id: int, now: datetime) -> tuple[Ch
                 journey, p, snap, "checkin", f"checkin:{today.isoformat()}", now, outcome, set_to=min(streak, days_in)
             )
     await journey.rewards.issue_pending(outcome.grant_ids)
+    await automation.execute(journey, outcome.run_ids)
     return row, outcome.progress, True

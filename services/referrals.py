@@ -28,7 +28,7 @@ from tortoise.transactions import in_transaction
 
 from models.customers import Customer
 from models.referrals import InviteCode, Referral
-from services import journey_events
+from services import automation, journey_events
 from services.journey import Journey
 from services.stock import random_token
 
@@ -81,6 +81,7 @@ class Invite:
         self.status: InviteStatus | None = None if not code else "ignored"
         self.reason: str | None = None
         self._grant_ids: list[int] = []
+        self._run_ids: list[int] = []
 
     async def accept(self, customer: Customer) -> None:
         """Credit the inviter for this new customer. Precondition: inside the transaction
@@ -102,7 +103,7 @@ class Invite:
         except IntegrityError:
             self.reason = "already_credited"
             return
-        _, self._grant_ids = await journey_events.credit_referral(
+        _, self._grant_ids, self._run_ids = await journey_events.credit_referral(
             self.journey, inviter_id, f"referral:{referral.id}", datetime.now(UTC)
         )
         self.status, self.reason = "credited", None
@@ -115,4 +116,5 @@ class Invite:
         if self.status == "ignored":
             log.info("invite code ignored for customer %d: %s", customer.id, self.reason)
         await self.journey.rewards.issue_pending(self._grant_ids)
+        await automation.execute(self.journey, self._run_ids)
         return self.status

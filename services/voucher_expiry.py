@@ -1,5 +1,6 @@
-"""The voucher expiry job: flips the stored state of vouchers past ``valid_until`` and
-queues "expiring soon" reminders.
+"""The voucher expiry job: flips the stored state of vouchers past ``valid_until``, queues
+"expiring soon" reminders, and records the runs of ``voucher_expiring`` automation rules
+(services.automation_runs) for the automation worker.
 
 ``voucher_reminders`` records which vouchers are due a reminder (once per voucher and
 kind; its ``sent_at`` is set when the message went out). The same transaction that writes
@@ -24,7 +25,7 @@ from tortoise.transactions import in_transaction
 from models.campaigns import CouponTemplate
 from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
-from services import notify_outbox
+from services import automation_runs, notify_outbox
 from services.stock import AnyRedis
 
 LOCK_KEY = "lock:voucher-expiry"
@@ -36,6 +37,7 @@ BATCH = 1000
 class ExpiryReport:
     expired: int
     reminders: int
+    automation_runs: int = 0
 
 
 async def expire_due(now: datetime, batch: int = BATCH) -> int:
@@ -94,4 +96,5 @@ async def expiry_pass(redis: AnyRedis, interval_seconds: int, reminder_hours: in
     now = datetime.now(UTC)
     expired = await expire_due(now)
     reminders = await queue_reminders(now, timedelta(hours=reminder_hours)) if reminder_hours > 0 else 0
-    return ExpiryReport(expired, reminders)
+    runs = await automation_runs.record_voucher_expiring(now, reminder_hours)
+    return ExpiryReport(expired, reminders, runs)

@@ -9,11 +9,12 @@ from pydantic import Field
 
 from handlers.customer.me import UserOut
 from handlers.schemas import TokenPairOut
+from models.customers import Customer
 from server.access import PUBLIC, Principal
 from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable
 from server.schema import Body
-from services import accounts, customers, errors, referrals, sessions
+from services import accounts, automation, customers, errors, referrals, sessions
 
 routes = RouteTable()
 
@@ -48,10 +49,15 @@ async def wechat_login(request: web.Request, body: WeChatLoginIn) -> CustomerTok
     client = request.app[WECHAT]
     result = await customers.call_wechat(lambda: client.code2session(body.code))
     invite = referrals.Invite(request.app[JOURNEY], body.invite_code)
-    customer, created = await customers.login(
-        result.openid, result.session_key, result.unionid, on_create=invite.accept
-    )
+    registration = automation.Registration(request.app[JOURNEY])
+
+    async def on_create(customer: Customer) -> None:
+        await invite.accept(customer)
+        await registration.accept(customer)
+
+    customer, created = await customers.login(result.openid, result.session_key, result.unionid, on_create=on_create)
     invite_status = await invite.finish(customer, created)
+    await registration.finish()
     settings = request.app[SETTINGS]
     pair = await sessions.start_session(
         Principal(kind="customer", id=customer.id),
