@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 from models.automation import AutomationRun
 from models.campaigns import Campaign, CouponTemplate
 from models.journey import RewardGrant
-from services import errors, journey
+from services import errors, journey, notify_outbox
 from services.journey import Journey
 
 #: Campaign states whose coupons an automation may issue (reviewed and not over).
@@ -96,7 +96,33 @@ async def enrol(j: Journey, run: AutomationRun, params: dict[str, Any]) -> Outco
     return Outcome("done", {"campaign_id": campaign_id, "participation_id": participation.id, "joined": created})
 
 
+async def notify(j: Journey, run: AutomationRun, params: dict[str, Any]) -> Outcome:
+    """Queue a subscribe message about ``campaign_id`` (kind ``new_campaign``, key
+    ``automation:<rule>:<customer>``) in the notifications outbox; its sender delivers it
+    if the customer holds an allowance, or records why not. The campaign must be visible
+    to customers (scheduled or active, not hidden, offered in the mini program)."""
+    campaign_id = int(params["campaign_id"])
+    campaign = await Campaign.get_or_none(id=campaign_id)
+    if campaign is None:
+        return Outcome("refused", {"campaign_id": campaign_id}, "no_campaign")
+    if campaign.status not in ("scheduled", "active"):
+        return Outcome("refused", {"campaign_id": campaign_id, "status": campaign.status}, "campaign_not_active")
+    if campaign.visibility == "hidden" or "miniprogram" not in (campaign.channels or []):
+        return Outcome("refused", {"campaign_id": campaign_id}, "not_announced")
+    key = grant_ref(run.rule_id, run.customer_id)  # type: ignore[attr-defined]
+    added = await notify_outbox.enqueue(
+        key, "new_campaign", run.customer_id,  # type: ignore[attr-defined]
+        {
+            "campaign_id": campaign.id,
+            "campaign_title": notify_outbox.title_of(campaign.content, campaign.default_language),
+            "starts_at": campaign.starts_at.isoformat(), "ends_at": campaign.ends_at.isoformat(),
+        },
+    )  # fmt: skip
+    return Outcome("done", {"campaign_id": campaign_id, "notification_key": key, "queued": added})
+
+
 ACTIONS: dict[str, ActionHandler] = {
     "issue_coupon": issue_coupon,
     "enrol": enrol,
+    "notify": notify,
 }

@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from models.automation import AutomationRule
 from models.campaigns import Campaign, CouponTemplate
 from services import audit, errors
-from services.automation_spec import CampaignCompleted, Enrol, IssueCoupon, RuleIn, RulePatchIn, params_of
+from services.automation_spec import CampaignCompleted, Enrol, IssueCoupon, Notify, RuleIn, RulePatchIn, params_of
 
 
 def snapshot(rule: AutomationRule) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def snapshot(rule: AutomationRule) -> dict[str, Any]:
 async def _check_references(trigger: Any, action: Any) -> None:
     if isinstance(action, IssueCoupon) and not await CouponTemplate.filter(id=action.coupon_id).exists():
         raise errors.UnknownCoupon(f"no coupon {action.coupon_id}", details={"field": "action.coupon_id"})
-    if isinstance(action, Enrol) and not await Campaign.filter(id=action.campaign_id).exists():
+    if isinstance(action, Enrol | Notify) and not await Campaign.filter(id=action.campaign_id).exists():
         raise errors.UnknownCampaign(f"no campaign {action.campaign_id}", details={"field": "action.campaign_id"})
     if isinstance(trigger, CampaignCompleted) and trigger.campaign_id is not None:
         if not await Campaign.filter(id=trigger.campaign_id).exists():

@@ -56,7 +56,15 @@ class Enrol(Body):
     campaign_id: Id = Field(description="join the customer to this campaign, as the join route does")
 
 
-Action = Annotated[IssueCoupon | Enrol, Field(discriminator="type")]
+class Notify(Body):
+    type: Literal["notify"]
+    campaign_id: Id = Field(
+        description="send the customer a subscribe message about this campaign (the new_campaign template), "
+        "if they hold an allowance for it"
+    )
+
+
+Action = Annotated[IssueCoupon | Enrol | Notify, Field(discriminator="type")]
 
 
 class RuleIn(Body):

@@ -423,3 +423,40 @@ async def test_the_worker_finishes_runs_a_crash_left_pending(client_with):
         assert asyncio.get_running_loop().time() < deadline, "the voucher was not written"
         await asyncio.sleep(0.05)
     assert await Voucher.filter(customer_id=me.id, template_id=coupon.id).count() == 1
+
+
+async def test_notify_queues_a_message_the_sender_delivers_within_allowances(client):
+    """notify → a new_campaign message in the outbox (once per customer), delivered through
+    WeChat only to a customer holding an allowance; a hidden campaign is refused."""
+    from tests.test_notifications import NEW, sender, sent_messages, subscribe
+
+    ops = await _operator(client)
+    till = await pos(client)
+    follow_up = await make_campaign(content={"zh-CN": {"title": "会员日"}})
+    hidden = await make_campaign(visibility="hidden")
+    rule = await _rule(client, ops, {"type": "first_purchase"}, {"type": "notify", "campaign_id": follow_up.id})
+    subscriber, other = await shoppers(client, 2)
+    await subscribe(client, subscriber, NEW)
+    for i, who in enumerate((subscriber, other)):
+        assert (await till.post(purchase(f"e-notify-{i}", who, 800))).status == 201
+        assert (await till.post(purchase(f"e-notify-{i}b", who, 800))).status == 201  # not a first purchase
+    runs = {r["customer_id"]: r for r in await _runs(client, ops, rule["id"])}
+    assert {runs[subscriber.id]["status"], runs[other.id]["status"]} == {"done"}
+    report = await sender(client).run_once()
+    assert (report.sent, report.skipped) == (1, 1)
+    [message] = await sent_messages(client)
+    assert message["touser"] == subscriber.openid and message["template_id"] == NEW
+    assert message["data"]["thing1"]["value"] == "会员日"
+    assert message["page"] == f"pages/campaign/detail?id={follow_up.id}"
+    # A rule pointing at a hidden campaign is accepted (it may be shown later) and refused when it runs.
+    rule2 = await _rule(client, ops, {"type": "first_purchase"}, {"type": "notify", "campaign_id": hidden.id})
+    [late] = await shoppers(client, 1, prefix="o_late")
+    assert (await till.post(purchase("e-notify-late", late, 800))).status == 201
+    [run] = await _runs(client, ops, rule2["id"])
+    assert (run["status"], run["refusal"]) == ("refused", "not_announced")
+    # An unknown campaign is refused when the rule is written.
+    resp = await client.post(
+        "/api/v1/admin/automation-rules", headers=ops,
+        json={"name": "x", "trigger": {"type": "registered"}, "action": {"type": "notify", "campaign_id": 999999}},
+    )  # fmt: skip
+    assert resp.status == 422 and (await error_of(resp))["code"] == "unknown_campaign"
