@@ -108,6 +108,10 @@ ReplayedRequest = _define("replayed_request", 409, "this signed request was alre
 EventConflict = _define("event_conflict", 409, "an event with this external_id was received with another body")
 InsufficientPoints = _define("insufficient_points", 409, "your points cannot cover this (details: balance, price)")
 CouponNotExchangeable = _define("coupon_not_exchangeable", 409, "this coupon cannot be exchanged for points")
+# Analytics
+AnalyticsTooBroad = _define(
+    "analytics_too_broad", 422, "too many campaigns times days to rank by traffic: narrow the range or sort otherwise"
+)
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")
