@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers import integrations, media, system
+from handlers.admin import analytics as admin_analytics
 from handlers.admin import audiences as admin_audiences
 from handlers.admin import audit as admin_audit
 from handlers.admin import auth as admin_auth
@@ -37,7 +38,7 @@ def all_routes() -> RouteTable:
         system, media,
         customer_auth, customer_me, customer_subscriptions, customer_coupons, customer_vouchers,
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
-        admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions,
+        admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions, admin_analytics,
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, integrations, admin_integrations, customer_exchange, customer_referrals,
         admin_automation,

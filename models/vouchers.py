@@ -38,4 +38,6 @@ class Voucher(Model):
             Index(fields=("template_id", "customer_id"), name="idx_vouchers_template_customer"),
             # The expiry job looks for available vouchers past valid_until.
             Index(fields=("status", "valid_until"), name="idx_vouchers_status_valid_until"),
+            # Analytics counts a campaign's vouchers per day of issue.
+            Index(fields=("campaign_id", "issued_at"), name="idx_vouchers_campaign_issued"),
         )

@@ -111,6 +111,11 @@ CouponNotExchangeable = _define("coupon_not_exchangeable", 409, "this coupon can
 # Automation rules
 UnknownCoupon = _define("unknown_coupon", 422, "no coupon with that id (details.field)")
 UnknownCampaign = _define("unknown_campaign", 422, "no campaign with that id (details.field)")
+
+# Analytics
+AnalyticsTooBroad = _define(
+    "analytics_too_broad", 422, "too many campaigns times days to rank by traffic: narrow the range or sort otherwise"
+)
 # Infrastructure
 DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
 RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")

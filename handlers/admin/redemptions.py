@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 from aiohttp import web
 from pydantic import Field, model_validator
 
+from handlers import csv_export
 from handlers.schemas import PageQuery
 from handlers.staff.redemptions import RedemptionPageOut, TotalsOut, redemption_out
 from server.access import ANY_ADMIN
@@ -66,22 +65,6 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _cell(value: object) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading '."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv_rows(rows: list[list[str]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
-    return out.getvalue().encode()
-
-
 @routes.add(
     "GET", "/api/v1/admin/redemptions.csv", access=ANY_ADMIN, tags=("redemptions",), query=FilterQuery,
     media_type="text/csv",
@@ -96,9 +79,9 @@ async def export_redemptions(request: web.Request, query: FilterQuery) -> web.St
         }
     )
     await response.prepare(request)
-    await response.write(_csv_rows([list(CSV_COLUMNS)]))
+    await response.write(csv_export.rows([list(CSV_COLUMNS)]))
     async for batch in redemption.export(query.filters()):
-        await response.write(_csv_rows([[_cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]))
+        await response.write(csv_export.rows([[csv_export.cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]))
     await response.write_eof()
     return response
 
