@@ -24,6 +24,7 @@ from server.keys import JOURNEY, REDIS
 from services import automation, automation_runs
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin, login_code
 from tests.journey_fixtures import challenge, drain_claims, make_campaign, pos, purchase, shoppers
+from tests.notify_fixtures import NEW, sender, sent_messages, subscribe
 
 RULES = "/api/v1/admin/automation-rules"
 LOGIN = "/api/v1/auth/wechat/login"
@@ -428,8 +429,6 @@ async def test_the_worker_finishes_runs_a_crash_left_pending(client_with):
 async def test_notify_queues_a_message_the_sender_delivers_within_allowances(client):
     """notify → a new_campaign message in the outbox (once per customer), delivered through
     WeChat only to a customer holding an allowance; a hidden campaign is refused."""
-    from tests.test_notifications import NEW, sender, sent_messages, subscribe
-
     ops = await _operator(client)
     till = await pos(client)
     follow_up = await make_campaign(content={"zh-CN": {"title": "会员日"}})
