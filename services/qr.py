@@ -129,12 +129,19 @@ def _numeric_key(code: str) -> str:
     return f"redeem-code:{code}"
 
 
+def numeric_code_candidate() -> str:
+    """16 random digits from 1000… to 9899…: never a leading "99", which python-barcode
+    0.16's Code 128 encoder drops (it writes 9912… as 12…, so the till would scan another
+    number). tests/test_wallet_qr.py renders and decodes every possible prefix."""
+    return str(10**15 + secrets.randbelow(89 * 10**14))
+
+
 async def mint_numeric(redis: AnyRedis, voucher_id: int, ttl: int, now: float | None = None) -> tuple[str, int]:
     """A fresh 16-digit code for ``voucher_id`` and its expiry (unix seconds)."""
     now = time.time() if now is None else now
     issued_ms = int(now * 1000)
     for _ in range(8):
-        code = str(10**15 + secrets.randbelow(9 * 10**15))
+        code = numeric_code_candidate()
         if await redis.set(_numeric_key(code), f"{voucher_id}:{issued_ms}", nx=True, ex=ttl + _NUMERIC_GRACE_SECONDS):
             return code, issued_ms // 1000 + ttl
     raise RuntimeError("could not find a free numeric code")  # 10^16 codes: never in practice
