@@ -374,9 +374,10 @@ _PARTS = (
 )
 
 
-def profile_summary(out: Path, top: int = 25) -> list[str]:
+def profile_summary(out: Path, top: int = 25, parts: tuple[tuple[str, str], ...] = _PARTS) -> list[str]:
     """A py-spy raw (collapsed) profile, taken with --gil (samples only while a thread
-    holds the GIL: Python CPU time): the grab path's parts, then the top functions."""
+    holds the GIL: Python CPU time): the parts (the grab path's by default), then the top
+    functions."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -389,7 +390,7 @@ def profile_summary(out: Path, top: int = 25) -> list[str]:
         own[frames[-1]] += int(count)
     share = {frame: 100 * n / max(1, total) for frame, n in inclusive.items()}
     lines = [f"profile of our server: {total} samples holding the GIL ({out})", "  where the time goes:"]
-    lines += [f"    {share.get(frame, 0.0):5.1f}%  {label}" for label, frame in _PARTS]
+    lines += [f"    {share.get(frame, 0.0):5.1f}%  {label}" for label, frame in parts]
     lines.append("  top functions, inclusive:")
     ranked = [(f, n) for f, n in inclusive.most_common() if not f.startswith(_TRUNK)][:top]
     lines += [f"    {100 * n / total:5.1f}%  {frame}" for frame, n in ranked]
