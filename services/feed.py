@@ -41,14 +41,15 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import math
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.commands.core import AsyncScript
 from tortoise.functions import Count
@@ -68,6 +69,7 @@ CATALOG_VERSION_KEY = "journey:catalog-version"
 #: Days of purchases that make "categories bought".
 BEHAVIOUR_DAYS = 90
 CUSTOMER_CHANNEL = "miniprogram"
+log = logging.getLogger("wxcampaign.feed")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
@@ -161,14 +163,26 @@ class _Entry:
     request does no parsing and no set building per candidate."""
 
     snap: CampaignSnapshot
+    id: int
+    targeted: bool
     scheduled: bool
     shown_from_us: int
     starts_us: int
     ends_us: int
     tag_mask: int  # bits of FeedIndex.tag_bits
     category_mask: int  # bits of FeedIndex.category_bits
+    store_ids: frozenset[int] | None  # None: every store
+    open_stores: tuple[int, ...]  # its stores among the index's (open) ones
     participants: int
     share: float  # log(1 + participants) / log(1 + most participants), 0 without any
+
+
+@dataclass(slots=True, frozen=True)
+class _Weighed:
+    """Per index and policy: the parts of each entry's score that no viewer changes."""
+
+    popularity: list[float]  # by entry, the rounded popularity points
+    ending_from_us: list[int]  # by entry, a little before its "ending soon" window opens
 
 
 def _bits(values: Iterable[str], vocabulary: dict[str, int]) -> int:
@@ -204,15 +218,29 @@ class FeedIndex:
         entries = []
         for snap in self.campaigns:
             count = self.participants.get(snap.id, 0)
+            open_stores = () if snap.store_ids is None else tuple(i for i in snap.store_ids if i in self.stores)
             entry = _Entry(
-                snap=snap, scheduled=snap.status == "scheduled", shown_from_us=_us(snap.shown_from),
-                starts_us=_us(snap.starts_at), ends_us=_us(snap.ends_at),
+                snap=snap, id=snap.id, targeted=snap.targeted, scheduled=snap.status == "scheduled",
+                shown_from_us=_us(snap.shown_from), starts_us=_us(snap.starts_at), ends_us=_us(snap.ends_at),
                 tag_mask=_bits(snap.tags, self.tag_bits), category_mask=_bits(snap.categories, self.category_bits),
-                participants=count, share=math.log1p(count) / math.log1p(most) if count and most else 0.0,
+                store_ids=snap.store_ids, open_stores=open_stores, participants=count,
+                share=math.log1p(count) / math.log1p(most) if count and most else 0.0,
             )  # fmt: skip
             entries.append(entry)
         self.entries = entries
         self.targeted = [s for s in self.campaigns if s.targeted]
+        self._weighed: dict[FeedPolicy, _Weighed] = {}
+
+    def weighed(self, policy: FeedPolicy) -> _Weighed:
+        found = self._weighed.get(policy)
+        if found is None:
+            # A second early: the exact test of the window stays the float one rank_one makes.
+            window_us = policy.ending_soon_days * 24 * 3600 * 10**6 + 10**6
+            found = self._weighed[policy] = _Weighed(
+                [round(policy.popularity * e.share, 3) if e.share else 0.0 for e in self.entries],
+                [e.ends_us - window_us for e in self.entries],
+            )
+        return found
 
 
 async def build_index(now: datetime, version: int) -> FeedIndex:
@@ -292,26 +320,34 @@ async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) ->
 
 
 async def audience_of(
-    redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int
-) -> set[int]:
+    redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int,
+    refresh_later: Callable[[CampaignSnapshot], None],
+) -> set[int]:  # fmt: skip
     """The targeted campaigns whose audience holds this customer: one script call
-    (``script`` is services/lua/feed_audience.lua registered on ``redis``), plus a rebuild
-    of the sets found stale (once per ``ttl`` across processes)."""
+    (``script`` is services/lua/feed_audience.lua registered on ``redis``). A set past its
+    ``ttl`` keeps answering while ``refresh_later`` rebuilds it; a set that is missing
+    (never built, or dropped by an admin's change) is rebuilt before answering."""
     if not targeted:
         return set()
     keys: list[str] = []
     for snap in targeted:
         pair = AudienceKeys(snap.id)
         keys += (pair.fresh, pair.members)
-    # One command for hundreds of campaigns, not two each: redis-py's cost is per command.
+    # One command for hundreds of campaigns, not three each: redis-py's cost is per command.
     flags = await script(keys=keys, args=[customer_id])
     found: set[int] = set()
-    for snap, flag in zip(targeted, flags, strict=True):
-        member = bool(int(flag) & 1)
-        if not int(flag) & 2:
-            rebuilt = await refresh_audience(redis, snap, ttl)
-            if rebuilt is not None:
-                member = customer_id in rebuilt
+    for snap, raw in zip(targeted, flags, strict=True):
+        flag = int(raw)
+        member = bool(flag & 1)
+        if not flag & 4:
+            if flag & 2:
+                # Rebuilt inline, every set expiring together would stall one request
+                # for minutes (one rule query each) and hold the database meanwhile.
+                refresh_later(snap)
+            else:
+                rebuilt = await refresh_audience(redis, snap, ttl)
+                if rebuilt is not None:
+                    member = customer_id in rebuilt
         if member:
             found.add(snap.id)
     return found
@@ -336,9 +372,15 @@ class Viewer:
 async def viewer(
     customer_id: int, language: str, now: datetime, *, store_id: int | None, lat: float | None, lng: float | None
 ) -> Viewer:
-    customer = await Customer.get_or_none(id=customer_id)
-    if customer is None:
+    # Three columns, not the model: no datetime parsing nor model building per request.
+    row = (
+        await Customer.filter(id=customer_id)
+        .first()
+        .values_list("membership_tier", "interest_tags", "preferred_store_id")
+    )
+    if row is None:
         raise errors.InvalidToken("the account is gone")
+    tier, interests, preferred_store_id = row
     bought: set[str] = set()
     since = now - timedelta(days=BEHAVIOUR_DAYS)
     for categories in await IntegrationEvent.filter(
@@ -348,8 +390,8 @@ async def viewer(
     joined = await Participation.filter(customer_id=customer_id).values_list("campaign_id", flat=True)
     location = (lat, lng) if lat is not None and lng is not None else None
     return Viewer(
-        customer_id=customer_id, tier=customer.membership_tier, interests=frozenset(customer.interest_tags or []),
-        preferred_store_id=customer.preferred_store_id,  # type: ignore[attr-defined]
+        customer_id=customer_id, tier=tier, interests=frozenset(interests or []),  # type: ignore[arg-type]
+        preferred_store_id=preferred_store_id,  # type: ignore[arg-type]
         bought=frozenset(bought), joined=frozenset(joined), location=location, store_id=store_id,  # type: ignore[arg-type]
         language=language,
     )  # fmt: skip
@@ -457,19 +499,29 @@ def rank_one(
     return Ranked(snap, phase, score, shown + info, joined, distance, count, info)
 
 
-@dataclass(slots=True)
-class Scored:
-    """A candidate's place in the ranking, before its reasons are written."""
+class Scored(NamedTuple):
+    """A candidate's place in the ranking, before its reasons are written. Tuples sort
+    by their first fields: best score, then the earlier end, then the lower id."""
 
+    neg_score: float
+    ends_us: int
+    id: int
     entry: _Entry
-    phase: str
-    score: float
+    running: bool
     distance_km: float | None
     member: bool  # a targeted campaign whose audience holds the viewer
 
     @property
+    def score(self) -> float:
+        return -self.neg_score
+
+    @property
     def snap(self) -> CampaignSnapshot:
         return self.entry.snap
+
+    @property
+    def phase(self) -> str:
+        return "running" if self.running else "teaser"
 
 
 def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Scored]:
@@ -483,6 +535,7 @@ def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, 
         where = index.stores.get(who.store_id)
     near: dict[int, float] = {}
     nearest_all = None
+    near_km = policy.near_km
     if where is not None and index.stores:
         near = {i: distance_km(where[0], where[1], lat, lng) for i, (lat, lng) in index.stores.items()}
         nearest_all = min(near.values())
@@ -490,32 +543,28 @@ def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, 
     bought = _bits(who.bought, index.category_bits)
     preferred, store_id, joined = who.preferred_store_id, who.store_id, who.joined
     audience_points = round(policy.audience, 3)
-    interest_points = (round(policy.interest * 1 / 2, 3), round(policy.interest * 2 / 2, 3))
+    interest_points = (0.0, round(policy.interest * 1 / 2, 3), round(policy.interest * 2 / 2, 3))
     behaviour_points, store_points, joined_points = (
         round(policy.behaviour, 3), round(policy.store, 3), round(policy.joined, 3)
     )  # fmt: skip
-    near_km = policy.near_km
     window = policy.ending_soon_days * 24
+    weighed = index.weighed(policy)
     out: list[Scored] = []
-    for e in index.entries:
+    append = out.append
+    for e, popularity, ending_from_us in zip(index.entries, weighed.popularity, weighed.ending_from_us, strict=True):
         if now_us < e.shown_from_us or now_us >= e.ends_us:
             continue
-        running = not (e.scheduled or now_us < e.starts_us)
-        snap = e.snap
-        stores = snap.store_ids
-        member = False
-        if snap.targeted:
-            if snap.id not in members:
-                continue
-            member = True
+        member = e.targeted
+        if member and e.id not in members:
+            continue
+        stores = e.store_ids
         if store_id is not None and stores is not None and store_id not in stores:
             continue
         total: float = 0
         if member:
             total += audience_points
-        liked = (e.tag_mask & interests).bit_count()
-        if liked:
-            total += interest_points[min(2, liked) - 1]
+        if e.tag_mask & interests:
+            total += interest_points[min(2, (e.tag_mask & interests).bit_count())]
         if e.category_mask & bought:
             total += behaviour_points
         if preferred is not None and (stores is None or preferred in stores):
@@ -524,20 +573,21 @@ def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, 
         if where is not None:
             if stores is None:
                 distance = nearest_all
-            else:
-                distance = min((near[i] for i in stores if i in near), default=None)
+            elif e.open_stores:
+                distance = min([near[i] for i in e.open_stores])
             if distance is not None and distance <= near_km and near_km > 0:
                 total += round(policy.distance * (1 - distance / near_km), 3)
-        if running:
+        running = not (e.scheduled or now_us < e.starts_us)
+        if running and now_us >= ending_from_us:
             left = (e.ends_us - now_us) / 10**6 / 3600
             if 0 < left <= window:
                 total += round(policy.ending * (1 - left / window), 3)
-        if e.share:
-            total += round(policy.popularity * e.share, 3)
-        if snap.id in joined:
+        if popularity:
+            total += popularity
+        if e.id in joined:
             total += joined_points
-        out.append(Scored(e, "running" if running else "teaser", round(total, 3), distance, member))
-    out.sort(key=lambda s: (-s.score, s.entry.ends_us, s.entry.snap.id))
+        append(Scored(-round(total, 3), e.ends_us, e.id, e, running, distance, member))
+    out.sort()
     return out
 
 
@@ -578,6 +628,7 @@ class Feed:
         self.policy = policy or FeedPolicy()
         self._index: FeedIndex | None = None
         self._building: asyncio.Task[FeedIndex] | None = None
+        self._refreshing: dict[int, asyncio.Task[list[int] | None]] = {}
         self._audience = redis.register_script((Path(__file__).parent / "lua" / "feed_audience.lua").read_text())
 
     async def version(self) -> int:
@@ -616,11 +667,33 @@ class Feed:
     def forget(self) -> None:
         self._index = None
 
+    def _refresh_later(self, snap: CampaignSnapshot) -> None:
+        """Rebuild an expired audience set in the background, one task per campaign."""
+        if snap.id in self._refreshing:
+            return
+        task = asyncio.ensure_future(refresh_audience(self.redis, snap, self.policy.audience_ttl))
+        self._refreshing[snap.id] = task
+
+        def done(t: asyncio.Task[list[int] | None]) -> None:
+            self._refreshing.pop(snap.id, None)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("feed audience rebuild of campaign %s failed", snap.id, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def close(self) -> None:
+        """Stop background builds (call before closing Redis and the database)."""
+        tasks = [*self._refreshing.values(), *([self._building] if self._building else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
         index = index or await self.index(now)
         members = await audience_of(
-            self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl
-        )
+            self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
+            self._refresh_later,
+        )  # fmt: skip
         return Ranking(score(index, who, members, self.policy, now), index, who, self.policy, now)
 
 
@@ -628,7 +701,10 @@ async def campaign_changed(redis: AnyRedis, campaign_id: int) -> None:
     """An admin changed a campaign: every process drops its cached campaign data, and a
     targeted campaign's audience set is rebuilt on next use."""
     await redis.incr(CATALOG_VERSION_KEY)
-    await redis.delete(AudienceKeys(campaign_id).fresh)
+    # The set goes too: the next request rebuilds it before answering (an expired one
+    # would keep answering while it is rebuilt).
+    keys = AudienceKeys(campaign_id)
+    await redis.delete(keys.fresh, keys.members)
 
 
 # --- paging ---------------------------------------------------------------------------
