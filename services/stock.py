@@ -84,10 +84,12 @@ class Stock:
         state = STATE_OF_STATUS.get(campaign.status, "closed")
         # budget_spent is kept by the claims worker in the same transaction as the vouchers.
         budget = "" if campaign.budget_limit is None else str(max(0, campaign.budget_limit - campaign.budget_spent))
-        if campaign.visibility == "targeted" and campaign.audience_rule is not None:
+        templates = await CouponTemplate.filter(campaign_id=campaign.id)
+        # Only the grab script reads the audience set: none for a campaign without coupons
+        # (one rule query and every member sent to Redis, at publication and activation).
+        if templates and campaign.visibility == "targeted" and campaign.audience_rule is not None:
             await self._load_audience(campaign)
         loaded = 0
-        templates = await CouponTemplate.filter(campaign_id=campaign.id)
         for template in templates:
             holders = await holders_of(template.id)
             issued = sum(holders.values())
