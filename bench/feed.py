@@ -13,8 +13,8 @@ mind): tiers, interest tags, cities, preferred stores and bought categories vary
 rankings differ between customers. The campaigns go through the real admin routes
 (create, submit, publish; the scheduler activates them): 80% running (a quarter of those
 targeted by an audience rule, 40% at a list of stores, some ending within hours), 10%
-teasers, 5% hidden, 5% offered only at the POS; one in ten has a coupon (so the claims
-worker polls its stream, as it would in production). Participants are bulk-inserted with a
+teasers, 5% hidden, 5% offered only at the POS; one in ten has a coupon (``--coupon-share``:
+the claims worker polls the stream of each, in the same process). Participants are bulk-inserted with a
 heavy-tailed count per campaign. A sample of customers spread over the whole table logs
 in through the WeChat emulator.
 
@@ -109,7 +109,9 @@ async def admin_setup(base: str) -> tuple[str, dict[str, list[int]], list[int], 
     return token, stores, themes, int(integration["id"])
 
 
-def campaign_specs(count: int, stores: dict[str, list[int]], themes: list[int], seed: int = 11) -> list[dict[str, Any]]:
+def campaign_specs(
+    count: int, stores: dict[str, list[int]], themes: list[int], coupon_share: float, seed: int = 11
+) -> list[dict[str, Any]]:
     """The campaigns' bodies: a deterministic mix (see the module docstring)."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -164,7 +166,7 @@ def campaign_specs(count: int, stores: dict[str, list[int]], themes: list[int], 
         }
         if visible_from is not None:
             spec["visible_from"] = visible_from.isoformat()
-        if rng.random() < 0.1:  # a welcome coupon: its claims stream is polled by the claims worker
+        if rng.random() < coupon_share:  # a welcome coupon: the claims worker polls its stream
             spec["coupons"] = [coupon_body(total_stock=1000)]
             spec["budget_limit"] = 1000 * 1000
         specs.append(spec)
@@ -376,6 +378,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--coupon-share", type=float, default=0.1, help="campaigns with a coupon (0-1)")
     parser.add_argument("--aim-p99-ms", type=float, default=30.0)
     parser.add_argument("--profile", type=Path, help="py-spy the server during the feed run (raw output)")
     args = parser.parse_args()
@@ -398,7 +401,7 @@ def main() -> int:
         counts = seed_customers(db, args.customers, stores, integration_id)
         say(f"seeded in {time.monotonic() - t:.1f} s: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         t = time.monotonic()
-        specs = campaign_specs(args.campaigns, stores, themes)
+        specs = campaign_specs(args.campaigns, stores, themes, args.coupon_share)
         campaign_ids = asyncio.run(create_campaigns(server.url, token, specs))
         say(f"{len(campaign_ids):,} campaigns created, submitted and published in {time.monotonic() - t:.1f} s")
         t = time.monotonic()
@@ -450,7 +453,8 @@ def main() -> int:
         )
         load = os.getloadavg()[0]
         total = time.monotonic() - started
-    print(f"feed: {args.customers:,} customers, {args.campaigns:,} campaigns ({by_status}), "
+    print(f"feed: {args.customers:,} customers, {args.campaigns:,} campaigns ({by_status}; "
+          f"{args.coupon_share:.0%} with a coupon), "
           f"{participants:,} participations; wrk 2 threads, {args.connections} connections, {args.seconds:.0f} s, "
           f"{sample:,} customers in turn")  # fmt: skip
     print(f"server CPU while idle (background workers): {idle * 100:.0f}% of a core")
