@@ -441,10 +441,11 @@ def main() -> int:
         wrk("warm-up", server.url, lines, args.connections, args.warmup)
         pid = server.process.pid
         # What the server burns with no request (its background workers), for reading
-        # the CPU per request below.
-        idle_before = cpu_seconds(pid)
+        # the CPU per request below; first the warm-up's requests still queued finish.
         time.sleep(3.0)
-        idle = (cpu_seconds(pid) - idle_before) / 3.0
+        idle_before = cpu_seconds(pid)
+        time.sleep(5.0)
+        idle = (cpu_seconds(pid) - idle_before) / 5.0
         healthz, healthz_cpu = measured(
             pid, "GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds
         )
