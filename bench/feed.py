@@ -19,9 +19,11 @@ heavy-tailed count per campaign. A sample of customers spread over the whole tab
 in through the WeChat emulator.
 
 The run: one feed request per sampled customer first (the very first one builds every
-targeted campaign's audience set: timed and reported), a warm-up, then wrk (2 threads,
-bench/wrk_report.lua) on ``/healthz`` and on the feed, each request a sampled customer in
-turn (60% no location, 30% ``lat``/``lng`` near their city, 10% ``store_id``). Printed:
+targeted campaign's audience set: timed and reported), a warm-up, 5 s idle once its
+queued requests finished (the server's CPU with no request: its background workers),
+then wrk (2 threads, bench/wrk_report.lua) on ``/healthz`` and on the feed, each request a
+sampled customer in turn (60% no location, 30% ``lat``/``lng`` near their city, 10%
+``store_id``). Printed:
 requests/s, p50, p99, the ratio to ``/healthz``, and the server's CPU time per request
 (/proc, which the machine's other load does not distort).
 """
