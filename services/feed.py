@@ -614,6 +614,14 @@ def rank(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, n
 # --- the runtime ----------------------------------------------------------------------
 
 
+def _log_failure(what: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed", what, exc_info=task.exception())
+
+    return done
+
+
 class Feed:
     """Per-process feed runtime: the index cache and the policy.
 
@@ -651,8 +659,9 @@ class Feed:
         task = self._building
         if task is None:
             task = asyncio.ensure_future(self._load(version))
-            # A background build's failure surfaces on the next request that waits for one.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            # A request waiting for this build gets its failure; a background one is logged
+            # (the previous index keeps answering, and the next request tries again).
+            task.add_done_callback(_log_failure("feed index build"))
             self._building = task
         return task
 
@@ -673,13 +682,8 @@ class Feed:
             return
         task = asyncio.ensure_future(refresh_audience(self.redis, snap, self.policy.audience_ttl))
         self._refreshing[snap.id] = task
-
-        def done(t: asyncio.Task[list[int] | None]) -> None:
-            self._refreshing.pop(snap.id, None)
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("feed audience rebuild of campaign %s failed", snap.id, exc_info=t.exception())
-
-        task.add_done_callback(done)
+        task.add_done_callback(lambda _: self._refreshing.pop(snap.id, None))
+        task.add_done_callback(_log_failure(f"feed audience rebuild of campaign {snap.id}"))
 
     async def close(self) -> None:
         """Stop background builds (call before closing Redis and the database)."""
