@@ -375,7 +375,8 @@ _PARTS = (
 
 def profile_summary(out: Path, top: int = 25, parts: tuple[tuple[str, str], ...] = _PARTS) -> list[str]:
     """A py-spy raw (collapsed) profile, taken with --gil (samples only while a thread
-    holds the GIL: Python CPU time): the hot path's ``parts``, then the top functions."""
+    holds the GIL: Python CPU time): the parts (the grab path's by default), then the top
+    functions."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0

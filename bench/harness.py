@@ -66,17 +66,23 @@ def start_server(extra_env: dict[str, str] | None = None) -> Server:
 
 async def login_customers(base: str, count: int, prefix: str = "o_bench") -> list[str]:
     """Access tokens of ``count`` customers, logged in through the emulator."""
+    return await login_openids(base, [f"{prefix}_{i}" for i in range(count)])
+
+
+async def login_openids(base: str, openids: list[str]) -> list[str]:
+    """Access tokens of these WeChat users, logged in through the emulator (an openid
+    already in the database logs that customer in)."""
     async with aiohttp.ClientSession() as session:
 
-        async def one(i: int) -> str:
-            async with session.post(f"{base}/_wechat/login-code", json={"openid": f"{prefix}_{i}"}) as resp:
+        async def one(openid: str) -> str:
+            async with session.post(f"{base}/_wechat/login-code", json={"openid": openid}) as resp:
                 code = (await resp.json())["code"]
             async with session.post(f"{base}/api/v1/auth/wechat/login", json={"code": code}) as resp:
                 return (await resp.json())["access_token"]
 
         tokens: list[str] = []
-        for start in range(0, count, 50):
-            tokens += await asyncio.gather(*(one(i) for i in range(start, min(count, start + 50))))
+        for start in range(0, len(openids), 50):
+            tokens += await asyncio.gather(*(one(o) for o in openids[start : start + 50]))
         return tokens
 
 

@@ -165,3 +165,6 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # The feed's background builds (index, audience sets) use the database and Redis,
+        # which close after this context.
+        await app[JOURNEY].feed.close()

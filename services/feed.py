@@ -41,14 +41,17 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import math
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
 
+from redis.commands.core import AsyncScript
 from tortoise.functions import Count
 
 from models.campaigns import Campaign, Theme
@@ -59,7 +62,6 @@ from models.stores import Store
 from services import audience, errors
 from services.journey_catalog import CampaignSnapshot, load_snapshots, pick_language
 from services.stock import AnyRedis
-from services.stock_keys import CampaignKeys
 
 #: Redis counter bumped whenever an admin changes a campaign: every process drops its
 #: cached campaign data when it sees a new value.
@@ -67,6 +69,7 @@ CATALOG_VERSION_KEY = "journey:catalog-version"
 #: Days of purchases that make "categories bought".
 BEHAVIOUR_DAYS = 90
 CUSTOMER_CHANNEL = "miniprogram"
+log = logging.getLogger("wxcampaign.feed")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
@@ -144,6 +147,52 @@ def distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 
 # --- the per-process index ----------------------------------------------------------
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly: differences of these divided by 10**6 are
+    the same floats as ``timedelta.total_seconds()`` (the scores must not move)."""
+    return (moment - _EPOCH) // _MICRO
+
+
+@dataclass(slots=True, frozen=True)
+class _Entry:
+    """What scoring needs of one campaign, precomputed when the index is built so that a
+    request does no parsing and no set building per candidate."""
+
+    snap: CampaignSnapshot
+    id: int
+    targeted: bool
+    scheduled: bool
+    shown_from_us: int
+    starts_us: int
+    ends_us: int
+    tag_mask: int  # bits of FeedIndex.tag_bits
+    category_mask: int  # bits of FeedIndex.category_bits
+    store_ids: frozenset[int] | None  # None: every store
+    open_stores: tuple[int, ...]  # its stores among the index's (open) ones
+    participants: int
+    share: float  # log(1 + participants) / log(1 + most participants), 0 without any
+
+
+@dataclass(slots=True, frozen=True)
+class _Weighed:
+    """Per index and policy: the parts of each entry's score that no viewer changes."""
+
+    popularity: list[float]  # by entry, the rounded popularity points
+    ending_from_us: list[int]  # by entry, a little before its "ending soon" window opens
+
+
+def _bits(values: Iterable[str], vocabulary: dict[str, int]) -> int:
+    mask = 0
+    for value in values:
+        bit = vocabulary.get(value)
+        if bit is not None:
+            mask |= bit
+    return mask
+
 
 @dataclass
 class FeedIndex:
@@ -153,10 +202,45 @@ class FeedIndex:
     participants: dict[int, int]
     stores: dict[int, tuple[float, float]]  # active stores: id -> (lat, lng)
     themes: dict[int, str]
+    most_participants: int = field(init=False)
+    tag_bits: dict[str, int] = field(init=False)
+    category_bits: dict[str, int] = field(init=False)
+    entries: list[_Entry] = field(init=False)
+    targeted: list[CampaignSnapshot] = field(init=False)
 
-    @property
-    def most_participants(self) -> int:
-        return max(self.participants.values(), default=0)
+    def __post_init__(self) -> None:
+        self.most_participants = max(self.participants.values(), default=0)
+        tags = sorted({t for s in self.campaigns for t in s.tags})
+        categories = sorted({c for s in self.campaigns for c in s.categories})
+        self.tag_bits = {t: 1 << i for i, t in enumerate(tags)}
+        self.category_bits = {c: 1 << i for i, c in enumerate(categories)}
+        most = self.most_participants
+        entries = []
+        for snap in self.campaigns:
+            count = self.participants.get(snap.id, 0)
+            open_stores = () if snap.store_ids is None else tuple(i for i in snap.store_ids if i in self.stores)
+            entry = _Entry(
+                snap=snap, id=snap.id, targeted=snap.targeted, scheduled=snap.status == "scheduled",
+                shown_from_us=_us(snap.shown_from), starts_us=_us(snap.starts_at), ends_us=_us(snap.ends_at),
+                tag_mask=_bits(snap.tags, self.tag_bits), category_mask=_bits(snap.categories, self.category_bits),
+                store_ids=snap.store_ids, open_stores=open_stores, participants=count,
+                share=math.log1p(count) / math.log1p(most) if count and most else 0.0,
+            )  # fmt: skip
+            entries.append(entry)
+        self.entries = entries
+        self.targeted = [s for s in self.campaigns if s.targeted]
+        self._weighed: dict[FeedPolicy, _Weighed] = {}
+
+    def weighed(self, policy: FeedPolicy) -> _Weighed:
+        found = self._weighed.get(policy)
+        if found is None:
+            # A second early: the exact test of the window stays the float one rank_one makes.
+            window_us = policy.ending_soon_days * 24 * 3600 * 10**6 + 10**6
+            found = self._weighed[policy] = _Weighed(
+                [round(policy.popularity * e.share, 3) if e.share else 0.0 for e in self.entries],
+                [e.ends_us - window_us for e in self.entries],
+            )
+        return found
 
 
 async def build_index(now: datetime, version: int) -> FeedIndex:
@@ -186,6 +270,11 @@ async def build_index(now: datetime, version: int) -> FeedIndex:
 
 # --- audience membership --------------------------------------------------------------
 
+#: One hash tag for every feed audience key, unlike the per-campaign tags of stock: a
+#: request checks all targeted campaigns in one script call, which Redis Cluster allows
+#: only within one slot. The sets are a cache rebuilt from the rules.
+AUDIENCE_TAG = "{feed-audience}"
+
 
 @dataclass(frozen=True)
 class AudienceKeys:
@@ -193,19 +282,19 @@ class AudienceKeys:
 
     @property
     def members(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:feed-audience"
+        return f"{AUDIENCE_TAG}:{self.campaign_id}"
 
     @property
     def fresh(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:feed-audience:fresh"
+        return f"{AUDIENCE_TAG}:{self.campaign_id}:fresh"
 
     @property
     def building(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:feed-audience:building"
+        return f"{AUDIENCE_TAG}:{self.campaign_id}:building"
 
     @property
     def staging(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:feed-audience:staging"
+        return f"{AUDIENCE_TAG}:{self.campaign_id}:staging"
 
 
 async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) -> list[int] | None:
@@ -230,24 +319,35 @@ async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) ->
         await redis.eval(_RELEASE, 1, keys.building, token)  # type: ignore[misc]
 
 
-async def audience_of(redis: AnyRedis, customer_id: int, targeted: list[CampaignSnapshot], ttl: int) -> set[int]:
-    """The targeted campaigns whose audience holds this customer: one pipelined round
-    trip, plus a rebuild of the sets found stale (once per ``ttl`` across processes)."""
+async def audience_of(
+    redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int,
+    refresh_later: Callable[[CampaignSnapshot], None],
+) -> set[int]:  # fmt: skip
+    """The targeted campaigns whose audience holds this customer: one script call
+    (``script`` is services/lua/feed_audience.lua registered on ``redis``). A set past its
+    ``ttl`` keeps answering while ``refresh_later`` rebuilds it; a set that is missing
+    (never built, or dropped by an admin's change) is rebuilt before answering."""
     if not targeted:
         return set()
-    async with redis.pipeline(transaction=False) as pipe:
-        for snap in targeted:
-            keys = AudienceKeys(snap.id)
-            pipe.exists(keys.fresh)
-            pipe.sismember(keys.members, customer_id)
-        replies = await pipe.execute()
+    keys: list[str] = []
+    for snap in targeted:
+        pair = AudienceKeys(snap.id)
+        keys += (pair.fresh, pair.members)
+    # One command for hundreds of campaigns, not three each: redis-py's cost is per command.
+    flags = await script(keys=keys, args=[customer_id])
     found: set[int] = set()
-    for index, snap in enumerate(targeted):
-        fresh, member = replies[2 * index], replies[2 * index + 1]
-        if not fresh:
-            rebuilt = await refresh_audience(redis, snap, ttl)
-            if rebuilt is not None:
-                member = customer_id in rebuilt
+    for snap, raw in zip(targeted, flags, strict=True):
+        flag = int(raw)
+        member = bool(flag & 1)
+        if not flag & 4:
+            if flag & 2:
+                # Rebuilt inline, every set expiring together would stall one request
+                # for minutes (one rule query each) and hold the database meanwhile.
+                refresh_later(snap)
+            else:
+                rebuilt = await refresh_audience(redis, snap, ttl)
+                if rebuilt is not None:
+                    member = customer_id in rebuilt
         if member:
             found.add(snap.id)
     return found
@@ -272,9 +372,15 @@ class Viewer:
 async def viewer(
     customer_id: int, language: str, now: datetime, *, store_id: int | None, lat: float | None, lng: float | None
 ) -> Viewer:
-    customer = await Customer.get_or_none(id=customer_id)
-    if customer is None:
+    # Three columns, not the model: no datetime parsing nor model building per request.
+    row = (
+        await Customer.filter(id=customer_id)
+        .first()
+        .values_list("membership_tier", "interest_tags", "preferred_store_id")
+    )
+    if row is None:
         raise errors.InvalidToken("the account is gone")
+    tier, interests, preferred_store_id = row
     bought: set[str] = set()
     since = now - timedelta(days=BEHAVIOUR_DAYS)
     for categories in await IntegrationEvent.filter(
@@ -284,8 +390,8 @@ async def viewer(
     joined = await Participation.filter(customer_id=customer_id).values_list("campaign_id", flat=True)
     location = (lat, lng) if lat is not None and lng is not None else None
     return Viewer(
-        customer_id=customer_id, tier=customer.membership_tier, interests=frozenset(customer.interest_tags or []),
-        preferred_store_id=customer.preferred_store_id,  # type: ignore[attr-defined]
+        customer_id=customer_id, tier=tier, interests=frozenset(interests or []),  # type: ignore[arg-type]
+        preferred_store_id=preferred_store_id,  # type: ignore[arg-type]
         bought=frozenset(bought), joined=frozenset(joined), location=location, store_id=store_id,  # type: ignore[arg-type]
         language=language,
     )  # fmt: skip
@@ -336,21 +442,12 @@ def _runs_at(snap: CampaignSnapshot, store_id: int) -> bool:
     return snap.store_ids is None or store_id in snap.store_ids
 
 
-def _nearest(snap: CampaignSnapshot, index: FeedIndex, where: tuple[float, float]) -> float | None:
-    ids: Iterable[int] = index.stores if snap.store_ids is None else snap.store_ids
-    best = None
-    for store_id in ids:
-        coords = index.stores.get(store_id)
-        if coords is not None:
-            d = distance_km(where[0], where[1], coords[0], coords[1])
-            best = d if best is None or d < best else best
-    return best
-
-
 def rank_one(
     snap: CampaignSnapshot, phase: str, index: FeedIndex, who: Viewer, policy: FeedPolicy, now: datetime,
-    targeted_member: bool, where: tuple[float, float] | None, nearest_all: float | None,
+    targeted_member: bool, distance: float | None,
 ) -> Ranked:  # fmt: skip
+    """One campaign's score with its reasons and texts: the explanation of what ``score``
+    computed for it (``distance``: km to its nearest store, None without a location)."""
     lang = who.language
     reasons: list[Reason] = []
     info: list[Reason] = []
@@ -375,12 +472,9 @@ def rank_one(
         add("behaviour", policy.behaviour, _text(lang, "behaviour", category=bought[0]))
     if who.preferred_store_id is not None and _runs_at(snap, who.preferred_store_id):
         add("store", policy.store, _text(lang, "store"))
-    distance = None
-    if where is not None:
-        distance = nearest_all if snap.store_ids is None else _nearest(snap, index, where)
-        if distance is not None and distance <= policy.near_km and policy.near_km > 0:
-            km = f"{distance:.1f}"
-            add("distance", policy.distance * (1 - distance / policy.near_km), _text(lang, "distance", km=km))
+    if distance is not None and distance <= policy.near_km and policy.near_km > 0:
+        km = f"{distance:.1f}"
+        add("distance", policy.distance * (1 - distance / policy.near_km), _text(lang, "distance", km=km))
     if phase == "running":
         left = (snap.ends_at - now).total_seconds() / 3600
         window = policy.ending_soon_days * 24
@@ -405,39 +499,145 @@ def rank_one(
     return Ranked(snap, phase, score, shown + info, joined, distance, count, info)
 
 
-def rank(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Ranked]:
-    """Every campaign this viewer may see, best first."""
+class Scored(NamedTuple):
+    """A candidate's place in the ranking, before its reasons are written. Tuples sort
+    by their first fields: best score, then the earlier end, then the lower id."""
+
+    neg_score: float
+    ends_us: int
+    id: int
+    entry: _Entry
+    running: bool
+    distance_km: float | None
+    member: bool  # a targeted campaign whose audience holds the viewer
+
+    @property
+    def score(self) -> float:
+        return -self.neg_score
+
+    @property
+    def snap(self) -> CampaignSnapshot:
+        return self.entry.snap
+
+    @property
+    def phase(self) -> str:
+        return "running" if self.running else "teaser"
+
+
+def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Scored]:
+    """Every campaign this viewer may see, best first, with the score ``rank_one`` gives
+    it (the same components, rounded and summed in the same order, so the same floats),
+    computed without building reasons or texts: a request writes those only for the
+    campaigns it shows (``Ranking.explain``)."""
+    now_us = _us(now)
     where = who.location
     if where is None and who.store_id is not None:
         where = index.stores.get(who.store_id)
+    near: dict[int, float] = {}
     nearest_all = None
+    near_km = policy.near_km
     if where is not None and index.stores:
-        nearest_all = min(distance_km(where[0], where[1], lat, lng) for lat, lng in index.stores.values())
-    out = []
-    for snap in index.campaigns:
-        phase = snap.phase(now)
-        if phase not in ("teaser", "running"):
+        near = {i: distance_km(where[0], where[1], lat, lng) for i, (lat, lng) in index.stores.items()}
+        nearest_all = min(near.values())
+    interests = _bits(who.interests, index.tag_bits)
+    bought = _bits(who.bought, index.category_bits)
+    preferred, store_id, joined = who.preferred_store_id, who.store_id, who.joined
+    audience_points = round(policy.audience, 3)
+    interest_points = (0.0, round(policy.interest * 1 / 2, 3), round(policy.interest * 2 / 2, 3))
+    behaviour_points, store_points, joined_points = (
+        round(policy.behaviour, 3), round(policy.store, 3), round(policy.joined, 3)
+    )  # fmt: skip
+    window = policy.ending_soon_days * 24
+    weighed = index.weighed(policy)
+    out: list[Scored] = []
+    append = out.append
+    for e, popularity, ending_from_us in zip(index.entries, weighed.popularity, weighed.ending_from_us, strict=True):
+        if now_us < e.shown_from_us or now_us >= e.ends_us:
             continue
-        if snap.targeted and snap.id not in members:
+        member = e.targeted
+        if member and e.id not in members:
             continue
-        if who.store_id is not None and not _runs_at(snap, who.store_id):
+        stores = e.store_ids
+        if store_id is not None and stores is not None and store_id not in stores:
             continue
-        out.append(rank_one(snap, phase, index, who, policy, now, snap.targeted, where, nearest_all))
-    out.sort(key=lambda r: (-r.score, r.snap.ends_at, r.snap.id))
+        total: float = 0
+        if member:
+            total += audience_points
+        if e.tag_mask & interests:
+            total += interest_points[min(2, (e.tag_mask & interests).bit_count())]
+        if e.category_mask & bought:
+            total += behaviour_points
+        if preferred is not None and (stores is None or preferred in stores):
+            total += store_points
+        distance = None
+        if where is not None:
+            if stores is None:
+                distance = nearest_all
+            elif e.open_stores:
+                distance = min([near[i] for i in e.open_stores])
+            if distance is not None and distance <= near_km and near_km > 0:
+                total += round(policy.distance * (1 - distance / near_km), 3)
+        running = not (e.scheduled or now_us < e.starts_us)
+        if running and now_us >= ending_from_us:
+            left = (e.ends_us - now_us) / 10**6 / 3600
+            if 0 < left <= window:
+                total += round(policy.ending * (1 - left / window), 3)
+        if popularity:
+            total += popularity
+        if e.id in joined:
+            total += joined_points
+        append(Scored(-round(total, 3), e.ends_us, e.id, e, running, distance, member))
+    out.sort()
     return out
+
+
+@dataclass
+class Ranking:
+    """A viewer's ranking: ``items`` best first; ``explain`` writes one item's reasons."""
+
+    items: list[Scored]
+    index: FeedIndex
+    who: Viewer
+    policy: FeedPolicy
+    now: datetime
+
+    def explain(self, s: Scored) -> Ranked:
+        return rank_one(s.snap, s.phase, self.index, self.who, self.policy, self.now, s.member, s.distance_km)
+
+
+def rank(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Ranked]:
+    """Every campaign this viewer may see, best first, each with its reasons."""
+    ranking = Ranking(score(index, who, members, policy, now), index, who, policy, now)
+    return [ranking.explain(s) for s in ranking.items]
 
 
 # --- the runtime ----------------------------------------------------------------------
 
 
+def _log_failure(what: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed", what, exc_info=task.exception())
+
+    return done
+
+
 class Feed:
-    """Per-process feed runtime: the index cache and the policy."""
+    """Per-process feed runtime: the index cache and the policy.
+
+    One index build at a time (single flight). An index past ``cache_seconds`` keeps
+    serving while the next one builds in the background: with a thousand campaigns a
+    build takes a while, and every request in flight would otherwise wait for it. An
+    index of an older catalog version is never served: an admin's change shows at once.
+    """
 
     def __init__(self, redis: AnyRedis, policy: FeedPolicy | None = None) -> None:
         self.redis = redis
         self.policy = policy or FeedPolicy()
         self._index: FeedIndex | None = None
-        self._lock = asyncio.Lock()
+        self._building: asyncio.Task[FeedIndex] | None = None
+        self._refreshing: dict[int, asyncio.Task[list[int] | None]] = {}
+        self._audience = redis.register_script((Path(__file__).parent / "lua" / "feed_audience.lua").read_text())
 
     async def version(self) -> int:
         return int(await self.redis.get(CATALOG_VERSION_KEY) or 0)
@@ -445,38 +645,70 @@ class Feed:
     async def index(self, now: datetime) -> FeedIndex:
         version = await self.version()
         current = self._index
-        if self._usable(current, version):
-            return current  # type: ignore[return-value]
-        async with self._lock:  # one rebuild per process at a time
-            current = self._index
-            if not self._usable(current, version):
-                current = self._index = await build_index(now, version)
-            return current  # type: ignore[return-value]
+        if current is not None and current.version == version:
+            if time.monotonic() - current.built_at >= self.policy.cache_seconds:
+                self._build(version)
+            return current
+        while True:
+            built = await asyncio.shield(self._build(version))
+            if built.version >= version:
+                return built
+            # A build of an older version was running: wait for ours.
 
-    def _usable(self, index: FeedIndex | None, version: int) -> bool:
-        return (
-            index is not None
-            and index.version == version
-            and time.monotonic() - index.built_at < self.policy.cache_seconds
-        )
+    def _build(self, version: int) -> asyncio.Task[FeedIndex]:
+        task = self._building
+        if task is None:
+            task = asyncio.ensure_future(self._load(version))
+            # A request waiting for this build gets its failure; a background one is logged
+            # (the previous index keeps answering, and the next request tries again).
+            task.add_done_callback(_log_failure("feed index build"))
+            self._building = task
+        return task
+
+    async def _load(self, version: int) -> FeedIndex:
+        try:
+            built = await build_index(datetime.now(UTC), version)
+            self._index = built
+            return built
+        finally:
+            self._building = None
 
     def forget(self) -> None:
         self._index = None
 
-    async def ranked(
-        self, who: Viewer, now: datetime, index: FeedIndex | None = None
-    ) -> tuple[list[Ranked], FeedIndex]:
+    def _refresh_later(self, snap: CampaignSnapshot) -> None:
+        """Rebuild an expired audience set in the background, one task per campaign."""
+        if snap.id in self._refreshing:
+            return
+        task = asyncio.ensure_future(refresh_audience(self.redis, snap, self.policy.audience_ttl))
+        self._refreshing[snap.id] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(snap.id, None))
+        task.add_done_callback(_log_failure(f"feed audience rebuild of campaign {snap.id}"))
+
+    async def close(self) -> None:
+        """Stop background builds (call before closing Redis and the database)."""
+        tasks = [*self._refreshing.values(), *([self._building] if self._building else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
         index = index or await self.index(now)
-        targeted = [s for s in index.campaigns if s.targeted]
-        members = await audience_of(self.redis, who.customer_id, targeted, self.policy.audience_ttl)
-        return rank(index, who, members, self.policy, now), index
+        members = await audience_of(
+            self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
+            self._refresh_later,
+        )  # fmt: skip
+        return Ranking(score(index, who, members, self.policy, now), index, who, self.policy, now)
 
 
 async def campaign_changed(redis: AnyRedis, campaign_id: int) -> None:
     """An admin changed a campaign: every process drops its cached campaign data, and a
     targeted campaign's audience set is rebuilt on next use."""
     await redis.incr(CATALOG_VERSION_KEY)
-    await redis.delete(AudienceKeys(campaign_id).fresh)
+    # The set goes too: the next request rebuilds it before answering (an expired one
+    # would keep answering while it is rebuilt).
+    keys = AudienceKeys(campaign_id)
+    await redis.delete(keys.fresh, keys.members)
 
 
 # --- paging ---------------------------------------------------------------------------

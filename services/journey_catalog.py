@@ -9,6 +9,7 @@ handler calls ``forget``.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -134,6 +135,14 @@ def pick_language(accept_language: str | None, available: list[str] | tuple[str,
     """The content language for an ``Accept-Language`` header: the caller's preferences
     by q-value (an exact tag, then the same primary language), then the campaign's
     default, then zh-CN, then en, then whatever there is."""
+    if accept_language is not None and len(accept_language) > 200:  # bound the cache's memory
+        return _pick_language.__wrapped__(accept_language, tuple(available), default)
+    return _pick_language(accept_language, tuple(available), default)
+
+
+# A feed page asks once per item with the same few headers: parse each header once.
+@functools.lru_cache(maxsize=2048)
+def _pick_language(accept_language: str | None, available: tuple[str, ...], default: str) -> str:
     prefs: list[tuple[float, int, str]] = []
     for index, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")

@@ -93,10 +93,13 @@ class Stock:
         state = STATE_OF_STATUS.get(campaign.status, "closed")
         # budget_spent is kept by the claims worker in the same transaction as the vouchers.
         budget = "" if campaign.budget_limit is None else str(max(0, campaign.budget_limit - campaign.budget_spent))
-        if campaign.visibility == "targeted" and campaign.audience_rule is not None:
+        templates = await CouponTemplate.filter(campaign_id=campaign.id)
+        # Only the grab script reads the audience set: none for a campaign without coupons
+        # (one rule query and every member sent to Redis, at publication and activation).
+        if templates and campaign.visibility == "targeted" and campaign.audience_rule is not None:
             await self._load_audience(campaign)
         loaded = 0
-        for template in await CouponTemplate.filter(campaign_id=campaign.id):
+        for template in templates:
             holders = await holders_of(template.id)
             issued = sum(holders.values())
             opens = template.grab_starts_at or campaign.starts_at
@@ -109,7 +112,11 @@ class Stock:
             loaded += int(
                 await self._load(keys=[keys.coupon(template.id), keys.holders(template.id), keys.budget], args=args)
             )
-        await self.redis.sadd(STREAMS_REGISTRY, keys.stream)
+        if templates:
+            # Only a coupon's grab or grant appends claims, and both load the campaign
+            # first when it has none loaded: a campaign without coupons has no stream
+            # for the claims worker to poll (a pass polls every registered stream).
+            await self.redis.sadd(STREAMS_REGISTRY, keys.stream)
         return loaded
 
     async def _load_audience(self, campaign: Campaign) -> None:

@@ -13,7 +13,7 @@ from server.keys import JOURNEY
 from server.routing import RouteTable, principal_of
 from server.schema import Body, Id, Out, Query
 from services import errors, feed, tracking
-from services.feed import FeedIndex, Ranked, Viewer
+from services.feed import Ranked, Scored
 from services.journey_catalog import pick_language
 
 routes = RouteTable()
@@ -119,7 +119,7 @@ def _item(r: Ranked, accept_language: str | None) -> FeedItemOut:
     )  # fmt: skip
 
 
-async def _ranked(request: web.Request, query: _Where) -> tuple[list[Ranked], FeedIndex, Viewer]:
+async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
     now = datetime.now(UTC)
     runtime = request.app[JOURNEY].feed
     index = await runtime.index(now)
@@ -129,8 +129,7 @@ async def _ranked(request: web.Request, query: _Where) -> tuple[list[Ranked], Fe
     who = await feed.viewer(
         principal_of(request).id, language, now, store_id=query.store_id, lat=query.lat, lng=query.lng
     )
-    ranked, index = await runtime.ranked(who, now, index)
-    return ranked, index, who
+    return await runtime.ranked(who, now, index)
 
 
 @routes.add(
@@ -140,11 +139,12 @@ async def _ranked(request: web.Request, query: _Where) -> tuple[list[Ranked], Fe
 )  # fmt: skip
 async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
     offset = feed.decode_offset(query.cursor)
-    ranked, _, _ = await _ranked(request, query)
-    page = ranked[offset : offset + query.limit]
-    nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranked) else None
+    ranking = await _ranking(request, query)
+    # Reasons and texts only for the page shown: the whole ranking needs scores alone.
+    page = ranking.items[offset : offset + query.limit]
+    nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranking.items) else None
     accept = request.headers.get("Accept-Language")
-    return FeedOut(items=[_item(r, accept) for r in page], next_cursor=nxt)
+    return FeedOut(items=[_item(ranking.explain(s), accept) for s in page], next_cursor=nxt)
 
 
 @routes.add(
@@ -152,30 +152,34 @@ async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
     summary="The home page: recommended, ending soon, near you, themed", errors=(errors.UnknownStore,),
 )  # fmt: skip
 async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOut:
-    ranked, index, _ = await _ranked(request, query)
-    runtime = request.app[JOURNEY].feed
+    ranking = await _ranking(request, query)
+    ranked = ranking.items
+    policy = ranking.policy
     accept = request.headers.get("Accept-Language")
     n = query.limit
-    now = datetime.now(UTC)
-    soon = runtime.policy.ending_soon_days * 86_400
+    soon = policy.ending_soon_days * 86_400
     ending = sorted(
-        (r for r in ranked if r.phase == "running" and (r.snap.ends_at - now).total_seconds() <= soon),
+        (r for r in ranked if r.phase == "running" and (r.snap.ends_at - ranking.now).total_seconds() <= soon),
         key=lambda r: (r.snap.ends_at, r.snap.id),
     )
     near = sorted(
-        (r for r in ranked if r.distance_km is not None and r.distance_km <= runtime.policy.near_km),
+        (r for r in ranked if r.distance_km is not None and r.distance_km <= policy.near_km),
         key=lambda r: r.distance_km,  # stable: equal distances keep the ranking's order
     )
-    themes: dict[int, list[Ranked]] = {}
+    themes: dict[int, list[Scored]] = {}
     for r in ranked:  # best first, so each theme's list and the theme order follow the score
         if r.snap.theme_id is not None:
             themes.setdefault(r.snap.theme_id, []).append(r)
+
+    def items(chosen: list[Scored]) -> list[FeedItemOut]:
+        return [_item(ranking.explain(s), accept) for s in chosen[:n]]
+
     return SectionsOut(
-        recommended=[_item(r, accept) for r in ranked[:n]],
-        ending_soon=[_item(r, accept) for r in ending[:n]],
-        near_you=[_item(r, accept) for r in near[:n]],
+        recommended=items(ranked),
+        ending_soon=items(ending),
+        near_you=items(near),
         themed=[
-            ThemeSectionOut(theme_id=t, name=index.themes.get(t, ""), items=[_item(r, accept) for r in rs[:n]])
+            ThemeSectionOut(theme_id=t, name=ranking.index.themes.get(t, ""), items=items(rs))
             for t, rs in themes.items()
         ],
     )

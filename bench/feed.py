@@ -1,0 +1,476 @@
+"""The discovery feed under load (issue 6): `GET /api/v1/feed` at 64 connections for many
+different customers, against `GET /healthz` on the same server in the same run.
+
+    .venv/bin/python -m bench.feed [--customers 100000] [--campaigns 1000] [--sample 1000]
+                                   [--seconds 10] [--connections 64]
+
+Set-up (bench.harness.start_server: embedded defaults, SQLite in a temporary DATA_DIR and
+an embedded redis-server; REVIEW_LEVELS=0 and a 1 s scheduler): a superadmin made with
+``python -m server create-admin`` creates 50 stores in 10 cities, 5 themes and a POS
+integration through the admin API. The customers, their facts, store visits and purchase
+events are bulk-inserted into the server's SQLite file (WAL: the idle server does not
+mind): tiers, interest tags, cities, preferred stores and bought categories vary, so
+rankings differ between customers. The campaigns go through the real admin routes
+(create, submit, publish; the scheduler activates them): 80% running (a quarter of those
+targeted by an audience rule, 40% at a list of stores, some ending within hours), 10%
+teasers, 5% hidden, 5% offered only at the POS; one in ten has a coupon (``--coupon-share``:
+the claims worker polls the stream of each, in the same process). Participants are bulk-inserted with a
+heavy-tailed count per campaign. A sample of customers spread over the whole table logs
+in through the WeChat emulator.
+
+The run: one feed request per sampled customer first (the very first one builds every
+targeted campaign's audience set: timed and reported), a warm-up, 5 s idle once its
+queued requests finished (the server's CPU with no request: its background workers),
+then wrk (2 threads, bench/wrk_report.lua) on ``/healthz`` and on the feed, each request a
+sampled customer in turn (60% no location, 30% ``lat``/``lng`` near their city, 10%
+``store_id``). Printed:
+requests/s, p50, p99, the ratio to ``/healthz``, and the server's CPU time per request
+(/proc, which the machine's other load does not distort).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.grab import call, profile_summary, profiled, say
+from bench.harness import ROOT, Figures, login_openids, start_server, wrk
+from tests.campaign_fixtures import coupon_body
+
+ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
+SERVER_ENV = {
+    "REVIEW_LEVELS": "0",
+    "SCHEDULER_INTERVAL": "1",
+    "ACCESS_TOKEN_TTL": "7200",
+}
+CITIES = [  # (city, latitude, longitude, share of customers)
+    ("Shanghai", 31.23, 121.47, 0.18), ("Beijing", 39.90, 116.40, 0.16), ("Guangzhou", 23.13, 113.26, 0.11),
+    ("Shenzhen", 22.54, 114.06, 0.11), ("Hangzhou", 30.27, 120.16, 0.09), ("Chengdu", 30.66, 104.07, 0.09),
+    ("Wuhan", 30.59, 114.31, 0.08), ("Nanjing", 32.06, 118.80, 0.07), ("Xi'an", 34.34, 108.94, 0.06),
+    ("Suzhou", 31.30, 120.58, 0.05),
+]  # fmt: skip
+TAGS = ["coffee", "tea", "bakery", "books", "fashion", "beauty", "sports", "kids", "pets", "travel", "wine", "tech"]
+CATEGORIES = ["drinks", "food", "snacks", "apparel", "cosmetics", "toys", "electronics", "home"]
+TIERS = [("standard", 0.60), ("silver", 0.25), ("gold", 0.11), ("platinum", 0.04)]
+STORES_PER_CITY = 5
+THEMES = 5
+
+
+def _ts(dt: datetime) -> str:
+    """A datetime as tortoise writes it to SQLite."""
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+
+
+def _pick(rng: random.Random, weighted: list[tuple[Any, float]]) -> Any:
+    r, edge = rng.random(), 0.0
+    for value, share in weighted:
+        edge += share
+        if r < edge:
+            return value
+    return weighted[-1][0]
+
+
+# --- set-up through the admin API --------------------------------------------------------
+
+
+async def admin_setup(base: str) -> tuple[str, dict[str, list[int]], list[int], int]:
+    """(admin token, store ids per city, theme ids, integration id)."""
+    admin = f"{base}/api/v1/admin"
+    async with aiohttp.ClientSession() as session:
+        login = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+        token = (await call(session, "POST", f"{admin}/auth/login", None, login, 200))["access_token"]
+        stores: dict[str, list[int]] = {}
+        rng = random.Random(7)
+        for c, (city, lat, lng, _) in enumerate(CITIES):
+            for k in range(STORES_PER_CITY):
+                body = {"code": f"B{c:02}{k}", "name": f"{city} {k}", "city": city,
+                        "latitude": lat + rng.uniform(-0.08, 0.08),
+                        "longitude": lng + rng.uniform(-0.08, 0.08)}  # fmt: skip
+                store = await call(session, "POST", f"{admin}/stores", token, body, 201)
+                stores.setdefault(city, []).append(store["id"])
+        themes = [
+            (await call(session, "POST", f"{admin}/themes", token, {"name": f"Theme {i}"}, 201))["id"]
+            for i in range(THEMES)
+        ]
+        integration = await call(session, "POST", f"{admin}/integrations", token, {"name": "bench-pos"}, 201)
+    return token, stores, themes, int(integration["id"])
+
+
+def campaign_specs(
+    count: int, stores: dict[str, list[int]], themes: list[int], coupon_share: float, seed: int = 11
+) -> list[dict[str, Any]]:
+    """The campaigns' bodies: a deterministic mix (see the module docstring)."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    all_stores = [s for ids in stores.values() for s in ids]
+    rules = [
+        lambda: {"tier": ["gold", "platinum"]},
+        lambda: {"tier": rng.choice(["silver", "gold"])},
+        lambda: {"city": rng.choice(CITIES)[0]},
+        lambda: {"interest_tags_any": rng.sample(TAGS, 2)},
+        lambda: {"spend_at_least": {"days": 90, "amount": rng.choice([50_000, 200_000])}},
+        lambda: {"all": [{"city": rng.choice(CITIES)[0]}, {"tier": ["silver", "gold", "platinum"]}]},
+        lambda: {"visited_store": rng.choice(all_stores)},
+        lambda: {"lifecycle_stage": ["active", "silent"]},
+    ]
+    specs = []
+    for i in range(count):
+        kind = _pick(rng, [("running", 0.80), ("teaser", 0.10), ("hidden", 0.05), ("pos", 0.05)])
+        if kind == "teaser":
+            starts = now + timedelta(hours=rng.uniform(6, 120))
+            visible_from: datetime | None = now - timedelta(days=1)
+        else:
+            starts = now - timedelta(days=rng.uniform(0.5, 10))
+            visible_from = None
+        # A few end within hours ("ends in 5 hours"), most within a month.
+        ends = (
+            (now + timedelta(hours=rng.uniform(2, 72)))
+            if rng.random() < 0.1
+            else starts + timedelta(days=rng.uniform(12, 40))
+        )
+        ends = max(ends, starts + timedelta(hours=1))
+        targeted = kind == "running" and rng.random() < 0.25
+        at_stores = None
+        if rng.random() < 0.4:
+            city = rng.choice(CITIES)[0]
+            at_stores = sorted(set(rng.sample(stores[city], rng.randint(1, STORES_PER_CITY))
+                                   + rng.sample(all_stores, rng.randint(0, 5))))  # fmt: skip
+        spec: dict[str, Any] = {
+            "type": "offer",
+            "content": {
+                "zh-CN": {"title": f"活动 {i}", "summary": "优惠"},
+                "en": {"title": f"Campaign {i}", "summary": "Deals"},
+            },
+            "tags": rng.sample(TAGS, rng.randint(1, 3)),
+            "categories": rng.sample(CATEGORIES, rng.randint(1, 2)),
+            "starts_at": starts.isoformat(),
+            "ends_at": ends.isoformat(),
+            "channels": ["pos"] if kind == "pos" else ["miniprogram"],
+            "store_ids": at_stores,
+            "visibility": "hidden" if kind == "hidden" else "targeted" if targeted else "public",
+            "audience_rule": rng.choice(rules)() if targeted else None,
+            "theme_id": rng.choice(themes) if rng.random() < 0.3 else None,
+        }
+        if visible_from is not None:
+            spec["visible_from"] = visible_from.isoformat()
+        if rng.random() < coupon_share:  # a welcome coupon: the claims worker polls its stream
+            spec["coupons"] = [coupon_body(total_stock=1000)]
+            spec["budget_limit"] = 1000 * 1000
+        specs.append(spec)
+    return specs
+
+
+async def create_campaigns(base: str, token: str, specs: list[dict[str, Any]]) -> list[int]:
+    """Create, submit and publish each (REVIEW_LEVELS=0), eight at a time."""
+    admin = f"{base}/api/v1/admin"
+    gate = asyncio.Semaphore(8)
+    async with aiohttp.ClientSession() as session:
+
+        async def one(spec: dict[str, Any]) -> int:
+            async with gate:
+                campaign = await call(session, "POST", f"{admin}/campaigns", token, spec, 201)
+                path = f"{admin}/campaigns/{campaign['id']}"
+                await call(session, "POST", f"{path}/submit", token, {}, 200)
+                await call(session, "POST", f"{path}/publish", token, {}, 200)
+                return int(campaign["id"])
+
+        return list(await asyncio.gather(*(one(s) for s in specs)))
+
+
+# --- bulk seeding ---------------------------------------------------------------------------
+
+
+def seed_customers(
+    db: sqlite3.Connection, count: int, stores: dict[str, list[int]], integration_id: int, seed: int = 5
+) -> dict[str, int]:
+    """Customers with facts, store visits and purchase events; returns row counts."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    today = now.date()
+    city_weights = [(c, share) for c, _, _, share in CITIES]
+    customers, facts, visits, events = [], [], [], []
+    for n in range(count):
+        cid = n + 1
+        city = _pick(rng, city_weights)
+        tier = _pick(rng, TIERS)
+        tags = [t for t in TAGS if rng.random() < 0.15]
+        preferred = rng.choice(stores[city]) if rng.random() < 0.7 else None
+        age_days = rng.randint(0, 1095)
+        created = now - timedelta(days=age_days, seconds=rng.randint(0, 86_399))
+        customers.append((cid, f"o_feed_{n}", f"user {n}", json.dumps(tags), city, preferred, tier, _ts(created)))
+        bought_days = min(rng.randint(0, 400), age_days) if rng.random() < 0.65 else None
+        visited_days = min(rng.randint(0, 200), age_days) if rng.random() < 0.8 else None
+        basket = rng.randint(5_000, 60_000)
+        windows = []
+        for w in (7, 30, 90, 180, 365):
+            bought = bought_days is not None and bought_days < w
+            windows.append(basket * (1 + int(rng.random() * w / 15)) if bought else 0)
+        for w in (7, 30, 90, 180, 365):
+            visited = visited_days is not None and visited_days < w
+            windows.append(1 + int(rng.random() * w / 10) if visited else 0)
+        purchases = 0 if bought_days is None else rng.randint(1, 40)
+        if age_days <= 7:
+            stage = "new"
+        elif bought_days is None:
+            stage = "unactivated"
+        else:
+            stage = "active" if bought_days <= 30 else "silent" if bought_days <= 90 else "churned"
+        last_purchase = None if bought_days is None else (today - timedelta(days=bought_days)).isoformat()
+        last_visit = None if visited_days is None else (today - timedelta(days=visited_days)).isoformat()
+        facts.append((cid, *windows, purchases, purchases * basket,
+                      None if bought_days is None else (today - timedelta(days=age_days)).isoformat(),
+                      last_purchase, last_visit, last_purchase or last_visit, stage, _ts(now)))  # fmt: skip
+        if visited_days is not None:
+            home = stores[city]
+            for store in {rng.choice(home) for _ in range(rng.randint(1, 2))}:
+                visits.append((cid, store, rng.randint(1, 10), (today - timedelta(days=visited_days)).isoformat()))
+        # Purchase events of the last 90 days give "categories bought" (the behaviour score).
+        if bought_days is not None and bought_days < 90:
+            for k in range(rng.randint(1, 3)):
+                at = now - timedelta(days=rng.uniform(bought_days, 90), seconds=k)
+                cats = json.dumps(rng.sample(CATEGORIES, rng.randint(1, 2)))
+                events.append((f"b{cid}-{k}", "purchase", "applied", _ts(at), basket, None, preferred, cats,
+                               None, "0" * 64, "{}", _ts(at), cid, integration_id))  # fmt: skip
+    db.executemany(
+        "INSERT INTO customers (id, openid, nickname, interest_tags, city, preferred_store_id, membership_tier,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        customers,
+    )
+    columns = (
+        ", ".join(f"spend_{w}d" for w in (7, 30, 90, 180, 365))
+        + ", "
+        + ", ".join(f"visits_{w}d" for w in (7, 30, 90, 180, 365))
+    )
+    db.executemany(
+        f"INSERT INTO customer_facts (customer_id, {columns}, purchases_total, spend_total, first_purchase_at,"
+        " last_purchase_at, last_visit_at, last_active_at, lifecycle_stage, updated_at)"
+        f" VALUES ({', '.join('?' * 19)})",
+        facts,
+    )
+    db.executemany(
+        "INSERT INTO customer_store_visits (customer_id, store_id, visits, last_visit_at) VALUES (?, ?, ?, ?)", visits
+    )
+    db.executemany(
+        "INSERT INTO integration_events (external_id, type, status, occurred_at, amount, order_ref, store_id,"
+        " categories, refund_of, body_hash, result, created_at, customer_id, integration_id)"
+        f" VALUES ({', '.join('?' * 14)})",
+        events,
+    )
+    db.commit()
+    return {"customers": len(customers), "customer_facts": len(facts), "customer_store_visits": len(visits),
+            "purchase events": len(events)}  # fmt: skip
+
+
+def seed_participants(db: sqlite3.Connection, campaign_ids: list[int], customers: int, seed: int = 9) -> int:
+    """A heavy-tailed number of participants per campaign (most a few dozen, some
+    thousands), so popularity separates them."""
+    rng = random.Random(seed)
+    now = _ts(datetime.now(UTC))
+    rows = []
+    for campaign_id in campaign_ids:
+        n = min(customers, int(math.exp(rng.uniform(0, math.log(2_000)))) - 1)
+        for customer_id in rng.sample(range(1, customers + 1), n):
+            rows.append((campaign_id, customer_id, "joined", 0, now))
+    # In chunks: one long write transaction would lock the server's scheduler out.
+    for start in range(0, len(rows), 20_000):
+        db.executemany(
+            "INSERT INTO participations (campaign_id, customer_id, status, progress, joined_at) VALUES (?, ?, ?, ?, ?)",
+            rows[start : start + 20_000],
+        )
+        db.commit()
+    return len(rows)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def request_lines(tokens: list[str], homes: list[tuple[float, float, int | None]], seed: int = 3) -> list[str]:
+    """One feed request per sampled customer: 60% no location, 30% lat/lng near their
+    city, 10% at a store of their city."""
+    rng = random.Random(seed)
+    lines = []
+    for token, (lat, lng, store) in zip(tokens, homes, strict=True):
+        r = rng.random()
+        if r < 0.6 or (r >= 0.9 and store is None):
+            query = ""
+        elif r < 0.9:
+            query = f"?lat={lat + rng.uniform(-0.05, 0.05):.4f}&lng={lng + rng.uniform(-0.05, 0.05):.4f}"
+        else:
+            query = f"?store_id={store}"
+        lines.append(f"GET\t/api/v1/feed{query}\tBearer {token}\t-")
+    return lines
+
+
+async def first_pass(base: str, lines: list[str]) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """(seconds of the very first request, latencies of one request per line after it,
+    a few answers). The first builds the audience sets of every targeted campaign."""
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(line: str) -> tuple[float, dict[str, Any]]:
+            _, path, auth, _ = line.split("\t")
+            start = time.perf_counter()
+            async with session.get(f"{base}{path}", headers={"Authorization": auth}) as resp:
+                body = await resp.json()
+                if resp.status != 200:
+                    raise RuntimeError(f"GET {path} answered {resp.status}: {body}")
+            return time.perf_counter() - start, body
+
+        first, _ = await one(lines[0])
+        gate = asyncio.Semaphore(16)
+
+        async def gated(line: str) -> tuple[float, dict[str, Any]]:
+            async with gate:
+                return await one(line)
+
+        answers = await asyncio.gather(*(gated(line) for line in lines))
+    return first, [a[0] for a in answers], [a[1] for a in answers]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: The feed path's parts, for the profile's breakdown.
+PARTS = (
+    ("aiohttp request handling, all of it", "RequestHandler._handle_request (aiohttp/web_protocol.py)"),
+    ("  feed handler", "get_feed (handlers/customer/feed.py)"),
+    ("    the index (version check, rebuild)", "Feed.index (feed.py)"),
+    ("    the customer's queries (viewer)", "viewer (feed.py)"),
+    ("    audience membership (Redis)", "audience_of (feed.py)"),
+    ("    ranking", "rank (feed.py)"),
+    ("    items", "_item (handlers/customer/feed.py)"),
+    ("  bearer token check", "authenticate (server/routing.py)"),
+    ("  JSON response encoding", "json_response (server/routing.py)"),
+    ("aiosqlite thread running SQL", "_connection_worker_thread (aiosqlite/core.py)"),
+)
+
+
+def measured(
+    pid: int, label: str, base: str, lines: list[str], connections: int, seconds: float, profile: Path | None = None
+) -> tuple[Figures, float]:
+    """wrk figures and the server's CPU milliseconds per request."""
+    before = cpu_seconds(pid)
+    with profiled(pid, seconds, profile):
+        figures = wrk(label, base, lines, connections, seconds)
+    return figures, (cpu_seconds(pid) - before) * 1000 / max(1, figures.requests)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--campaigns", type=int, default=1_000)
+    parser.add_argument("--sample", type=int, default=1_000, help="customers logged in and cycled through by wrk")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--coupon-share", type=float, default=0.1, help="campaigns with a coupon (0-1)")
+    parser.add_argument("--aim-p99-ms", type=float, default=30.0)
+    parser.add_argument("--profile", type=Path, help="py-spy the server during the feed run (raw output)")
+    args = parser.parse_args()
+    sample = min(args.sample, args.customers)
+    with contextlib.ExitStack() as stack:
+        started = time.monotonic()
+        server = start_server(SERVER_ENV)
+        assert server.process is not None and server.data_dir is not None
+        stack.callback(server.stop)
+        env = {**os.environ, **SERVER_ENV, "DATA_DIR": str(server.data_dir)}
+        subprocess.run(
+            [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER, "--password", ADMIN_PASSWORD,
+             "--role", "superadmin"],
+            cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+        token, stores, themes, integration_id = asyncio.run(admin_setup(server.url))
+        db = sqlite3.connect(f"{server.data_dir}/app.sqlite3", timeout=60)
+        stack.callback(db.close)
+        t = time.monotonic()
+        counts = seed_customers(db, args.customers, stores, integration_id)
+        say(f"seeded in {time.monotonic() - t:.1f} s: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        t = time.monotonic()
+        specs = campaign_specs(args.campaigns, stores, themes, args.coupon_share)
+        campaign_ids = asyncio.run(create_campaigns(server.url, token, specs))
+        say(f"{len(campaign_ids):,} campaigns created, submitted and published in {time.monotonic() - t:.1f} s")
+        t = time.monotonic()
+        participants = seed_participants(db, campaign_ids, args.customers)
+        say(f"{participants:,} participations seeded in {time.monotonic() - t:.1f} s")
+        while True:  # the scheduler activates those whose start has passed
+            waiting = db.execute(
+                "SELECT COUNT(*) FROM campaigns WHERE status = 'scheduled' AND starts_at <= ?",
+                (_ts(datetime.now(UTC)),),
+            ).fetchone()[0]
+            if not waiting:
+                break
+            time.sleep(0.5)
+        by_status = dict(db.execute("SELECT status || '/' || visibility, COUNT(*) FROM campaigns GROUP BY 1"))
+        say(f"campaigns by status/visibility: {by_status}")
+
+        rng = random.Random(1)
+        picked = sorted(rng.sample(range(args.customers), sample))
+        t = time.monotonic()
+        tokens = asyncio.run(login_openids(server.url, [f"o_feed_{n}" for n in picked]))
+        say(f"{len(tokens):,} sampled customers logged in through the emulator in {time.monotonic() - t:.1f} s")
+        coords = {city: (lat, lng) for city, lat, lng, _ in CITIES}
+        homes = []
+        for n in picked:
+            city, store = db.execute(
+                "SELECT city, preferred_store_id FROM customers WHERE openid = ?", (f"o_feed_{n}",)
+            ).fetchone()
+            homes.append((*coords[city], store))
+        lines = request_lines(tokens, homes)
+
+        first, latencies, answers = asyncio.run(first_pass(server.url, lines))
+        tops = {tuple(i["id"] for i in a["items"][:5]) for a in answers}
+        sizes = [len(a["items"]) for a in answers]
+        say(f"first feed request (builds the audience sets): {first:.2f} s; then one request per sampled customer, "
+            f"16 at a time: median {statistics.median(latencies) * 1000:.1f} ms; distinct top-5 orders: "
+            f"{len(tops):,} of {len(answers):,}; items on the first page {min(sizes)}-{max(sizes)}")  # fmt: skip
+        wrk("warm-up", server.url, lines, args.connections, args.warmup)
+        pid = server.process.pid
+        # What the server burns with no request (its background workers), for reading
+        # the CPU per request below; first the warm-up's requests still queued finish.
+        time.sleep(3.0)
+        idle_before = cpu_seconds(pid)
+        time.sleep(5.0)
+        idle = (cpu_seconds(pid) - idle_before) / 5.0
+        healthz, healthz_cpu = measured(
+            pid, "GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds
+        )
+        feed, feed_cpu = measured(
+            pid, "GET /api/v1/feed", server.url, lines, args.connections, args.seconds, args.profile
+        )
+        load = os.getloadavg()[0]
+        total = time.monotonic() - started
+    print(f"feed: {args.customers:,} customers, {args.campaigns:,} campaigns ({by_status}; "
+          f"{args.coupon_share:.0%} with a coupon), "
+          f"{participants:,} participations; wrk 2 threads, {args.connections} connections, {args.seconds:.0f} s, "
+          f"{sample:,} customers in turn")  # fmt: skip
+    print(f"server CPU while idle (background workers): {idle * 100:.0f}% of a core")
+    print(healthz.line() + f"  server CPU {healthz_cpu:.3f} ms/req")
+    print(feed.line() + f"  server CPU {feed_cpu:.3f} ms/req")
+    verdict = "met" if feed.p99_ms < args.aim_p99_ms and feed.non2xx == 0 and feed.errors == 0 else "MISSED"
+    print(f"ratio feed/healthz: {feed.rate / healthz.rate:.2f}; feed p99 {feed.p99_ms:.1f} ms, "
+          f"aim < {args.aim_p99_ms:.0f} ms: {verdict}")  # fmt: skip
+    print(f"load average (1 min) after the runs {load:.2f} on {os.cpu_count()} cores; whole bench {total:.0f} s")
+    if args.profile:
+        print("\n".join(profile_summary(args.profile, parts=PARTS)))
+    return 0 if feed.non2xx == 0 and feed.errors == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
