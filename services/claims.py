@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -159,27 +160,45 @@ class ClaimsWorker:
     async def _streams(self) -> list[str]:
         return sorted(_text(s) for s in await self.redis.smembers(STREAMS_REGISTRY))
 
-    async def run_once(self) -> int:
-        """One pass over every stream: re-claim stale pending entries, read new ones,
-        persist, then acknowledge and delete. Returns the number of entries handled."""
-        handled = 0
-        for stream in await self._streams():
+    async def run_once(self, *, recover: bool = True) -> int:
+        """One pass over every stream: read new entries and, with ``recover``, re-claim
+        stale pending ones (a dead consumer's) and our own (we failed after reading
+        them); persist, then acknowledge and delete. The reads of all streams go in one
+        pipelined round trip. Returns the number of entries handled."""
+        streams = await self._streams()
+        if not streams:
+            return 0
+        for stream in streams:
             await self._ensure_group(stream)
-            _, stale, _ = await self.redis.xautoclaim(
-                stream, CONSUMER_GROUP, self.name, min_idle_time=self.min_idle_ms, start_id="0-0", count=self.batch
-            )
-            # Our own pending entries (we failed after reading them) come back with "0".
-            replies = await self.redis.xreadgroup(CONSUMER_GROUP, self.name, {stream: "0"}, count=self.batch)
-            fresh = await self.redis.xreadgroup(CONSUMER_GROUP, self.name, {stream: ">"}, count=self.batch)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                if recover:
+                    pipe.xautoclaim(
+                        stream, CONSUMER_GROUP, self.name, min_idle_time=self.min_idle_ms, start_id="0-0",
+                        count=self.batch,
+                    )  # fmt: skip
+                    pipe.xreadgroup(CONSUMER_GROUP, self.name, {stream: "0"}, count=self.batch)
+                pipe.xreadgroup(CONSUMER_GROUP, self.name, {stream: ">"}, count=self.batch)
+            replies = await pipe.execute()
+        per_stream = 3 if recover else 1
+        handled = 0
+        for i, stream in enumerate(streams):
+            mine = replies[i * per_stream : (i + 1) * per_stream]
             raw: dict[str, Any] = {}
-            for entry_id, fields in stale:
-                raw[_text(entry_id)] = fields
-            for _, items in [*(replies or []), *(fresh or [])]:
-                for entry_id, fields in items:
-                    if fields:  # a deleted entry still pending shows up empty
-                        raw[_text(entry_id)] = fields
-                    else:
-                        await self.redis.xack(stream, CONSUMER_GROUP, entry_id)
+            if recover:
+                _, stale, _ = mine[0]
+                for entry_id, fields in stale:
+                    raw[_text(entry_id)] = fields
+            gone = []
+            for reply in mine[per_stream - 2 if recover else 0 :]:
+                for _, items in reply or []:
+                    for entry_id, fields in items:
+                        if fields:
+                            raw[_text(entry_id)] = fields
+                        else:
+                            gone.append(entry_id)  # a deleted entry still pending shows up empty
+            if gone:
+                await self.redis.xack(stream, CONSUMER_GROUP, *gone)
             if not raw:
                 continue
             entries = [_parse(entry_id, fields) for entry_id, fields in raw.items() if fields]
@@ -201,12 +220,22 @@ class ClaimsWorker:
                 return total
         return total
 
-    async def run_forever(self, idle_sleep: float = 0.05) -> None:
+    async def run_forever(
+        self, idle_sleep: float = 0.05, max_idle_sleep: float = 0.4, recover_every: float = 5.0
+    ) -> None:
+        """Pass after pass. Idle, the pause doubles up to ``max_idle_sleep`` (with many
+        campaigns a pass is a round trip per node, and the wallet shows unpersisted claims
+        anyway); re-claiming, which no grab waits for, runs every ``recover_every`` s."""
         me = asyncio.current_task()
+        pause = idle_sleep
+        next_recovery = 0.0
         # Checked each pass: a library may swallow the CancelledError it was given.
         while me is None or not me.cancelling():
+            recover = time.monotonic() >= next_recovery
+            if recover:
+                next_recovery = time.monotonic() + recover_every
             try:
-                handled = await self.run_once()
+                handled = await self.run_once(recover=recover)
             except Exception:  # a failed pass must not kill the worker; entries stay pending
                 # A cancellation that arrived inside a client library may surface as
                 # another exception (redis-py turns some into ConnectionError): honour it.
@@ -214,6 +243,9 @@ class ClaimsWorker:
                     raise asyncio.CancelledError from None
                 log.exception("claims pass failed")
                 handled = 0
-            if handled == 0:
-                await asyncio.sleep(idle_sleep)
+            if handled:
+                pause = idle_sleep
+            else:
+                await asyncio.sleep(pause)
+                pause = min(max_idle_sleep, pause * 2)
         raise asyncio.CancelledError
