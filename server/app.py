@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from handlers import all_routes
@@ -20,6 +20,7 @@ from server.embedded_redis import start_embedded_redis
 from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
 from server.middlewares import error_middleware, request_context
 from server.openapi import build_openapi
+from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.coupon_cache import CouponCache
@@ -42,7 +43,7 @@ def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
         return RedisCluster.from_url(url, **options)
     # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
     # (briefly) for a connection instead of failing with "Too many connections".
-    pool = BlockingConnectionPool.from_url(url, max_connections=512, timeout=2.0, health_check_interval=30, **options)
+    pool = BoundedConnectionPool.from_url(url, max_connections=512, timeout=2.0, health_check_interval=30, **options)
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 

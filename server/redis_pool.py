@@ -1,0 +1,64 @@
+"""A bounded Redis connection pool with a cheap hand-out, for the grab path.
+
+redis-py's ``BlockingConnectionPool`` bounds connections and waits for a free one, which
+is what a flash sale needs (more grabs in flight than connections, queued instead of
+failing with "Too many connections"); but every command pays for its ``asyncio.Condition``,
+a timeout context, a deprecation shim and several awaited metrics hooks: in a profile of
+the grab endpoint the hand-out alone was a tenth of the server's CPU. This pool keeps the
+same contract with a semaphore: a free slot is taken without suspending, and only a full
+pool waits (up to ``timeout``, then ``ConnectionError`` like redis-py's).
+
+What it leaves out of redis-py's pool: the OpenTelemetry connection metrics and the
+"connection released" event used by Redis Enterprise maintenance notifications; neither
+is used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+class BoundedConnectionPool(ConnectionPool):
+    """At most ``max_connections`` connections; a command waits up to ``timeout`` seconds
+    for one to be free."""
+
+    def __init__(self, *, timeout: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(self.max_connections)
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> AbstractConnection:  # type: ignore[override]
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._slots.acquire()
+            except TimeoutError as err:
+                raise RedisConnectionError("No connection available.") from err
+        else:
+            await self._slots.acquire()  # a free slot: returns without suspending
+        try:
+            # No await between taking a connection and marking it in use: no lock needed
+            # on one event loop.
+            connection = self.get_available_connection()
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        try:
+            self._in_use_connections.discard(connection)
+            if connection.should_reconnect():
+                await connection.disconnect()
+            self._available_connections.append(connection)
+        finally:
+            self._slots.release()
