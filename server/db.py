@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as migrate_api
@@ -11,10 +12,23 @@ from tortoise.migrations.api import migrate as migrate_api
 from models import MODEL_MODULES
 
 
+async def keep_session(connection: Any) -> None:
+    """asyncpg's pool ``reset``: nothing to undo. By default the pool sends ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` whenever a connection goes
+    back, one more round trip per query made outside a transaction (tortoise takes a
+    pooled connection per statement). This application never changes session state (no
+    SET, LISTEN, advisory locks or held cursors); asyncpg still rolls back an open
+    transaction and drops listeners itself before calling this."""
+
+
 def orm_config(database_url: str) -> dict[str, Any]:
     """The tortoise config for one database URL (also used by the `tortoise` CLI via TORTOISE_ORM)."""
     if database_url.startswith("postgresql://"):
         database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    connection: str | dict[str, Any] = database_url
+    if database_url.startswith("postgres://"):
+        connection = expand_db_url(database_url)
+        connection["credentials"].setdefault("reset", keep_session)
     if database_url.startswith("sqlite://") and "synchronous=" not in database_url:
         # WAL (tortoise's default) with synchronous=NORMAL: a commit no longer waits for an
         # fsync (a power cut may lose the last commits, never corrupt the file); with
@@ -22,7 +36,7 @@ def orm_config(database_url: str) -> dict[str, Any]:
         # rate. Give ?synchronous=FULL in DATABASE_URL to trade that back.
         database_url += ("&" if "?" in database_url else "?") + "synchronous=NORMAL"
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
