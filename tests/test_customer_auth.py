@@ -97,9 +97,10 @@ async def test_wechat_rate_limit_is_429(client):
     assert (await error_of(resp))["code"] == "wechat_rate_limited"
 
 
-async def test_wechat_timeout_is_503_within_bounds(client):
+async def test_wechat_timeout_is_503_within_bounds(client_with):
+    client = await client_with(wechat_timeout=1.0)
     code = await login_code(client, "o_hank")
-    # The test settings give WeChat 1 s per call and 2 retries.
+    # WeChat gets 1 s per call here, and the test settings give it 2 retries.
     await fault(client, "/sns/jscode2session", delay=3.0, times=3)
     started = time.monotonic()
     resp = await client.post(LOGIN, json={"code": code})
