@@ -24,7 +24,7 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import IntegrityError, OperationalError
 
 from services.sql import dialect_of
 
@@ -141,5 +141,8 @@ async def _on_sqlite(conn: Any, u: VoucherUse) -> int | None:
     try:
         async with conn.acquire_connection() as connection:  # tortoise's lock on the one connection
             return await connection._execute(_sqlite_transaction, connection._conn, u)
+    # The ORM's own translation, so callers see the same exceptions on either path.
     except sqlite3.IntegrityError as exc:
         raise IntegrityError(exc) from exc
+    except sqlite3.OperationalError as exc:
+        raise OperationalError(exc) from exc
