@@ -27,8 +27,7 @@ from models.vouchers import Voucher
 from services import errors, tracking
 from services.calendar import title_of
 from services.sql import Dialect, Params, dialect_of
-from services.stock import AnyRedis
-from services.stock_keys import CampaignKeys
+from services.stock import AnyRedis, stock_left
 
 #: The longest range one request may cover (tracking keeps about 400 days anyway).
 MAX_RANGE_DAYS = 366
@@ -311,19 +310,11 @@ async def coupon_figures(redis: AnyRedis, campaign_id: int) -> list[CouponFigure
         .group_by("template_id")
         .values_list("template_id", "n")
     )
-    keys = CampaignKeys(campaign_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        for template in templates:
-            pipe.hget(keys.coupon(template.id), "stock")
-        live = await pipe.execute()
+    stock = await stock_left(redis, campaign_id, {t.id: t.total_stock for t in templates})
     out = []
-    for template, counter in zip(templates, live, strict=True):
+    for template in templates:
         n_issued = int(issued.get(template.id, 0))  # type: ignore[call-overload]
-        left, source = (
-            (max(0, int(counter)), "redis")
-            if counter is not None
-            else (max(0, template.total_stock - n_issued), "database")
-        )
+        left, source = stock[template.id]
         out.append(
             CouponFigures(
                 coupon_id=template.id, title=template.title, face_value=template.face_value,

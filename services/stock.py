@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -245,3 +246,39 @@ async def holders_of(template_id: int) -> dict[int, int]:
         .values_list("customer_id", "n")
     )
     return {int(customer): int(n) for customer, n in rows}
+
+
+StockSource = Literal["redis", "database"]
+
+
+async def stock_left(
+    redis: AnyRedis, campaign_id: int, totals: Mapping[int, int]
+) -> dict[int, tuple[int, StockSource]]:
+    """Stock left of each of a campaign's coupons (id → total stock), and where it was
+    read: Redis's live counter for a loaded coupon (one pipelined round trip for all),
+    else the total minus the vouchers in the database (one query for those)."""
+    if not totals:
+        return {}
+    keys = CampaignKeys(campaign_id)
+    ids = list(totals)
+    async with redis.pipeline(transaction=False) as pipe:
+        for template_id in ids:
+            pipe.hget(keys.coupon(template_id), "stock")
+        live = await pipe.execute()
+    left: dict[int, tuple[int, StockSource]] = {}
+    missing = []
+    for template_id, counter in zip(ids, live, strict=True):
+        if counter is None:
+            missing.append(template_id)
+        else:
+            left[template_id] = (max(0, int(counter)), "redis")
+    if missing:
+        issued = dict(
+            await Voucher.filter(template_id__in=missing)
+            .annotate(n=Count("id"))
+            .group_by("template_id")
+            .values_list("template_id", "n")
+        )
+        for template_id in missing:
+            left[template_id] = (max(0, totals[template_id] - int(issued.get(template_id, 0))), "database")  # type: ignore[call-overload]
+    return left

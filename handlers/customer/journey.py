@@ -7,20 +7,17 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
-from tortoise.functions import Count
 
 from handlers.schemas import PageQuery
 from models.journey import CustomerBadge
 from models.participations import Participation
-from models.vouchers import Voucher
 from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from server.schema import Out
-from services import errors, journey, journey_events, points
+from services import errors, journey, journey_events, points, stock
 from services.journey import Journey, ProgressView
 from services.journey_catalog import CampaignSnapshot, localized, pick_language
-from services.stock_keys import CampaignKeys
 
 routes = RouteTable()
 
@@ -203,34 +200,6 @@ def _coupon_how(snap: CampaignSnapshot) -> Literal["grab", "join", "completion"]
     return "join" if snap.join_coupons() else "grab"
 
 
-async def _stock_left(j: Journey, snap: CampaignSnapshot) -> dict[int, int]:
-    """Stock left per coupon: Redis when loaded, else the database."""
-    if not snap.coupons:
-        return {}
-    keys = CampaignKeys(snap.id)
-    async with j.redis.pipeline(transaction=False) as pipe:
-        for coupon in snap.coupons:
-            pipe.hget(keys.coupon(coupon.id), "stock")
-        live = await pipe.execute()
-    left: dict[int, int] = {}
-    missing = []
-    for coupon, value in zip(snap.coupons, live, strict=True):
-        if value is None:
-            missing.append(coupon)
-        else:
-            left[coupon.id] = max(0, int(value))
-    if missing:
-        issued = dict(
-            await Voucher.filter(template_id__in=[c.id for c in missing])
-            .annotate(n=Count("id"))
-            .group_by("template_id")
-            .values_list("template_id", "n")
-        )
-        for coupon in missing:
-            left[coupon.id] = max(0, coupon.total_stock - int(issued.get(coupon.id, 0)))  # type: ignore[call-overload]
-    return left
-
-
 # --- routes ---------------------------------------------------------------------------
 
 
@@ -254,7 +223,8 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
         refusal = await journey.join_refusal(j, snap, customer_id, now, check_cap=True, check_audience=False)
     language = _language(request, snap)
     content = snap.content.get(language, {})
-    stock_left = await _stock_left(j, snap)
+    totals = {c.id: c.total_stock for c in snap.coupons}
+    stock_left = {cid: left for cid, (left, _) in (await stock.stock_left(j.redis, snap.id, totals)).items()}
     how = _coupon_how(snap)
     rewards = RewardsOut(
         points=snap.reward_points, badge=snap.reward_badge,
