@@ -30,13 +30,15 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Subquery
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign
-from models.notifications import Notification, NotifyFanout, NotifySubscription
+from models.notifications import NOTIFICATION_STATUSES, Notification, NotifyFanout, NotifySubscription
 from models.participations import Participation
 from services import audience
 from services.notify_templates import NotifyTemplates
+from services.pagination import newest_first
 
 #: A campaign that became active longer ago than this is not announced any more.
 NEW_CAMPAIGN_LOOKBACK = timedelta(days=1)
@@ -232,3 +234,21 @@ async def fanout_pass(templates: NotifyTemplates, ending_hours: int, now: dateti
             if f"campaign_ending:{campaign.id}" not in done:
                 warned += await _warn_ending(campaign, ending.template_id)
     return FanoutReport(announced, warned)
+
+
+async def listing(
+    status: str | None, kind: str | None, customer_id: int | None, cursor: str | None, limit: int
+) -> tuple[list[Notification], str | None, dict[str, int]]:
+    """A page of the outbox, newest first, with these filters, and the number of messages
+    per status in the whole outbox."""
+    rows = Notification.all()
+    if status is not None:
+        rows = rows.filter(status=status)
+    if kind is not None:
+        rows = rows.filter(kind=kind)
+    if customer_id is not None:
+        rows = rows.filter(customer_id=customer_id)
+    page, nxt = await newest_first(rows, cursor, limit)
+    grouped = await Notification.all().annotate(n=Count("id")).group_by("status").values_list("status", "n")
+    counts = {status_: 0 for status_ in NOTIFICATION_STATUSES} | {str(s): int(n) for s, n in grouped}
+    return page, nxt, counts

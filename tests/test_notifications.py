@@ -23,7 +23,7 @@ from server.keys import REDIS, SETTINGS
 from server.settings import Settings, SettingsError
 from services import notify_outbox, notify_subscriptions, voucher_expiry
 from services.notify_templates import parse_templates, render
-from tests.helpers import error_of, fault, wechat_calls
+from tests.helpers import bearer, error_of, fault, logged_in_admin, wechat_calls
 from tests.journey_fixtures import Shopper, make_campaign, shoppers
 from tests.notify_fixtures import ENDING, EXPIRING, NEW, REWARD, SEND, SUBS, sender, sent_messages, subscribe
 
@@ -436,3 +436,31 @@ def test_rendered_values_pass_wechats_field_rules():
         assert template_data_error(data) is None, (title, data)
         assert page == "pages/c?id=7"
         assert data["time3"]["value"] == "2024-05-02 00:30"  # UTC+8
+
+
+async def test_admins_read_the_outbox_with_filters_and_counts(client):
+    """What operators see: each message with WeChat's answer, filtered, with counts."""
+    subscriber, stranger = await shoppers(client, 2)
+    await subscribe(client, subscriber, REWARD)
+    sent_row = await rewarded(client, subscriber)
+    skipped_row = await rewarded(client, stranger)  # no allowance: recorded, not sent
+    report = await sender(client).run_once()
+    assert (report.sent, report.skipped) == (1, 1)
+    admin = bearer((await logged_in_admin(client, "operator"))["access_token"])
+    resp = await client.get("/api/v1/admin/notifications", headers=admin)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert [item["id"] for item in body["items"]] == [skipped_row.id, sent_row.id]  # newest first
+    assert body["counts"] == {"pending": 0, "sending": 0, "sent": 1, "failed": 0, "skipped": 1, "unknown": 0}
+    sent = (await (await client.get("/api/v1/admin/notifications?status=sent", headers=admin)).json())["items"]
+    assert [(i["id"], i["customer_id"], i["errcode"], i["template_id"]) for i in sent] == [
+        (sent_row.id, subscriber.id, 0, REWARD)
+    ]
+    mine = await client.get(f"/api/v1/admin/notifications?customer_id={stranger.id}&kind=reward", headers=admin)
+    [item] = (await mine.json())["items"]
+    assert (item["id"], item["status"], item["errmsg"]) == (skipped_row.id, "skipped", "no_allowance")
+    page = await (await client.get("/api/v1/admin/notifications?limit=1", headers=admin)).json()
+    assert len(page["items"]) == 1 and page["next_cursor"]
+    bad = await client.get("/api/v1/admin/notifications?status=lost", headers=admin)
+    assert bad.status == 422 and (await error_of(bad))["details"]["errors"][0]["field"] == "status"
+    assert (await client.get("/api/v1/admin/notifications", headers=subscriber.headers)).status == 403
