@@ -428,28 +428,10 @@ class RedemptionView:
     reverse_reason: str | None
 
 
-#: Staff members' names and stores, by id, as a redemption's answer shows them: read once
-#: per clerk every NAMES_TTL seconds, not on every scan (a renamed store or clerk shows
-#: its new name within that time).
-NAMES_TTL = 30.0
-_names: dict[int, tuple[float, dict[str, Any]]] = {}
-
-
-async def _staff_names(staff_id: int) -> dict[str, Any]:
-    known = _names.get(staff_id)
-    if known is not None and known[0] > time.monotonic():
-        return known[1]
-    [names] = await StaffMember.filter(id=staff_id).values("display_name", "store_id", "store__name")
-    if len(_names) > 10_000:
-        _names.clear()
-    _names[staff_id] = (time.monotonic() + NAMES_TTL, names)
-    return names
-
-
 async def view_of(row: Redemption, scanned: Scanned) -> RedemptionView:
-    """One fresh redemption as a view, from what redeeming already read (and the names of
-    the staff member and the store, cached briefly)."""
-    names = await _staff_names(row.staff_id)  # type: ignore[attr-defined]
+    """One fresh redemption as a view, from what redeeming already read (one query for
+    the names of the staff member and the store)."""
+    [names] = await StaffMember.filter(id=row.staff_id).values("display_name", "store_id", "store__name")  # type: ignore[attr-defined]
     if names["store_id"] == row.store_id:  # type: ignore[attr-defined]
         store_name = names["store__name"]
     else:  # moved to another store since the token was issued
