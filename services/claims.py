@@ -25,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
+from services.redis_text import text
 from services.shielded import run_to_end
 from services.sql import Params, dialect_of
 from services.stock import AnyRedis, random_token
@@ -44,14 +45,10 @@ class ClaimEntry:
     grabbed_at: datetime
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
-    f = {_text(k): _text(v) for k, v in fields.items()}
+    f = {text(k): text(v) for k, v in fields.items()}
     return ClaimEntry(
-        entry_id=_text(entry_id),
+        entry_id=text(entry_id),
         claim_id=f["claim"],
         code=f["code"],
         template_id=int(f["tpl"]),
@@ -158,7 +155,7 @@ class ClaimsWorker:
         self._groups.add(stream)
 
     async def _streams(self) -> list[str]:
-        return sorted(_text(s) for s in await self.redis.smembers(STREAMS_REGISTRY))
+        return sorted(text(s) for s in await self.redis.smembers(STREAMS_REGISTRY))
 
     async def run_once(self, *, recover: bool = True) -> int:
         """One pass over every stream: read new entries and, with ``recover``, re-claim
@@ -188,13 +185,13 @@ class ClaimsWorker:
             if recover:
                 _, stale, _ = mine[0]
                 for entry_id, fields in stale:
-                    raw[_text(entry_id)] = fields
+                    raw[text(entry_id)] = fields
             gone = []
             for reply in mine[per_stream - 2 if recover else 0 :]:
                 for _, items in reply or []:
                     for entry_id, fields in items:
                         if fields:
-                            raw[_text(entry_id)] = fields
+                            raw[text(entry_id)] = fields
                         else:
                             gone.append(entry_id)  # a deleted entry still pending shows up empty
             if gone:

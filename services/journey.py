@@ -35,6 +35,7 @@ from services import audience, errors, exclusivity
 from services.feed import Feed, FeedPolicy, campaign_changed
 from services.journey_catalog import CampaignCatalog, CampaignSnapshot
 from services.pagination import newest_first
+from services.redis_text import text
 from services.rewards import RewardIssuer, grant_in_transaction
 from services.stock import AnyRedis, Stock
 from services.stock_keys import CampaignKeys
@@ -144,7 +145,7 @@ class Journey:
         deadline = asyncio.get_running_loop().time() + SEAT_LOAD_WAIT_SECONDS
         while True:
             raw = await self._join(keys=[keys.members, keys.loaded], args=[customer_id, snap.participant_cap])
-            reply = [p.decode() if isinstance(p, bytes) else str(p) for p in raw]
+            reply = [text(p) for p in raw]
             if reply[0] != "not_loaded":
                 break
             if await self.load_seats(snap.id) is None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from services import errors
+from services.redis_text import text
 from services.stock import AnyRedis
 
 VERSION = "V1"
@@ -154,7 +155,7 @@ async def resolve_numeric(
     raw = await redis.get(_numeric_key(code))
     if raw is None:
         raise errors.QrInvalid("unknown or long-expired code", details={"reason": "unknown_code"})
-    voucher_id, issued_ms = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(":")
+    voucher_id, issued_ms = text(raw).split(":")
     if check_age:
         now = time.time() if now is None else now
         if now * 1000 >= int(issued_ms) + ttl * 1000:

@@ -35,6 +35,7 @@ from models.journey import CustomerBadge, PointsEntry, RewardGrant
 from models.vouchers import Voucher
 from services import notify_outbox, points
 from services.journey_catalog import CampaignSnapshot, CouponSnapshot
+from services.redis_text import text
 from services.stock import AnyRedis, Stock, random_token
 from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
@@ -146,7 +147,7 @@ class RewardIssuer:
                     grant.template_id, GRANT_RECORD_TTL_SECONDS, RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
                 ],
             )  # fmt: skip
-            reply = [p.decode() if isinstance(p, bytes) else str(p) for p in raw]
+            reply = [text(p) for p in raw]
             if reply[0] != "not_loaded" or attempt == 1:
                 break
             await self.stock.load_campaign(grant.campaign_id)
@@ -180,7 +181,7 @@ class RewardIssuer:
         claims worker wrote it. None when neither has it (yet)."""
         record = await self.redis.get(f"{CampaignKeys(grant.campaign_id).tag}:grant:{grant.id}")
         if record is not None:
-            claim_id, code, at = (record.decode() if isinstance(record, bytes) else str(record)).split(":")
+            claim_id, code, at = text(record).split(":")
             return claim_id, code, int(at)
         if grant.claim_id is None:
             return None

@@ -23,6 +23,7 @@ from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
 from services import errors
 from services.coupon_cache import CouponInfo
+from services.redis_text import text
 from services.stock_keys import (
     RECENT_CLAIMS_KEPT,
     RECENT_CLAIMS_TTL_MS,
@@ -52,10 +53,6 @@ def random_token(length: int) -> str:
     grab path: a character at a time costs ~70 system calls per grab)."""
     raw = base64.b32encode(secrets.token_bytes((length * 5 + 7) // 8))
     return raw.translate(_TO_CROCKFORD)[:length].decode()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ms(moment: datetime) -> int:
@@ -181,14 +178,14 @@ class Stock:
                 RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
             ],
         )  # fmt: skip
-        return [part.decode() if isinstance(part, bytes) else str(part) for part in raw]
+        return [text(part) for part in raw]
 
     async def recent_claims(self, customer_id: int, campaign_ids: set[int] | None = None) -> list[dict[str, Any]]:
         """The customer's latest claims (in these campaigns, else in every campaign with
         stock in Redis), newest first: what the wallet shows before the worker has written
         the vouchers. One pipelined round trip."""
         if campaign_ids is None:
-            campaign_ids = {campaign_of_stream(_text(s)) for s in await self.redis.smembers(STREAMS_REGISTRY)}
+            campaign_ids = {campaign_of_stream(text(s)) for s in await self.redis.smembers(STREAMS_REGISTRY)}
         if not campaign_ids:
             return []
         ordered = sorted(campaign_ids)
@@ -196,7 +193,7 @@ class Stock:
             for campaign_id in ordered:
                 pipe.lrange(CampaignKeys(campaign_id).recent(customer_id), 0, -1)
             lists = await pipe.execute()
-        found = [parse_recent(cid, _text(row)) for cid, rows in zip(ordered, lists, strict=True) for row in rows]
+        found = [parse_recent(cid, text(row)) for cid, rows in zip(ordered, lists, strict=True) for row in rows]
         found.sort(key=lambda r: r["at"], reverse=True)
         return found
 

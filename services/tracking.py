@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from services.redis_text import text
 from services.stock import AnyRedis
 from services.stock_keys import CampaignKeys
 
@@ -52,7 +53,7 @@ async def daily(redis: AnyRedis, campaign_id: int, day: date) -> dict[str, float
     (clicks / impressions), and the per-section counts."""
     counts, reach, clickers = keys_of(campaign_id, day)
     raw = await redis.hgetall(counts)
-    values = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+    values = {text(k): int(v) for k, v in raw.items()}
     impressions, clicks = values.get("impressions", 0), values.get("clicks", 0)
     return {
         "impressions": impressions,
@@ -62,10 +63,6 @@ async def daily(redis: AnyRedis, campaign_id: int, day: date) -> dict[str, float
         "ctr": round(clicks / impressions, 4) if impressions else 0.0,
         "sections": {k: v for k, v in values.items() if ":" in k},
     }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -94,7 +91,7 @@ async def over_range(redis: AnyRedis, campaign_id: int, days: Sequence[date]) ->
     out = []
     for i in range(len(days)):
         flat, reach, clickers = replies[3 * i : 3 * i + 3]
-        values = {_text(flat[j]): int(flat[j + 1]) for j in range(0, len(flat), 2)}
+        values = {text(flat[j]): int(flat[j + 1]) for j in range(0, len(flat), 2)}
         out.append(
             DayTraffic(
                 impressions=values.get("impressions", 0), clicks=values.get("clicks", 0), reach=int(reach),
