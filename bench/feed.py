@@ -49,7 +49,7 @@ from typing import Any
 import aiohttp
 
 from bench.grab import call, profile_summary, profiled, say
-from bench.harness import ROOT, Figures, login_openids, start_server, wrk
+from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, wrk
 from tests.campaign_fixtures import coupon_body
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
@@ -340,11 +340,6 @@ async def first_pass(base: str, lines: list[str]) -> tuple[float, list[float], l
 
         answers = await asyncio.gather(*(gated(line) for line in lines))
     return first, [a[0] for a in answers], [a[1] for a in answers]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 #: The feed path's parts, for the profile's breakdown.

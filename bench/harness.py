@@ -42,6 +42,13 @@ class Server:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``): CPU per request is
+    the figure a busy, shared machine distorts least."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(extra_env: dict[str, str] | None = None) -> Server:
     """`python -m server` with embedded defaults in a temporary DATA_DIR (unless
     DATABASE_URL/REDIS_URL are given in the environment), waiting until /readyz is 200."""
