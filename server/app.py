@@ -119,6 +119,8 @@ def build_journey(client: AnyRedis, stock: Stock, settings: Settings) -> Journey
                 ending_soon_days=settings.feed_ending_soon_days,
                 cache_seconds=settings.feed_cache_seconds,
                 audience_ttl=settings.feed_audience_ttl,
+                ranking_seconds=settings.feed_ranking_seconds,
+                ranking_entries=settings.feed_ranking_entries,
             ),
         ),
     )

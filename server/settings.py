@@ -187,6 +187,8 @@ class Settings:
     feed_ending_soon_days: int = 3
     feed_cache_seconds: float = 5.0
     feed_audience_ttl: int = 300
+    feed_ranking_seconds: float = 10.0
+    feed_ranking_entries: int = 2000
     # Subscribe-message notifications: kind -> template (JSON, services.notify_templates;
     # None = the emulator's templates when the emulator runs, none with a real app), the
     # send rate across processes (messages per window), retries of transient errors, how
@@ -312,6 +314,8 @@ class Settings:
             "feed_ending_soon_days": _int(env, "FEED_ENDING_SOON_DAYS", 3, 1, 365),
             "feed_cache_seconds": _float(env, "FEED_CACHE_SECONDS", 5.0, 0.0, 3600.0),
             "feed_audience_ttl": _int(env, "FEED_AUDIENCE_TTL", 300, 1, 86_400),
+            "feed_ranking_seconds": _float(env, "FEED_RANKING_SECONDS", 10.0, 0.0, 3600.0),
+            "feed_ranking_entries": _int(env, "FEED_RANKING_ENTRIES", 2000, 1, 1_000_000),
             "notify_templates": _str(env, "NOTIFY_TEMPLATES", None),
             "notify_rate_limit": _int(env, "NOTIFY_RATE_LIMIT", 600, 1, 1_000_000),
             "notify_rate_window_seconds": _int(env, "NOTIFY_RATE_WINDOW_SECONDS", 60, 1, 86_400),

@@ -19,6 +19,8 @@ from miniprogram_api import errors as wx
 from models.customers import Customer
 from models.stores import Store
 from services import errors
+from services.feed_rankings import viewer_changed
+from services.stock import AnyRedis
 
 T = TypeVar("T")
 
@@ -91,8 +93,9 @@ async def get(customer_id: int) -> Customer:
     return customer
 
 
-async def update_profile(customer_id: int, changes: dict[str, Any]) -> Customer:
-    """Apply a partial profile update; fields absent from ``changes`` stay as they are."""
+async def update_profile(customer_id: int, changes: dict[str, Any], redis: AnyRedis) -> Customer:
+    """Apply a partial profile update; fields absent from ``changes`` stay as they are.
+    ``redis`` holds the feed's viewer versions (interests and store rank the feed)."""
     customer = await get(customer_id)
     if "preferred_store_id" in changes and changes["preferred_store_id"] is not None:
         if not await Store.filter(id=changes["preferred_store_id"], is_active=True).exists():
@@ -104,6 +107,7 @@ async def update_profile(customer_id: int, changes: dict[str, Any]) -> Customer:
         setattr(customer, name, value)
     if changes:
         await customer.save(update_fields=list(changes))
+        await viewer_changed(redis, customer_id)
     return customer
 
 

@@ -27,12 +27,15 @@ running at that store.
 
 Ties break by the earlier end, then the lower id. Teasers carry "starts in 3 days".
 
+Points are rounded to thousandths, half up (``r3``).
+
 **Cost**: candidates, their stores, participant counts and themes are one per-process
-index rebuilt every ``cache_seconds`` (or at once when an admin changes a campaign:
-a version counter in Redis); audience membership comes from a Redis set per targeted
-campaign rebuilt from its rule every ``audience_ttl`` seconds; a request then costs three
-small queries about the customer and two Redis round trips, whatever the number of
-campaigns.
+index, held as numpy columns, rebuilt every ``cache_seconds`` (or at once when an admin
+changes a campaign: a version counter in Redis); audience membership comes from a Redis
+set per targeted campaign rebuilt from its rule every ``audience_ttl`` seconds; a
+ranking then costs three small queries about the customer, one script call and a few
+dozen vector operations, whatever the number of campaigns, and is kept for the
+customer's next requests (services/feed_rankings.py).
 """
 
 from __future__ import annotations
@@ -51,24 +54,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 from redis.commands.core import AsyncScript
+from tortoise import connections
 from tortoise.functions import Count
 
 from models.campaigns import Campaign, Theme
 from models.customers import Customer
-from models.journey import IntegrationEvent
 from models.participations import Participation
 from models.stores import Store
 from services import audience, errors
+from services.feed_rankings import CATALOG_VERSION_KEY, RankingCache, versions
 from services.journey_catalog import CampaignSnapshot, load_snapshots, pick_language
+from services.sql import Params, dialect_of
 from services.stock import AnyRedis
 
-#: Redis counter bumped whenever an admin changes a campaign: every process drops its
-#: cached campaign data when it sees a new value.
-CATALOG_VERSION_KEY = "journey:catalog-version"
 #: Days of purchases that make "categories bought".
 BEHAVIOUR_DAYS = 90
 CUSTOMER_CHANNEL = "miniprogram"
+_INTERESTS = Customer._meta.fields_map["interest_tags"]
 log = logging.getLogger("wxcampaign.feed")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -87,6 +91,8 @@ class FeedPolicy:
     ending_soon_days: int = 3
     cache_seconds: float = 5.0
     audience_ttl: int = 300
+    ranking_seconds: float = 10.0
+    ranking_entries: int = 2000
 
 
 # --- texts --------------------------------------------------------------------------
@@ -134,6 +140,21 @@ def _in(language: str, key: str, hours: float) -> str:
     return _text(language, key, n=n, s="" if n == 1 else "s")
 
 
+# --- arithmetic -------------------------------------------------------------------
+
+
+def r3(x: float) -> float:
+    """Thousandths, half up. The vectorised scoring (``_r3``) does the very same IEEE
+    operations, so a score computed for a whole index at once and the one ``rank_one``
+    explains are the same float (Python's ``round`` rounds the exact decimal, numpy's
+    the scaled binary: they differ at ties)."""
+    return math.floor(x * 1000.0 + 0.5) / 1000.0
+
+
+def _r3(x: np.ndarray) -> np.ndarray:
+    return np.floor(x * 1000.0 + 0.5) / 1000.0
+
+
 # --- geometry -----------------------------------------------------------------------
 
 
@@ -159,8 +180,7 @@ def _us(moment: datetime) -> int:
 
 @dataclass(slots=True, frozen=True)
 class _Entry:
-    """What scoring needs of one campaign, precomputed when the index is built so that a
-    request does no parsing and no set building per candidate."""
+    """What explaining one campaign needs, precomputed when the index is built."""
 
     snap: CampaignSnapshot
     id: int
@@ -169,8 +189,6 @@ class _Entry:
     shown_from_us: int
     starts_us: int
     ends_us: int
-    tag_mask: int  # bits of FeedIndex.tag_bits
-    category_mask: int  # bits of FeedIndex.category_bits
     store_ids: frozenset[int] | None  # None: every store
     open_stores: tuple[int, ...]  # its stores among the index's (open) ones
     participants: int
@@ -181,21 +199,24 @@ class _Entry:
 class _Weighed:
     """Per index and policy: the parts of each entry's score that no viewer changes."""
 
-    popularity: list[float]  # by entry, the rounded popularity points
-    ending_from_us: list[int]  # by entry, a little before its "ending soon" window opens
+    popularity: np.ndarray  # by entry, the rounded popularity points
+    ending_from_us: np.ndarray  # by entry, a little before its "ending soon" window opens
 
 
-def _bits(values: Iterable[str], vocabulary: dict[str, int]) -> int:
-    mask = 0
-    for value in values:
-        bit = vocabulary.get(value)
-        if bit is not None:
-            mask |= bit
-    return mask
+def _matrix(rows: list[tuple[str, ...]], vocabulary: dict[str, int]) -> np.ndarray:
+    """One row per entry, one column per word: 1 where the entry has it."""
+    out = np.zeros((len(rows), max(1, len(vocabulary))), dtype=np.uint8)
+    for i, words in enumerate(rows):
+        for word in words:
+            out[i, vocabulary[word]] = 1
+    return out
 
 
 @dataclass
 class FeedIndex:
+    """Every campaign a feed may show, as columns (numpy arrays, one row per entry) that
+    score a viewer against all of them in a few dozen vector operations."""
+
     built_at: float
     version: int
     campaigns: list[CampaignSnapshot]
@@ -203,17 +224,17 @@ class FeedIndex:
     stores: dict[int, tuple[float, float]]  # active stores: id -> (lat, lng)
     themes: dict[int, str]
     most_participants: int = field(init=False)
-    tag_bits: dict[str, int] = field(init=False)
-    category_bits: dict[str, int] = field(init=False)
     entries: list[_Entry] = field(init=False)
     targeted: list[CampaignSnapshot] = field(init=False)
+    position: dict[int, int] = field(init=False)  # campaign id -> row
+    tag_column: dict[str, int] = field(init=False)
+    category_column: dict[str, int] = field(init=False)
+    #: What callers derive from one campaign for any viewer (a card's texts), kept as
+    #: long as the index: bounded by campaigns x languages.
+    memo: dict[Any, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.most_participants = max(self.participants.values(), default=0)
-        tags = sorted({t for s in self.campaigns for t in s.tags})
-        categories = sorted({c for s in self.campaigns for c in s.categories})
-        self.tag_bits = {t: 1 << i for i, t in enumerate(tags)}
-        self.category_bits = {c: 1 << i for i, c in enumerate(categories)}
         most = self.most_participants
         entries = []
         for snap in self.campaigns:
@@ -222,14 +243,44 @@ class FeedIndex:
             entry = _Entry(
                 snap=snap, id=snap.id, targeted=snap.targeted, scheduled=snap.status == "scheduled",
                 shown_from_us=_us(snap.shown_from), starts_us=_us(snap.starts_at), ends_us=_us(snap.ends_at),
-                tag_mask=_bits(snap.tags, self.tag_bits), category_mask=_bits(snap.categories, self.category_bits),
                 store_ids=snap.store_ids, open_stores=open_stores, participants=count,
                 share=math.log1p(count) / math.log1p(most) if count and most else 0.0,
             )  # fmt: skip
             entries.append(entry)
         self.entries = entries
         self.targeted = [s for s in self.campaigns if s.targeted]
+        self.position = {e.id: i for i, e in enumerate(entries)}
+        self.tag_column = {t: i for i, t in enumerate(sorted({t for s in self.campaigns for t in s.tags}))}
+        self.category_column = {c: i for i, c in enumerate(sorted({c for s in self.campaigns for c in s.categories}))}
+        self._ids = np.array([e.id for e in entries], dtype=np.int64)
+        self._shown_from_us = np.array([e.shown_from_us for e in entries], dtype=np.int64)
+        self._starts_us = np.array([e.starts_us for e in entries], dtype=np.int64)
+        self._ends_us = np.array([e.ends_us for e in entries], dtype=np.int64)
+        self._scheduled = np.array([e.scheduled for e in entries], dtype=bool)
+        self._targeted = np.array([e.targeted for e in entries], dtype=bool)
+        self._everywhere = np.array([e.store_ids is None for e in entries], dtype=bool)
+        self._tags = _matrix([s.tags for s in self.campaigns], self.tag_column)
+        self._categories = _matrix([s.categories for s in self.campaigns], self.category_column)
+        # Each entry's open stores as slots of `_store_order`, padded with one slot past
+        # the end (where a request puts +inf): the nearest is then one gather and a min.
+        self._store_order = list(self.stores)
+        slot = {store_id: k for k, store_id in enumerate(self._store_order)}
+        width = max((len(e.open_stores) for e in entries), default=0)
+        self._open_slots = np.full((len(entries), max(1, width)), len(self._store_order), dtype=np.int64)
+        for i, e in enumerate(entries):
+            for j, store_id in enumerate(e.open_stores):
+                self._open_slots[i, j] = slot[store_id]
+        self._runs_at: dict[int, np.ndarray] = {}
         self._weighed: dict[FeedPolicy, _Weighed] = {}
+        self._tiers: dict[int, frozenset[str]] = {}
+        self.memo = {}
+
+    def tiers(self, snap: CampaignSnapshot) -> frozenset[str]:
+        """The tiers a targeted campaign's rule names positively."""
+        found = self._tiers.get(snap.id)
+        if found is None:
+            found = self._tiers[snap.id] = frozenset(_tiers_in(snap.audience_rule))
+        return found
 
     def weighed(self, policy: FeedPolicy) -> _Weighed:
         found = self._weighed.get(policy)
@@ -237,10 +288,27 @@ class FeedIndex:
             # A second early: the exact test of the window stays the float one rank_one makes.
             window_us = policy.ending_soon_days * 24 * 3600 * 10**6 + 10**6
             found = self._weighed[policy] = _Weighed(
-                [round(policy.popularity * e.share, 3) if e.share else 0.0 for e in self.entries],
-                [e.ends_us - window_us for e in self.entries],
+                np.array([r3(policy.popularity * e.share) if e.share else 0.0 for e in self.entries]),
+                self._ends_us - window_us,
             )
         return found
+
+    def runs_at(self, store_id: int) -> np.ndarray:
+        """By entry: runs at this store (every store, or listed; closed stores count)."""
+        found = self._runs_at.get(store_id)
+        if found is None:
+            found = self._runs_at[store_id] = np.array(
+                [e.store_ids is None or store_id in e.store_ids for e in self.entries], dtype=bool
+            )
+        return found
+
+    def rows_of(self, campaign_ids: Iterable[int]) -> np.ndarray:
+        """By entry: one of these campaigns."""
+        out = np.zeros(len(self.entries), dtype=bool)
+        rows = [self.position[i] for i in campaign_ids if i in self.position]
+        if rows:
+            out[rows] = True
+        return out
 
 
 async def build_index(now: datetime, version: int) -> FeedIndex:
@@ -369,39 +437,50 @@ class Viewer:
     language: str
 
 
+def _viewer_sql(p: Params, customer_id: int, since: datetime) -> str:
+    """The customer's tier, interests and preferred store, the categories of their
+    applied purchases since ``since`` and the campaigns they joined: one statement (the
+    ORM would take three queries, each with its own trip to the database)."""
+    if p.dialect == "postgres":
+        bought, joined = (
+            "COALESCE(json_agg(e.categories), '[]'::json)::text",
+            "COALESCE(json_agg(x.campaign_id), '[]'::json)::text",
+        )
+    else:
+        bought, joined = "json_group_array(json(e.categories))", "json_group_array(x.campaign_id)"
+    return (
+        f"SELECT c.membership_tier, c.interest_tags, c.preferred_store_id,"
+        f" (SELECT {bought} FROM integration_events e WHERE e.customer_id = c.id AND e.type = 'purchase'"
+        f" AND e.status = 'applied' AND e.occurred_at >= {p(since)}),"
+        f" (SELECT {joined} FROM participations x WHERE x.customer_id = c.id)"
+        f" FROM customers c WHERE c.id = {p(customer_id)}"
+    )
+
+
 async def viewer(
     customer_id: int, language: str, now: datetime, *, store_id: int | None, lat: float | None, lng: float | None
 ) -> Viewer:
-    # Three columns, not the model: no datetime parsing nor model building per request.
-    row = (
-        await Customer.filter(id=customer_id)
-        .first()
-        .values_list("membership_tier", "interest_tags", "preferred_store_id")
-    )
-    if row is None:
+    conn = connections.get("default")
+    p = Params(dialect_of(conn))
+    _, rows = await conn.execute_query(_viewer_sql(p, customer_id, now - timedelta(days=BEHAVIOUR_DAYS)), p.values)
+    if not rows:
         raise errors.InvalidToken("the account is gone")
-    tier, interests, preferred_store_id = row
+    tier, interests, preferred_store_id, bought_json, joined_json = tuple(rows[0])
     bought: set[str] = set()
-    since = now - timedelta(days=BEHAVIOUR_DAYS)
-    for categories in await IntegrationEvent.filter(
-        customer_id=customer_id, type="purchase", status="applied", occurred_at__gte=since
-    ).values_list("categories", flat=True):
-        bought.update(categories or [])  # type: ignore[arg-type]
-    joined = await Participation.filter(customer_id=customer_id).values_list("campaign_id", flat=True)
+    for categories in json.loads(bought_json):
+        bought.update(categories or [])
     location = (lat, lng) if lat is not None and lng is not None else None
     return Viewer(
-        customer_id=customer_id, tier=tier, interests=frozenset(interests or []),  # type: ignore[arg-type]
-        preferred_store_id=preferred_store_id,  # type: ignore[arg-type]
-        bought=frozenset(bought), joined=frozenset(joined), location=location, store_id=store_id,  # type: ignore[arg-type]
-        language=language,
+        customer_id=customer_id, tier=tier, interests=frozenset(_INTERESTS.to_python_value(interests) or []),
+        preferred_store_id=preferred_store_id, bought=frozenset(bought), joined=frozenset(json.loads(joined_json)),
+        location=location, store_id=store_id, language=language,
     )  # fmt: skip
 
 
 # --- scoring --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     code: str
     text: str
     points: float
@@ -454,10 +533,10 @@ def rank_one(
 
     def add(code: str, points: float, text: str) -> None:
         if points:
-            reasons.append(Reason(code, text, round(points, 3)))
+            reasons.append(Reason(code, text, r3(points)))
 
     if targeted_member:
-        tier = who.tier if who.tier in _tiers_in(snap.audience_rule) else None
+        tier = who.tier if who.tier in index.tiers(snap) else None
         tier_name = (_TIERS_ZH.get(tier, tier) if lang == "zh-CN" else tier.capitalize()) if tier else None
         add(
             "audience",
@@ -487,21 +566,23 @@ def rank_one(
         if share >= 0.5:
             add("popularity", policy.popularity * share, _text(lang, "popularity", n=f"{count:,}"))
         elif policy.popularity:
-            reasons.append(Reason("popularity", "", round(policy.popularity * share, 3)))
+            reasons.append(Reason("popularity", "", r3(policy.popularity * share)))
     joined = snap.id in who.joined
     if joined:
         add("joined", policy.joined, _text(lang, "joined"))
     if phase == "teaser":
         until = (snap.starts_at - now).total_seconds() / 3600
         info.append(Reason("teaser", _in(lang, "teaser", until), 0.0))
-    score = round(sum(r.points for r in reasons), 3)
+    total = 0.0
+    for r in reasons:  # in order, one addition each, as score_rows (not sum(): 3.12 compensates)
+        total += r.points
+    score = r3(total)
     shown = sorted((r for r in reasons if r.text), key=lambda r: -r.points)
     return Ranked(snap, phase, score, shown + info, joined, distance, count, info)
 
 
 class Scored(NamedTuple):
-    """A candidate's place in the ranking, before its reasons are written. Tuples sort
-    by their first fields: best score, then the earlier end, then the lower id."""
+    """A candidate's place in the ranking, before its reasons are written."""
 
     neg_score: float
     ends_us: int
@@ -524,90 +605,120 @@ class Scored(NamedTuple):
         return "running" if self.running else "teaser"
 
 
-def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Scored]:
+@dataclass(slots=True, frozen=True)
+class Scores:
+    """A viewer's candidates, best first: their rows in the index and what scoring found
+    for each (arrays: a cached ranking stays a few kilobytes; a page reads a few)."""
+
+    rows: np.ndarray  # int64
+    scores: np.ndarray  # float64
+    distances: np.ndarray  # float64, +inf: none (no location, or no open store)
+    running: np.ndarray  # bool
+
+
+def score_rows(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> Scores:
     """Every campaign this viewer may see, best first, with the score ``rank_one`` gives
-    it (the same components, rounded and summed in the same order, so the same floats),
-    computed without building reasons or texts: a request writes those only for the
-    campaigns it shows (``Ranking.explain``)."""
+    it: the same components, rounded and summed in the same order with the same IEEE
+    operations (so the same floats), computed for the whole index at once without
+    reasons or texts; a request writes those only for the campaigns it shows. Ties break
+    by the earlier end, then the lower id."""
+    if not index.entries:
+        return Scores(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, bool))
     now_us = _us(now)
+    keep = (index._shown_from_us <= now_us) & (now_us < index._ends_us)
+    keep &= ~index._targeted | index.rows_of(members)
+    if who.store_id is not None:
+        keep &= index.runs_at(who.store_id)
+    rows = np.flatnonzero(keep)
+    n = len(rows)
+    # Components in rank_one's order, each 0.0 where it does not apply (x + 0.0 == x).
+    total = np.where(index._targeted[rows], r3(policy.audience), 0.0)
+    liked = [index.tag_column[t] for t in who.interests if t in index.tag_column]
+    if liked:
+        count = np.minimum(index._tags[np.ix_(rows, liked)].sum(axis=1), 2)
+        total = total + np.array([0.0, r3(policy.interest * 1 / 2), r3(policy.interest * 2 / 2)])[count]
+    bought = [index.category_column[c] for c in who.bought if c in index.category_column]
+    if bought:
+        total = total + np.where(index._categories[np.ix_(rows, bought)].any(axis=1), r3(policy.behaviour), 0.0)
+    if who.preferred_store_id is not None:
+        total = total + np.where(index.runs_at(who.preferred_store_id)[rows], r3(policy.store), 0.0)
     where = who.location
     if where is None and who.store_id is not None:
         where = index.stores.get(who.store_id)
-    near: dict[int, float] = {}
-    nearest_all = None
-    near_km = policy.near_km
-    if where is not None and index.stores:
-        near = {i: distance_km(where[0], where[1], lat, lng) for i, (lat, lng) in index.stores.items()}
-        nearest_all = min(near.values())
-    interests = _bits(who.interests, index.tag_bits)
-    bought = _bits(who.bought, index.category_bits)
-    preferred, store_id, joined = who.preferred_store_id, who.store_id, who.joined
-    audience_points = round(policy.audience, 3)
-    interest_points = (0.0, round(policy.interest * 1 / 2, 3), round(policy.interest * 2 / 2, 3))
-    behaviour_points, store_points, joined_points = (
-        round(policy.behaviour, 3), round(policy.store, 3), round(policy.joined, 3)
-    )  # fmt: skip
-    window = policy.ending_soon_days * 24
-    weighed = index.weighed(policy)
-    out: list[Scored] = []
-    append = out.append
-    for e, popularity, ending_from_us in zip(index.entries, weighed.popularity, weighed.ending_from_us, strict=True):
-        if now_us < e.shown_from_us or now_us >= e.ends_us:
-            continue
-        member = e.targeted
-        if member and e.id not in members:
-            continue
-        stores = e.store_ids
-        if store_id is not None and stores is not None and store_id not in stores:
-            continue
-        total: float = 0
-        if member:
-            total += audience_points
-        if e.tag_mask & interests:
-            total += interest_points[min(2, (e.tag_mask & interests).bit_count())]
-        if e.category_mask & bought:
-            total += behaviour_points
-        if preferred is not None and (stores is None or preferred in stores):
-            total += store_points
-        distance = None
-        if where is not None:
-            if stores is None:
-                distance = nearest_all
-            elif e.open_stores:
-                distance = min([near[i] for i in e.open_stores])
-            if distance is not None and distance <= near_km and near_km > 0:
-                total += round(policy.distance * (1 - distance / near_km), 3)
-        running = not (e.scheduled or now_us < e.starts_us)
-        if running and now_us >= ending_from_us:
-            left = (e.ends_us - now_us) / 10**6 / 3600
-            if 0 < left <= window:
-                total += round(policy.ending * (1 - left / window), 3)
-        if popularity:
-            total += popularity
-        if e.id in joined:
-            total += joined_points
-        append(Scored(-round(total, 3), e.ends_us, e.id, e, running, distance, member))
-    out.sort()
-    return out
+    distance = None
+    if where is not None:
+        # Per store in Python's math (a few dozen): the same floats as distance_km.
+        near = [distance_km(where[0], where[1], *index.stores[s]) for s in index._store_order]
+        distance = np.array([*near, math.inf])[index._open_slots[rows]].min(axis=1)
+        if near:
+            distance[index._everywhere[rows]] = min(near)
+        near_km = policy.near_km
+        if near_km > 0:
+            points = np.zeros(n)
+            close = np.flatnonzero(distance <= near_km)
+            points[close] = _r3(policy.distance * (1 - distance[close] / near_km))
+            total = total + points
+    running = ~index._scheduled[rows] & (index._starts_us[rows] <= now_us)
+    soon = np.flatnonzero(running & (now_us >= index.weighed(policy).ending_from_us[rows]))
+    if len(soon):
+        window = policy.ending_soon_days * 24
+        left = (index._ends_us[rows[soon]] - now_us) / 10**6 / 3600
+        inside = (0 < left) & (left <= window)
+        points = np.zeros(n)
+        points[soon[inside]] = _r3(policy.ending * (1 - left[inside] / window))
+        total = total + points
+    total = total + index.weighed(policy).popularity[rows]
+    if who.joined:
+        total = total + np.where(index.rows_of(who.joined)[rows], r3(policy.joined), 0.0)
+    scores = _r3(total)
+    order = np.lexsort((index._ids[rows], index._ends_us[rows], -scores))
+    distances = np.full(n, math.inf) if distance is None else distance[order]
+    return Scores(rows[order], scores[order], distances, running[order])
 
 
 @dataclass
 class Ranking:
-    """A viewer's ranking: ``items`` best first; ``explain`` writes one item's reasons."""
+    """A viewer's ranking, best first; ``explain`` writes one item's reasons. ``memo`` is
+    for the caller's rendered items (a cached ranking serves several requests)."""
 
-    items: list[Scored]
+    scores: Scores
     index: FeedIndex
     who: Viewer
     policy: FeedPolicy
     now: datetime
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.scores.rows)
+
+    def page(self, offset: int, limit: int) -> list[Scored]:
+        s, entries, inf = self.scores, self.index.entries, math.inf
+        part = slice(offset, offset + limit)
+        out = []
+        for row, value, running, distance in zip(
+            s.rows[part].tolist(), s.scores[part].tolist(), s.running[part].tolist(), s.distances[part].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            e = entries[row]
+            out.append(Scored(-value, e.ends_us, e.id, e, running, None if distance == inf else distance, e.targeted))
+        return out
+
+    @property
+    def items(self) -> list[Scored]:
+        return self.page(0, len(self))
 
     def explain(self, s: Scored) -> Ranked:
         return rank_one(s.snap, s.phase, self.index, self.who, self.policy, self.now, s.member, s.distance_km)
 
 
+def score(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Scored]:
+    """``score_rows`` as a list of ``Scored``."""
+    return Ranking(score_rows(index, who, members, policy, now), index, who, policy, now).items
+
+
 def rank(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPolicy, now: datetime) -> list[Ranked]:
     """Every campaign this viewer may see, best first, each with its reasons."""
-    ranking = Ranking(score(index, who, members, policy, now), index, who, policy, now)
+    ranking = Ranking(score_rows(index, who, members, policy, now), index, who, policy, now)
     return [ranking.explain(s) for s in ranking.items]
 
 
@@ -623,7 +734,7 @@ def _log_failure(what: str) -> Callable[[asyncio.Task[Any]], None]:
 
 
 class Feed:
-    """Per-process feed runtime: the index cache and the policy.
+    """Per-process feed runtime: the index cache, the viewers' rankings and the policy.
 
     One index build at a time (single flight). An index past ``cache_seconds`` keeps
     serving while the next one builds in the background: with a thousand campaigns a
@@ -638,12 +749,15 @@ class Feed:
         self._building: asyncio.Task[FeedIndex] | None = None
         self._refreshing: dict[int, asyncio.Task[list[int] | None]] = {}
         self._audience = redis.register_script((Path(__file__).parent / "lua" / "feed_audience.lua").read_text())
+        self.rankings: RankingCache[Ranking] = RankingCache(self.policy.ranking_seconds, self.policy.ranking_entries)
 
     async def version(self) -> int:
         return int(await self.redis.get(CATALOG_VERSION_KEY) or 0)
 
-    async def index(self, now: datetime) -> FeedIndex:
-        version = await self.version()
+    async def index(self, now: datetime, version: int | None = None) -> FeedIndex:
+        """The index of catalog ``version`` (read from Redis when not given)."""
+        if version is None:
+            version = await self.version()
         current = self._index
         if current is not None and current.version == version:
             if time.monotonic() - current.built_at >= self.policy.cache_seconds:
@@ -675,6 +789,7 @@ class Feed:
 
     def forget(self) -> None:
         self._index = None
+        self.rankings.clear()
 
     def _refresh_later(self, snap: CampaignSnapshot) -> None:
         """Rebuild an expired audience set in the background, one task per campaign."""
@@ -691,6 +806,25 @@ class Feed:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.rankings.close()
+
+    async def ranking_for(
+        self, customer_id: int, language: str, now: datetime, *, store_id: int | None, lat: float | None,
+        lng: float | None,
+    ) -> Ranking:  # fmt: skip
+        """This customer's ranking, computed at most once per ``ranking_seconds`` while
+        neither the catalog nor the customer changed (see services/feed_rankings.py).
+        A ``store_id`` must name an open store."""
+        catalog, mine = await versions(self.redis, customer_id)
+        index = await self.index(now, catalog)
+        if store_id is not None and store_id not in index.stores:
+            raise errors.UnknownStore(f"no open store with id {store_id}", details={"store_ids": [store_id]})
+
+        async def compute() -> Ranking:
+            who = await viewer(customer_id, language, now, store_id=store_id, lat=lat, lng=lng)
+            return await self.ranked(who, now, index)
+
+        return await self.rankings.get((customer_id, language, store_id, lat, lng), (catalog, mine), compute)
 
     async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
         index = index or await self.index(now)
@@ -698,7 +832,7 @@ class Feed:
             self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
             self._refresh_later,
         )  # fmt: skip
-        return Ranking(score(index, who, members, self.policy, now), index, who, self.policy, now)
+        return Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
 
 
 async def campaign_changed(redis: AnyRedis, campaign_id: int) -> None:

@@ -33,6 +33,7 @@ from models.journey import ProgressEntry
 from models.participations import Participation
 from services import audience, errors, exclusivity
 from services.feed import Feed, FeedPolicy, campaign_changed
+from services.feed_rankings import viewer_changed
 from services.journey_catalog import CampaignCatalog, CampaignSnapshot
 from services.pagination import newest_first
 from services.redis_text import text
@@ -252,6 +253,7 @@ async def join(journey: Journey, campaign_id: int, customer_id: int, now: dateti
         if seat == "ok":
             await journey.release_seat(campaign_id, customer_id)
         raise
+    await viewer_changed(journey.redis, customer_id)  # the feed shows "you joined" at once
     await journey.rewards.issue_pending(grant_ids)
     return participation, True
 

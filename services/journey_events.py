@@ -47,6 +47,7 @@ from models.participations import Participation
 from models.stores import Store
 from services import automation, automation_runs, errors, points
 from services.audience_facts import record_activity
+from services.feed_rankings import viewer_changed
 from services.journey import Journey
 from services.journey_catalog import CampaignSnapshot
 from services.rewards import grant_in_transaction
@@ -210,6 +211,8 @@ async def ingest(journey: Journey, integration_id: int, spec: EventSpec) -> tupl
         result = await _apply(journey, integration_id, event, spec, customer_id, outcome)
         result.update(event_id=event.id, external_id=event.external_id, type=event.type, progress=outcome.progress)
         await IntegrationEvent.filter(id=event.id).update(result=result)
+    if spec.type in ("purchase", "refund"):  # what they bought ranks the feed
+        await viewer_changed(journey.redis, customer_id)
     await journey.rewards.issue_pending(outcome.grant_ids)
     await automation.execute(journey, outcome.run_ids)
     return {**result, "replayed": False}, True

@@ -114,7 +114,8 @@ def test_fast_scores_and_order_match_the_explained_ranking_for_any_viewer() -> N
 
 
 async def test_an_expired_index_serves_while_the_next_one_builds(client_with) -> None:
-    client = await client_with(feed_cache_seconds=0.2)
+    # No ranking cache: the test is about the index's lifetime.
+    client = await client_with(feed_cache_seconds=0.2, feed_ranking_seconds=0)
     first = await make_campaign(tags=["coffee"])
     [me] = await shoppers(client, 1)
 
@@ -154,7 +155,7 @@ async def test_an_admin_change_is_never_answered_from_an_older_index(client) -> 
 
 
 async def test_an_expired_audience_answers_while_it_is_rebuilt_in_the_background(client_with) -> None:
-    client = await client_with(feed_audience_ttl=1)
+    client = await client_with(feed_audience_ttl=1, feed_ranking_seconds=0)
     gold = await make_campaign(visibility="targeted", audience_rule={"tier": "gold"})
     [member] = await shoppers(client, 1, prefix="o_gold", membership_tier="gold")
     [me] = await shoppers(client, 1, prefix="o_plain")

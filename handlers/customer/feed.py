@@ -105,31 +105,44 @@ class TrackOut(Out):
     ignored: int = Field(description="events naming an unknown campaign")
 
 
-def _item(r: Ranked, accept_language: str | None) -> FeedItemOut:
-    language, title, summary = feed.texts_of(r.snap, accept_language)
+def _item(r: Ranked, accept_language: str | None, index: feed.FeedIndex) -> FeedItemOut:
+    """One card; its campaign texts are kept per index and language. Validated in one
+    call with its reasons (pydantic's core does the nesting)."""
+    snap = r.snap
+    language = pick_language(accept_language, list(snap.content), snap.default_language)
+    key = ("card", snap.id, language)
+    card = index.memo.get(key)
+    if card is None:
+        _, title, summary = feed.texts_of(snap, language)
+        card = index.memo[key] = {
+            "id": snap.id, "type": snap.type, "language": language, "title": title, "summary": summary,
+            "tags": list(snap.tags), "theme_id": snap.theme_id, "banner_media_id": snap.banner_media_id,
+            "starts_at": snap.starts_at, "ends_at": snap.ends_at,
+        }  # fmt: skip
     shown = [x for x in r.reasons if x.text]
-    return FeedItemOut(
-        id=r.snap.id, type=r.snap.type, phase=r.phase, teaser=r.phase == "teaser",  # type: ignore[arg-type]
-        joinable=r.joinable, joined=r.joined, language=language, title=title, summary=summary, tags=list(r.snap.tags),
-        theme_id=r.snap.theme_id, banner_media_id=r.snap.banner_media_id, starts_at=r.snap.starts_at,
-        ends_at=r.snap.ends_at, participants=r.participants,
-        distance_km=None if r.distance_km is None else round(r.distance_km, 2), score=r.score,
-        reason=next((x.text for x in shown if x.code != "joined"), shown[0].text if shown else None),
-        reasons=[ReasonOut(code=x.code, text=x.text, points=x.points) for x in shown],
-    )  # fmt: skip
+    reason = next((x.text for x in shown if x.code != "joined"), shown[0].text if shown else None)
+    return FeedItemOut.model_validate({
+        **card, "phase": r.phase, "teaser": r.phase == "teaser", "joinable": r.joinable, "joined": r.joined,
+        "participants": r.participants, "distance_km": None if r.distance_km is None else round(r.distance_km, 2),
+        "score": r.score, "reason": reason,
+        "reasons": [{"code": x.code, "text": x.text, "points": x.points} for x in shown],
+    })  # fmt: skip
+
+
+def _rendered(ranking: feed.Ranking, s: Scored, accept_language: str | None) -> FeedItemOut:
+    """One item as shown, written once per cached ranking (pages and sections share it)."""
+    key = ("item", s.id, accept_language)
+    found = ranking.memo.get(key)
+    if found is None:
+        found = ranking.memo[key] = _item(ranking.explain(s), accept_language, ranking.index)
+    return found  # type: ignore[no-any-return]
 
 
 async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
-    now = datetime.now(UTC)
-    runtime = request.app[JOURNEY].feed
-    index = await runtime.index(now)
-    if query.store_id is not None and query.store_id not in index.stores:
-        raise errors.UnknownStore(f"no open store with id {query.store_id}", details={"store_ids": [query.store_id]})
     language = pick_language(request.headers.get("Accept-Language"), REASON_LANGUAGES, "zh-CN")
-    who = await feed.viewer(
-        principal_of(request).id, language, now, store_id=query.store_id, lat=query.lat, lng=query.lng
+    return await request.app[JOURNEY].feed.ranking_for(
+        principal_of(request).id, language, datetime.now(UTC), store_id=query.store_id, lat=query.lat, lng=query.lng
     )
-    return await runtime.ranked(who, now, index)
 
 
 @routes.add(
@@ -141,10 +154,10 @@ async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
     offset = feed.decode_offset(query.cursor)
     ranking = await _ranking(request, query)
     # Reasons and texts only for the page shown: the whole ranking needs scores alone.
-    page = ranking.items[offset : offset + query.limit]
-    nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranking.items) else None
+    page = ranking.page(offset, query.limit)
+    nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
     accept = request.headers.get("Accept-Language")
-    return FeedOut(items=[_item(ranking.explain(s), accept) for s in page], next_cursor=nxt)
+    return FeedOut(items=[_rendered(ranking, s, accept) for s in page], next_cursor=nxt)
 
 
 @routes.add(
@@ -153,10 +166,16 @@ async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
 )  # fmt: skip
 async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOut:
     ranking = await _ranking(request, query)
+    key = ("sections", query.limit, request.headers.get("Accept-Language"))
+    found = ranking.memo.get(key)
+    if found is None:
+        found = ranking.memo[key] = _sections(ranking, query.limit, key[2])
+    return found  # type: ignore[no-any-return]
+
+
+def _sections(ranking: feed.Ranking, n: int, accept: str | None) -> SectionsOut:
     ranked = ranking.items
     policy = ranking.policy
-    accept = request.headers.get("Accept-Language")
-    n = query.limit
     soon = policy.ending_soon_days * 86_400
     ending = sorted(
         (r for r in ranked if r.phase == "running" and (r.snap.ends_at - ranking.now).total_seconds() <= soon),
@@ -172,7 +191,7 @@ async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOu
             themes.setdefault(r.snap.theme_id, []).append(r)
 
     def items(chosen: list[Scored]) -> list[FeedItemOut]:
-        return [_item(ranking.explain(s), accept) for s in chosen[:n]]
+        return [_rendered(ranking, s, accept) for s in chosen[:n]]
 
     return SectionsOut(
         recommended=items(ranked),

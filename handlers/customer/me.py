@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from models.customers import Customer
 from server.access import CUSTOMER
-from server.keys import SETTINGS, WECHAT
+from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable, principal_of
 from server.schema import Body, Id, Out
 from services import customers, errors
@@ -83,7 +83,7 @@ async def patch_me(request: web.Request, body: ProfilePatchIn) -> UserOut:
     if "interest_tags" in changes:
         # Tags are a set to the client: keep first-seen order, drop repeats; null clears.
         changes["interest_tags"] = list(dict.fromkeys(changes["interest_tags"] or []))
-    return UserOut.of(await customers.update_profile(principal_of(request).id, changes))
+    return UserOut.of(await customers.update_profile(principal_of(request).id, changes, request.app[JOURNEY].redis))
 
 
 @routes.add(
