@@ -387,20 +387,29 @@ async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) ->
         await redis.eval(_RELEASE, 1, keys.building, token)  # type: ignore[misc]
 
 
-async def audience_of(
-    redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int,
-    refresh_later: Callable[[CampaignSnapshot], None],
-) -> set[int]:  # fmt: skip
-    """The targeted campaigns whose audience holds this customer: one script call
-    (``script`` is services/lua/feed_audience.lua registered on ``redis``). A set past its
-    ``ttl`` keeps answering while ``refresh_later`` rebuilds it; a set that is missing
-    (never built, or dropped by an admin's change) is rebuilt before answering."""
-    if not targeted:
-        return set()
-    keys: list[str] = []
+def audience_keys(targeted: list[CampaignSnapshot]) -> list[bytes]:
+    """The script's keys for these campaigns, encoded once (redis-py would encode each
+    of them on every call)."""
+    keys: list[bytes] = []
     for snap in targeted:
         pair = AudienceKeys(snap.id)
-        keys += (pair.fresh, pair.members)
+        keys += (pair.fresh.encode(), pair.members.encode())
+    return keys
+
+
+async def audience_of(
+    redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int,
+    refresh_later: Callable[[CampaignSnapshot], None], keys: list[bytes] | None = None,
+) -> set[int]:  # fmt: skip
+    """The targeted campaigns whose audience holds this customer: one script call
+    (``script`` is services/lua/feed_audience.lua registered on ``redis``; ``keys``:
+    ``audience_keys(targeted)``, kept by the caller). A set past its ``ttl`` keeps
+    answering while ``refresh_later`` rebuilds it; a set that is missing (never built,
+    or dropped by an admin's change) is rebuilt before answering."""
+    if not targeted:
+        return set()
+    if keys is None:
+        keys = audience_keys(targeted)
     # One command for hundreds of campaigns, not three each: redis-py's cost is per command.
     flags = await script(keys=keys, args=[customer_id])
     found: set[int] = set()
@@ -828,9 +837,12 @@ class Feed:
 
     async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
         index = index or await self.index(now)
+        keys = index.memo.get("audience-keys")
+        if keys is None:
+            keys = index.memo["audience-keys"] = audience_keys(index.targeted)
         members = await audience_of(
             self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
-            self._refresh_later,
+            self._refresh_later, keys,
         )  # fmt: skip
         return Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
 
