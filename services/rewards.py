@@ -44,6 +44,8 @@ log = logging.getLogger("wxcampaign.rewards")
 #: How long a grant's idempotency record is kept in Redis (pending grants are retried
 #: well within it).
 GRANT_RECORD_TTL_SECONDS = 30 * 24 * 3600
+#: How grant.lua records a refusal in the grant's record.
+REFUSED = "refused:"
 
 
 def reward_ref(participation_id: int) -> str:
@@ -151,6 +153,8 @@ class RewardIssuer:
             if reply[0] != "not_loaded" or attempt == 1:
                 break
             await self.stock.load_campaign(grant.campaign_id)
+        if reply[0] == "dup" and reply[1].startswith(REFUSED):
+            reply = [reply[1].removeprefix(REFUSED)]  # decided before: refused, for good
         if reply[0] in ("ok", "dup"):
             claim_id = reply[1].split(":")[0]
             return await RewardGrant.filter(id=grant.id, status="pending").update(status="issued", claim_id=claim_id)
@@ -180,7 +184,7 @@ class RewardIssuer:
         record in Redis (kept GRANT_RECORD_TTL_SECONDS), else from the database once the
         claims worker wrote it. None when neither has it (yet)."""
         record = await self.redis.get(f"{CampaignKeys(grant.campaign_id).tag}:grant:{grant.id}")
-        if record is not None:
+        if record is not None and not text(record).startswith(REFUSED):
             claim_id, code, at = text(record).split(":")
             return claim_id, code, int(at)
         if grant.claim_id is None:

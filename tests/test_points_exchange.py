@@ -207,6 +207,39 @@ async def test_a_grant_left_pending_is_finished_by_the_worker_with_one_refund(cl
     assert await points.balance_of(me.id) == 100
 
 
+async def test_a_refused_grant_stays_refused_when_stock_comes_back(client):
+    """Two issuers read the same pending grant; the first is refused (sold out) and gives
+    the points back; stock is added; the second must not issue it anyway (the customer
+    would have the voucher and the points)."""
+    coupon = await _coupon(price=40, total_stock=1)
+    [me, other] = await shoppers(client, 2)
+    await points.add(other.id, 40, "test", "seed-other")
+    assert (await _exchange(client, other, coupon.id)).status == 201  # the last one
+    await points.add(me.id, 100, "test", "seed")
+    ref = exchange_ref(me.id, "late")
+    await RewardGrant.create(
+        ref=ref, customer_id=me.id, campaign_id=coupon.campaign_id, template_id=coupon.id,  # type: ignore[attr-defined]
+        trigger="exchange",
+    )  # fmt: skip
+    await points.add(me.id, -40, "exchange", ref)
+    journey = client.server.app[JOURNEY]
+    stale = await RewardGrant.get(ref=ref)  # what the slower issuer read, still pending
+    assert await journey.rewards.issue_pending() == 0
+    assert (await RewardGrant.get(ref=ref)).status == "refused"
+    await journey.stock.add_stock(coupon.id, 5)
+    assert await journey.rewards._issue(stale) == 0
+    grant = await RewardGrant.get(ref=ref)
+    assert grant.status == "refused" and grant.refusal == "sold_out" and grant.claim_id is None
+    assert await points.balance_of(me.id) == 100
+    assert await PointsEntry.filter(customer_id=me.id, reason="exchange_refund").count() == 1
+    await drain_claims(client)
+    wallet = await (await client.get("/api/v1/me/vouchers", headers=me.headers)).json()
+    assert wallet["items"] == []
+    # The stock added is still there for everyone else.
+    await points.add(other.id, 40, "test", "seed-other-2")
+    assert (await _exchange(client, other, coupon.id)).status == 201
+
+
 async def test_admins_set_the_points_price_in_the_builder(client):
     headers = bearer((await logged_in_admin(client, "operator"))["access_token"])
     body = campaign_body(coupons=[coupon_body(points_price=300), coupon_body()])

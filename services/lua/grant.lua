@@ -3,7 +3,8 @@
 -- campaign budget hold across grabs and grants, and the claim reaches the database
 -- through the same stream and worker. Unlike a grab it is not throttled and ignores the
 -- grab window, the coupon's state and the audience set: the customer earned it, which
--- the caller checked. The idempotency record (one per grant) makes a retry a replay.
+-- the caller checked. The idempotency record (one per grant) makes a retry a replay,
+-- of an issue ("dup", claim:code:at) or of a refusal ("dup", refused:reason).
 --
 -- KEYS[1] coupon hash, KEYS[2] holders hash, KEYS[3] campaign budget left (absent: no
 -- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record, KEYS[6] the
@@ -18,12 +19,19 @@ if first then return {"dup", first} end
 local m = redis.call("HMGET", KEYS[1], "stock", "limit", "face")
 if not m[1] then return {"not_loaded"} end
 
+-- A refusal is recorded too, and final: an issuer that read the grant before another
+-- refused it (and gave the points back) must not issue it after stock was added.
+local function refuse(reason)
+  redis.call("SET", KEYS[5], "refused:" .. reason, "EX", ARGV[6])
+  return {reason}
+end
+
 local held = tonumber(redis.call("HGET", KEYS[2], uid) or "0")
-if held >= tonumber(m[2]) then return {"limit", tostring(held)} end
-if tonumber(m[1]) <= 0 then return {"sold_out"} end
+if held >= tonumber(m[2]) then return refuse("limit") end
+if tonumber(m[1]) <= 0 then return refuse("sold_out") end
 local face = tonumber(m[3])
 local budget = redis.call("GET", KEYS[3])
-if budget and tonumber(budget) < face then return {"budget"} end
+if budget and tonumber(budget) < face then return refuse("budget") end
 
 redis.call("HINCRBY", KEYS[1], "stock", -1)
 redis.call("HINCRBY", KEYS[2], uid, 1)
