@@ -338,6 +338,8 @@ async def build_index(now: datetime, version: int) -> FeedIndex:
 
 # --- audience membership --------------------------------------------------------------
 
+#: Missing audience sets one request builds before answering (one rule query each).
+INLINE_AUDIENCE_BUILDS = 3
 #: One hash tag for every feed audience key, unlike the per-campaign tags of stock: a
 #: request checks all targeted campaigns in one script call, which Redis Cluster allows
 #: only within one slot. The sets are a cache rebuilt from the rules.
@@ -400,19 +402,24 @@ def audience_keys(targeted: list[CampaignSnapshot]) -> list[bytes]:
 async def audience_of(
     redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int,
     refresh_later: Callable[[CampaignSnapshot], None], keys: list[bytes] | None = None,
-) -> set[int]:  # fmt: skip
+) -> tuple[set[int], bool]:  # fmt: skip
     """The targeted campaigns whose audience holds this customer: one script call
     (``script`` is services/lua/feed_audience.lua registered on ``redis``; ``keys``:
     ``audience_keys(targeted)``, kept by the caller). A set past its ``ttl`` keeps
     answering while ``refresh_later`` rebuilds it; a set that is missing (never built,
-    or dropped by an admin's change) is rebuilt before answering."""
+    or dropped by an admin's change) is rebuilt before answering, up to
+    INLINE_AUDIENCE_BUILDS of them (the others in the background). Also returns whether
+    the answer is complete: False when a missing set was left to the background or was
+    being built by another request (its campaign is left out this time)."""
     if not targeted:
-        return set()
+        return set(), True
     if keys is None:
         keys = audience_keys(targeted)
     # One command for hundreds of campaigns, not three each: redis-py's cost is per command.
     flags = await script(keys=keys, args=[customer_id])
     found: set[int] = set()
+    complete = True
+    inline = 0
     for snap, raw in zip(targeted, flags, strict=True):
         flag = int(raw)
         member = bool(flag & 1)
@@ -421,13 +428,21 @@ async def audience_of(
                 # Rebuilt inline, every set expiring together would stall one request
                 # for minutes (one rule query each) and hold the database meanwhile.
                 refresh_later(snap)
+            elif inline >= INLINE_AUDIENCE_BUILDS:
+                # Many missing at once (a start on an empty Redis): the rest are built
+                # in the background rather than stalling this request for a minute.
+                refresh_later(snap)
+                complete = False
             else:
+                inline += 1
                 rebuilt = await refresh_audience(redis, snap, ttl)
-                if rebuilt is not None:
+                if rebuilt is None:
+                    complete = False
+                else:
                     member = customer_id in rebuilt
         if member:
             found.add(snap.id)
-    return found
+    return found, complete
 
 
 # --- one customer's context -----------------------------------------------------------
@@ -696,6 +711,9 @@ class Ranking:
     policy: FeedPolicy
     now: datetime
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: False when a targeted campaign was left out because its audience set was being
+    #: built elsewhere: answered, never kept for the next requests.
+    complete: bool = True
 
     def __len__(self) -> int:
         return len(self.scores.rows)
@@ -756,9 +774,15 @@ class Feed:
         self.policy = policy or FeedPolicy()
         self._index: FeedIndex | None = None
         self._building: asyncio.Task[FeedIndex] | None = None
-        self._refreshing: dict[int, asyncio.Task[list[int] | None]] = {}
+        # Audience sets to rebuild in the background, in order, one at a time: a start on
+        # an empty Redis queues every targeted campaign, and as many rule queries at once
+        # would hold every database connection the requests need.
+        self._to_refresh: dict[int, CampaignSnapshot] = {}
+        self._refresher: asyncio.Task[None] | None = None
         self._audience = redis.register_script((Path(__file__).parent / "lua" / "feed_audience.lua").read_text())
-        self.rankings: RankingCache[Ranking] = RankingCache(self.policy.ranking_seconds, self.policy.ranking_entries)
+        self.rankings: RankingCache[Ranking] = RankingCache(
+            self.policy.ranking_seconds, self.policy.ranking_entries, keep=lambda r: r.complete
+        )
 
     async def version(self) -> int:
         return int(await self.redis.get(CATALOG_VERSION_KEY) or 0)
@@ -801,17 +825,27 @@ class Feed:
         self.rankings.clear()
 
     def _refresh_later(self, snap: CampaignSnapshot) -> None:
-        """Rebuild an expired audience set in the background, one task per campaign."""
-        if snap.id in self._refreshing:
-            return
-        task = asyncio.ensure_future(refresh_audience(self.redis, snap, self.policy.audience_ttl))
-        self._refreshing[snap.id] = task
-        task.add_done_callback(lambda _: self._refreshing.pop(snap.id, None))
-        task.add_done_callback(_log_failure(f"feed audience rebuild of campaign {snap.id}"))
+        """Queue an audience set's rebuild in the background (once, however often asked)."""
+        self._to_refresh.setdefault(snap.id, snap)
+        if self._refresher is None:
+            self._refresher = asyncio.ensure_future(self._refresh_queued())
+
+    async def _refresh_queued(self) -> None:
+        try:
+            while self._to_refresh:
+                campaign_id = next(iter(self._to_refresh))
+                try:
+                    await refresh_audience(self.redis, self._to_refresh[campaign_id], self.policy.audience_ttl)
+                except Exception:  # one bad rule must not stop the others; asked again later
+                    log.warning("feed audience rebuild of campaign %d failed", campaign_id, exc_info=True)
+                finally:
+                    self._to_refresh.pop(campaign_id, None)
+        finally:
+            self._refresher = None
 
     async def close(self) -> None:
         """Stop background builds (call before closing Redis and the database)."""
-        tasks = [*self._refreshing.values(), *([self._building] if self._building else [])]
+        tasks = [*([self._refresher] if self._refresher else []), *([self._building] if self._building else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -840,11 +874,13 @@ class Feed:
         keys = index.memo.get("audience-keys")
         if keys is None:
             keys = index.memo["audience-keys"] = audience_keys(index.targeted)
-        members = await audience_of(
+        members, complete = await audience_of(
             self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
             self._refresh_later, keys,
         )  # fmt: skip
-        return Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
+        ranking = Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
+        ranking.complete = complete
+        return ranking
 
 
 async def campaign_changed(redis: AnyRedis, campaign_id: int) -> None:

@@ -55,11 +55,13 @@ async def versions(redis: AnyRedis, customer_id: int) -> tuple[int, int]:
 class RankingCache(Generic[T]):
     """Values by key, each valid for ``seconds`` under the stamp it was computed with,
     at most ``size`` of them (least recently used out first). One computation per key
-    and stamp at a time: concurrent callers share it. ``seconds`` 0 turns it off."""
+    and stamp at a time: concurrent callers share it; a value ``keep`` refuses goes to
+    them and no further. ``seconds`` 0 turns it off."""
 
-    def __init__(self, seconds: float, size: int) -> None:
+    def __init__(self, seconds: float, size: int, keep: Callable[[T], bool] | None = None) -> None:
         self.seconds = seconds
         self.size = size
+        self._keep = keep
         self.computed = 0  # computations started (read by tests and the bench)
         self._entries: OrderedDict[Hashable, tuple[float, Hashable, T]] = OrderedDict()
         self._flights: dict[tuple[Hashable, Hashable], asyncio.Task[T]] = {}
@@ -93,6 +95,8 @@ class RankingCache(Generic[T]):
         # Aged from the start: what it read is at least that old.
         started = time.monotonic()
         value = await compute()
+        if self._keep is not None and not self._keep(value):
+            return value
         self._entries[key] = (started, stamp, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from server.keys import JOURNEY
+from services.feed import INLINE_AUDIENCE_BUILDS
 from services.feed_rankings import RankingCache, viewer_changed
 from tests.journey_fixtures import make_campaign, pos, purchase, refund, shoppers
 
@@ -184,3 +185,29 @@ async def test_only_purchases_of_the_last_90_days_count_as_bought(client) -> Non
     feed = await _feed(client, me)
     assert "behaviour" in [r["code"] for r in _item(feed, drinks.id)["reasons"]]
     assert "behaviour" not in [r["code"] for r in _item(feed, toys.id)["reasons"]]
+
+
+async def test_a_start_on_an_empty_redis_builds_a_few_audiences_inline_and_the_rest_behind(client) -> None:
+    targeted = [
+        await make_campaign(visibility="targeted", audience_rule={"tier": "gold"})
+        for _ in range(INLINE_AUDIENCE_BUILDS + 3)
+    ]
+    [me] = await shoppers(client, 1, membership_tier="gold")
+    rankings = client.server.app[JOURNEY].feed.rankings
+    first = {i["id"] for i in (await _feed(client, me))["items"]}
+    # The request built three sets itself and answered with those campaigns; the others
+    # were queued, and the incomplete ranking was not kept.
+    assert len(first) == INLINE_AUDIENCE_BUILDS and first < {c.id for c in targeted}
+    computed = rankings.computed
+    seen: set[int] = set()
+    for _ in range(100):
+        seen = {i["id"] for i in (await _feed(client, me))["items"]}
+        if len(seen) == len(targeted):
+            break
+        await asyncio.sleep(0.05)
+    assert seen == {c.id for c in targeted}
+    assert rankings.computed > computed
+    # Complete now: kept.
+    computed = rankings.computed
+    await _feed(client, me)
+    assert rankings.computed == computed
