@@ -702,15 +702,15 @@ def score_rows(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPol
 
 @dataclass
 class Ranking:
-    """A viewer's ranking, best first; ``explain`` writes one item's reasons. ``memo`` is
-    for the caller's rendered items (a cached ranking serves several requests)."""
+    """A viewer's ranking, best first; ``explain`` writes one item's reasons. A few
+    kilobytes (numpy arrays): cached rankings keep no rendered items, which would weigh
+    a hundred times more."""
 
     scores: Scores
     index: FeedIndex
     who: Viewer
     policy: FeedPolicy
     now: datetime
-    memo: dict[Any, Any] = field(default_factory=dict)
     #: False when a targeted campaign was left out because its audience set was being
     #: built elsewhere: answered, never kept for the next requests.
     complete: bool = True

@@ -129,15 +129,6 @@ def _item(r: Ranked, accept_language: str | None, index: feed.FeedIndex) -> Feed
     })  # fmt: skip
 
 
-def _rendered(ranking: feed.Ranking, s: Scored, accept_language: str | None) -> FeedItemOut:
-    """One item as shown, written once per cached ranking (pages and sections share it)."""
-    key = ("item", s.id, accept_language)
-    found = ranking.memo.get(key)
-    if found is None:
-        found = ranking.memo[key] = _item(ranking.explain(s), accept_language, ranking.index)
-    return found  # type: ignore[no-any-return]
-
-
 async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
     language = pick_language(request.headers.get("Accept-Language"), REASON_LANGUAGES, "zh-CN")
     return await request.app[JOURNEY].feed.ranking_for(
@@ -157,7 +148,7 @@ async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
     page = ranking.page(offset, query.limit)
     nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
     accept = request.headers.get("Accept-Language")
-    return FeedOut(items=[_rendered(ranking, s, accept) for s in page], next_cursor=nxt)
+    return FeedOut(items=[_item(ranking.explain(s), accept, ranking.index) for s in page], next_cursor=nxt)
 
 
 @routes.add(
@@ -166,11 +157,7 @@ async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
 )  # fmt: skip
 async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOut:
     ranking = await _ranking(request, query)
-    key = ("sections", query.limit, request.headers.get("Accept-Language"))
-    found = ranking.memo.get(key)
-    if found is None:
-        found = ranking.memo[key] = _sections(ranking, query.limit, key[2])
-    return found  # type: ignore[no-any-return]
+    return _sections(ranking, query.limit, request.headers.get("Accept-Language"))
 
 
 def _sections(ranking: feed.Ranking, n: int, accept: str | None) -> SectionsOut:
@@ -191,7 +178,7 @@ def _sections(ranking: feed.Ranking, n: int, accept: str | None) -> SectionsOut:
             themes.setdefault(r.snap.theme_id, []).append(r)
 
     def items(chosen: list[Scored]) -> list[FeedItemOut]:
-        return [_rendered(ranking, s, accept) for s in chosen[:n]]
+        return [_item(ranking.explain(s), accept, ranking.index) for s in chosen[:n]]
 
     return SectionsOut(
         recommended=items(ranked),
