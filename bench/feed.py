@@ -400,12 +400,14 @@ async def audiences_built(redis_url: str, quiet: float = 3.0) -> int:
 PARTS = (
     ("aiohttp request handling, all of it", "RequestHandler._handle_request (aiohttp/web_protocol.py)"),
     ("  feed handler", "get_feed (handlers/customer/feed.py)"),
+    ("  sections handler", "get_sections (handlers/customer/feed.py)"),
     ("    the index (version check, rebuild)", "Feed.index (feed.py)"),
     ("    the customer's queries (viewer)", "viewer (feed.py)"),
     ("    audience membership (Redis)", "audience_of (feed.py)"),
     ("    the ranking cache (versions, single flight)", "Feed.ranking_for (feed.py)"),
     ("    scoring", "score_rows (feed.py)"),
-    ("    items", "_rendered (handlers/customer/feed.py)"),
+    ("    items", "_item (handlers/customer/feed.py)"),
+    ("    reasons", "rank_one (feed.py)"),
     ("  bearer token check", "authenticate (server/routing.py)"),
     ("  JSON response encoding", "json_response (server/routing.py)"),
     ("aiosqlite thread running SQL", "_connection_worker_thread (aiosqlite/core.py)"),
@@ -436,7 +438,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--coupon-share", type=float, default=0.1, help="campaigns with a coupon (0-1)")
     parser.add_argument("--aim-p99-ms", type=float, default=30.0)
-    parser.add_argument("--profile", type=Path, help="py-spy the server during the feed run (raw output)")
+    parser.add_argument("--profile", type=Path, help="py-spy the server during each feed run (PATH.first, PATH.opens)")
     args = parser.parse_args()
     sample = min(args.sample, args.customers)
     with contextlib.ExitStack() as stack:
@@ -518,10 +520,24 @@ def main() -> int:
         # One wrk thread for the feed: the lines are sent in order, each once per cycle
         # (two threads each cycle all of them, from random places).
         first_looks, cold_cpu = measured(
-            pid, "feed, first look", server.url, cold, args.connections, args.seconds, args.profile, threads=1
+            pid,
+            "feed, first look",
+            server.url,
+            cold,
+            args.connections,
+            args.seconds,
+            args.profile and args.profile.with_suffix(".first"),
+            threads=1,
         )
         opens, opens_cpu = measured(
-            pid, "feed, app opens (3 requests)", server.url, sessions, args.connections, args.seconds, threads=1
+            pid,
+            "feed, app opens (3 requests)",
+            server.url,
+            sessions,
+            args.connections,
+            args.seconds,
+            args.profile and args.profile.with_suffix(".opens"),
+            threads=1,
         )
         load = os.getloadavg()[0]
         total = time.monotonic() - started
@@ -548,7 +564,9 @@ def main() -> int:
               f"aim < {args.aim_p99_ms:.0f} ms: {verdict}")  # fmt: skip
     print(f"load average (1 min) after the runs {load:.2f} on {os.cpu_count()} cores; whole bench {total:.0f} s")
     if args.profile:
-        print("\n".join(profile_summary(args.profile, parts=PARTS)))
+        for run, suffix in (("first look", ".first"), ("app opens", ".opens")):
+            print(f"{run}:")
+            print("\n".join(profile_summary(args.profile.with_suffix(suffix), parts=PARTS)))
     return 0 if ok else 1
 
 

@@ -172,7 +172,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 
-def _us(moment: datetime) -> int:
+def epoch_us(moment: datetime) -> int:
     """Microseconds since the epoch, exactly: differences of these divided by 10**6 are
     the same floats as ``timedelta.total_seconds()`` (the scores must not move)."""
     return (moment - _EPOCH) // _MICRO
@@ -242,7 +242,8 @@ class FeedIndex:
             open_stores = () if snap.store_ids is None else tuple(i for i in snap.store_ids if i in self.stores)
             entry = _Entry(
                 snap=snap, id=snap.id, targeted=snap.targeted, scheduled=snap.status == "scheduled",
-                shown_from_us=_us(snap.shown_from), starts_us=_us(snap.starts_at), ends_us=_us(snap.ends_at),
+                shown_from_us=epoch_us(snap.shown_from), starts_us=epoch_us(snap.starts_at),
+                ends_us=epoch_us(snap.ends_at),
                 store_ids=snap.store_ids, open_stores=open_stores, participants=count,
                 share=math.log1p(count) / math.log1p(most) if count and most else 0.0,
             )  # fmt: skip
@@ -552,57 +553,64 @@ def rank_one(
     """One campaign's score with its reasons and texts: the explanation of what ``score``
     computed for it (``distance``: km to its nearest store, None without a location)."""
     lang = who.language
-    reasons: list[Reason] = []
-    info: list[Reason] = []
-
-    def add(code: str, points: float, text: str) -> None:
-        if points:
-            reasons.append(Reason(code, text, r3(points)))
-
+    texts = _TEXTS.get(lang, _TEXTS["en"])
+    # (code, points before rounding, text), in the order the score adds them.
+    parts: list[tuple[str, float, str]] = []
     if targeted_member:
         tier = who.tier if who.tier in index.tiers(snap) else None
         tier_name = (_TIERS_ZH.get(tier, tier) if lang == "zh-CN" else tier.capitalize()) if tier else None
-        add(
-            "audience",
-            policy.audience,
-            _text(lang, "tier", tier=tier_name) if tier_name else _text(lang, "audience"),
+        parts.append(
+            ("audience", policy.audience, texts["tier"].format(tier=tier_name) if tier_name else texts["audience"])
         )
-    liked = sorted(set(snap.tags) & who.interests)
-    if liked:
-        add("interest", policy.interest * min(2, len(liked)) / 2, _text(lang, "interest", tag=liked[0]))
-    bought = sorted(set(snap.categories) & who.bought)
-    if bought:
-        add("behaviour", policy.behaviour, _text(lang, "behaviour", category=bought[0]))
+    if who.interests and snap.tags:
+        liked = sorted(who.interests.intersection(snap.tags))
+        if liked:
+            parts.append(("interest", policy.interest * min(2, len(liked)) / 2, texts["interest"].format(tag=liked[0])))
+    if who.bought and snap.categories:
+        bought = sorted(who.bought.intersection(snap.categories))
+        if bought:
+            parts.append(("behaviour", policy.behaviour, texts["behaviour"].format(category=bought[0])))
     if who.preferred_store_id is not None and _runs_at(snap, who.preferred_store_id):
-        add("store", policy.store, _text(lang, "store"))
+        parts.append(("store", policy.store, texts["store"]))
     if distance is not None and distance <= policy.near_km and policy.near_km > 0:
-        km = f"{distance:.1f}"
-        add("distance", policy.distance * (1 - distance / policy.near_km), _text(lang, "distance", km=km))
+        parts.append(
+            (
+                "distance",
+                policy.distance * (1 - distance / policy.near_km),
+                texts["distance"].format(km=f"{distance:.1f}"),
+            )
+        )
     if phase == "running":
         left = (snap.ends_at - now).total_seconds() / 3600
         window = policy.ending_soon_days * 24
         if 0 < left <= window:
-            add("ending", policy.ending * (1 - left / window), _in(lang, "ending", left))
+            parts.append(("ending", policy.ending * (1 - left / window), _in(lang, "ending", left)))
     count = index.participants.get(snap.id, 0)
     most = index.most_participants
     if count and most:
         share = math.log1p(count) / math.log1p(most)
-        if share >= 0.5:
-            add("popularity", policy.popularity * share, _text(lang, "popularity", n=f"{count:,}"))
-        elif policy.popularity:
-            reasons.append(Reason("popularity", "", r3(policy.popularity * share)))
+        # Below half the weight it counts without being said.
+        text = texts["popularity"].format(n=f"{count:,}") if share >= 0.5 else ""
+        if text or policy.popularity:
+            parts.append(("popularity", policy.popularity * share, text))
     joined = snap.id in who.joined
     if joined:
-        add("joined", policy.joined, _text(lang, "joined"))
-    if phase == "teaser":
-        until = (snap.starts_at - now).total_seconds() / 3600
-        info.append(Reason("teaser", _in(lang, "teaser", until), 0.0))
+        parts.append(("joined", policy.joined, texts["joined"]))
+    reasons = [Reason(code, text, r3(points)) for code, points, text in parts if points]
     total = 0.0
     for r in reasons:  # in order, one addition each, as score_rows (not sum(): 3.12 compensates)
         total += r.points
-    score = r3(total)
-    shown = sorted((r for r in reasons if r.text), key=lambda r: -r.points)
-    return Ranked(snap, phase, score, shown + info, joined, distance, count, info)
+    info = (
+        [Reason("teaser", _in(lang, "teaser", (snap.starts_at - now).total_seconds() / 3600), 0.0)]
+        if phase == "teaser"
+        else []
+    )
+    shown = sorted((r for r in reasons if r.text), key=_by_points)
+    return Ranked(snap, phase, r3(total), shown + info, joined, distance, count, info)
+
+
+def _by_points(reason: Reason) -> float:
+    return -reason.points
 
 
 class Scored(NamedTuple):
@@ -648,7 +656,7 @@ def score_rows(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPol
     by the earlier end, then the lower id."""
     if not index.entries:
         return Scores(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, bool))
-    now_us = _us(now)
+    now_us = epoch_us(now)
     keep = (index._shown_from_us <= now_us) & (now_us < index._ends_us)
     keep &= ~index._targeted | index.rows_of(members)
     if who.store_id is not None:

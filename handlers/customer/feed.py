@@ -163,11 +163,8 @@ async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOu
 def _sections(ranking: feed.Ranking, n: int, accept: str | None) -> SectionsOut:
     ranked = ranking.items
     policy = ranking.policy
-    soon = policy.ending_soon_days * 86_400
-    ending = sorted(
-        (r for r in ranked if r.phase == "running" and (r.snap.ends_at - ranking.now).total_seconds() <= soon),
-        key=lambda r: (r.snap.ends_at, r.snap.id),
-    )
+    until_us = feed.epoch_us(ranking.now) + policy.ending_soon_days * 86_400 * 10**6
+    ending = sorted((r for r in ranked if r.running and r.ends_us <= until_us), key=lambda r: (r.ends_us, r.id))
     near = sorted(
         (r for r in ranked if r.distance_km is not None and r.distance_km <= policy.near_km),
         key=lambda r: r.distance_km,  # stable: equal distances keep the ranking's order
@@ -177,8 +174,16 @@ def _sections(ranking: feed.Ranking, n: int, accept: str | None) -> SectionsOut:
         if r.snap.theme_id is not None:
             themes.setdefault(r.snap.theme_id, []).append(r)
 
+    written: dict[int, FeedItemOut] = {}  # a campaign in several sections is written once
+
     def items(chosen: list[Scored]) -> list[FeedItemOut]:
-        return [_item(ranking.explain(s), accept, ranking.index) for s in chosen[:n]]
+        out = []
+        for s in chosen[:n]:
+            item = written.get(s.id)
+            if item is None:
+                item = written[s.id] = _item(ranking.explain(s), accept, ranking.index)
+            out.append(item)
+        return out
 
     return SectionsOut(
         recommended=items(ranked),
