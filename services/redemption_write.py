@@ -1,32 +1,44 @@
-"""The write of a redemption at the till, one round trip per dialect.
+"""The database side of a redemption at the till, in as few trips as each dialect allows.
 
-Marking the voucher used (a compare-and-set), recording the redemption and its audit
-entry must commit together. Through the ORM that is five database calls (begin, three
-statements, commit), and on SQLite every call holds the one connection's lock across a
-hop to the database thread and back to a busy event loop: the lock, not the database,
-caps redemptions per second. So:
+What the till reads (the voucher, what its coupon and campaign allow, whether the
+campaign lists the till's store, the clerk's and the store's names) is one statement
+(``read_sql``). Marking the voucher used (a compare-and-set), recording the redemption and
+its audit entry must commit together. Through the ORM a redemption was eight database calls
+(read, names, begin, three statements, commit), and each costs more Python than the
+statement itself; on SQLite every call also holds the one connection's lock across a hop to
+the database thread and back to a busy event loop: the lock, not the database, caps
+redemptions per second. So ``redeem_once`` reads, lets the caller decide from what it read
+(``decide``: the redemption rules, pure Python) and writes:
 
-- on PostgreSQL it is one statement, data-modifying CTEs chained on ``RETURNING`` (a
-  statement is atomic on its own);
-- on SQLite it is one function run on the connection's own thread (``BEGIN … COMMIT``),
-  under tortoise's connection lock so no other statement interleaves.
+- on SQLite in ONE hop: one function run on the connection's own thread, ``BEGIN
+  IMMEDIATE`` (the write lock first, so the read sees what the write will change) … read …
+  decide … compare-and-set, inserts … ``COMMIT``, under tortoise's connection lock so no
+  other statement interleaves;
+- on PostgreSQL on one pooled connection, asyncpg called directly (tortoise's wrapper
+  costs as much Python as the rest): the read, then one statement of data-modifying CTEs
+  chained on ``RETURNING`` (atomic on its own; the compare-and-set keeps it exactly once
+  although the read ran before it).
 
-``aiosqlite`` offers no public call for the latter: ``Connection._execute`` and ``_conn``
-are used as they are in aiosqlite 0.22 (pinned in requirements.txt).
+``aiosqlite`` offers no public call for running a function on its thread:
+``Connection._execute`` and ``_conn`` are used as they are in aiosqlite 0.22 (pinned in
+requirements.txt). Nothing outside this module touches them.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, Generic, TypeVar
 
+import asyncpg
 from tortoise import connections
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from services.sql import dialect_of
+from models.vouchers import Voucher
+from services.sql import Dialect, Params, dialect_of
 
 
 @dataclass(frozen=True)
@@ -51,16 +63,71 @@ class VoucherUse:
     audit_after: str | None
 
 
-async def use_voucher(use: VoucherUse) -> int | None:
-    """Mark the voucher used if it is still available and valid at ``use.at``, with its
-    redemption and audit rows, atomically. The new redemption's id, or None when the
-    voucher was not available any more (nothing written). Raises IntegrityError when the
-    idempotency key or order reference is already taken at this store (nothing written)."""
+T = TypeVar("T")
+#: From the row read, what the caller makes of it, and the write to do (None: write nothing).
+#: On SQLite it runs on the database thread inside the transaction: pure Python only, no I/O.
+Decide = Callable[[dict[str, Any]], tuple[T, VoucherUse | None]]
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What ``decide`` made of the row; ``attempted``: it asked for the write;
+    ``redemption_id``: the new redemption (None: nothing written: not asked, or the
+    voucher was no longer available when the compare-and-set ran)."""
+
+    decided: T
+    attempted: bool
+    redemption_id: int | None
+
+
+@cache
+def voucher_columns() -> tuple[str, ...]:
+    """The voucher's columns as ``read_sql`` returns them (complete once the ORM is initialised)."""
+    return tuple(sorted(set(Voucher._meta.fields_db_projection.values())))
+
+
+@cache
+def read_sql(dialect: Dialect) -> str:
+    """The till's read of a voucher: its columns, its coupon's rules (``t_…``), its
+    campaign's (``c_…``), whether the campaign lists the store (``c_store_listed``), the
+    names of the clerk and the store (``n_…``). Parameters: voucher id, store id, staff id."""
+    params = Params(dialect)
+    voucher, store, staff = params(0), params(0), params(0)
+    return (
+        "SELECT "
+        + ", ".join(f"v.{c}" for c in voucher_columns())
+        + ", t.kind AS t_kind, t.title AS t_title, t.percent_off AS t_percent_off, t.min_spend AS t_min_spend,"
+        " t.item_name AS t_item_name, t.store_ids AS t_store_ids, t.channels AS t_channels,"
+        " c.all_stores AS c_all_stores,"
+        f" EXISTS (SELECT 1 FROM campaign_stores cs WHERE cs.campaign_id = c.id AND cs.store_id = {store})"
+        " AS c_store_listed,"
+        f" (SELECT display_name FROM staff_members WHERE id = {staff}) AS n_staff,"
+        f" (SELECT name FROM stores WHERE id = {store}) AS n_store"
+        " FROM vouchers v JOIN coupon_templates t ON t.id = v.template_id JOIN campaigns c ON c.id = t.campaign_id"
+        f" WHERE v.id = {voucher}"
+    )
+
+
+async def read(voucher_id: int, store_id: int, staff_id: int) -> dict[str, Any] | None:
+    """The till's read alone (a preview, a refusal's details): the row or None."""
+    conn = connections.get("default")
+    _, rows = await conn.execute_query(read_sql(dialect_of(conn)), [voucher_id, store_id, staff_id])
+    return dict(rows[0]) if rows else None
+
+
+async def redeem_once(voucher_id: int, store_id: int, staff_id: int, decide: Decide[T]) -> Outcome[T] | None:
+    """Read the voucher as ``read`` does, let ``decide`` judge it and, if it returns a
+    write, mark the voucher used if it is still available and valid at ``use.at``, with its
+    redemption and audit rows, atomically. None when there is no such voucher. Raises
+    IntegrityError when the idempotency key or order reference is already taken at this
+    store (nothing written)."""
     conn = connections.get("default")
     if dialect_of(conn) == "postgres":
-        return await _on_postgres(conn, use)
-    return await _on_sqlite(conn, use)
+        return await _on_postgres(conn, (voucher_id, store_id, staff_id), decide)
+    return await _on_sqlite(conn, (voucher_id, store_id, staff_id), decide)
 
+
+# --------------------------------------------------------------------------- PostgreSQL
 
 _POSTGRES = """
 WITH used AS (
@@ -85,17 +152,30 @@ SELECT (SELECT entity_id FROM aud) AS id
 """
 
 
-async def _on_postgres(conn: BaseDBAsyncClient, u: VoucherUse) -> int | None:
-    _, rows = await conn.execute_query(
-        _POSTGRES,
-        [
-            u.at, u.store_id, u.staff_id, u.voucher_id, u.customer_id, u.campaign_id, u.template_id, u.face_value,
-            u.order_ref, u.order_amount, u.idempotency_key, u.actor_kind, u.actor_id, u.audit_before,
-            u.audit_after, u.request_id,
-        ],
-    )  # fmt: skip
-    return rows[0]["id"] if rows else None
+async def _on_postgres(conn: Any, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
+    try:
+        async with conn.acquire_connection() as connection:  # one pooled connection for both statements
+            row = await connection.fetchrow(read_sql("postgres"), *read_params)
+            if row is None:
+                return None
+            decided, u = decide(dict(row))
+            if u is None:
+                return Outcome(decided, False, None)
+            redemption_id = await connection.fetchval(
+                _POSTGRES,
+                u.at, u.store_id, u.staff_id, u.voucher_id, u.customer_id, u.campaign_id, u.template_id,
+                u.face_value, u.order_ref, u.order_amount, u.idempotency_key, u.actor_kind, u.actor_id,
+                u.audit_before, u.audit_after, u.request_id,
+            )  # fmt: skip
+            return Outcome(decided, True, redemption_id)
+    # tortoise's own translation (its execute_query), so callers see the same exceptions on either path.
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(exc) from exc
+    except (asyncpg.SyntaxOrAccessError, asyncpg.exceptions.DataError) as exc:
+        raise OperationalError(exc) from exc
 
+
+# --------------------------------------------------------------------------- SQLite
 
 _SQLITE_USE = (
     "UPDATE vouchers SET status = 'used', used_at = ?, used_store_id = ?, used_by_staff_id = ? "
@@ -111,14 +191,22 @@ _SQLITE_AUDIT = (
 )
 
 
-def _sqlite_transaction(db: sqlite3.Connection, u: VoucherUse) -> int | None:
+def _sqlite_trip(db: sqlite3.Connection, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
     """Runs on the database thread. The connection is in autocommit mode (tortoise opens
     it with isolation_level=None), so the transaction is explicit."""
-    db.execute("BEGIN")
+    db.execute("BEGIN IMMEDIATE")
     try:
-        if db.execute(_SQLITE_USE, (u.at, u.store_id, u.staff_id, u.voucher_id, u.at)).rowcount != 1:
+        row = db.execute(read_sql("sqlite"), read_params).fetchone()
+        if row is None:
             db.execute("ROLLBACK")
             return None
+        decided, u = decide(dict(row))
+        if u is None:
+            db.execute("ROLLBACK")
+            return Outcome(decided, False, None)
+        if db.execute(_SQLITE_USE, (u.at, u.store_id, u.staff_id, u.voucher_id, u.at)).rowcount != 1:
+            db.execute("ROLLBACK")
+            return Outcome(decided, True, None)
         redemption_id = db.execute(
             _SQLITE_REDEMPTION,
             (
@@ -131,16 +219,16 @@ def _sqlite_transaction(db: sqlite3.Connection, u: VoucherUse) -> int | None:
             (u.actor_kind, u.actor_id, redemption_id, u.audit_before, u.audit_after, u.request_id, u.at),
         )
         db.execute("COMMIT")
-        return redemption_id
+        return Outcome(decided, True, redemption_id)
     except BaseException:
         db.execute("ROLLBACK")
         raise
 
 
-async def _on_sqlite(conn: Any, u: VoucherUse) -> int | None:
+async def _on_sqlite(conn: Any, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
     try:
         async with conn.acquire_connection() as connection:  # tortoise's lock on the one connection
-            return await connection._execute(_sqlite_transaction, connection._conn, u)
+            return await connection._execute(_sqlite_trip, connection._conn, read_params, decide)
     # The ORM's own translation, so callers see the same exceptions on either path.
     except sqlite3.IntegrityError as exc:
         raise IntegrityError(exc) from exc
