@@ -231,7 +231,9 @@ def main() -> int:
         tokens, payloads = asyncio.run(set_up(server.url, args.vouchers, args.clerks))
         say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
             f"{max(map(len, payloads))} characters")  # fmt: skip
+        cpu_before = cpu_seconds(server.process.pid)
         baseline = wrk("GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds)
+        cpu_healthz = cpu_seconds(server.process.pid) - cpu_before
         cpu_before = cpu_seconds(server.process.pid)
         with profiled(server.process.pid, args.seconds, args.profile):
             data = wrk_redeem(server.url, tokens, payloads, args.connections, args.seconds)
@@ -248,6 +250,9 @@ def main() -> int:
     backend = "PostgreSQL" if not database_url.startswith("sqlite://") else "SQLite"
     print(f"database: {backend}; vouchers: {args.vouchers}; clerks: {args.clerks}; wrk 2 threads")
     print(baseline.line())
+    print(
+        f"server CPU: {cpu_healthz / max(1, baseline.requests) * 1000:.3f} ms per GET /healthz (the HTTP stack's floor)"
+    )
     print(figures.line())
     print(f"redemptions/s: {redeemed / figures.seconds:.0f}  (201s: {redeemed}, other answers: {data['statuses']}, "
           f"lines left unsent: {data['exhausted']})")  # fmt: skip

@@ -317,14 +317,16 @@ async def redeem(
     scanned = outcome.decided
     if outcome.redemption_id is not None:
         return view_of(outcome.redemption_id, scanned, till, order_ref, order_amount, now), False
+    if outcome.attempted or scanned.voucher.status == "used":
+        # Someone else used the voucher first (before the read, or between the read and the
+        # compare-and-set on PostgreSQL). A concurrent retry of this same request may have
+        # won: it is then a replay.
+        prior = await _prior(till.store_id, idempotency_key, order_ref)
+        if prior is not None and prior.voucher_id == voucher_id:  # type: ignore[attr-defined]
+            [view] = await describe([prior])
+            return view, True
     if not outcome.attempted:
         raise await refusal(scanned, till.store_id, order_amount, now) or errors.VoucherAlreadyUsed()
-    # The compare-and-set updated nothing: someone else changed the voucher first. A
-    # concurrent retry of this same request may have won: it is then a replay.
-    prior = await _prior(till.store_id, idempotency_key, order_ref)
-    if prior is not None and prior.voucher_id == voucher_id:  # type: ignore[attr-defined]
-        [view] = await describe([prior])
-        return view, True
     scanned = await _load(voucher_id, till)
     lost_to = await refusal(scanned, till.store_id, order_amount, datetime.now(UTC))
     raise lost_to or errors.VoucherAlreadyUsed()

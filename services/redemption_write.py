@@ -26,10 +26,12 @@ requirements.txt). Nothing outside this module touches them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -112,9 +114,7 @@ def read_sql(dialect: Dialect) -> str:
 @cache
 def _datetime_columns() -> tuple[str, ...]:
     return tuple(
-        field.source_field or name
-        for name, field in Voucher._meta.fields_map.items()
-        if isinstance(field, fields.DatetimeField)
+        f.source_field or name for name, f in Voucher._meta.fields_map.items() if isinstance(f, fields.DatetimeField)
     )
 
 
@@ -218,46 +218,137 @@ _SQLITE_AUDIT = (
 )
 
 
-def _sqlite_trip(db: sqlite3.Connection, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
-    """Runs on the database thread. The connection is in autocommit mode (tortoise opens
-    it with isolation_level=None), so the transaction is explicit."""
+def _sqlite_one(db: sqlite3.Connection, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
+    """One redemption inside the open transaction, between a savepoint and its release:
+    on any error the caller rolls back to the savepoint (a half-done redemption is
+    undone, the others in the batch are not)."""
+    row = db.execute(read_sql("sqlite"), read_params).fetchone()
+    if row is None:
+        return None
+    decided, u = decide(_row(row, "sqlite"))
+    if u is None:
+        return Outcome(decided, False, None)
+    if db.execute(_SQLITE_USE, (u.at, u.store_id, u.staff_id, u.voucher_id, u.at)).rowcount != 1:
+        return Outcome(decided, True, None)
+    redemption_id = db.execute(
+        _SQLITE_REDEMPTION,
+        (
+            u.voucher_id, u.store_id, u.staff_id, u.customer_id, u.campaign_id, u.template_id, u.face_value,
+            u.order_ref, u.order_amount, u.idempotency_key, u.at,
+        ),
+    ).lastrowid  # fmt: skip
+    db.execute(
+        _SQLITE_AUDIT,
+        (u.actor_kind, u.actor_id, redemption_id, u.audit_before, u.audit_after, u.request_id, u.at),
+    )
+    return Outcome(decided, True, redemption_id)
+
+
+#: One redemption's result from the database thread: (True, its outcome) or (False, what it raised).
+_Result = tuple[bool, Any]
+
+
+def _sqlite_batch(db: sqlite3.Connection, batch: list[tuple[tuple[int, int, int], Decide[Any]]]) -> list[_Result]:
+    """Runs on the database thread: the redemptions in order, each behind a savepoint, in
+    one transaction. The connection is in autocommit mode (tortoise opens it with
+    isolation_level=None), so the transaction is explicit. If the commit fails, nothing
+    of the batch is written and every redemption in it gets the exception."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        row = db.execute(read_sql("sqlite"), read_params).fetchone()
-        if row is None:
-            db.execute("ROLLBACK")
-            return None
-        decided, u = decide(_row(row, "sqlite"))
-        if u is None:
-            db.execute("ROLLBACK")
-            return Outcome(decided, False, None)
-        if db.execute(_SQLITE_USE, (u.at, u.store_id, u.staff_id, u.voucher_id, u.at)).rowcount != 1:
-            db.execute("ROLLBACK")
-            return Outcome(decided, True, None)
-        redemption_id = db.execute(
-            _SQLITE_REDEMPTION,
-            (
-                u.voucher_id, u.store_id, u.staff_id, u.customer_id, u.campaign_id, u.template_id, u.face_value,
-                u.order_ref, u.order_amount, u.idempotency_key, u.at,
-            ),
-        ).lastrowid  # fmt: skip
-        db.execute(
-            _SQLITE_AUDIT,
-            (u.actor_kind, u.actor_id, redemption_id, u.audit_before, u.audit_after, u.request_id, u.at),
-        )
+        results: list[_Result] = []
+        for read_params, decide in batch:
+            db.execute("SAVEPOINT till")
+            try:
+                results.append((True, _sqlite_one(db, read_params, decide)))
+            except Exception as exc:  # this redemption's own failure (e.g. its key is taken)
+                db.execute("ROLLBACK TO till")
+                results.append((False, exc))
+            db.execute("RELEASE till")
         db.execute("COMMIT")
-        return Outcome(decided, True, redemption_id)
+        return results
     except BaseException:
         db.execute("ROLLBACK")
         raise
 
 
+#: Redemptions per trip at most: the batch holds the one connection for its duration.
+SQLITE_BATCH_MAX = 32
+
+
+@dataclass(eq=False)
+class _Waiting:
+    read_params: tuple[int, int, int]
+    decide: Decide[Any]
+    answer: asyncio.Future[Any]
+
+
+@dataclass(eq=False)
+class _SqliteQueue:
+    """Redemptions waiting for one SQLite connection, and the task taking them there."""
+
+    waiting: list[_Waiting] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+#: Per tortoise client (one per open ORM; weak, so a closed app's queue goes with it).
+_queues: weakref.WeakKeyDictionary[Any, _SqliteQueue] = weakref.WeakKeyDictionary()
+
+
 async def _on_sqlite(conn: Any, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
+    """Group commit: every redemption waiting while a trip is under way goes in the next
+    one (one hop to the database thread, one transaction, a savepoint each), so the lock
+    and the hop are paid once per batch, not once per redemption (one by one they capped
+    SQLite at the rate of hops through a busy event loop)."""
+    queue = _queues.get(conn)
+    if queue is None:
+        queue = _queues[conn] = _SqliteQueue()
+    waiting = _Waiting(read_params, decide, asyncio.get_running_loop().create_future())
+    queue.waiting.append(waiting)
+    if queue.task is None:
+        queue.task = asyncio.create_task(_drain(conn, queue))
+    ok, value = await waiting.answer
+    if ok:
+        return value  # type: ignore[no-any-return]
+    translated = _translated(value)
+    if translated is value:
+        raise value
+    raise translated from value
+
+
+async def _drain(conn: Any, queue: _SqliteQueue) -> None:
+    """Take the waiting redemptions to the database in batches until none is left.
+    Runs as its own task, so a request that is cancelled does not cancel a batch."""
+    batch: list[_Waiting] = []
     try:
-        async with conn.acquire_connection() as connection:  # tortoise's lock on the one connection
-            return await connection._execute(_sqlite_trip, connection._conn, read_params, decide)
-    # The ORM's own translation, so callers see the same exceptions on either path.
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError(exc) from exc
-    except sqlite3.OperationalError as exc:
-        raise OperationalError(exc) from exc
+        while queue.waiting:
+            # A request cancelled while waiting is dropped before its redemption is tried.
+            pending = [w for w in queue.waiting if not w.answer.done()]
+            batch, queue.waiting = pending[:SQLITE_BATCH_MAX], pending[SQLITE_BATCH_MAX:]
+            if not batch:
+                continue
+            async with conn.acquire_connection() as connection:  # tortoise's lock on the one connection
+                results = await connection._execute(
+                    _sqlite_batch, connection._conn, [(w.read_params, w.decide) for w in batch]
+                )
+            for waiting, result in zip(batch, results, strict=True):
+                if not waiting.answer.done():
+                    waiting.answer.set_result(result)
+            batch = []
+    except BaseException as exc:  # the batch as a whole failed: every redemption in it and after it hears
+        for waiting in (*batch, *queue.waiting):
+            if not waiting.answer.done():
+                waiting.answer.set_result((False, exc))
+        queue.waiting = []
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        queue.task = None
+
+
+def _translated(exc: BaseException) -> BaseException:
+    """The ORM's own translation, so callers see the same exceptions on either dialect."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        return OperationalError(exc)
+    return exc

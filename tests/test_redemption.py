@@ -61,6 +61,23 @@ async def test_twenty_concurrent_redemptions_from_two_clerks_one_wins(client):
     assert await AuditEntry.filter(action="voucher.redeem", entity_type="redemption").count() == 1
 
 
+async def test_concurrent_retries_with_one_key_get_one_redemption_and_replays_of_it(client):
+    # A till that times out and resends while the first request is still in flight: every
+    # copy must get the one redemption, none voucher_already_used (on SQLite they share a
+    # batch, whose later reads see the voucher already used by the first).
+    shop = await store()
+    clerk = await staff_login(client, shop.id, "clara")
+    [held] = await vouchers(client)
+    payload = await qr_payload(client, held)
+    headers = {**clerk, "Idempotency-Key": "till-7-order-2"}
+    resps = await asyncio.gather(*(client.post(REDEEM, json={"payload": payload}, headers=headers) for _ in range(12)))
+    assert [r.status for r in resps] == [201] * 12
+    assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in resps) == 1
+    bodies = [await r.json() for r in resps]
+    assert all(body == bodies[0] for body in bodies)
+    assert await Redemption.all().count() == 1
+
+
 async def test_a_retry_with_the_same_key_returns_the_first_201(client):
     shop = await store()
     clerk = await staff_login(client, shop.id, "clara")
