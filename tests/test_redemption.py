@@ -61,6 +61,40 @@ async def test_twenty_concurrent_redemptions_from_two_clerks_one_wins(client):
     assert await AuditEntry.filter(action="voucher.redeem", entity_type="redemption").count() == 1
 
 
+async def test_many_vouchers_redeemed_at_once_each_exactly_once_with_its_own_rows(client):
+    # Concurrent redemptions of distinct vouchers go to the database together (group
+    # commit): each must get its own redemption, audit entry and answer, and one taken
+    # order_ref must fail only its own redemption, not the others of its batch.
+    shop = await store()
+    clerks = [await staff_login(client, shop.id, "clara"), await staff_login(client, shop.id, "carl")]
+    held = await vouchers(client, 16)
+    payloads = [await qr_payload(client, h) for h in held]
+    bodies = [{"payload": p, "order_ref": f"POS-{i}"} for i, p in enumerate(payloads)]
+    bodies[15]["order_ref"] = "POS-14"  # two tills typing the same order number
+    resps = await asyncio.gather(
+        *(client.post(REDEEM, json=body, headers=clerks[i % 2]) for i, body in enumerate(bodies))
+    )
+    statuses = [r.status for r in resps]
+    assert statuses[:14] == [201] * 14, statuses
+    assert sorted(statuses[14:]) == [201, 409], statuses
+    loser = 14 if statuses[14] == 409 else 15
+    await _refused(resps[loser], 409, "conflict")
+    answers = {i: await r.json() for i, r in enumerate(resps) if r.status == 201}
+    assert {a["voucher_id"] for a in answers.values()} == {h.claim_id for i, h in enumerate(held) if i != loser}
+    assert len({a["id"] for a in answers.values()}) == 15
+    for i, answer in answers.items():
+        assert answer["order_ref"] == bodies[i]["order_ref"] and answer["store_name"] == shop.name
+        assert answer["staff_name"] == ("Clara" if i % 2 == 0 else "Carl")
+        row = await Redemption.get(id=answer["id"])
+        assert row.voucher_id == (await held[i].row()).id and row.order_ref == bodies[i]["order_ref"]  # type: ignore[attr-defined]
+    assert await Redemption.all().count() == 15
+    assert await AuditEntry.filter(action="voucher.redeem", entity_type="redemption").count() == 15
+    audited = set(await AuditEntry.filter(action="voucher.redeem").values_list("entity_id", flat=True))
+    assert audited == {a["id"] for a in answers.values()}
+    assert (await held[loser].row()).status == "available"
+    assert await Voucher.filter(status="used", used_store_id=shop.id).count() == 15
+
+
 async def test_concurrent_retries_with_one_key_get_one_redemption_and_replays_of_it(client):
     # A till that times out and resends while the first request is still in flight: every
     # copy must get the one redemption, none voucher_already_used (on SQLite they share a
