@@ -181,13 +181,13 @@ _PARTS = (
     ("aiohttp request handling, all of it", "RequestHandler._handle_request (aiohttp/web_protocol.py)"),
     ("  redeem handler", "redeem_voucher (handlers/staff/redemptions.py)"),
     ("    QR payload check", "resolve (qr.py)"),
-    ("    voucher + coupon read", "_load (redemption.py)"),
-    ("    refusal checks", "refusal (redemption.py)"),
-    ("    compare-and-set transaction", "_mark_used (redemption.py)"),
-    ("    answer (names, view)", "view_of (redemption.py)"),
+    ("    audit entry's JSON", "_audit_snapshots (redemption.py)"),
+    ("    answer (view)", "view_of (redemption.py)"),
     ("  bearer token check", "authenticate (server/routing.py)"),
     ("  body parsing", "parse_body (server/routing.py)"),
     ("  JSON response encoding", "json_response (server/routing.py)"),
+    ("batches to the database (their own task)", "_drain (redemption_write.py)"),
+    ("rules per voucher (either thread)", "redeem.<locals>.decide (redemption.py)"),
     ("aiosqlite thread running SQL", "_connection_worker_thread (aiosqlite/core.py)"),
 )
 
