@@ -41,7 +41,7 @@ import aiohttp
 import asyncpg
 
 from bench.grab import call, profile_summary, profiled, start_postgres, stop_process
-from bench.harness import ROOT, Figures, login_customers, start_server, wrk
+from bench.harness import ROOT, Figures, cpu_seconds, login_customers, start_server, wrk
 from tests.campaign_fixtures import campaign_body, coupon_body
 
 DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
@@ -181,13 +181,13 @@ _PARTS = (
     ("aiohttp request handling, all of it", "RequestHandler._handle_request (aiohttp/web_protocol.py)"),
     ("  redeem handler", "redeem_voucher (handlers/staff/redemptions.py)"),
     ("    QR payload check", "resolve (qr.py)"),
-    ("    voucher + coupon read", "_load (redemption.py)"),
-    ("    refusal checks", "refusal (redemption.py)"),
-    ("    compare-and-set transaction", "_mark_used (redemption.py)"),
-    ("    answer (names, view)", "view_of (redemption.py)"),
+    ("    audit entry's JSON", "_audit_snapshots (redemption.py)"),
+    ("    answer (view)", "view_of (redemption.py)"),
     ("  bearer token check", "authenticate (server/routing.py)"),
     ("  body parsing", "parse_body (server/routing.py)"),
     ("  JSON response encoding", "json_response (server/routing.py)"),
+    ("batches to the database (their own task)", "_drain (redemption_write.py)"),
+    ("rules per voucher (either thread)", "redeem.<locals>.decide (redemption.py)"),
     ("aiosqlite thread running SQL", "_connection_worker_thread (aiosqlite/core.py)"),
 )
 
@@ -231,9 +231,15 @@ def main() -> int:
         tokens, payloads = asyncio.run(set_up(server.url, args.vouchers, args.clerks))
         say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
             f"{max(map(len, payloads))} characters")  # fmt: skip
+        cpu_before = cpu_seconds(server.process.pid)
         baseline = wrk("GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds)
+        cpu_healthz = cpu_seconds(server.process.pid) - cpu_before
+        cpu_before = cpu_seconds(server.process.pid)
         with profiled(server.process.pid, args.seconds, args.profile):
             data = wrk_redeem(server.url, tokens, payloads, args.connections, args.seconds)
+        # Read before stopping: the requests still in flight add a little CPU and are not
+        # counted, so this errs high by at most one request per connection.
+        cpu_used = cpu_seconds(server.process.pid) - cpu_before
         redeemed = data["statuses"].get("201", 0)
         figures = Figures(
             "POST /api/v1/staff/redemptions", args.connections, data["requests"], data["duration_us"] / 1e6,
@@ -244,10 +250,19 @@ def main() -> int:
     backend = "PostgreSQL" if not database_url.startswith("sqlite://") else "SQLite"
     print(f"database: {backend}; vouchers: {args.vouchers}; clerks: {args.clerks}; wrk 2 threads")
     print(baseline.line())
+    print(
+        f"server CPU: {cpu_healthz / max(1, baseline.requests) * 1000:.3f} ms per GET /healthz (the HTTP stack's floor)"
+    )
     print(figures.line())
     print(f"redemptions/s: {redeemed / figures.seconds:.0f}  (201s: {redeemed}, other answers: {data['statuses']}, "
           f"lines left unsent: {data['exhausted']})")  # fmt: skip
     print(f"ratio redeem/healthz: {figures.rate / baseline.rate:.2f}")
+    # Server CPU (all threads: the event loop and aiosqlite's) per answered request: the
+    # figure a shared machine distorts least. Meaningless under --profile (py-spy pauses
+    # the process for every sample).
+    per_request = cpu_used / max(1, data["requests"]) * 1000
+    print(f"server CPU: {per_request:.2f} ms per redemption ({cpu_used:.2f} s for {data['requests']} requests, "
+          f"{1000 / per_request if per_request else 0:.0f}/s if one core were all its own)")  # fmt: skip
     # wrk stops counting at the deadline with up to one request per connection in flight;
     # the server finishes those, so the database may hold a few more than wrk saw.
     exact = rows == distinct == used and redeemed <= rows <= redeemed + args.connections

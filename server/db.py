@@ -25,16 +25,16 @@ def orm_config(database_url: str) -> dict[str, Any]:
     """The tortoise config for one database URL (also used by the `tortoise` CLI via TORTOISE_ORM)."""
     if database_url.startswith("postgresql://"):
         database_url = "postgres://" + database_url.removeprefix("postgresql://")
-    connection: str | dict[str, Any] = database_url
-    if database_url.startswith("postgres://"):
-        connection = expand_db_url(database_url)
-        connection["credentials"].setdefault("reset", keep_session)
     if database_url.startswith("sqlite://") and "synchronous=" not in database_url:
         # WAL (tortoise's default) with synchronous=NORMAL: a commit no longer waits for an
         # fsync (a power cut may lose the last commits, never corrupt the file); with
         # every commit serialised on one connection, FULL caps writes at the disk's fsync
         # rate. Give ?synchronous=FULL in DATABASE_URL to trade that back.
         database_url += ("&" if "?" in database_url else "?") + "synchronous=NORMAL"
+    connection: str | dict[str, Any] = database_url
+    if database_url.startswith("postgres://"):
+        connection = expand_db_url(database_url)
+        connection["credentials"].setdefault("reset", keep_session)
     return {
         "connections": {"default": connection},
         "apps": {

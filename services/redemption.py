@@ -18,26 +18,23 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
 from typing import Any
 
-from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
 from models.audit import AuditEntry
-from models.campaigns import CampaignStore, CouponTemplate
+from models.campaigns import CouponTemplate
 from models.customers import Customer
 from models.redemptions import Redemption
 from models.stores import StaffMember, Store
 from models.vouchers import Voucher
-from services import audit, errors, qr, wallet
+from services import audit, errors, qr, redemption_write, wallet
 from services.audit import Actor
 from services.coupon_cache import CouponCache
 from services.pagination import newest_first
-from services.redemption_write import VoucherUse, use_voucher
-from services.sql import Params, dialect_of
+from services.redemption_write import VoucherUse, voucher_columns
 from services.stock import AnyRedis, Stock
 
 #: The channel of a store's till: a coupon whose channels leave it out is not for tills.
@@ -134,40 +131,21 @@ class Coupon:
 class Scanned:
     voucher: Voucher
     template: Coupon
-
-
-@cache
-def _load_sql() -> tuple[tuple[str, ...], str]:
-    """The voucher with what its coupon and campaign allow, in one statement (the ORM would
-    take two queries and build two models: the till reads this on every scan). Built at
-    first use: the column list is only complete once the ORM is initialised."""
-    columns = tuple(sorted(set(Voucher._meta.fields_db_projection.values())))
-    sql = (
-        "SELECT "
-        + ", ".join(f"v.{c}" for c in columns)
-        + ", t.kind AS t_kind, t.title AS t_title, t.percent_off AS t_percent_off, t.min_spend AS t_min_spend,"
-        " t.item_name AS t_item_name, t.store_ids AS t_store_ids, t.channels AS t_channels,"
-        " c.all_stores AS c_all_stores"
-        " FROM vouchers v JOIN coupon_templates t ON t.id = v.template_id JOIN campaigns c ON c.id = t.campaign_id"
-        " WHERE v.id = {id}"
-    )
-    return columns, sql
+    #: Whether the campaign's store list names the till's store (read with the voucher).
+    store_listed: bool
+    #: The clerk's and the till's store's names (read with the voucher, for the answer).
+    staff_name: str | None
+    store_name: str | None
 
 
 def _json(field: str, raw: Any) -> Any:
     return CouponTemplate._meta.fields_map[field].to_python_value(raw)
 
 
-async def _load(voucher_id: int) -> Scanned:
-    """The voucher and what its coupon allows."""
-    conn = connections.get("default")
-    params = Params(dialect_of(conn))
-    columns, sql = _load_sql()
-    _, rows = await conn.execute_query(sql.format(id=params(voucher_id)), params.values)
-    if not rows:
-        raise errors.VoucherNotFound()
-    row = dict(rows[0])
-    voucher = Voucher._init_from_db(**{c: row[c] for c in columns})
+def _scanned(row: dict[str, Any]) -> Scanned:
+    """A row of ``redemption_write.read_sql`` as values (pure: it may run on SQLite's
+    database thread)."""
+    voucher = Voucher._init_from_db(**{c: row[c] for c in voucher_columns()})
     coupon = Coupon(
         id=row["template_id"], campaign_id=row["campaign_id"], kind=row["t_kind"],
         title=_json("title", row["t_title"]), percent_off=row["t_percent_off"],
@@ -175,7 +153,15 @@ async def _load(voucher_id: int) -> Scanned:
         store_ids=_json("store_ids", row["t_store_ids"]),
         channels=_json("channels", row["t_channels"]), all_stores=bool(row["c_all_stores"]),
     )  # fmt: skip
-    return Scanned(voucher, coupon)
+    return Scanned(voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"])
+
+
+async def _load(voucher_id: int, till: Till) -> Scanned:
+    """The voucher, what its coupon allows at the till's store, and the names the answer shows."""
+    row = await redemption_write.read(voucher_id, till.store_id, till.staff_id)
+    if row is None:
+        raise errors.VoucherNotFound()
+    return _scanned(row)
 
 
 async def _already_used(voucher: Voucher) -> errors.AppError:
@@ -190,27 +176,37 @@ async def _already_used(voucher: Voucher) -> errors.AppError:
     return errors.VoucherAlreadyUsed(f"the voucher was already used on {when}{where}", details=details)
 
 
-async def _store_allowed(s: Scanned, store_id: int) -> bool:
+def _store_allowed(s: Scanned, store_id: int) -> bool:
+    """``s`` must have been read for ``store_id`` (its ``store_listed``)."""
     if s.template.store_ids is not None:
         return store_id in s.template.store_ids
-    if s.template.all_stores:
-        return True
-    return await CampaignStore.exists(campaign_id=s.template.campaign_id, store_id=store_id)
+    return s.template.all_stores or s.store_listed
 
 
 async def refusal(s: Scanned, store_id: int, order_amount: int | None, now: datetime) -> errors.AppError | None:
-    """Why this store may not redeem the voucher now, or None. Checked in this order:
-    used, withdrawn, expired, not yet valid, store, channel, minimum spend."""
+    """Why this store may not redeem the voucher now, or None (``rule_refusal`` with the
+    details of an earlier use looked up). ``s`` must have been read for ``store_id``."""
+    found = rule_refusal(s, store_id, order_amount, now)
+    if isinstance(found, errors.VoucherAlreadyUsed):
+        return await _already_used(s.voucher)
+    return found
+
+
+def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datetime) -> errors.AppError | None:
+    """Why this store may not redeem the voucher now, or None; pure (it may run on SQLite's
+    database thread), so a used voucher is answered without its details (``refusal`` adds
+    them). Checked in this order: used, withdrawn, expired, not yet valid, store, channel,
+    minimum spend. ``s`` must have been read for ``store_id``."""
     v, t = s.voucher, s.template
     if v.status == "used":
-        return await _already_used(v)
+        return errors.VoucherAlreadyUsed()
     if v.status not in ("available", "expired"):
         return errors.VoucherNotFound("the voucher was withdrawn")
     if wallet.effective_status(v.status, v.valid_until, now) == "expired":
         return errors.VoucherExpired(details={"valid_until": v.valid_until.isoformat()})
     if v.valid_from > now:
         return errors.VoucherNotYetValid(details={"valid_from": v.valid_from.isoformat()})
-    if not await _store_allowed(s, store_id):
+    if not _store_allowed(s, store_id):
         return errors.StoreNotAllowed(details={"store_id": store_id})
     if t.channels is not None and TILL_CHANNEL not in t.channels:
         return errors.ChannelNotAllowed(details={"channel": TILL_CHANNEL, "channels": list(t.channels)})
@@ -233,7 +229,7 @@ async def preview(config: CodeConfig, redis: AnyRedis, till: Till, payload: str,
     """What a scanned code is, whose, and whether this store may redeem it now (or why not).
     A code that is malformed, forged, stale or names no voucher is raised."""
     voucher_id = await qr.resolve(config.keyring, redis, payload, config.ttl)
-    scanned = await _load(voucher_id)
+    scanned = await _load(voucher_id, till)
     now = datetime.now(UTC)
     customer = await Customer.get(id=scanned.voucher.customer_id)  # type: ignore[attr-defined]
     return Preview(
@@ -246,10 +242,6 @@ async def preview(config: CodeConfig, redis: AnyRedis, till: Till, payload: str,
 
 
 # --------------------------------------------------------------------------- redeem
-
-
-class _Lost(Exception):
-    """The compare-and-set updated nothing: someone else changed the voucher first."""
 
 
 async def _prior(store_id: int, idempotency_key: str | None, order_ref: str | None) -> Redemption | None:
@@ -295,23 +287,26 @@ async def redeem(
             [view] = await describe([await _replay(prior, config, redis, payload)])
             return view, True
     voucher_id = await qr.resolve(config.keyring, redis, payload, config.ttl)
-    scanned = await _load(voucher_id)
     now = datetime.now(UTC)
-    refused = await refusal(scanned, till.store_id, order_amount, now)
-    if refused is not None:
-        raise refused
-    v = scanned.voucher
+    before, after = _audit_snapshots(voucher_id, till, order_amount, order_ref)
+
+    def decide(row: dict[str, Any]) -> tuple[Scanned, VoucherUse | None]:
+        # Pure: on SQLite this runs on the database thread, inside the transaction.
+        scanned = _scanned(row)
+        if rule_refusal(scanned, till.store_id, order_amount, now) is not None:
+            return scanned, None
+        v = scanned.voucher
+        return scanned, VoucherUse(
+            voucher_id=v.id, store_id=till.store_id, staff_id=till.staff_id,
+            customer_id=v.customer_id,  # type: ignore[attr-defined]
+            campaign_id=v.campaign_id, template_id=scanned.template.id, face_value=v.face_value,
+            order_ref=order_ref, order_amount=order_amount, idempotency_key=idempotency_key, at=now,
+            actor_kind=actor.kind, actor_id=actor.id, request_id=actor.request_id,
+            audit_before=before, audit_after=after,
+        )  # fmt: skip
+
     try:
-        redemption = await _mark_used(scanned, till, actor, now, order_amount, order_ref, idempotency_key)
-    except _Lost:
-        # A concurrent retry of this same request may have won: it is then a replay.
-        prior = await _prior(till.store_id, idempotency_key, order_ref)
-        if prior is not None and prior.voucher_id == v.id:  # type: ignore[attr-defined]
-            [view] = await describe([prior])
-            return view, True
-        scanned = await _load(v.id)
-        lost_to = await refusal(scanned, till.store_id, order_amount, datetime.now(UTC))
-        raise (lost_to or errors.VoucherAlreadyUsed()) from None
+        outcome = await _redeem_once(voucher_id, till, decide)
     except IntegrityError:
         # The key or order_ref was taken meanwhile (the whole transaction rolled back).
         prior = await _prior(till.store_id, idempotency_key, order_ref)
@@ -319,49 +314,47 @@ async def redeem(
             [view] = await describe([await _replay(prior, config, redis, payload)])
             return view, True
         raise
-    return await view_of(redemption, scanned), False
+    scanned = outcome.decided
+    if outcome.redemption_id is not None:
+        return view_of(outcome.redemption_id, scanned, till, order_ref, order_amount, now), False
+    if outcome.attempted or scanned.voucher.status == "used":
+        # Someone else used the voucher first (before the read, or between the read and the
+        # compare-and-set on PostgreSQL). A concurrent retry of this same request may have
+        # won: it is then a replay.
+        prior = await _prior(till.store_id, idempotency_key, order_ref)
+        if prior is not None and prior.voucher_id == voucher_id:  # type: ignore[attr-defined]
+            [view] = await describe([prior])
+            return view, True
+    if not outcome.attempted:
+        raise await refusal(scanned, till.store_id, order_amount, now) or errors.VoucherAlreadyUsed()
+    scanned = await _load(voucher_id, till)
+    lost_to = await refusal(scanned, till.store_id, order_amount, datetime.now(UTC))
+    raise lost_to or errors.VoucherAlreadyUsed()
 
 
-async def _mark_used(
-    scanned: Scanned,
-    till: Till,
-    actor: Actor,
-    now: datetime,
-    order_amount: int | None,
-    order_ref: str | None,
-    idempotency_key: str | None,
-) -> Redemption:
-    """The compare-and-set ``available → used``, the redemption row and its audit entry,
-    together (services.redemption_write). Raises _Lost when the voucher was not available
-    any more, IntegrityError when the key or order_ref is taken."""
-    v = scanned.voucher
+async def _redeem_once(
+    voucher_id: int, till: Till, decide: redemption_write.Decide[Scanned]
+) -> redemption_write.Outcome[Scanned]:
+    """``redemption_write.redeem_once``; VoucherNotFound when the voucher does not exist,
+    IntegrityError when the key or order_ref is taken (nothing written)."""
+    outcome = await redemption_write.redeem_once(voucher_id, till.store_id, till.staff_id, decide)
+    if outcome is None:
+        raise errors.VoucherNotFound()
+    return outcome
+
+
+def _audit_snapshots(
+    voucher_id: int, till: Till, order_amount: int | None, order_ref: str | None
+) -> tuple[str | None, str | None]:
+    """The audit entry's before/after as the database stores them (JSON text), made before
+    the trip so the database thread (SQLite) does as little as possible."""
     after = {
-        "voucher_status": "used", "voucher_id": v.id, "store_id": till.store_id, "staff_id": till.staff_id,
-        "order_ref": order_ref, "order_amount": order_amount,
+        "voucher_status": "used", "voucher_id": voucher_id, "store_id": till.store_id,
+        "staff_id": till.staff_id, "order_ref": order_ref, "order_amount": order_amount,
     }  # fmt: skip
-    before, after = audit.diff({"voucher_status": "available"}, after)
-    row = Redemption(
-        voucher_id=v.id, store_id=till.store_id, staff_id=till.staff_id,
-        customer_id=v.customer_id,  # type: ignore[attr-defined]
-        campaign_id=v.campaign_id, template_id=scanned.template.id, face_value=v.face_value,
-        order_ref=order_ref, order_amount=order_amount, idempotency_key=idempotency_key, created_at=now,
-        reversed_at=None, reversed_by_id=None, reverse_reason=None,
-    )  # fmt: skip
-    json_field = AuditEntry._meta.fields_map["after"]
-    redemption_id = await use_voucher(
-        VoucherUse(
-            voucher_id=v.id, store_id=till.store_id, staff_id=till.staff_id, customer_id=row.customer_id,
-            campaign_id=v.campaign_id, template_id=scanned.template.id, face_value=v.face_value,
-            order_ref=order_ref, order_amount=order_amount, idempotency_key=idempotency_key, at=now,
-            actor_kind=actor.kind, actor_id=actor.id, request_id=actor.request_id,
-            audit_before=json_field.to_db_value(before, AuditEntry),
-            audit_after=json_field.to_db_value(after, AuditEntry),
-        )
-    )  # fmt: skip
-    if redemption_id is None:
-        raise _Lost()
-    row.id = redemption_id
-    return row
+    before_d, after_d = audit.diff({"voucher_status": "available"}, after)
+    field = AuditEntry._meta.fields_map["after"]
+    return field.to_db_value(before_d, AuditEntry), field.to_db_value(after_d, AuditEntry)
 
 
 # --------------------------------------------------------------------------- reverse
@@ -428,23 +421,24 @@ class RedemptionView:
     reverse_reason: str | None
 
 
-async def view_of(row: Redemption, scanned: Scanned) -> RedemptionView:
-    """One fresh redemption as a view, from what redeeming already read (one query for
-    the names of the staff member and the store)."""
-    [names] = await StaffMember.filter(id=row.staff_id).values("display_name", "store_id", "store__name")  # type: ignore[attr-defined]
-    if names["store_id"] == row.store_id:  # type: ignore[attr-defined]
-        store_name = names["store__name"]
-    else:  # moved to another store since the token was issued
-        store_name = (await Store.get(id=row.store_id)).name  # type: ignore[attr-defined]
+def view_of(
+    redemption_id: int,
+    scanned: Scanned,
+    till: Till,
+    order_ref: str | None,
+    order_amount: int | None,
+    at: datetime,
+) -> RedemptionView:
+    """A redemption just made as a view, from what redeeming read (names included): no query."""
+    v, t = scanned.voucher, scanned.template
     return RedemptionView(
-        id=row.id, voucher_id=scanned.voucher.claim_id, voucher_code_masked=mask_code(scanned.voucher.code),
-        coupon_id=scanned.template.id, campaign_id=row.campaign_id, customer_id=row.customer_id,
-        title=scanned.template.title, kind=scanned.template.kind, face_value=row.face_value,
-        store_id=row.store_id, store_name=store_name,
-        staff_id=row.staff_id, staff_name=names["display_name"],  # type: ignore[attr-defined]
-        order_ref=row.order_ref, order_amount=row.order_amount, created_at=row.created_at,
-        reversed_at=row.reversed_at, reversed_by=row.reversed_by_id,  # type: ignore[attr-defined]
-        reverse_reason=row.reverse_reason,
+        id=redemption_id, voucher_id=v.claim_id, voucher_code_masked=mask_code(v.code),
+        coupon_id=t.id, campaign_id=v.campaign_id, customer_id=v.customer_id,  # type: ignore[attr-defined]
+        title=t.title, kind=t.kind, face_value=v.face_value,
+        store_id=till.store_id, store_name=scanned.store_name or "",
+        staff_id=till.staff_id, staff_name=scanned.staff_name or "",
+        order_ref=order_ref, order_amount=order_amount, created_at=at,
+        reversed_at=None, reversed_by=None, reverse_reason=None,
     )  # fmt: skip
 
 

@@ -61,6 +61,65 @@ async def test_twenty_concurrent_redemptions_from_two_clerks_one_wins(client):
     assert await AuditEntry.filter(action="voucher.redeem", entity_type="redemption").count() == 1
 
 
+async def test_many_vouchers_redeemed_at_once_each_exactly_once_with_its_own_rows(client):
+    # Concurrent redemptions of distinct vouchers go to the database together (group
+    # commit): each must get its own redemption, audit entry and answer, and one taken
+    # order_ref must fail only its own redemption, not the others of its batch.
+    shop = await store()
+    clerks = [await staff_login(client, shop.id, "clara"), await staff_login(client, shop.id, "carl")]
+    held = await vouchers(client, 16)
+    payloads = [await qr_payload(client, h) for h in held]
+    bodies = [{"payload": p, "order_ref": f"POS-{i}"} for i, p in enumerate(payloads)]
+    bodies[15]["order_ref"] = "POS-14"  # two tills typing the same order number
+    # First eight with nothing in the way, then the rest with the clash.
+    resps = await asyncio.gather(
+        *(client.post(REDEEM, json=body, headers=clerks[i % 2]) for i, body in enumerate(bodies[:8]))
+    )
+    resps += await asyncio.gather(
+        *(client.post(REDEEM, json=body, headers=clerks[i % 2]) for i, body in enumerate(bodies[8:], start=8))
+    )
+    statuses = [r.status for r in resps]
+    assert statuses[:14] == [201] * 14, statuses
+    assert sorted(statuses[14:]) == [201, 409], statuses
+    loser = 14 if statuses[14] == 409 else 15
+    await _refused(resps[loser], 409, "conflict")
+    answers = {i: await r.json() for i, r in enumerate(resps) if r.status == 201}
+    assert {a["voucher_id"] for a in answers.values()} == {h.claim_id for i, h in enumerate(held) if i != loser}
+    assert len({a["id"] for a in answers.values()}) == 15
+    for i, answer in answers.items():
+        assert answer["order_ref"] == bodies[i]["order_ref"] and answer["store_name"] == shop.name
+        assert answer["staff_name"] == ("Clara" if i % 2 == 0 else "Carl")
+        row = await Redemption.get(id=answer["id"])
+        assert row.voucher_id == (await held[i].row()).id and row.order_ref == bodies[i]["order_ref"]  # type: ignore[attr-defined]
+    assert await Redemption.all().count() == 15
+    assert await AuditEntry.filter(action="voucher.redeem", entity_type="redemption").count() == 15
+    entries = {e.entity_id: e for e in await AuditEntry.filter(action="voucher.redeem")}
+    assert set(entries) == {a["id"] for a in answers.values()}
+    for i, answer in answers.items():
+        after = entries[answer["id"]].after
+        assert after["voucher_id"] == (await held[i].row()).id and after["order_ref"] == bodies[i]["order_ref"]
+        assert after["staff_id"] == answer["staff_id"] and entries[answer["id"]].before["voucher_status"] == "available"
+    assert (await held[loser].row()).status == "available"
+    assert await Voucher.filter(status="used", used_store_id=shop.id).count() == 15
+
+
+async def test_concurrent_retries_with_one_key_get_one_redemption_and_replays_of_it(client):
+    # A till that times out and resends while the first request is still in flight: every
+    # copy must get the one redemption, none voucher_already_used (on SQLite they share a
+    # batch, whose later reads see the voucher already used by the first).
+    shop = await store()
+    clerk = await staff_login(client, shop.id, "clara")
+    [held] = await vouchers(client)
+    payload = await qr_payload(client, held)
+    headers = {**clerk, "Idempotency-Key": "till-7-order-2"}
+    resps = await asyncio.gather(*(client.post(REDEEM, json={"payload": payload}, headers=headers) for _ in range(12)))
+    assert [r.status for r in resps] == [201] * 12
+    assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in resps) == 1
+    bodies = [await r.json() for r in resps]
+    assert all(body == bodies[0] for body in bodies)
+    assert await Redemption.all().count() == 1
+
+
 async def test_a_retry_with_the_same_key_returns_the_first_201(client):
     shop = await store()
     clerk = await staff_login(client, shop.id, "clara")
