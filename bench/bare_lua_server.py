@@ -24,6 +24,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from server.event_loop import loop_factory
 from services.stock import IDEMPOTENCY_TTL_SECONDS
 from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
@@ -101,9 +102,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--stock", type=int, default=10_000_000)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="asyncio", help="the event loop")
     args = parser.parse_args()
-    # asyncio's default loop, as `python -m server` runs: no uvloop anywhere in the bench.
-    web.run_app(create_app(args.redis_url, args.stock), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    # The loop our server runs on in the same bench (bench.grab passes it), so the
+    # comparison is of the grab, not of the loops.
+    new_loop, _ = loop_factory(args.loop == "uvloop")
+    web.run_app(
+        create_app(args.redis_url, args.stock), host="127.0.0.1", port=args.port, print=None, access_log=None,
+        loop=new_loop(),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

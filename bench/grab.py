@@ -4,10 +4,12 @@ one run on the same machine, then the oversell check.
     .venv/bin/python -m bench.grab [--customers N] [--stock S] [--seconds T] [--connections 64,256]
                                    [--warmup T] [--baseline-ids M] [--pg-pool P] [--worker-apart]
                                    [--postgres | --database-url URL] [--redis-url URL] [--profile FILE]
+                                   [--loop uvloop|asyncio]
 
-The three targets, each a single process on asyncio's default event loop (uvloop is used
-nowhere, our server included), driven by wrk (2 threads) with bench/wrk_grab.lua, one
-customer per request while the list lasts:
+The three targets, each a single process on the same event loop (--loop: uvloop when it
+is installed, as `python -m server` runs by default, else asyncio's; UVLOOP=false for
+ours), driven by wrk (2 threads) with bench/wrk_grab.lua, one customer per request while
+the list lasts:
 
 * ours: ``POST /api/v1/coupons/{id}/grab`` on the real server (bench.harness.start_server;
   SQLite unless --postgres/--database-url; Redis: a redis-server the bench starts with the
@@ -58,7 +60,8 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
-from bench.harness import ROOT, free_port, login_customers, start_server
+from bench.harness import ROOT, cpu_seconds, free_port, login_customers, start_server
+from server.event_loop import loop_factory
 from services.stock_keys import CampaignKeys
 from tests.campaign_fixtures import campaign_body, coupon_body
 from tests.infra import PostgresCluster
@@ -132,13 +135,13 @@ def start_redis(stack: contextlib.ExitStack) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start_helper(stack: contextlib.ExitStack, module: str, *args: str) -> str:
-    """One of the baseline servers, in its own process; returns its base URL."""
+def start_helper(stack: contextlib.ExitStack, module: str, loop: str, *args: str) -> tuple[str, int]:
+    """One of the baseline servers, in its own process on ``loop``; returns its base URL and pid."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args], cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), "--loop", loop, *args], cwd=ROOT)
     stack.callback(stop_process, process)
     wait_for_port(port, process, module)
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", process.pid
 
 
 @dataclass
@@ -149,10 +152,15 @@ class OurServer:
     database_url: str
 
 
-def start_ours(stack: contextlib.ExitStack, redis_url: str, database_url: str | None, worker_apart: bool) -> OurServer:
-    """The real server; with ``worker_apart`` its background workers (scheduler, claims)
-    run in `python -m server worker` beside it instead of in its event loop."""
-    env = {**SERVER_ENV, "REDIS_URL": redis_url, "RUN_WORKERS": "false" if worker_apart else "true"}
+def start_ours(
+    stack: contextlib.ExitStack, redis_url: str, database_url: str | None, worker_apart: bool, loop: str
+) -> OurServer:
+    """The real server on ``loop``; with ``worker_apart`` its background workers (scheduler,
+    claims) run in `python -m server worker` beside it instead of in its event loop."""
+    env = {
+        **SERVER_ENV, "REDIS_URL": redis_url, "RUN_WORKERS": "false" if worker_apart else "true",
+        "UVLOOP": "true" if loop == "uvloop" else "false",
+    }  # fmt: skip
     if database_url:
         env["DATABASE_URL"] = database_url
     server = start_server(env)
@@ -259,6 +267,8 @@ class Run:
     statuses: dict[int, int]
     p50_ms: float
     p99_ms: float
+    #: CPU time of the server process over the run, per request answered.
+    cpu_ms: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -282,6 +292,7 @@ class Target:
     key: str
     label: str
     base: str
+    pid: int
     lines: list[str]
     offset: int = 0
     warmup: Run | None = None
@@ -308,6 +319,7 @@ def write_shares(target: Target, seconds: float, directory: str) -> str:
 def wrk(target: Target, connections: int, seconds: float) -> Run:
     with tempfile.TemporaryDirectory(prefix="wxc-bench-wrk-") as directory:
         prefix = write_shares(target, seconds, directory)
+        cpu_before = cpu_seconds(target.pid)
         started = time.monotonic()
         done = subprocess.run(
             ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
@@ -315,6 +327,7 @@ def wrk(target: Target, connections: int, seconds: float) -> Run:
             capture_output=True, text=True, check=True, timeout=seconds + 120,
         )  # fmt: skip
         wall = time.monotonic() - started
+        cpu = cpu_seconds(target.pid) - cpu_before
     summary = next((r for r in done.stdout.splitlines() if r.startswith("WRK_JSON ")), None)
     if summary is None:
         raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
@@ -323,6 +336,7 @@ def wrk(target: Target, connections: int, seconds: float) -> Run:
     run = Run(
         connections, data["duration_us"] / 1e6, data["requests"], data["errors"],
         {int(status): n for status, n in data["statuses"].items()}, data["p50_us"] / 1000, data["p99_us"] / 1000,
+        cpu * 1000 / max(1, data["requests"]),
     )  # fmt: skip
     if wall > run.seconds + 1.5:  # threads sent while others were still starting (see wrk_grab.lua)
         say(f"  warning: wrk took {wall:.1f} s for a {run.seconds:.1f} s run: its rate is overstated")
@@ -519,13 +533,16 @@ async def baseline_sanity(redis_url: str, pg_dsn: str, stock: int) -> list[str]:
 
 
 def table(targets: list[Target], connections: list[int]) -> list[str]:
-    rows = [f"{'target':<44} {'conns':>5} {'grabs/s':>9} {'201/s':>9} {'p50 ms':>8} {'p99 ms':>8}  answers"]
+    rows = [
+        f"{'target':<44} {'conns':>5} {'grabs/s':>9} {'201/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>10}"
+        "  answers"
+    ]
     for conns in connections:
         for target in targets:
             run = target.runs[conns]
             rows.append(
                 f"{target.label:<44} {conns:>5} {run.rate:>9,.0f} {run.ok_rate:>9,.0f} {run.p50_ms:>8.1f} "
-                f"{run.p99_ms:>8.1f}  {run.answers}"
+                f"{run.p99_ms:>8.1f} {run.cpu_ms:>10.3f}  {run.answers}"
             )
     return rows
 
@@ -539,10 +556,15 @@ def verdicts(ours: Target, bare: Target, pg: Target, conns: int) -> list[str]:
     vs_bare, vs_pg = mine.rate / ceiling.rate, mine.rate / sql.rate
     ok_vs_bare = mine.ok_rate / ceiling.ok_rate if ceiling.ok_rate else float("nan")
     ok_vs_pg = mine.ok_rate / sql.ok_rate if sql.ok_rate else float("nan")
+    # CPU per request is what a shared, noisy machine distorts least: bare's CPU per grab
+    # over ours is the throughput ratio each would reach with the CPU to itself.
+    cpu_ratio = ceiling.cpu_ms / mine.cpu_ms if mine.cpu_ms else float("nan")
     return [
         f"at {conns} connections:",
         f"  ours / bare Lua   {vs_bare:5.2f}x  (201s only: {ok_vs_bare:.2f}x)  aim >= {AIMS['bare']}x: "
         f"{met(vs_bare >= AIMS['bare'])}",
+        f"  server CPU per request: ours {mine.cpu_ms:.3f} ms, bare Lua {ceiling.cpu_ms:.3f} ms: "
+        f"bare / ours {cpu_ratio:.2f}x (the throughput ratio on CPU alone)",
         f"  ours / PostgreSQL {vs_pg:5.2f}x  (201s only: {ok_vs_pg:.2f}x)  aim >= {AIMS['pg']}x: "
         f"{met(vs_pg >= AIMS['pg'])}",
         f"  ours p99          {mine.p99_ms:5.1f} ms                  aim <= {AIMS['p99_ms']:.0f} ms: "
@@ -572,6 +594,10 @@ def parse_args() -> argparse.Namespace:
         "--worker-apart", action="store_true", help="RUN_WORKERS=false and `python -m server worker` beside the server"
     )
     parser.add_argument("--profile", type=Path, help="py-spy our server during its first measured run (raw output)")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default=loop_factory(True)[1],
+        help="event loop of every server (default: uvloop when installed, as `python -m server` runs)",
+    )  # fmt: skip
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.stock = args.stock or args.customers
@@ -608,7 +634,8 @@ def prepare_ours(
     stack: contextlib.ExitStack, args: argparse.Namespace, cluster: PostgresCluster, redis_url: str
 ) -> tuple[OurServer, Coupon, Target, float]:
     """Our server with a live flash sale and its customers logged in."""
-    ours = start_ours(stack, redis_url, cluster.url("app") if args.postgres else args.database_url, args.worker_apart)
+    database_url = cluster.url("app") if args.postgres else args.database_url
+    ours = start_ours(stack, redis_url, database_url, args.worker_apart, args.loop)
     say(f"our server at {ours.url} on {ours.database_url.split('://')[0]}, Redis {redis_url}")
     create_operator(ours)
     coupon = asyncio.run(launch_campaign(ours.url, args.stock))
@@ -618,7 +645,7 @@ def prepare_ours(
     login_s = time.monotonic() - started
     say(f"{len(tokens):,} customers logged in through the emulator in {login_s:.0f} s")
     path = f"/api/v1/coupons/{coupon.template_id}/grab"
-    target = Target("ours", "ours: POST /api/v1/coupons/{id}/grab", ours.url,
+    target = Target("ours", "ours: POST /api/v1/coupons/{id}/grab", ours.url, ours.pid,
                     [f"POST\t{path}\tBearer {t}\t-" for t in tokens])  # fmt: skip
     return ours, coupon, target, login_s
 
@@ -630,13 +657,14 @@ def prepare_baselines(
     they cost nothing to make, so the baselines grab for real however fast they go."""
     lines = [f"POST\t/grab/{uid}\t-\t-" for uid in range(1, args.baseline_ids + 1)]
     stock = str(args.baseline_ids)
-    bare = start_helper(stack, "bench.bare_lua_server", "--redis-url", redis_url, "--stock", stock)
+    bare = start_helper(stack, "bench.bare_lua_server", args.loop, "--redis-url", redis_url, "--stock", stock)
     pg = start_helper(
-        stack, "bench.pg_grab_server", "--dsn", cluster.url("grab"), "--stock", stock, "--pool", str(args.pg_pool)
-    )
+        stack, "bench.pg_grab_server", args.loop, "--dsn", cluster.url("grab"), "--stock", stock,
+        "--pool", str(args.pg_pool),
+    )  # fmt: skip
     return [
-        Target("bare", "bare Lua endpoint (same script, no checks)", bare, lines),
-        Target("pg", f"PostgreSQL conditional update (pool {args.pg_pool})", pg, lines),
+        Target("bare", "bare Lua endpoint (same script, no checks)", *bare, lines),
+        Target("pg", f"PostgreSQL conditional update (pool {args.pg_pool})", *pg, lines),
     ]
 
 
@@ -673,7 +701,7 @@ def report(args: argparse.Namespace, outcome: Outcome) -> None:
         f"{args.customers / outcome.login_s:.0f}/s), stock {args.stock:,}, limit 1 per customer; baselines: "
         f"{args.baseline_ids:,} customer ids and as much stock; {args.seconds:.0f} s per run after a "
         f"{args.warmup:.0f} s warm-up, wrk {WRK_THREADS} threads; our server on {database}; every server one "
-        "process on asyncio's default event loop (no uvloop)"
+        f"process on the {args.loop} event loop"
     )
     before, after = outcome.loads
     print(f"load average (1 min) before the runs {before:.2f}, after {after:.2f}, on {os.cpu_count()} cores")

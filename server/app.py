@@ -18,7 +18,7 @@ from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
 from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
-from server.middlewares import error_middleware, request_context
+from server.middlewares import request_middleware
 from server.openapi import build_openapi
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     logs.hold_query_loggers()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_context, error_middleware],
+        middlewares=[request_middleware],
     )
     app[SETTINGS] = settings
     app[COUPON_CACHE] = CouponCache()

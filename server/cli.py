@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from server import logs
+from server.event_loop import loop_factory
 from server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -28,8 +29,9 @@ def _serve(settings: Settings) -> None:
         if settings.emulator_enabled
         else "WeChat app " + settings.appid
     )
-    print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    new_loop, loop_name = loop_factory(settings.uvloop)
+    print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name})", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, loop=new_loop())
 
 
 async def _migrate(settings: Settings) -> None:
@@ -157,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "worker":
-            asyncio.run(_worker(settings))
+            new_loop, loop_name = loop_factory(settings.uvloop)
+            print(f"event loop: {loop_name}", flush=True)
+            with asyncio.Runner(loop_factory=new_loop) as runner:
+                runner.run(_worker(settings))
         elif args.command == "reconcile-stock":
             asyncio.run(_reconcile(settings, args.coupon))
         elif args.command == "create-admin":

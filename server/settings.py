@@ -144,6 +144,8 @@ class Settings:
     scheduler_interval: float = 5.0
     # Run background workers (scheduler, claims persistence) inside the server process.
     run_workers: bool = True
+    # `python -m server` (serve, worker) on uvloop's event loop when it is installed.
+    uvloop: bool = True
     # Grab throttles: per customer and campaign across processes (in the grab script),
     # and per client address in each process.
     grab_user_max: int = 10
@@ -282,6 +284,7 @@ class Settings:
             "copy_edits_skip_review": _bool(env, "COPY_EDITS_SKIP_REVIEW", True),
             "scheduler_interval": _float(env, "SCHEDULER_INTERVAL", 5.0, 0.05, 3600.0),
             "run_workers": _bool(env, "RUN_WORKERS", True),
+            "uvloop": _bool(env, "UVLOOP", True),
             "grab_user_max": _int(env, "GRAB_USER_MAX", 10, 1, 1_000_000),
             "grab_user_window_ms": _int(env, "GRAB_USER_WINDOW_MS", 10_000, 100, 3_600_000),
             "grab_ip_rate": _float(env, "GRAB_IP_RATE", 100.0, 0.1, 1_000_000.0),

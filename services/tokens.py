@@ -12,6 +12,7 @@ through the refresh token: a logged-out session stops at the access token's expi
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -25,14 +26,25 @@ from services import errors
 _AUDIENCE = "wxcampaign"
 _KINDS = frozenset(("customer", "staff", "admin"))
 _HEADER = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+_SHA256_BLOCK = 64
+#: One decoder for every token: ``json.loads`` would sniff the encoding of bytes and
+#: look up its default decoder on each call.
+_CLAIMS = json.JSONDecoder()
+
+
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def _b64(raw: bytes) -> bytes:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+    # base64.urlsafe_b64encode, without its Python wrapper (every request signs or checks).
+    return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
 
 
 def _unb64(segment: bytes) -> bytes:
-    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+    # base64.urlsafe_b64decode, with its leniency (characters outside the alphabet are
+    # skipped), without its wrapper; only ever given a payload whose signature matched.
+    return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4))
 
 
 @lru_cache(maxsize=8)
@@ -41,8 +53,28 @@ def _signing_key(secret: str) -> bytes:
     return hashlib.sha256(b"access-token:" + secret.encode()).digest()
 
 
+@lru_cache(maxsize=8)
+def _hmac_pads(secret: str) -> tuple[Any, Any]:
+    """SHA-256 states that have absorbed the key XOR ipad and the key XOR opad (RFC 2104).
+
+    HMAC hashes these two blocks for every message; copying a state that already absorbed
+    them is the same computation at a third of the cost of ``hmac.new`` (which rebuilds
+    them, and its Python wrapper, per call), and every request verifies a token.
+    """
+    key = _signing_key(secret).ljust(_SHA256_BLOCK, b"\0")  # a 32-byte key: padded, never hashed
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
 def _sign(secret: str, signing_input: bytes) -> bytes:
-    return _b64(hmac.new(_signing_key(secret), signing_input, hashlib.sha256).digest())
+    """HMAC-SHA256 of ``signing_input`` under the access-token key, base64url without padding."""
+    inner, outer = _hmac_pads(secret)
+    inner = inner.copy()
+    inner.update(signing_input)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return _b64(outer.digest())
 
 
 def issue_access_token(secret: str, principal: Principal, ttl_seconds: int, now: float | None = None) -> str:
@@ -95,7 +127,8 @@ def _verify(secret: str, token: str, now: float | None) -> tuple[Principal, int]
     if header != _HEADER or not payload or not hmac.compare_digest(signature, _sign(secret, header + b"." + payload)):
         raise errors.InvalidToken()
     try:
-        claims = json.loads(_unb64(payload))
+        # Signed by us, so UTF-8 JSON; a decode error is a ValueError all the same.
+        claims = _CLAIMS.decode(_unb64(payload).decode())
     except ValueError:
         raise errors.InvalidToken() from None
     if not isinstance(claims, dict) or claims.get("aud") != _AUDIENCE:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from server.event_loop import loop_factory
 from server.settings import DEFAULT_SECRET, Settings, SettingsError
 
 GOOD_SECRET = "x" * 40
@@ -68,8 +71,27 @@ def test_production_refuses_unsafe_defaults(change, named):
         ({"WECHAT_APPID": "wx1"}, "WECHAT_APPID"),
         ({"WECHAT_TIMEOUT": "0"}, "WECHAT_TIMEOUT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"UVLOOP": "sometimes"}, "UVLOOP"),
     ],
 )
 def test_bad_values_are_named(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_uvloop_when_installed_unless_turned_off():
+    """UVLOOP (default on) picks the loop `python -m server` runs; off, asyncio's own."""
+    assert Settings.from_env({}).uvloop and not Settings.from_env({"UVLOOP": "false"}).uvloop
+    new_loop, name = loop_factory(True)
+    loop = new_loop()
+    try:
+        assert name == "uvloop" and type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
+    new_loop, name = loop_factory(False)
+    loop = new_loop()
+    try:
+        assert name == "asyncio" and isinstance(loop, asyncio.BaseEventLoop)
+        assert not type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

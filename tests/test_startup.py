@@ -107,6 +107,7 @@ async def test_entry_point_serves_on_host_and_port(tmp_path):
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
         assert f"http://127.0.0.1:{port}" in line
+        assert "event loop: uvloop" in line  # installed (requirements.txt) and UVLOOP defaults on
         async with aiohttp.ClientSession() as session:
             for _ in range(100):
                 try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -91,3 +93,27 @@ def test_token_for_another_audience_is_invalid():
 def test_garbage_is_invalid(garbage):
     with pytest.raises(errors.InvalidToken):
         verify_access_token(SECRET, garbage)
+
+
+@pytest.mark.parametrize("secret", ["s" * 40, "another secret of another length", "ключ-密钥" * 9])
+def test_tokens_signed_by_a_standard_library_are_accepted(secret):
+    """Our HMAC (precomputed key pads) against pyjwt's, for claims of many lengths: every
+    token pyjwt signs with the access-token key verifies, with the claims it carries."""
+    for n in (1, 9, 99, 12345, 10**15):
+        claims = {"sub": str(n), "knd": "staff", "aud": "wxcampaign", "exp": int(time.time()) + 60, "iat": 0,
+                  "rol": "clerk" * (n % 7), "sto": n}  # fmt: skip
+        token = jwt.encode(claims, _signing_key(secret), algorithm="HS256", headers={"typ": "JWT"})
+        principal = verify_access_token(secret, token)
+        assert principal == Principal(kind="staff", id=n, role="clerk" * (n % 7), store_id=n)
+        assert issue_access_token(secret, principal, 60, now=0).split(".")[0] == token.split(".")[0]
+
+
+def test_a_signed_payload_that_is_not_json_is_invalid():
+    """Only we can sign, but a payload that is not our JSON must still be refused, not crash."""
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
+    for raw in (b"not json", b"\xff\xfe", b"[1, 2]", b'"text"'):
+        payload = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        signing_input = f"{header}.{payload}".encode()
+        signature = base64.urlsafe_b64encode(hmac.new(_signing_key(SECRET), signing_input, hashlib.sha256).digest())
+        with pytest.raises(errors.InvalidToken):
+            verify_access_token(SECRET, f"{header}.{payload}.{signature.rstrip(b'=').decode()}")
