@@ -187,7 +187,7 @@ class Settings:
     feed_weight_joined: float = -2.0
     feed_near_km: float = 5.0
     feed_ending_soon_days: int = 3
-    feed_cache_seconds: float = 5.0
+    feed_cache_seconds: float = 60.0
     feed_audience_ttl: int = 300
     feed_ranking_seconds: float = 10.0
     feed_ranking_entries: int = 2000
@@ -315,7 +315,7 @@ class Settings:
             },
             "feed_near_km": _float(env, "FEED_NEAR_KM", 5.0, 0.1, 1000.0),
             "feed_ending_soon_days": _int(env, "FEED_ENDING_SOON_DAYS", 3, 1, 365),
-            "feed_cache_seconds": _float(env, "FEED_CACHE_SECONDS", 5.0, 0.0, 3600.0),
+            "feed_cache_seconds": _float(env, "FEED_CACHE_SECONDS", 60.0, 0.0, 3600.0),
             "feed_audience_ttl": _int(env, "FEED_AUDIENCE_TTL", 300, 1, 86_400),
             "feed_ranking_seconds": _float(env, "FEED_RANKING_SECONDS", 10.0, 0.0, 3600.0),
             "feed_ranking_entries": _int(env, "FEED_RANKING_ENTRIES", 2000, 1, 1_000_000),

@@ -15,7 +15,16 @@ from redis.asyncio import Redis
 from miniprogram_api import MiniProgramClient
 from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
 from server.settings import Settings
-from services import audience_facts, automation, automation_runs, notify_outbox, review, stock_sync, voucher_expiry
+from services import (
+    audience_facts,
+    automation,
+    automation_runs,
+    feed,
+    notify_outbox,
+    review,
+    stock_sync,
+    voucher_expiry,
+)
 from services.claims import ClaimsWorker
 from services.notify_sender import NotifySender, SenderPolicy, send_forever
 from services.rewards import issue_pending_forever
@@ -45,6 +54,8 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
         for campaign_id, status in done:
             log.info("scheduler: campaign %d is now %s", campaign_id, status)
             await stock_sync.after_transition(stock, campaign_id, status)
+        if done:  # the feed and campaign pages show the new states at once, in every process
+            await feed.catalog_changed(redis)
         return done
     finally:
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]

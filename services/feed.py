@@ -89,7 +89,7 @@ class FeedPolicy:
     joined: float = -2.0
     near_km: float = 5.0
     ending_soon_days: int = 3
-    cache_seconds: float = 5.0
+    cache_seconds: float = 60.0
     audience_ttl: int = 300
     ranking_seconds: float = 10.0
     ranking_entries: int = 2000
@@ -891,10 +891,16 @@ class Feed:
         return ranking
 
 
+async def catalog_changed(redis: AnyRedis) -> None:
+    """Campaigns changed state (the scheduler started or ended some): every process
+    drops its cached campaign data on its next request."""
+    await redis.incr(CATALOG_VERSION_KEY)
+
+
 async def campaign_changed(redis: AnyRedis, campaign_id: int) -> None:
     """An admin changed a campaign: every process drops its cached campaign data, and a
     targeted campaign's audience set is rebuilt on next use."""
-    await redis.incr(CATALOG_VERSION_KEY)
+    await catalog_changed(redis)
     # The set goes too: the next request rebuilds it before answering (an expired one
     # would keep answering while it is rebuilt).
     keys = AudienceKeys(campaign_id)

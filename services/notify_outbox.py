@@ -31,6 +31,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Subquery
 from tortoise.functions import Count
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign
@@ -208,32 +209,30 @@ async def fanout_pass(templates: NotifyTemplates, ending_hours: int, now: dateti
     announced = warned = 0
     new = templates.get("new_campaign")
     if new is not None:
-        started = await Campaign.filter(status="active", activated_at__gte=now - NEW_CAMPAIGN_LOOKBACK).order_by("id")
-        done = set(
-            await NotifyFanout.filter(key__in=[f"new_campaign:{c.id}" for c in started], done=True).values_list(
-                "key", flat=True
-            )
-        )
-        for campaign in started:
-            if f"new_campaign:{campaign.id}" in done:
-                continue
+        for campaign in await _undone(
+            "new_campaign", Campaign.filter(status="active", activated_at__gte=now - NEW_CAMPAIGN_LOOKBACK)
+        ):
             if campaign.visibility == "hidden" or "miniprogram" not in (campaign.channels or []):
                 continue
             announced += await _announce(campaign, new.template_id)
     ending = templates.get("campaign_ending")
     if ending is not None and ending_hours > 0:
-        closing = await Campaign.filter(
-            status="active", ends_at__gt=now, ends_at__lte=now + timedelta(hours=ending_hours)
-        ).order_by("id")
-        done = set(
-            await NotifyFanout.filter(key__in=[f"campaign_ending:{c.id}" for c in closing], done=True).values_list(
-                "key", flat=True
-            )
-        )
-        for campaign in closing:
-            if f"campaign_ending:{campaign.id}" not in done:
-                warned += await _warn_ending(campaign, ending.template_id)
+        closing = Campaign.filter(status="active", ends_at__gt=now, ends_at__lte=now + timedelta(hours=ending_hours))
+        for campaign in await _undone("campaign_ending", closing):
+            warned += await _warn_ending(campaign, ending.template_id)
     return FanoutReport(announced, warned)
+
+
+async def _undone(kind: str, candidates: QuerySet[Campaign]) -> list[Campaign]:
+    """The candidates whose ``kind`` fan-out is not done, oldest id first: their ids
+    first, models only for those (a pass runs every few seconds, and a busy day's
+    hundreds of campaigns are almost all done)."""
+    ids = await candidates.order_by("id").values_list("id", flat=True)
+    if not ids:
+        return []
+    done = set(await NotifyFanout.filter(key__in=[f"{kind}:{i}" for i in ids], done=True).values_list("key", flat=True))
+    pending = [i for i in ids if f"{kind}:{i}" not in done]
+    return await Campaign.filter(id__in=pending).order_by("id") if pending else []
 
 
 async def listing(

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from server.keys import JOURNEY
+from server.keys import JOURNEY, REDIS, STOCK
+from server.workers import scheduler_pass
 from services.feed import INLINE_AUDIENCE_BUILDS
 from services.feed_rankings import RankingCache, viewer_changed
 from tests.journey_fixtures import make_campaign, pos, purchase, refund, shoppers
@@ -211,3 +212,19 @@ async def test_a_start_on_an_empty_redis_builds_a_few_audiences_inline_and_the_r
     computed = rankings.computed
     await _feed(client, me)
     assert rankings.computed == computed
+
+
+async def test_the_schedulers_start_shows_in_the_feed_at_once(client) -> None:
+    """A teaser becomes joinable as soon as the scheduler starts it, although the
+    process's index (FEED_CACHE_SECONDS) and the customer's ranking are both fresh."""
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    teaser = await make_campaign(
+        status="scheduled", starts_at=start, visible_from=start - timedelta(days=1), ends_at=start + timedelta(days=1)
+    )
+    [me] = await shoppers(client, 1)
+    assert _item(await _feed(client, me), teaser.id)["phase"] == "teaser"
+    await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + 0.05)
+    app = client.server.app
+    assert await scheduler_pass(app[REDIS], app[STOCK], 5) == [(teaser.id, "active")]
+    item = _item(await _feed(client, me), teaser.id)
+    assert (item["phase"], item["joinable"]) == ("running", True)
