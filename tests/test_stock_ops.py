@@ -20,7 +20,7 @@ from services.audit import Actor
 from services.claims import ClaimsWorker, _parse, persist
 from services.stock_keys import CONSUMER_GROUP, STREAMS_REGISTRY, CampaignKeys
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
-from tests.stock_fixtures import customers, live_coupon
+from tests.stock_fixtures import customers, grab_all, live_coupon
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,8 +29,7 @@ pytestmark = pytest.mark.both_redis
 
 
 async def _grab_all(client, coupon, auths) -> list[int]:
-    resps = await asyncio.gather(*(client.post(coupon.grab_path, headers=a) for a in auths))
-    return [r.status for r in resps]
+    return await grab_all(client, coupon.grab_path, auths)
 
 
 async def test_a_worker_dying_mid_batch_loses_nothing_and_doubles_nothing(client_with):
