@@ -182,19 +182,26 @@ async def test_refusals_before_any_write(client):
     assert [e.ref for e in await PointsEntry.filter(customer_id=me.id)] == ["seed"]
 
 
-async def test_a_grant_left_pending_is_finished_by_the_worker_with_one_refund(client):
+async def _paid_pending_exchange_of_a_sold_out_coupon(client, key: str) -> tuple[CouponTemplate, Any, str]:
+    """A coupon whose last unit another customer took, and ``me`` (100 points) with an
+    exchange of it a crash left between the commit and Redis: paid for (40), still
+    pending. Returns (coupon, me, the grant's ref)."""
     coupon = await _coupon(price=40, total_stock=1)
     [me, other] = await shoppers(client, 2)
     await points.add(other.id, 40, "test", "seed-other")
     assert (await _exchange(client, other, coupon.id)).status == 201  # the last one
-    # An exchange a crash left between the commit and Redis: paid for, still pending.
     await points.add(me.id, 100, "test", "seed")
-    ref = exchange_ref(me.id, "crashed")
+    ref = exchange_ref(me.id, key)
     await RewardGrant.create(
         ref=ref, customer_id=me.id, campaign_id=coupon.campaign_id, template_id=coupon.id,  # type: ignore[attr-defined]
         trigger="exchange",
     )  # fmt: skip
     await points.add(me.id, -40, "exchange", ref)
+    return coupon, me, ref
+
+
+async def test_a_grant_left_pending_is_finished_by_the_worker_with_one_refund(client):
+    coupon, me, ref = await _paid_pending_exchange_of_a_sold_out_coupon(client, "crashed")
     issuer = client.server.app[JOURNEY].rewards
     await asyncio.gather(*(issuer.issue_pending() for _ in range(5)))
     grant = await RewardGrant.get(ref=ref)
@@ -211,17 +218,7 @@ async def test_a_refused_grant_stays_refused_when_stock_comes_back(client):
     """Two issuers read the same pending grant; the first is refused (sold out) and gives
     the points back; stock is added; the second must not issue it anyway (the customer
     would have the voucher and the points)."""
-    coupon = await _coupon(price=40, total_stock=1)
-    [me, other] = await shoppers(client, 2)
-    await points.add(other.id, 40, "test", "seed-other")
-    assert (await _exchange(client, other, coupon.id)).status == 201  # the last one
-    await points.add(me.id, 100, "test", "seed")
-    ref = exchange_ref(me.id, "late")
-    await RewardGrant.create(
-        ref=ref, customer_id=me.id, campaign_id=coupon.campaign_id, template_id=coupon.id,  # type: ignore[attr-defined]
-        trigger="exchange",
-    )  # fmt: skip
-    await points.add(me.id, -40, "exchange", ref)
+    coupon, me, ref = await _paid_pending_exchange_of_a_sold_out_coupon(client, "late")
     journey = client.server.app[JOURNEY]
     stale = await RewardGrant.get(ref=ref)  # what the slower issuer read, still pending
     assert await journey.rewards.issue_pending() == 0
@@ -236,8 +233,9 @@ async def test_a_refused_grant_stays_refused_when_stock_comes_back(client):
     wallet = await (await client.get("/api/v1/me/vouchers", headers=me.headers)).json()
     assert wallet["items"] == []
     # The stock added is still there for everyone else.
-    await points.add(other.id, 40, "test", "seed-other-2")
-    assert (await _exchange(client, other, coupon.id)).status == 201
+    [later] = await shoppers(client, 1, prefix="o_later")
+    await points.add(later.id, 40, "test", "seed-later")
+    assert (await _exchange(client, later, coupon.id)).status == 201
 
 
 async def test_admins_set_the_points_price_in_the_builder(client):
