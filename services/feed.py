@@ -43,9 +43,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import logging
 import math
+import operator
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -93,6 +95,11 @@ class FeedPolicy:
     audience_ttl: int = 300
     ranking_seconds: float = 10.0
     ranking_entries: int = 2000
+
+    @functools.cached_property
+    def points(self) -> _Points:
+        """The fixed points, rounded once (hashing a policy per card would cost more)."""
+        return _points(self)
 
 
 # --- texts --------------------------------------------------------------------------
@@ -260,6 +267,7 @@ class FeedIndex:
         self._scheduled = np.array([e.scheduled for e in entries], dtype=bool)
         self._targeted = np.array([e.targeted for e in entries], dtype=bool)
         self._everywhere = np.array([e.store_ids is None for e in entries], dtype=bool)
+        self._theme_ids = np.array([-1 if s.theme_id is None else s.theme_id for s in self.campaigns], dtype=np.int64)
         self._tags = _matrix([s.tags for s in self.campaigns], self.tag_column)
         self._categories = _matrix([s.categories for s in self.campaigns], self.category_column)
         # Each entry's open stores as slots of `_store_order`, padded with one slot past
@@ -546,57 +554,86 @@ def _runs_at(snap: CampaignSnapshot, store_id: int) -> bool:
     return snap.store_ids is None or store_id in snap.store_ids
 
 
+@dataclass(frozen=True)
+class _Points:
+    """A policy's fixed points, rounded once (``r3``)."""
+
+    audience: float
+    interest: tuple[float, float, float]  # by tags liked: 0, 1, 2 or more
+    behaviour: float
+    store: float
+    joined: float
+
+
+def _points(policy: FeedPolicy) -> _Points:
+    return _Points(
+        r3(policy.audience), (0.0, r3(policy.interest * 1 / 2), r3(policy.interest * 2 / 2)), r3(policy.behaviour),
+        r3(policy.store), r3(policy.joined),
+    )  # fmt: skip
+
+
+def _popularity(index: FeedIndex, snap: CampaignSnapshot, policy: FeedPolicy, lang: str) -> tuple[float, str]:
+    """(rounded points, text) of a campaign's popularity, kept per index."""
+    key = ("popularity", snap.id, policy.popularity, lang)
+    found = index.memo.get(key)
+    if found is None:
+        count, most = index.participants.get(snap.id, 0), index.most_participants
+        found = (0.0, "")
+        if count and most:
+            share = math.log1p(count) / math.log1p(most)
+            # Below half the weight it counts without being said.
+            text = _TEXTS.get(lang, _TEXTS["en"])["popularity"].format(n=f"{count:,}") if share >= 0.5 else ""
+            found = (r3(policy.popularity * share), text)
+        index.memo[key] = found
+    return found
+
+
 def rank_one(
     snap: CampaignSnapshot, phase: str, index: FeedIndex, who: Viewer, policy: FeedPolicy, now: datetime,
     targeted_member: bool, distance: float | None,
 ) -> Ranked:  # fmt: skip
     """One campaign's score with its reasons and texts: the explanation of what ``score``
-    computed for it (``distance``: km to its nearest store, None without a location)."""
+    computed for it (``distance``: km to its nearest store, None without a location).
+    Each component is rounded, then added in the order listed in this module's
+    docstring, as ``score_rows`` does (so the same float)."""
     lang = who.language
     texts = _TEXTS.get(lang, _TEXTS["en"])
-    # (code, points before rounding, text), in the order the score adds them.
-    parts: list[tuple[str, float, str]] = []
-    if targeted_member:
+    fixed = policy.points
+    reasons: list[Reason] = []  # components with points, in the order the score adds them
+    if targeted_member and fixed.audience:
         tier = who.tier if who.tier in index.tiers(snap) else None
         tier_name = (_TIERS_ZH.get(tier, tier) if lang == "zh-CN" else tier.capitalize()) if tier else None
-        parts.append(
-            ("audience", policy.audience, texts["tier"].format(tier=tier_name) if tier_name else texts["audience"])
+        reasons.append(
+            Reason("audience", texts["tier"].format(tier=tier_name) if tier_name else texts["audience"], fixed.audience)
         )
     if who.interests and snap.tags:
-        liked = sorted(who.interests.intersection(snap.tags))
-        if liked:
-            parts.append(("interest", policy.interest * min(2, len(liked)) / 2, texts["interest"].format(tag=liked[0])))
-    if who.bought and snap.categories:
-        bought = sorted(who.bought.intersection(snap.categories))
+        liked = who.interests.intersection(snap.tags)
+        if liked and fixed.interest[min(2, len(liked))]:
+            text = texts["interest"].format(tag=min(liked))
+            reasons.append(Reason("interest", text, fixed.interest[min(2, len(liked))]))
+    if who.bought and snap.categories and fixed.behaviour:
+        bought = who.bought.intersection(snap.categories)
         if bought:
-            parts.append(("behaviour", policy.behaviour, texts["behaviour"].format(category=bought[0])))
-    if who.preferred_store_id is not None and _runs_at(snap, who.preferred_store_id):
-        parts.append(("store", policy.store, texts["store"]))
+            reasons.append(Reason("behaviour", texts["behaviour"].format(category=min(bought)), fixed.behaviour))
+    if who.preferred_store_id is not None and fixed.store and _runs_at(snap, who.preferred_store_id):
+        reasons.append(Reason("store", texts["store"], fixed.store))
     if distance is not None and distance <= policy.near_km and policy.near_km > 0:
-        parts.append(
-            (
-                "distance",
-                policy.distance * (1 - distance / policy.near_km),
-                texts["distance"].format(km=f"{distance:.1f}"),
-            )
-        )
+        points = r3(policy.distance * (1 - distance / policy.near_km))
+        if points:
+            reasons.append(Reason("distance", texts["distance"].format(km=f"{distance:.1f}"), points))
     if phase == "running":
         left = (snap.ends_at - now).total_seconds() / 3600
         window = policy.ending_soon_days * 24
         if 0 < left <= window:
-            parts.append(("ending", policy.ending * (1 - left / window), _in(lang, "ending", left)))
-    count = index.participants.get(snap.id, 0)
-    most = index.most_participants
-    if count and most:
-        share = math.log1p(count) / math.log1p(most)
-        # Below half the weight it counts without being said.
-        text = texts["popularity"].format(n=f"{count:,}") if share >= 0.5 else ""
-        if text or policy.popularity:
-            parts.append(("popularity", policy.popularity * share, text))
+            points = r3(policy.ending * (1 - left / window))
+            if points:
+                reasons.append(Reason("ending", _in(lang, "ending", left), points))
+    points, text = _popularity(index, snap, policy, lang)
+    if points:
+        reasons.append(Reason("popularity", text, points))
     joined = snap.id in who.joined
-    if joined:
-        parts.append(("joined", policy.joined, texts["joined"]))
-    reasons = [Reason(code, text, r3(points)) for code, points, text in parts if points]
+    if joined and fixed.joined:
+        reasons.append(Reason("joined", texts["joined"], fixed.joined))
     total = 0.0
     for r in reasons:  # in order, one addition each, as score_rows (not sum(): 3.12 compensates)
         total += r.points
@@ -605,12 +642,12 @@ def rank_one(
         if phase == "teaser"
         else []
     )
-    shown = sorted((r for r in reasons if r.text), key=_by_points)
-    return Ranked(snap, phase, r3(total), shown + info, joined, distance, count, info)
+    # Strongest first; reverse=True keeps equal points in the order above (stable).
+    shown = sorted([r for r in reasons if r.text], key=_POINTS, reverse=True)
+    return Ranked(snap, phase, r3(total), shown + info, joined, distance, index.participants.get(snap.id, 0), info)
 
 
-def _by_points(reason: Reason) -> float:
-    return -reason.points
+_POINTS = operator.itemgetter(2)
 
 
 class Scored(NamedTuple):
@@ -708,6 +745,14 @@ def score_rows(index: FeedIndex, who: Viewer, members: set[int], policy: FeedPol
     return Scores(rows[order], scores[order], distances, running[order])
 
 
+@dataclass(slots=True, frozen=True)
+class Sections:
+    recommended: list[Scored]
+    ending_soon: list[Scored]
+    near_you: list[Scored]
+    themed: list[tuple[int, str, list[Scored]]]  # (theme id, its name, its campaigns)
+
+
 @dataclass
 class Ranking:
     """A viewer's ranking, best first; ``explain`` writes one item's reasons. A few
@@ -727,16 +772,43 @@ class Ranking:
         return len(self.scores.rows)
 
     def page(self, offset: int, limit: int) -> list[Scored]:
+        return self.at(np.arange(offset, min(offset + limit, len(self)), dtype=np.int64))
+
+    def at(self, positions: np.ndarray) -> list[Scored]:
+        """The candidates at these places of the ranking (0: the best), in that order."""
         s, entries, inf = self.scores, self.index.entries, math.inf
-        part = slice(offset, offset + limit)
         out = []
         for row, value, running, distance in zip(
-            s.rows[part].tolist(), s.scores[part].tolist(), s.running[part].tolist(), s.distances[part].tolist(),
-            strict=True,
+            s.rows[positions].tolist(), s.scores[positions].tolist(), s.running[positions].tolist(),
+            s.distances[positions].tolist(), strict=True,
         ):  # fmt: skip
             e = entries[row]
             out.append(Scored(-value, e.ends_us, e.id, e, running, None if distance == inf else distance, e.targeted))
         return out
+
+    def sections(self, n: int) -> Sections:
+        """The home page's sections, at most ``n`` campaigns each: the best; running and
+        ending within ``ending_soon_days``, soonest first (then the lower id); within
+        ``near_km`` of the viewer, nearest first (equal distances in ranking order); and
+        per theme in ranking order, the theme of the best campaign first. Chosen over the
+        whole ranking with array operations: only the campaigns shown become ``Scored``."""
+        s, index = self.scores, self.index
+        until_us = epoch_us(self.now) + self.policy.ending_soon_days * 86_400 * 10**6
+        ends = index._ends_us[s.rows]
+        ending = np.flatnonzero(s.running & (ends <= until_us))
+        ending = ending[np.lexsort((index._ids[s.rows[ending]], ends[ending]))][:n]
+        near = np.flatnonzero(s.distances <= self.policy.near_km)
+        near = near[np.argsort(s.distances[near], kind="stable")][:n]
+        theme_of = index._theme_ids[s.rows]
+        themed = []
+        themes, first = np.unique(theme_of, return_index=True)
+        for k in np.argsort(first, kind="stable"):
+            theme_id = int(themes[k])
+            if theme_id >= 0:
+                themed.append(
+                    (theme_id, index.themes.get(theme_id, ""), self.at(np.flatnonzero(theme_of == theme_id)[:n]))
+                )
+        return Sections(self.page(0, n), self.at(ending), self.at(near), themed)
 
     @property
     def items(self) -> list[Scored]:

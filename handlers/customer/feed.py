@@ -8,12 +8,12 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field, model_validator
 
+from handlers.customer import feed_cards
 from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, principal_of
 from server.schema import Body, Id, Out, Query
 from services import errors, feed, tracking
-from services.feed import Ranked, Scored
 from services.journey_catalog import pick_language
 
 routes = RouteTable()
@@ -105,30 +105,6 @@ class TrackOut(Out):
     ignored: int = Field(description="events naming an unknown campaign")
 
 
-def _item(r: Ranked, accept_language: str | None, index: feed.FeedIndex) -> FeedItemOut:
-    """One card; its campaign texts are kept per index and language. Validated in one
-    call with its reasons (pydantic's core does the nesting)."""
-    snap = r.snap
-    language = pick_language(accept_language, list(snap.content), snap.default_language)
-    key = ("card", snap.id, language)
-    card = index.memo.get(key)
-    if card is None:
-        _, title, summary = feed.texts_of(snap, language)
-        card = index.memo[key] = {
-            "id": snap.id, "type": snap.type, "language": language, "title": title, "summary": summary,
-            "tags": list(snap.tags), "theme_id": snap.theme_id, "banner_media_id": snap.banner_media_id,
-            "starts_at": snap.starts_at, "ends_at": snap.ends_at,
-        }  # fmt: skip
-    shown = [x for x in r.reasons if x.text]
-    reason = next((x.text for x in shown if x.code != "joined"), shown[0].text if shown else None)
-    return FeedItemOut.model_validate({
-        **card, "phase": r.phase, "teaser": r.phase == "teaser", "joinable": r.joinable, "joined": r.joined,
-        "participants": r.participants, "distance_km": None if r.distance_km is None else round(r.distance_km, 2),
-        "score": r.score, "reason": reason,
-        "reasons": [{"code": x.code, "text": x.text, "points": x.points} for x in shown],
-    })  # fmt: skip
-
-
 async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
     language = pick_language(request.headers.get("Accept-Language"), REASON_LANGUAGES, "zh-CN")
     return await request.app[JOURNEY].feed.ranking_for(
@@ -141,59 +117,27 @@ async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
     summary="Campaigns you may see now, ranked for you, each with its reasons (teasers marked, not joinable)",
     errors=(errors.UnknownStore,),
 )  # fmt: skip
-async def get_feed(request: web.Request, query: FeedQuery) -> FeedOut:
+async def get_feed(request: web.Request, query: FeedQuery) -> web.Response:
     offset = feed.decode_offset(query.cursor)
     ranking = await _ranking(request, query)
     # Reasons and texts only for the page shown: the whole ranking needs scores alone.
-    page = ranking.page(offset, query.limit)
     nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
-    accept = request.headers.get("Accept-Language")
-    return FeedOut(items=[_item(ranking.explain(s), accept, ranking.index) for s in page], next_cursor=nxt)
+    body = feed_cards.page_json(ranking, ranking.page(offset, query.limit), nxt, request.headers.get("Accept-Language"))
+    return _json(body)
+
+
+def _json(body: bytes) -> web.Response:
+    """An answer written by feed_cards (see there: the schemas, without their models)."""
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.add(
     "GET", "/api/v1/feed/sections", access=CUSTOMER, tags=("feed",), query=SectionsQuery, response=SectionsOut,
     summary="The home page: recommended, ending soon, near you, themed", errors=(errors.UnknownStore,),
 )  # fmt: skip
-async def get_sections(request: web.Request, query: SectionsQuery) -> SectionsOut:
+async def get_sections(request: web.Request, query: SectionsQuery) -> web.Response:
     ranking = await _ranking(request, query)
-    return _sections(ranking, query.limit, request.headers.get("Accept-Language"))
-
-
-def _sections(ranking: feed.Ranking, n: int, accept: str | None) -> SectionsOut:
-    ranked = ranking.items
-    policy = ranking.policy
-    until_us = feed.epoch_us(ranking.now) + policy.ending_soon_days * 86_400 * 10**6
-    ending = sorted((r for r in ranked if r.running and r.ends_us <= until_us), key=lambda r: (r.ends_us, r.id))
-    near = sorted(
-        (r for r in ranked if r.distance_km is not None and r.distance_km <= policy.near_km),
-        key=lambda r: r.distance_km,  # stable: equal distances keep the ranking's order
-    )
-    themes: dict[int, list[Scored]] = {}
-    for r in ranked:  # best first, so each theme's list and the theme order follow the score
-        if r.snap.theme_id is not None:
-            themes.setdefault(r.snap.theme_id, []).append(r)
-
-    written: dict[int, FeedItemOut] = {}  # a campaign in several sections is written once
-
-    def items(chosen: list[Scored]) -> list[FeedItemOut]:
-        out = []
-        for s in chosen[:n]:
-            item = written.get(s.id)
-            if item is None:
-                item = written[s.id] = _item(ranking.explain(s), accept, ranking.index)
-            out.append(item)
-        return out
-
-    return SectionsOut(
-        recommended=items(ranked),
-        ending_soon=items(ending),
-        near_you=items(near),
-        themed=[
-            ThemeSectionOut(theme_id=t, name=ranking.index.themes.get(t, ""), items=items(rs))
-            for t, rs in themes.items()
-        ],
-    )
+    return _json(feed_cards.sections_json(ranking, query.limit, request.headers.get("Accept-Language")))
 
 
 @routes.add(
