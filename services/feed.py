@@ -368,6 +368,8 @@ INLINE_AUDIENCE_BUILDS = 3
 #: request checks all targeted campaigns in one script call, which Redis Cluster allows
 #: only within one slot. The sets are a cache rebuilt from the rules.
 AUDIENCE_TAG = "{feed-audience}"
+_PREFIX = f"{AUDIENCE_TAG}:"
+_FRESH = ":fresh"
 
 
 @dataclass(frozen=True)
@@ -376,11 +378,12 @@ class AudienceKeys:
 
     @property
     def members(self) -> str:
-        return f"{AUDIENCE_TAG}:{self.campaign_id}"
+        return f"{_PREFIX}{self.campaign_id}"
 
     @property
     def fresh(self) -> str:
-        return f"{AUDIENCE_TAG}:{self.campaign_id}:fresh"
+        # services/lua/feed_audience.lua builds both names from _PREFIX and _FRESH.
+        return f"{_PREFIX}{self.campaign_id}{_FRESH}"
 
     @property
     def building(self) -> str:
@@ -413,23 +416,18 @@ async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) ->
         await redis.eval(_RELEASE, 1, keys.building, token)  # type: ignore[misc]
 
 
-def audience_keys(targeted: list[CampaignSnapshot]) -> list[bytes]:
-    """The script's keys for these campaigns, encoded once (redis-py would encode each
-    of them on every call)."""
-    keys: list[bytes] = []
-    for snap in targeted:
-        pair = AudienceKeys(snap.id)
-        keys += (pair.fresh.encode(), pair.members.encode())
-    return keys
+def audience_ids(targeted: list[CampaignSnapshot]) -> str:
+    """The script's list of campaigns: their ids, comma-separated (kept per index)."""
+    return ",".join(str(snap.id) for snap in targeted)
 
 
 async def audience_of(
     redis: AnyRedis, script: AsyncScript, customer_id: int, targeted: list[CampaignSnapshot], ttl: int,
-    refresh_later: Callable[[CampaignSnapshot], None], keys: list[bytes] | None = None,
+    refresh_later: Callable[[CampaignSnapshot], None], ids: str | None = None,
 ) -> tuple[set[int], bool]:  # fmt: skip
     """The targeted campaigns whose audience holds this customer: one script call
-    (``script`` is services/lua/feed_audience.lua registered on ``redis``; ``keys``:
-    ``audience_keys(targeted)``, kept by the caller). A set past its ``ttl`` keeps
+    (``script`` is services/lua/feed_audience.lua registered on ``redis``; ``ids``:
+    ``audience_ids(targeted)``, kept by the caller). A set past its ``ttl`` keeps
     answering while ``refresh_later`` rebuilds it; a set that is missing (never built,
     or dropped by an admin's change) is rebuilt before answering, up to
     INLINE_AUDIENCE_BUILDS of them (the others in the background). Also returns whether
@@ -437,15 +435,16 @@ async def audience_of(
     being built by another request (its campaign is left out this time)."""
     if not targeted:
         return set(), True
-    if keys is None:
-        keys = audience_keys(targeted)
-    # One command for hundreds of campaigns, not three each: redis-py's cost is per command.
-    flags = await script(keys=keys, args=[customer_id])
+    if ids is None:
+        ids = audience_ids(targeted)
+    # One command for hundreds of campaigns, not three each: redis-py's cost is per
+    # command. It answers only the campaigns that hold the customer or are not fresh.
+    reply = await script(keys=[AUDIENCE_TAG], args=[customer_id, _PREFIX, _FRESH, ids])
     found: set[int] = set()
     complete = True
     inline = 0
-    for snap, raw in zip(targeted, flags, strict=True):
-        flag = int(raw)
+    for k in range(0, len(reply), 2):
+        snap, flag = targeted[int(reply[k]) - 1], int(reply[k + 1])
         member = bool(flag & 1)
         if not flag & 4:
             if flag & 2:
@@ -966,12 +965,12 @@ class Feed:
 
     async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
         index = index or await self.index(now)
-        keys = index.memo.get("audience-keys")
-        if keys is None:
-            keys = index.memo["audience-keys"] = audience_keys(index.targeted)
+        ids = index.memo.get("audience-ids")
+        if ids is None:
+            ids = index.memo["audience-ids"] = audience_ids(index.targeted)
         members, complete = await audience_of(
             self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
-            self._refresh_later, keys,
+            self._refresh_later, ids,
         )  # fmt: skip
         ranking = Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
         ranking.complete = complete
