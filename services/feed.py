@@ -613,22 +613,34 @@ def rank_one(
     lang = who.language
     texts = _TEXTS.get(lang, _TEXTS["en"])
     fixed = policy.points
+    memo = index.memo  # reasons shared by many viewers, written once per index
     reasons: list[Reason] = []  # components with points, in the order the score adds them
     if targeted_member and fixed.audience:
         tier = who.tier if who.tier in index.tiers(snap) else None
-        tier_name = (_TIERS_ZH.get(tier, tier) if lang == "zh-CN" else tier.capitalize()) if tier else None
-        reasons.append(
-            Reason("audience", texts["tier"].format(tier=tier_name) if tier_name else texts["audience"], fixed.audience)
-        )
+        key = ("audience", tier, lang, fixed.audience)
+        found = memo.get(key)
+        if found is None:
+            tier_name = (_TIERS_ZH.get(tier, tier) if lang == "zh-CN" else tier.capitalize()) if tier else None
+            text = texts["tier"].format(tier=tier_name) if tier_name else texts["audience"]
+            found = memo[key] = Reason("audience", text, fixed.audience)
+        reasons.append(found)
     if who.interests and snap.tags:
         liked = who.interests.intersection(snap.tags)
         if liked and fixed.interest[min(2, len(liked))]:
-            text = texts["interest"].format(tag=min(liked))
-            reasons.append(Reason("interest", text, fixed.interest[min(2, len(liked))]))
+            key = ("interest", min(liked), min(2, len(liked)), lang, fixed.interest)
+            found = memo.get(key)
+            if found is None:
+                text = texts["interest"].format(tag=key[1])
+                found = memo[key] = Reason("interest", text, fixed.interest[key[2]])
+            reasons.append(found)
     if who.bought and snap.categories and fixed.behaviour:
         bought = who.bought.intersection(snap.categories)
         if bought:
-            reasons.append(Reason("behaviour", texts["behaviour"].format(category=min(bought)), fixed.behaviour))
+            key = ("behaviour", min(bought), lang, fixed.behaviour)
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = Reason("behaviour", texts["behaviour"].format(category=key[1]), fixed.behaviour)
+            reasons.append(found)
     if who.preferred_store_id is not None and fixed.store and _runs_at(snap, who.preferred_store_id):
         reasons.append(Reason("store", texts["store"], fixed.store))
     if distance is not None and distance <= policy.near_km and policy.near_km > 0:
