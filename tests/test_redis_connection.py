@@ -147,6 +147,16 @@ async def test_a_script_with_packed_keys_gets_every_key_and_argument(fast_redis:
     assert await script(keys=["first", *keys, "last"], args=["a", 1, "b", 2]) == echoed
 
 
+async def test_packed_values_in_plain_commands_and_pipelines(fast_redis: Redis) -> None:
+    members = Packed.of([f"member-{i}" for i in range(300)])
+    assert await fast_redis.sadd("conn-test:set", members) == 300
+    async with fast_redis.pipeline(transaction=True) as pipe:
+        pipe.sadd("conn-test:set", members, "one-more")
+        pipe.scard("conn-test:set")
+        assert await pipe.execute() == [1, 301]
+    assert await fast_redis.sismember("conn-test:set", "member-299")
+
+
 async def test_a_write_that_cannot_finish_times_out_and_drops_the_connection() -> None:
     accepted: list[asyncio.StreamWriter] = []
 
@@ -183,6 +193,7 @@ async def fast_cluster(redis_cluster: RedisClusterServers) -> AsyncIterator[Fast
     client = connect_redis(redis_cluster.url, cluster=True)
     assert isinstance(client, FastCluster)
     await client.initialize()
+    await client.flushall()
     yield client
     await client.aclose()
 
@@ -196,6 +207,9 @@ async def test_the_cluster_client_uses_it_and_routes_packed_keys(fast_cluster: F
         # Redis checks the keys' slots itself: the call reached the node owning them.
         await fast_cluster.set(f"k:{tag}", "v")
         assert await fast_cluster.get(f"k:{tag}") == b"v"
+    # Other commands route by their plain key, with a block of values after it.
+    assert await fast_cluster.sadd("set:{a}", Packed.of(["x", "y", "z"])) == 3
+    assert await fast_cluster.scard("set:{a}") == 3
     nodes = fast_cluster.get_nodes()
     assert len(nodes) == 3
     used = [connection for node in nodes for connection in node._connections]
