@@ -88,6 +88,13 @@ class FastConnection(Connection):
     """redis-py's TCP ``Connection`` with a task-free write timeout and a faster
     ``pack_command`` that understands ``Packed`` arguments (see the module docstring)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # hiredis encodes str as strict UTF-8: only then are its bytes redis-py's.
+        self._hiredis_packs = _hiredis_pack is not None and (
+            codecs.lookup(self.encoder.encoding).name == "utf-8" and self.encoder.encoding_errors == "strict"
+        )
+
     async def send_packed_command(self, command: str | bytes | Iterable[bytes], check_health: bool = True) -> None:
         if not self.is_connected:
             await self.connect_check_health(check_health=False)
@@ -120,18 +127,13 @@ class FastConnection(Connection):
             await self.disconnect(nowait=True)
             raise
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # hiredis encodes str as strict UTF-8: only then are its bytes redis-py's.
-        self._hiredis_packs = _hiredis_pack is not None and (
-            codecs.lookup(self.encoder.encoding).name == "utf-8" and self.encoder.encoding_errors == "strict"
-        )
-
     def pack_command(self, *args: Any) -> list[bytes]:  # type: ignore[override]
         """The bytes redis-py's ``pack_command`` would send, with ``Packed`` blocks
-        spliced in. hiredis packs in C when it can: exact str, bytes, int and float
-        arguments (it formats floats with ``repr`` as redis-py does, and refuses bool,
-        subclasses of int and ``Packed`` with TypeError: those take the Python path)."""
+        spliced in. hiredis packs in C when it can: str, bytes, int and float arguments
+        (it formats floats with ``repr`` as redis-py does, and refuses bool, bytearray,
+        subclasses of int and ``Packed`` with TypeError: those take the Python path).
+        Memoryviews never go to hiredis: it reads a strided view's buffer as if it were
+        contiguous (wrong bytes), and redis-py sends a view as a chunk, uncopied."""
         first = args[0]
         assert not isinstance(first, float)
         # A command name may carry literal arguments ("CONFIG GET"): sent separately.
@@ -139,7 +141,7 @@ class FastConnection(Connection):
             args = (*first.encode().split(), *args[1:])
         elif b" " in first:
             args = (*first.split(), *args[1:])
-        if self._hiredis_packs:
+        if self._hiredis_packs and memoryview not in map(type, args):
             try:
                 return [_hiredis_pack(args)]
             except (TypeError, BufferError):

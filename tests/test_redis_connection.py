@@ -35,6 +35,7 @@ COMMANDS: list[tuple[Any, ...]] = [
     ("SET", "k", bytearray(b"bytes\r\nlike")),
     ("SET", "k", memoryview(b"a memoryview")),
     ("SET", "k", memoryview(b"0123456789")[2:5]),
+    ("MSET", "a", memoryview(b"0123456789")[::3], "b", "after"),  # a strided view
     ("SET", "k", BIG),
     ("SET", "k", BIG.encode()),
     ("MSET", "a", BIG, "b", "small", "c", memoryview(BIG.encode()), "d", 5),
