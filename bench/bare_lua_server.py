@@ -1,6 +1,8 @@
 """The ceiling of one Python process for a coupon grab: an aiohttp endpoint that runs the
 very grab script of the product (services/lua/grab.lua, the same keys and arguments,
-through the same redis-py client) and nothing else: no auth, no validation, no
+through the same client: ``server.app.connect_redis``, i.e. the same connection pool and
+``server.redis_connection.FastConnection``, called with ``call_script`` and the claim id
+and code from ``services.stock.random_token``, as ours) and nothing else: no auth, no validation, no
 eligibility, no IP limiter, no idempotency, no read-your-writes record.
 
     .venv/bin/python -m bench.bare_lua_server --port P --redis-url URL [--stock S]
@@ -13,8 +15,6 @@ fresh at start with services/lua/load.lua.
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +24,10 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from server.app import connect_redis
 from server.event_loop import loop_factory
-from services.stock import IDEMPOTENCY_TTL_SECONDS
+from server.redis_connection import call_script
+from services.stock import IDEMPOTENCY_TTL_SECONDS, random_token
 from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
 LUA = Path(__file__).resolve().parent.parent / "services" / "lua"
@@ -37,12 +39,6 @@ FACE_VALUE = 1000
 USER_MAX, USER_WINDOW_MS = 1_000_000, 10_000
 KEYS = CampaignKeys(CAMPAIGN_ID)
 GRAB: web.AppKey[AsyncScript] = web.AppKey("grab", AsyncScript)
-
-
-def token(length: int) -> str:
-    """``length`` base32 characters from one urandom call: the shape of the product's
-    claim ids and codes at the least cost (this is the ceiling)."""
-    return base64.b32encode(os.urandom(length))[:length].decode()
 
 
 async def load_coupon(redis: Redis, stock: int) -> None:
@@ -61,14 +57,15 @@ async def grab(request: web.Request) -> web.Response:
     uid = request.match_info["uid"]
     now_ms = int(time.time() * 1000)
     try:
-        reply = await request.app[GRAB](
+        reply = await call_script(
+            request.app[GRAB],
             keys=[
                 KEYS.coupon(TEMPLATE_ID), KEYS.holders(TEMPLATE_ID), KEYS.budget, KEYS.stream,
                 KEYS.idempotency(int(uid), TEMPLATE_ID, "-"), KEYS.rate(int(uid)), KEYS.audience,
                 KEYS.recent(int(uid)),
             ],
-            args=[uid, now_ms, token(20), token(16), TEMPLATE_ID, IDEMPOTENCY_TTL_SECONDS, USER_MAX, USER_WINDOW_MS,
-                  "0", RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT],
+            args=[uid, now_ms, random_token(20), random_token(16), TEMPLATE_ID, IDEMPOTENCY_TTL_SECONDS, USER_MAX,
+                  USER_WINDOW_MS, "0", RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT],
         )  # fmt: skip
     except (redis_errors.ConnectionError, redis_errors.TimeoutError):
         # What our server answers too (server/middlewares.py), e.g. when more grabs are in
@@ -85,8 +82,11 @@ def create_app(redis_url: str, stock: int) -> web.Application:
     app = web.Application()
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-        # The same client settings as the server's (server/app.py).
-        client = Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+        # The very client our server makes (server.app.connect_redis): the same pool,
+        # connection class (server/redis_connection.py) and timeouts, so the comparison
+        # is of everything around the round trip.
+        client = connect_redis(redis_url, cluster=False)
+        assert isinstance(client, Redis)
         await load_coupon(client, stock)
         app[GRAB] = client.register_script((LUA / "grab.lua").read_text())
         yield

@@ -20,6 +20,7 @@ from server.embedded_redis import start_embedded_redis
 from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
+from server.redis_connection import FastCluster, FastConnection
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
@@ -38,12 +39,17 @@ def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
     # A reply can wait on a saturated event loop (a flash sale on 2 cores) longer than
     # Redis takes: a short read timeout then drops healthy connections mid-command, and
     # redis-py's cluster client can race on the dropped connection. Connecting stays quick.
+    # FastConnection: redis-py's connection without a Task per write, faster packing and
+    # Packed argument blocks (server/redis_connection.py); rediss:// and unix:// URLs keep
+    # redis-py's own connection classes.
     options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
     if cluster:
-        return RedisCluster.from_url(url, **options)
+        return FastCluster.from_url(url, **options)
     # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
     # (briefly) for a connection instead of failing with "Too many connections".
-    pool = BoundedConnectionPool.from_url(url, max_connections=512, timeout=2.0, health_check_interval=30, **options)
+    pool = BoundedConnectionPool.from_url(
+        url, max_connections=512, timeout=2.0, health_check_interval=30, connection_class=FastConnection, **options
+    )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 

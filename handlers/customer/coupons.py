@@ -6,6 +6,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from handlers.customer.grab_body import grab_body
 from handlers.request_meta import client_address
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, IP_LIMITER, SETTINGS, STOCK
@@ -57,7 +58,7 @@ def voucher_of(info: CouponInfo, claim: Claim) -> VoucherOut:
             errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict, errors.RateLimited,
             errors.NotFound),
 )  # fmt: skip
-async def grab_coupon(request: web.Request) -> GrabOut:
+async def grab_coupon(request: web.Request) -> web.Response:
     wait = request.app[IP_LIMITER].take(client_address(request))
     if wait:
         raise errors.RateLimited("too many grabs from your address", details={"retry_after": retry_after(wait)})
@@ -70,4 +71,5 @@ async def grab_coupon(request: web.Request) -> GrabOut:
         grabs.check_idempotency_key(request.headers.get("Idempotency-Key")),
         GrabPolicy(max_per_window=settings.grab_user_max, window_ms=settings.grab_user_window_ms),
     )
-    return GrabOut(voucher=voucher_of(info, claim))
+    # GrabOut's JSON, with the coupon's part serialized once (handlers/customer/grab_body.py).
+    return web.Response(body=grab_body(info, claim), status=201, content_type="application/json")
