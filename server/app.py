@@ -39,9 +39,9 @@ def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
     # A reply can wait on a saturated event loop (a flash sale on 2 cores) longer than
     # Redis takes: a short read timeout then drops healthy connections mid-command, and
     # redis-py's cluster client can race on the dropped connection. Connecting stays quick.
-    # FastConnection: redis-py's connection without a Task per write, faster packing and
-    # Packed argument blocks (server/redis_connection.py); rediss:// and unix:// URLs keep
-    # redis-py's own connection classes.
+    # FastConnection: redis-py's connection without a Task per write, packing in C
+    # (server/redis_connection.py); rediss:// and unix:// URLs keep redis-py's own
+    # connection classes.
     options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
     if cluster:
         return FastCluster.from_url(url, **options)

@@ -1,6 +1,6 @@
 """server/redis_connection.py against redis-py and real servers: the same bytes as redis-py's
-pack_command, Packed blocks spliced in, scripts with Packed keys on one Redis and on a Redis
-Cluster, and a write that cannot finish still failing with redis-py's TimeoutError."""
+pack_command, scripts called with call_script on one Redis and on a Redis Cluster, and a
+write that cannot finish still failing with redis-py's TimeoutError."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from redis.exceptions import DataError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.app import connect_redis
-from server.redis_connection import FastCluster, FastConnection, Packed, call_script
+from server.redis_connection import FastCluster, FastConnection, call_script
 from tests.infra import RedisClusterServers
 
 BIG = "x" * 7000  # above redis-py's 6,000-byte buffer cutoff: sent as a chunk of its own
@@ -56,7 +56,7 @@ def _our_bytes(connection: FastConnection, *args: Any) -> bytes:
 def test_pack_command_sends_redis_pys_bytes(args: tuple[Any, ...]) -> None:
     expected = _redis_py_bytes(*args)
     assert _our_bytes(FastConnection(), *args) == expected
-    # The Python path too (what a non-UTF-8 client or a Packed argument takes).
+    # redis-py's own path too (what a non-UTF-8 client takes).
     python_path = FastConnection()
     python_path._hiredis_packs = False
     assert _our_bytes(python_path, *args) == expected
@@ -87,25 +87,6 @@ def test_what_redis_py_refuses_is_refused(bad: Any) -> None:
         Connection().pack_command("SET", "k", bad)
     with pytest.raises(DataError):
         FastConnection().pack_command("SET", "k", bad)
-    with pytest.raises(DataError):
-        Packed.of(["fine", bad])
-
-
-def test_packed_blocks_splice_in_as_their_items() -> None:
-    keys = [f"feed:{{7}}:audience:{i}" for i in range(424)]
-    mixed = ["text", b"bytes", 42, -3, 2.5, "減", BIG]
-    ours = FastConnection()
-    assert _our_bytes(ours, "EVALSHA", "f" * 40, 425, Packed.of(keys), "one-more", 9) == _redis_py_bytes(
-        "EVALSHA", "f" * 40, 425, *keys, "one-more", 9
-    )
-    # Several blocks, big ones (above the cutoff: appended as chunks), around plain args.
-    big_block = Packed.of([BIG, BIG])
-    assert _our_bytes(ours, "RPUSH", "k", Packed.of(mixed), "mid", big_block, Packed.of([]), "end") == (
-        _redis_py_bytes("RPUSH", "k", *mixed, "mid", BIG, BIG, "end")
-    )
-    block = Packed.of(keys)
-    assert (block.count, block.slot) == (424, Packed.of(["{7}"]).slot)
-    assert Packed.of(["a", "b", "c"]).slot is None  # keys of different slots: cannot route
 
 
 @pytest.fixture
@@ -138,24 +119,14 @@ async def test_the_servers_client_uses_it_against_a_real_redis(fast_redis: Redis
     assert max(answers) == sum(range(1, 201))
 
 
-async def test_a_script_with_packed_keys_gets_every_key_and_argument(fast_redis: Redis) -> None:
+async def test_call_script_gets_every_key_and_argument(fast_redis: Redis) -> None:
     script = fast_redis.register_script(ECHO)
     keys = [f"audience:{{9}}:{i}" for i in range(424)]
     # Not loaded yet: call_script loads it on NOSCRIPT, as AsyncScript does.
-    echoed = await call_script(script, keys=["first", Packed.of(keys), "last"], args=["a", 1, Packed.of(["b", 2])])
+    echoed = await call_script(script, keys=["first", *keys, "last"], args=["a", 1, "b", 2])
     assert echoed == [[b"first", *(k.encode() for k in keys), b"last"], [b"a", b"1", b"b", b"2"]]
-    # The same through redis-py's own AsyncScript (plain keys): the same answer.
+    # The same through redis-py's own AsyncScript: the same answer.
     assert await script(keys=["first", *keys, "last"], args=["a", 1, "b", 2]) == echoed
-
-
-async def test_packed_values_in_plain_commands_and_pipelines(fast_redis: Redis) -> None:
-    members = Packed.of([f"member-{i}" for i in range(300)])
-    assert await fast_redis.sadd("conn-test:set", members) == 300
-    async with fast_redis.pipeline(transaction=True) as pipe:
-        pipe.sadd("conn-test:set", members, "one-more")
-        pipe.scard("conn-test:set")
-        assert await pipe.execute() == [1, 301]
-    assert await fast_redis.sismember("conn-test:set", "member-299")
 
 
 async def test_a_write_that_cannot_finish_times_out_and_drops_the_connection() -> None:
@@ -199,23 +170,18 @@ async def fast_cluster(redis_cluster: RedisClusterServers) -> AsyncIterator[Fast
     await client.aclose()
 
 
-async def test_the_cluster_client_uses_it_and_routes_packed_keys(fast_cluster: FastCluster) -> None:
+async def test_the_cluster_client_uses_it_and_routes_scripts(fast_cluster: FastCluster) -> None:
     script = fast_cluster.register_script(ECHO)
     for tag in ("{a}", "{b}", "{c}", "{d}"):  # hash tags on more than one master
         keys = [f"audience:{tag}:{i}" for i in range(50)]
-        echoed = await call_script(script, keys=[f"first:{tag}", Packed.of(keys)], args=["x", 1])
+        echoed = await call_script(script, keys=[f"first:{tag}", *keys], args=["x", 1])
         assert echoed == [[f"first:{tag}".encode(), *(k.encode() for k in keys)], [b"x", b"1"]]
         # Redis checks the keys' slots itself: the call reached the node owning them.
         await fast_cluster.set(f"k:{tag}", "v")
         assert await fast_cluster.get(f"k:{tag}") == b"v"
-    # Other commands route by their plain key, with a block of values after it.
-    assert await fast_cluster.sadd("set:{a}", Packed.of(["x", "y", "z"])) == 3
-    assert await fast_cluster.scard("set:{a}") == 3
     nodes = fast_cluster.get_nodes()
     assert len(nodes) == 3
     used = [connection for node in nodes for connection in node._connections]
     assert used and all(type(connection) is FastConnection for connection in used)
-    with pytest.raises(RedisClusterException, match="one slot"):
-        await call_script(script, keys=[Packed.of(["{a}1", "{b}2"])])
     with pytest.raises(RedisClusterException, match="same key slot"):
-        await call_script(script, keys=["{a}1", Packed.of(["{b}1", "{b}2"])])
+        await call_script(script, keys=["{a}1", "{b}1"])
