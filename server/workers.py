@@ -55,7 +55,7 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
             log.info("scheduler: campaign %d is now %s", campaign_id, status)
             await stock_sync.after_transition(stock, campaign_id, status)
         if done:  # the feed and campaign pages show the new states at once, in every process
-            await feed.catalog_changed(redis)
+            await feed.catalog_changed(redis, [campaign_id for campaign_id, _ in done])
         return done
     finally:
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]

@@ -99,9 +99,9 @@ class Journey:
 
     async def campaign_changed(self, campaign_id: int) -> None:
         """Call after an admin changed a campaign (content, rules, state, exclusivity)."""
+        # The version bump reaches this process's feed index too (it reloads the campaign).
         await campaign_changed(self.redis, campaign_id)
         self.catalog.forget(campaign_id)
-        self.feed.forget()
 
     # --- seats ---------------------------------------------------------------------
 
