@@ -37,6 +37,11 @@ that each line is sent once per cycle, in order):
 Each customer asks from where they are: 60% no location, 30% ``lat``/``lng`` near their
 city, 10% ``store_id``. Printed: requests/s, p50, p99, the ratio to ``/healthz``, and the
 server's CPU time per request (/proc, which the machine's other load does not distort).
+
+Last, the stall a catalog change causes: five times each, alternated, the catalog version
+is bumped naming one campaign (as the scheduler's transitions and admins' edits do: the
+index reloads it) or naming none (the index is built in full), and one feed request
+right after is timed; printed: the medians.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from redis.asyncio import Redis
 
 from bench.grab import call, profile_summary, profiled, say, start_redis
 from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, wrk
+from services import catalog_changes
 from services.feed import encode_offset
 from tests.campaign_fixtures import coupon_body
 
@@ -377,6 +383,30 @@ async def first_pass(base: str, lines: list[str]) -> tuple[float, list[float], l
     return first, [a[0] for a in answers], [a[1] for a in answers]
 
 
+async def after_changes(base: str, redis_url: str, line: str, campaign_id: int, times: int = 5) -> tuple[float, float]:
+    """Median seconds of a feed request right after a catalog version bump that names one
+    campaign (as the scheduler's transitions and admins' edits do: the index reloads it),
+    and right after one that names none (the index is built in full), alternated."""
+    _, path, auth, _ = line.split("\t")
+    named: list[float] = []
+    full: list[float] = []
+    redis = Redis.from_url(redis_url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(times):
+                for ids, into in (([campaign_id], named), (None, full)):
+                    await catalog_changes.bump(redis, ids)
+                    start = time.perf_counter()
+                    async with session.get(f"{base}{path}", headers={"Authorization": auth}) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            raise RuntimeError(f"GET {path} answered {resp.status}")
+                    into.append(time.perf_counter() - start)
+    finally:
+        await redis.aclose()
+    return statistics.median(named), statistics.median(full)
+
+
 async def audiences_built(redis_url: str, quiet: float = 3.0) -> int:
     """Wait until the server has built every targeted campaign's audience set: the first
     request builds a few and queues the others, rebuilt one at a time in the background
@@ -539,6 +569,7 @@ def main() -> int:
             args.profile and args.profile.with_suffix(".opens"),
             threads=1,
         )
+        named, full = asyncio.run(after_changes(server.url, redis_url, lines[0], campaign_ids[0]))
         load = os.getloadavg()[0]
         total = time.monotonic() - started
     print(f"feed: {args.customers:,} customers, {args.campaigns:,} campaigns ({by_status}; "
@@ -555,6 +586,8 @@ def main() -> int:
     print(f"  app opens: per customer in a row, GET /api/v1/feed/sections, /api/v1/feed, its second page "
           f"({len(sessions) // 3:,} customers; {opens.requests:,} requests"
           f"{'' if opens.requests <= len(sessions) else ': the list came round again'})")  # fmt: skip
+    print(f"a feed request right after a catalog change naming one campaign (the index reloads it): median "
+          f"{named * 1000:.1f} ms; naming none (the index is built in full): median {full * 1000:.1f} ms")  # fmt: skip
     ok = True
     for figures in (first_looks, opens):
         clean = figures.non2xx == 0 and figures.errors == 0
