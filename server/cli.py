@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
+#: Errors of binding the listening socket: a one-line message, not a traceback.
+_CANNOT_BIND = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
 def _serve(settings: Settings) -> None:
     from server.app import create_app
 
@@ -30,8 +35,19 @@ def _serve(settings: Settings) -> None:
         else "WeChat app " + settings.appid
     )
     new_loop, loop_name = loop_factory(settings.uvloop)
-    print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, loop=new_loop())
+
+    def listening(_: str) -> None:
+        # aiohttp calls this once the socket is bound: a taken port never claims to listen.
+        print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name})", flush=True)
+
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None, loop=new_loop())
+    except OSError as exc:
+        if exc.errno not in _CANNOT_BIND:
+            raise
+        # The app started and stopped cleanly (its cleanup ran: the embedded Redis too).
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 async def _migrate(settings: Settings) -> None:

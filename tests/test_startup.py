@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,23 @@ def test_migrate_command(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "migrations applied" in done.stdout
     assert (tmp_path / "m.sqlite3").stat().st_size > 0
+
+
+def test_a_taken_port_is_one_clear_error_not_a_false_listening_line(tmp_path):
+    """Another process holds the port: the server says so and exits 1, after its clean-up
+    (no traceback, and no "listening on" line printed before the bind failed)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "REDIS_", "DATABASE_"))},
+            "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(tmp_path / "data"), "APP_ENV": "development",
+        }  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "server"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "listening on" not in done.stdout
