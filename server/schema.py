@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 #: A database id: positive and within a signed 64-bit column (larger is a 422, not an
 #: overflow in the driver).
@@ -56,6 +56,13 @@ class Out(BaseModel):
     """A response body."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+def part_of(model: type[Out], name: str, fields: tuple[str, ...]) -> type[Out]:
+    """A response model with some of ``model``'s fields, declared once there: for code
+    that serializes a shared part of many answers once and writes the rest itself."""
+    chosen = {field: (model.model_fields[field].annotation, model.model_fields[field]) for field in fields}
+    return create_model(name, __base__=Out, **chosen)  # type: ignore[call-overload,no-any-return]
 
 
 class ErrorBody(Out):

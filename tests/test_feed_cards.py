@@ -12,8 +12,8 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from handlers.customer.feed import FeedItemOut, FeedOut, SectionsOut, ThemeSectionOut
 from handlers.customer.feed_cards import page_json, sections_json
+from handlers.customer.feed_schemas import FeedItemOut, FeedOut, SectionsOut, ThemeSectionOut
 from services import feed
 from services.feed import FeedIndex, FeedPolicy, Ranked, Ranking, Scored, Viewer, score_rows
 from services.journey_catalog import pick_language

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from handlers.customer import grab_body as module
-from handlers.customer.coupons import GrabOut, voucher_of
 from handlers.customer.grab_body import grab_body
+from handlers.customer.voucher_out import GrabOut, voucher_of
 from server.routing import json_body
 from services.coupon_cache import CouponInfo
 from services.stock import Claim, random_token

@@ -8,7 +8,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.customer.coupons import VoucherOut, voucher_of
+from handlers.customer.voucher_out import VoucherOut, voucher_of
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, JOURNEY
 from server.routing import RouteTable, json_response, principal_of

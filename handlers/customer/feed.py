@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from handlers.customer import feed_cards
+from handlers.customer.feed_schemas import FeedOut, SectionsOut
 from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, principal_of
@@ -42,52 +43,6 @@ class FeedQuery(_Where):
 
 class SectionsQuery(_Where):
     limit: int = Field(default=6, ge=1, le=20, description="campaigns per section")
-
-
-class ReasonOut(Out):
-    code: str = Field(description="audience, interest, behaviour, store, distance, ending, popularity, joined, teaser")
-    text: str
-    points: float = Field(description="what it added to the score (0 for teaser)")
-
-
-class FeedItemOut(Out):
-    id: int
-    type: str
-    phase: Literal["teaser", "running"]
-    teaser: bool = Field(description="visible before its start: shown, not joinable")
-    joinable: bool = Field(description="running and not joined yet (the join itself checks the rest)")
-    joined: bool
-    language: str
-    title: str
-    summary: str
-    tags: list[str]
-    theme_id: int | None
-    banner_media_id: int | None
-    starts_at: datetime
-    ends_at: datetime
-    participants: int
-    distance_km: float | None
-    score: float
-    reason: str | None = Field(description="the strongest reason, to show on the card")
-    reasons: list[ReasonOut]
-
-
-class FeedOut(Out):
-    items: list[FeedItemOut]
-    next_cursor: str | None
-
-
-class ThemeSectionOut(Out):
-    theme_id: int
-    name: str
-    items: list[FeedItemOut]
-
-
-class SectionsOut(Out):
-    recommended: list[FeedItemOut]
-    ending_soon: list[FeedItemOut] = Field(description="running, ending within FEED_ENDING_SOON_DAYS, soonest first")
-    near_you: list[FeedItemOut] = Field(description="with a store within FEED_NEAR_KM of lat/lng (or store_id)")
-    themed: list[ThemeSectionOut] = Field(description="campaigns of a theme (seasonal), best theme first")
 
 
 class TrackEventIn(Body):

@@ -12,12 +12,12 @@ the models would carry.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pydantic_core
 
-from server.schema import Out
+from handlers.customer.feed_schemas import FeedItemOut
+from server.schema import part_of
 from services import feed
 from services.feed import FeedIndex, Ranking, Scored
 from services.journey_catalog import pick_language
@@ -28,19 +28,11 @@ from services.journey_catalog import pick_language
 _ENCODE = pydantic_core.to_json
 
 
-class _CardCampaign(Out):
-    """The viewer-independent part of a card."""
-
-    id: int
-    type: str
-    language: str
-    title: str
-    summary: str
-    tags: list[str]
-    theme_id: int | None
-    banner_media_id: int | None
-    starts_at: datetime
-    ends_at: datetime
+#: The viewer-independent part of a card: these fields of ``FeedItemOut``.
+_CardCampaign = part_of(
+    FeedItemOut, "_CardCampaign",
+    ("id", "type", "language", "title", "summary", "tags", "theme_id", "banner_media_id", "starts_at", "ends_at"),
+)  # fmt: skip
 
 
 def _campaign_part(index: FeedIndex, s: Scored, accept: str | None) -> dict[str, Any]:

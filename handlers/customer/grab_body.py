@@ -12,23 +12,16 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 
-from server.schema import Out
+from handlers.customer.voucher_out import VoucherOut
+from server.schema import part_of
 from services.coupon_cache import CouponInfo
 from services.stock import Claim
 
-
-class _CouponPart(Out):
-    """The fields of VoucherOut a coupon's vouchers share, in VoucherOut's order."""
-
-    coupon_id: int
-    campaign_id: int
-    status: str
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
+#: The fields of VoucherOut a coupon's vouchers share, in VoucherOut's order.
+_CouponPart = part_of(
+    VoucherOut, "_CouponPart",
+    ("coupon_id", "campaign_id", "status", "kind", "title", "face_value", "percent_off", "min_spend", "item_name"),
+)  # fmt: skip
 
 
 _DATETIME = TypeAdapter(datetime)
