@@ -65,6 +65,7 @@ from models.campaigns import Campaign, Theme
 from models.customers import Customer
 from models.participations import Participation
 from models.stores import Store
+from server.redis_connection import call_script
 from services import audience, catalog_changes, errors
 from services.feed_rankings import CATALOG_VERSION_KEY, RankingCache, versions
 from services.journey_catalog import CampaignSnapshot, load_snapshots, pick_language
@@ -466,7 +467,7 @@ async def audience_of(
         ids = audience_ids(targeted)
     # One command for hundreds of campaigns, not three each: redis-py's cost is per
     # command. It answers only the campaigns that hold the customer or are not fresh.
-    reply = await script(keys=[AUDIENCE_TAG], args=[customer_id, _PREFIX, _FRESH, ids])
+    reply = await call_script(script, [AUDIENCE_TAG], [customer_id, _PREFIX, _FRESH, ids])
     found: set[int] = set()
     complete = True
     inline = 0

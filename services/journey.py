@@ -31,6 +31,7 @@ from tortoise.transactions import in_transaction
 
 from models.journey import ProgressEntry
 from models.participations import Participation
+from server.redis_connection import call_script
 from services import audience, errors, exclusivity
 from services.feed import Feed, FeedPolicy, campaign_changed
 from services.feed_rankings import viewer_changed
@@ -145,7 +146,7 @@ class Journey:
         keys = SeatKeys(snap.id)
         deadline = asyncio.get_running_loop().time() + SEAT_LOAD_WAIT_SECONDS
         while True:
-            raw = await self._join(keys=[keys.members, keys.loaded], args=[customer_id, snap.participant_cap])
+            raw = await call_script(self._join, [keys.members, keys.loaded], [customer_id, snap.participant_cap])
             reply = [text(p) for p in raw]
             if reply[0] != "not_loaded":
                 break
