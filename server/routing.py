@@ -210,6 +210,8 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
 def path_int(request: web.Request, name: str) -> int:
     """A positive integer path parameter; anything else is a 404 (no such resource)."""
     raw = request.match_info.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII only: str.isdigit() also takes "¹" (which int() refuses) and Arabic-Indic
+    # or fullwidth digits (which int() reads as numbers).
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise errors.NotFound()
     return int(raw)

@@ -93,7 +93,7 @@ async def authenticate(
     if integration is None or not integration.is_active:
         raise errors.InvalidApiKey()
     now = time.time() if now is None else now
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    if not timestamp or not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise errors.StaleRequest("X-Timestamp must be Unix time in seconds")
     if abs(now - int(timestamp)) > max_skew:
         raise errors.StaleRequest(details={"server_time": int(now), "max_skew_seconds": max_skew})

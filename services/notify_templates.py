@@ -53,7 +53,7 @@ EMULATOR_TEMPLATES: dict[str, dict[str, Any]] = {
     },
 }
 
-_KEYWORD = re.compile(r"^([a-z_]+?)(\d+)$")
+_KEYWORD = re.compile(r"^([a-z_]+?)([0-9]+)$")
 _PLACEHOLDER = re.compile(r"<([a-z_]+)>")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 MAX_TEMPLATE_ID = 64
@@ -166,7 +166,7 @@ def fit(keyword_type: str, value: str, offset: timedelta) -> str:
         case "date":
             out = _local_time(value, offset, "%Y-%m-%d")
         case "number":
-            found = re.search(r"\d+(\.\d+)?", value)
+            found = re.search(r"[0-9]+(\.[0-9]+)?", value)
             out = found.group(0)[:32] if found else "0"
         case "character_string":
             out = "".join(ch for ch in value if "\x21" <= ch <= "\x7e")[:32]

@@ -134,7 +134,9 @@ def _verify(secret: str, token: str, now: float | None) -> tuple[Principal, int]
     if not isinstance(claims, dict) or claims.get("aud") != _AUDIENCE:
         raise errors.InvalidToken()
     exp, sub, kind = claims.get("exp"), claims.get("sub"), claims.get("knd")
-    if not isinstance(exp, int) or not isinstance(sub, str) or not sub.isdigit() or kind not in _KINDS:
+    if not isinstance(exp, int) or not isinstance(sub, str) or kind not in _KINDS:
+        raise errors.InvalidToken()
+    if not sub.isascii() or not sub.isdigit():  # isdigit alone takes "¹", which int() refuses
         raise errors.InvalidToken()
     if exp <= (now if now is not None else time.time()):
         raise errors.TokenExpired()

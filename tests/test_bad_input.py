@@ -247,6 +247,15 @@ async def test_unknown_path_and_wrong_method(client: TestClient, root: dict[str,
         await assert_error(await client.get(path, headers=root), 404, "not_found")
     resp = await client.delete("/api/v1/me", headers=root)
     await assert_error(resp, 405, "method_not_allowed")
+    segments = "/api/v1/admin/segments"
+    made = await client.post(segments, json={"name": "sh", "rule": {"city": "Shanghai"}}, headers=root)
+    assert made.status == 201 and (await made.json())["id"] == 1, await made.text()
+    # Digits beyond ASCII in an id: "¹" made int() raise (a 500, found by schemathesis),
+    # and an Arabic-Indic or fullwidth one (U+0661, U+FF11) named segment 1.
+    for raw in ("%C2%B9", "1%C2%B9", "%D9%A1", "%EF%BC%91"):
+        await assert_error(await client.get(f"{segments}/{raw}", headers=root), 404, "not_found")
+        await assert_error(await client.delete(f"{segments}/{raw}", headers=root), 404, "not_found")
+    assert (await client.get(f"{segments}/1", headers=root)).status == 200
     assert set(resp.headers["Allow"].split(",")) >= {"GET", "PATCH"}
     resp = await client.put(STORES, json=VALID_STORE, headers=root)
     await assert_error(resp, 405, "method_not_allowed")

@@ -67,6 +67,9 @@ async def test_signatures_timestamps_and_replays(client):
     await refused(await send(till.headers(raw, timestamp=int(time.time()) - 301)), 401, "stale_request")
     await refused(await send(till.headers(raw, timestamp=int(time.time()) + 301)), 401, "stale_request")
     await refused(await send({**good, "X-Timestamp": "yesterday"}), 401, "stale_request")
+    # Superscript digits pass str.isdigit() and made int() raise (a 500).
+    for stamp in ("\u00b9", "1\u00b2"):
+        await refused(await send({**good, "X-Timestamp": stamp}), 401, "stale_request")
     # The body is part of the signature.
     await refused(await send(good, raw.replace(b"v1", b"v9")), 401, "invalid_signature")
     # Unsigned garbage is refused before it is parsed.

@@ -404,6 +404,7 @@ def test_notify_templates_setting_is_checked_at_start():
         ('{"reward": {"template_id": "", "fields": {"thing1": "x"}}}', "reward.template_id"),
         ('{"reward": {"template_id": "T", "fields": {}}}', "reward.fields"),
         ('{"reward": {"template_id": "T", "fields": {"Thing": "x"}}}', "not a keyword"),
+        ('{"reward": {"template_id": "T", "fields": {"thing\u0661": "x"}}}', "not a keyword"),
         ('{"reward": {"template_id": "T", "fields": {"thing1": "<ends_at>"}}}', "<ends_at>"),
         ('{"reward": {"template_id": "T", "page": "p?<voucher_id>", "fields": {"thing1": "x"}}}', "reward.page"),
         ('{"reward": {"template_id": "T", "fields": {"thing1": "x"}, "color": 1}}', "NOTIFY_TEMPLATES.reward"),
@@ -436,6 +437,11 @@ def test_rendered_values_pass_wechats_field_rules():
         assert template_data_error(data) is None, (title, data)
         assert page == "pages/c?id=7"
         assert data["time3"]["value"] == "2024-05-02 00:30"  # UTC+8
+    # WeChat's numbers are ASCII digits: Arabic-Indic ones are not picked as the number.
+    data, _ = render(spec, {"campaign_id": 7, "campaign_title": "t", "reward": "r", "points": "\u0661\u0662 / 3.5",
+                            "earned_at": "2024-05-01T16:30:00+00:00"}, timedelta(hours=8))  # fmt: skip
+    assert data["number4"]["value"] == "3.5"
+    assert template_data_error({"number1": {"value": "\u0661\u0662"}}) is not None
 
 
 async def test_admins_read_the_outbox_with_filters_and_counts(client):

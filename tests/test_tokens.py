@@ -83,6 +83,14 @@ def test_alg_none_and_other_headers_are_invalid():
         verify_access_token(SECRET, other_alg)
 
 
+@pytest.mark.parametrize("sub", ["\u00b9", "\u0661", "-1", ""])
+def test_a_subject_that_is_not_ascii_digits_is_invalid(sub):
+    # "¹" passes str.isdigit() and int() refuses it; int() reads U+0661 as 1.
+    claims = {"sub": sub, "knd": "customer", "aud": "wxcampaign", "exp": int(time.time()) + 60, "iat": 0}
+    with pytest.raises(errors.InvalidToken):
+        verify_access_token(SECRET, jwt.encode(claims, _signing_key(SECRET), algorithm="HS256"))
+
+
 def test_token_for_another_audience_is_invalid():
     claims = {"sub": "1", "knd": "customer", "aud": "someone-else", "exp": int(time.time()) + 60, "iat": 0}
     with pytest.raises(errors.InvalidToken):

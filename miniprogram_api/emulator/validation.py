@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-_KEY = re.compile(r"^([a-z_]+?)(\d+)$")
+_KEY = re.compile(r"^([a-z_]+?)([0-9]+)$")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
@@ -38,7 +38,7 @@ def _check(kind: str, value: str) -> bool:
         case "thing":
             return len(value) <= 20
         case "number":
-            return len(value) <= 32 and re.fullmatch(r"\d+(\.\d+)?", value) is not None
+            return len(value) <= 32 and re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) is not None
         case "letter":
             return len(value) <= 32 and value.isascii() and value.isalpha()
         case "symbol":
@@ -48,9 +48,9 @@ def _check(kind: str, value: str) -> bool:
         case "time" | "date":
             return _is_datetime(value)
         case "amount":
-            return len(value) <= 11 and re.fullmatch(r"[¥$€£]?\d+(\.\d{1,2})?元?", value) is not None
+            return len(value) <= 11 and re.fullmatch(r"[¥$€£]?[0-9]+(\.[0-9]{1,2})?元?", value) is not None
         case "phone_number":
-            return len(value) <= 17 and re.fullmatch(r"[\d+\-() ]+", value) is not None
+            return len(value) <= 17 and re.fullmatch(r"[0-9+\-() ]+", value) is not None
         case "car_number":
             return len(value) <= 8
         case "name":
