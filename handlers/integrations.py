@@ -91,7 +91,7 @@ async def _verify(request: web.Request) -> None:
 
 @routes.add(
     "POST", "/api/v1/integrations/events", access=PUBLIC, tags=("integrations",), body=EventIn, response=EventOut,
-    status=201, guard=_verify,
+    status=201, also=(200,), guard=_verify,
     summary="Post a purchase, visit or refund (X-Api-Key, X-Timestamp, X-Nonce, X-Signature: hex HMAC-SHA256 of "
     "'<timestamp>.<nonce>.<body>'). 201 when new, 200 with the first result when the external_id was seen",
     errors=(errors.InvalidApiKey, errors.InvalidSignature, errors.StaleRequest, errors.ReplayedRequest,

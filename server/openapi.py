@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from server.access import PUBLIC
 from server.routing import Route
 from server.schema import ErrorOut
+from services import errors
 from services.errors import catalogue
 
 _PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
@@ -127,10 +128,11 @@ def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict
     if route.access is not PUBLIC:
         op["security"] = [{"bearer": []}]
     if route.response is not None:
-        op["responses"][str(route.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": refs[route.response]}},
-        }
+        for status in (route.status, *route.also):
+            op["responses"][str(status)] = {
+                "description": "OK" if status == route.status else "OK (a repeat: the first answer's resource)",
+                "content": {"application/json": {"schema": refs[route.response]}},
+            }
     elif route.media_type is not None:
         op["responses"][str(route.status)] = {
             "description": "OK",
@@ -142,6 +144,9 @@ def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict
     statuses: dict[int, list[str]] = {}
     for err in route.errors:
         statuses.setdefault(err.status, []).append(err.code)
+    if _PATH_PARAM.search(route.path) and errors.NotFound.code not in statuses.get(404, []):
+        # Any id in the path may name nothing (server.routing.path_int).
+        statuses.setdefault(404, []).append(errors.NotFound.code)
     if route.body is not None or route.query is not None:
         statuses.setdefault(400, []).append("invalid_json")
         statuses.setdefault(422, []).append("validation_failed")

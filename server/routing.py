@@ -44,6 +44,9 @@ class Route:
     #: Runs before the query and body are parsed (e.g. a signature over the raw body), so
     #: an unauthenticated caller is refused before its input is looked at.
     guard: Callable[[web.Request], Awaitable[None]] | None = None
+    #: Other success statuses with the same response (for the docs): an idempotent
+    #: create answers 200 when it repeats.
+    also: tuple[int, ...] = ()
 
 
 @dataclass
@@ -66,6 +69,7 @@ class RouteTable:
         media_type: str | None = None,
         request_media_type: str | None = None,
         guard: Callable[[web.Request], Awaitable[None]] | None = None,
+        also: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Register a handler. It is called as ``handler(request, body=..., query=...)``
         with only the declared inputs, after the caller has been checked."""
@@ -74,7 +78,7 @@ class RouteTable:
             self.routes.append(
                 Route(
                     method, path, handler, access, summary, tags, body, query, response, status, errors, media_type,
-                    request_media_type, guard,
+                    request_media_type, guard, also,
                 )
             )  # fmt: skip
             return handler

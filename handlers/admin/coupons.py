@@ -63,6 +63,7 @@ async def add_stock(request: web.Request, body: AddStockIn) -> StockOut:
 @routes.add(
     "POST", "/api/v1/admin/coupons/reconcile", access=admin("superadmin"), tags=("coupons",), body=ReconcileIn,
     response=ReconcileOut, summary="Rebuild Redis stock counters from the database (all live coupons, or one)",
+    errors=(errors.NotFound,),
 )  # fmt: skip
 async def reconcile_stock(request: web.Request, body: ReconcileIn) -> ReconcileOut:
     worker = claims_worker(request.app[REDIS], request.app[SETTINGS])

@@ -89,7 +89,7 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
 
 @routes.add(
     "POST", "/api/v1/admin/media", access=UPLOADERS, tags=("admin",), response=MediaOut, status=201,
-    request_media_type="multipart/form-data",
+    also=(200,), request_media_type="multipart/form-data",
     summary="Upload a campaign image (PNG, JPEG or WebP): 201, or 200 when the same bytes were uploaded before",
     errors=(errors.PayloadTooLarge, errors.UnsupportedMediaType, errors.InvalidImage, errors.ImageTooLarge,
             errors.ValidationFailed),

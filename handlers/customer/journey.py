@@ -271,6 +271,7 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
 
 @routes.add(
     "POST", "/api/v1/campaigns/{id}/join", access=CUSTOMER, tags=("journey",), response=JoinOut, status=201,
+    also=(200,),
     summary="Join a campaign (one tap, idempotent: 201 the first time, 200 with the same participation after)",
     errors=(errors.NotFound, errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict,
             errors.CampaignFull),
@@ -318,7 +319,7 @@ async def my_campaigns(request: web.Request, query: MyCampaignsQuery) -> MyCampa
 
 
 @routes.add(
-    "POST", "/api/v1/checkins", access=CUSTOMER, tags=("journey",), response=CheckInOut, status=201,
+    "POST", "/api/v1/checkins", access=CUSTOMER, tags=("journey",), response=CheckInOut, status=201, also=(200,),
     summary="Check in for today (UTC): 201 with the streak, 200 with the same check-in when already done today",
 )  # fmt: skip
 async def check_in(request: web.Request) -> CheckInOut | web.Response:
