@@ -1,5 +1,5 @@
 """The ceiling of one Python process for a coupon grab: an aiohttp endpoint that runs the
-very grab script of the product (services/lua/grab.lua, the same keys and arguments,
+very grab script of the product (services/stock/grab.lua, the same keys and arguments,
 through the same client: ``server.app.connect_redis``, i.e. the same connection pool and
 ``server.redis_connection.FastConnection``, called with ``call_script`` and the claim id
 and code from ``services.stock.random_token``, as ours) and nothing else: no auth, no validation, no
@@ -9,7 +9,7 @@ eligibility, no IP limiter, no idempotency, no read-your-writes record.
 
 ``POST /grab/{customer_id}`` → 201 ``{"claim", "code", "left"}``, or 409 ``{"refused"}``
 with the script's verdict. Its own coupon (a campaign id no real campaign has), loaded
-fresh at start with services/lua/load.lua.
+fresh at start with services/stock/load.lua.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from redis.commands.core import AsyncScript
 
 from server.app import connect_redis
 from server.event_loop import loop_factory
-from server.redis_connection import call_script
-from services.stock import IDEMPOTENCY_TTL_SECONDS, random_token
-from services.stock_keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
+from services.core.codes import random_token
+from services.core.redis import call_script
+from services.stock.gate import IDEMPOTENCY_TTL_SECONDS
+from services.stock.keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
-LUA = Path(__file__).resolve().parent.parent / "services" / "lua"
+LUA = Path(__file__).resolve().parent.parent / "services" / "stock"
 #: A campaign id far above any the bench's server creates, so the keys never collide.
 CAMPAIGN_ID = 999_000_001
 TEMPLATE_ID = 1

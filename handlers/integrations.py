@@ -12,9 +12,11 @@ from models.journey import Integration
 from server.access import PUBLIC
 from server.keys import JOURNEY, SETTINGS
 from server.routing import RouteTable, json_response
-from server.schema import Body, Id, Out
-from services import errors, integrations, journey_events
-from services.campaign_spec import MAX_MONEY
+from services.activity import events as journey_events
+from services.activity import integrations
+from services.campaigns.spec import MAX_MONEY
+from services.core import errors
+from services.core.schema import Body, Id, Out
 
 routes = RouteTable()
 

@@ -6,10 +6,11 @@ from aiohttp import web
 
 from handlers.request_meta import client_address
 from handlers.schemas import PasswordLoginIn
-from server.access import Principal
 from server.keys import REDIS, SETTINGS
-from services import accounts, sessions
-from services.login_limits import LoginLimiter
+from services.accounts import operators as accounts
+from services.accounts import sessions
+from services.accounts.login_limits import LoginLimiter
+from services.core.principal import Principal
 
 
 async def password_login(

@@ -12,7 +12,8 @@ from multidict import CIMultiDict
 from server.access import PUBLIC
 from server.keys import SETTINGS
 from server.routing import RouteTable
-from services import errors, media
+from services.content import media
+from services.core import errors
 
 routes = RouteTable()
 

@@ -11,8 +11,8 @@ from swagger_ui_bundle import swagger_ui_path
 from server.access import PUBLIC
 from server.keys import OPENAPI, ORM, REDIS
 from server.routing import RouteTable
-from server.schema import Out
-from services import errors
+from services.core import errors
+from services.core.schema import Out
 
 routes = RouteTable()
 

@@ -53,6 +53,10 @@ class Redemption(Model):
         )
 
 
+#: The one kind of voucher reminder today: queued by the expiry job, sent by the notifier.
+REMINDER_KIND = "expiring_soon"
+
+
 class VoucherReminder(Model):
     """Outbox of reminders about vouchers (kind expiring_soon) for their holders, queued by the
     expiry job at most once per voucher and kind. A notifications sender sets sent_at."""

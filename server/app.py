@@ -24,11 +24,12 @@ from server.redis_connection import FastCluster, FastConnection
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
-from services.coupon_cache import CouponCache
-from services.feed import FeedPolicy
-from services.ip_limiter import IpLimiter
-from services.journey import Journey, JourneyPolicy
-from services.stock import AnyRedis, Stock
+from services.core.redis import AnyRedis
+from services.feed.engine import FeedPolicy
+from services.journey.participation import Journey, JourneyPolicy
+from services.stock.coupon_cache import CouponCache
+from services.stock.gate import Stock
+from services.stock.ip_limiter import IpLimiter
 
 log = logging.getLogger("wxcampaign.server")
 

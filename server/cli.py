@@ -59,7 +59,7 @@ async def _migrate(settings: Settings) -> None:
 
 async def _create_admin(settings: Settings, username: str, password: str, role: str) -> None:
     from server.db import apply_migrations, open_orm
-    from services import accounts
+    from services.accounts import operators as accounts
 
     if settings.auto_migrate:
         await apply_migrations(settings.database_url)
@@ -98,10 +98,10 @@ async def _worker(settings: Settings) -> None:
     from miniprogram_api import MiniProgramClient
     from server.app import build_journey
     from server.workers import claims_worker, notify_sender, scheduler_loop
-    from services.automation import execute_due_forever
-    from services.notify_sender import send_forever
-    from services.rewards import issue_pending_forever
-    from services.stock import Stock
+    from services.automation.engine import execute_due_forever
+    from services.journey.rewards import issue_pending_forever
+    from services.notify.sender import send_forever
+    from services.stock.gate import Stock
 
     async def job(redis: Redis) -> None:
         print(
@@ -130,8 +130,8 @@ async def _worker(settings: Settings) -> None:
 
 async def _reconcile(settings: Settings, coupon_id: int | None) -> None:
     from server.workers import claims_worker
-    from services import reconcile
-    from services.stock import Stock
+    from services.stock import reconcile
+    from services.stock.gate import Stock
 
     async def job(redis: Redis) -> None:
         reports = await reconcile.reconcile(Stock(redis), claims_worker(redis, settings), coupon_id)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    from services.errors import AppError
+    from services.core.errors import AppError
 
     try:
         if args.command in (None, "serve"):

@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.access import Principal
 from server.settings import Settings
+from services.core.principal import Principal
 
 if TYPE_CHECKING:
     pass

@@ -14,8 +14,8 @@ from tortoise import exceptions as orm_errors
 
 from server.keys import PRINCIPAL, REQUEST_ID
 from server.routing import json_body
-from server.schema import ErrorBody, ErrorOut
-from services import errors
+from services.core import errors
+from services.core.schema import ErrorBody, ErrorOut
 
 access_log = logging.getLogger("wxcampaign.access")
 error_log = logging.getLogger("wxcampaign.errors")

@@ -15,9 +15,9 @@ from pydantic.json_schema import models_json_schema
 
 from server.access import PUBLIC
 from server.routing import Route
-from server.schema import ErrorOut
-from services import errors
-from services.errors import catalogue
+from services.core import errors
+from services.core.errors import catalogue
+from services.core.schema import ErrorOut
 
 _PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 _REF = "#/components/schemas/{model}"

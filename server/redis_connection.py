@@ -15,23 +15,18 @@ the coupon grab:
   C (hiredis) when it can, else with one join.
 
 redis-py 8.1's cluster client always makes plain ``Connection``s: ``FastCluster`` gives
-its nodes ``FastConnection``s. ``call_script`` runs a registered script without
-``AsyncScript.__call__``'s per-call work.
-"""
+its nodes ``FastConnection``s."""
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:
@@ -118,23 +113,3 @@ class FastCluster(RedisCluster):
         self.connection_kwargs["connection_class"] = connection_class
         for node in self.startup_nodes:
             node.connection_class = connection_class
-
-
-async def call_script(
-    script: AsyncScript,
-    keys: Sequence[Any] = (),
-    args: Sequence[Any] = (),
-    client: Redis | RedisCluster | None = None,
-) -> Any:
-    """Run a registered script (EVALSHA), loading it on a server that lost it, as
-    ``AsyncScript.__call__`` does, without its per-call checks (an ``isinstance``
-    against redis-py's ``Pipeline``, a ``typing.Protocol``: slow on every grab). Not for
-    pipelines: they take ``AsyncScript.__call__``."""
-    if client is None:
-        client = script.registered_client
-    numkeys = len(keys)
-    try:
-        return await client.evalsha(script.sha, numkeys, *keys, *args)  # type: ignore[misc]
-    except NoScriptError:
-        script.sha = await client.script_load(script.script)
-        return await client.evalsha(script.sha, numkeys, *keys, *args)  # type: ignore[misc]

@@ -13,11 +13,12 @@ from typing import Any
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
-from server.access import PUBLIC, Access, Principal
+from server.access import PUBLIC, Access
 from server.keys import PRINCIPAL, SETTINGS
-from server.schema import find_nul
-from services import errors
-from services.tokens import verify_access_token
+from services.accounts.tokens import verify_access_token
+from services.core import errors
+from services.core.principal import Principal
+from services.core.schema import find_nul
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse]]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from services.notify_templates import NotifyTemplates, TemplateConfigError, default_templates_json, parse_templates
+from services.notify.templates import NotifyTemplates, TemplateConfigError, default_templates_json, parse_templates
 
 AppEnv = Literal["development", "test", "production"]
 

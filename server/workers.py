@@ -15,21 +15,19 @@ from redis.asyncio import Redis
 from miniprogram_api import MiniProgramClient
 from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
 from server.settings import Settings
-from services import (
-    audience_facts,
-    automation,
-    automation_runs,
-    feed,
-    notify_outbox,
-    review,
-    stock_sync,
-    voucher_expiry,
-)
-from services.claims import ClaimsWorker
-from services.notify_sender import NotifySender, SenderPolicy, send_forever
-from services.rewards import issue_pending_forever
-from services.shielded import run_to_end
-from services.stock import Stock
+from services.audience import facts as audience_facts
+from services.automation import engine as automation
+from services.automation import runs as automation_runs
+from services.campaigns import review
+from services.core.shielded import run_to_end
+from services.feed import engine as feed
+from services.journey.rewards import issue_pending_forever
+from services.notify import outbox as notify_outbox
+from services.notify.sender import NotifySender, SenderPolicy, send_forever
+from services.stock import sync as stock_sync
+from services.stock.claims import ClaimsWorker
+from services.stock.gate import Stock
+from services.wallet import expiry as voucher_expiry
 
 log = logging.getLogger("wxcampaign.workers")
 

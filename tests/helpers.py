@@ -50,7 +50,7 @@ async def wechat_calls(client: TestClient) -> dict[str, int]:
 
 async def create_admin(username: str, password: str, role: str) -> Any:
     """An admin row made by the real service (the ORM is open while the ``client`` fixture runs)."""
-    from services import accounts
+    from services.accounts import operators as accounts
 
     return await accounts.create_admin(username, password, role)
 
@@ -75,7 +75,7 @@ def cheap_password_hashing(monkeypatch: Any) -> None:
     untouched by this)."""
     from argon2 import PasswordHasher
 
-    from services import passwords
+    from services.accounts import passwords
 
     hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     monkeypatch.setattr(passwords, "_hasher", hasher)

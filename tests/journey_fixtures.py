@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestClient
 
 from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
-from server.access import Principal
 from server.keys import REDIS, SETTINGS
-from services import integrations
-from services.audit import Actor
-from services.claims import ClaimsWorker
-from services.tokens import issue_access_token
+from services.accounts.tokens import issue_access_token
+from services.activity import integrations
+from services.core.audit import Actor
+from services.core.principal import Principal
+from services.stock.claims import ClaimsWorker
 
 
 async def make_campaign(*, coupons: int = 0, coupon: dict[str, Any] | None = None, **fields: Any) -> Campaign:

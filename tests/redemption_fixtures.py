@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient
 from models.stores import Store
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
-from services import accounts, qr
-from services.claims import ClaimsWorker
+from services.accounts import operators as accounts
+from services.stock.claims import ClaimsWorker
+from services.wallet import qr
 from tests.helpers import bearer
 from tests.stock_fixtures import LiveCoupon, customers, live_coupon
 

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
-from server.access import Principal
 from server.keys import SETTINGS, STOCK
-from services.tokens import issue_access_token
+from services.accounts.tokens import issue_access_token
+from services.core.principal import Principal
 
 
 @dataclass

@@ -17,10 +17,11 @@ from aiohttp.test_utils import TestClient
 from handlers import all_routes
 from models.admins import ADMIN_ROLES, Admin
 from models.stores import STAFF_ROLES, StaffMember, Store
-from server.access import PUBLIC, Principal
+from server.access import PUBLIC
 from server.settings import Settings
-from services import accounts
-from services.tokens import issue_access_token, verify_access_token
+from services.accounts import operators as accounts
+from services.accounts.tokens import issue_access_token, verify_access_token
+from services.core.principal import Principal
 from tests.helpers import (
     admin_login,
     bearer,

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from models.campaigns import Campaign
 from models.redemptions import Redemption
 from server.keys import REDIS
-from services import tracking
+from services.analytics import tracking
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 from tests.journey_fixtures import Shopper, challenge, drain_claims, make_campaign, shoppers
 from tests.redemption_fixtures import REDEEM, grab, qr_payload, staff_login, store

@@ -17,8 +17,9 @@ from models.customers import Customer
 from models.participations import Participation
 from models.stores import Store
 from models.vouchers import Voucher
-from services import audience, errors
-from services.audience_facts import recompute_facts, record_activity, utc_today
+from services.audience import rules as audience
+from services.audience.facts import recompute_facts, record_activity, utc_today
+from services.core import errors
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 
 PREVIEW = "/api/v1/admin/audiences/preview"

@@ -21,7 +21,8 @@ from models.participations import Participation
 from models.vouchers import Voucher
 from server import workers
 from server.keys import JOURNEY, REDIS
-from services import automation, automation_runs
+from services.automation import engine as automation
+from services.automation import runs as automation_runs
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin, login_code
 from tests.journey_fixtures import challenge, drain_claims, make_campaign, pos, purchase, shoppers
 from tests.notify_fixtures import NEW, sender, sent_messages, subscribe

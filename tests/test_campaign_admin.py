@@ -9,7 +9,7 @@ from models.campaigns import Campaign
 from models.customers import Customer
 from models.participations import Participation
 from models.stores import Store
-from services import exclusivity
+from services.campaigns import exclusivity
 from tests.campaign_fixtures import campaign_body, iso, now
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
 

@@ -13,7 +13,7 @@ from models.audit import AuditEntry
 from models.campaigns import Campaign, ReviewEvent
 from server.keys import REDIS, STOCK
 from server.workers import scheduler_pass
-from services import review
+from services.campaigns import review
 from tests.campaign_fixtures import campaign_body, iso, now
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
 

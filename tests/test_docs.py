@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from handlers import all_routes
-from services.errors import catalogue
+from services.core.errors import catalogue
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -1,4 +1,4 @@
-"""A catalog change reloads only the campaigns it names (services/catalog_changes.py):
+"""A catalog change reloads only the campaigns it names (services/feed/catalog_changes.py):
 the updated index must hold exactly what a full build of the same moment holds, and a
 process that cannot know what changed builds in full."""
 
@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from models.campaigns import Campaign, Theme
 from models.participations import Participation
 from server.keys import JOURNEY
-from services import catalog_changes
-from services.feed import FeedIndex, build_index
+from services.feed import catalog_changes
+from services.feed.engine import FeedIndex, build_index
 from tests.journey_fixtures import make_campaign, shoppers
 
 

@@ -1,6 +1,6 @@
 """A viewer's ranking is computed once and shared by the home page's sections and the
 feed's pages for FEED_RANKING_SECONDS, and is computed again at once when the customer
-or the catalog changes (services/feed_rankings.py)."""
+or the catalog changes (services/feed/rankings.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from server.keys import JOURNEY, REDIS, STOCK
 from server.workers import scheduler_pass
-from services.feed import INLINE_AUDIENCE_BUILDS
-from services.feed_rankings import RankingCache, viewer_changed
+from services.feed.engine import INLINE_AUDIENCE_BUILDS
+from services.feed.rankings import RankingCache, viewer_changed
 from tests.journey_fixtures import make_campaign, pos, purchase, refund, shoppers
 
 

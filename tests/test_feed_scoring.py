@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from models.campaigns import Campaign
 from models.customers import Customer
 from server.keys import JOURNEY
-from services.feed import FeedIndex, FeedPolicy, Ranked, Viewer, distance_km, rank_one, score
-from services.journey_catalog import CampaignSnapshot
+from services.campaigns.catalog import CampaignSnapshot
+from services.feed.engine import FeedIndex, FeedPolicy, Ranked, Viewer, distance_km, rank_one, score
 from tests.journey_fixtures import make_campaign, shoppers
 
 TAGS = ["coffee", "tea", "bakery", "books", "wine", "pets"]

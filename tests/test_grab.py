@@ -10,8 +10,8 @@ import pytest
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
-from services.claims import ClaimsWorker
-from services.stock_keys import CampaignKeys
+from services.stock.claims import ClaimsWorker
+from services.stock.keys import CampaignKeys
 from tests.helpers import error_of
 from tests.stock_fixtures import customers, grab_all, live_coupon
 
@@ -170,7 +170,7 @@ async def test_an_idempotency_key_is_per_coupon(client):
 
 
 async def test_coupon_cache_loads_once_for_many_waiters_and_serves_stale_while_reloading(client, monkeypatch):
-    from services import coupon_cache
+    from services.stock import coupon_cache
 
     coupon = await live_coupon(client)
     loads = 0

@@ -10,7 +10,7 @@ from tortoise import connections
 from models.campaigns import Campaign, CampaignStore, Theme
 from models.stores import Store
 from server.keys import JOURNEY, REDIS
-from services import tracking
+from services.analytics import tracking
 from tests.helpers import error_of
 from tests.journey_fixtures import make_campaign, shoppers
 from tests.journey_fixtures import make_campaign as make_running

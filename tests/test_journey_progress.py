@@ -11,7 +11,7 @@ from models.journey import CheckIn, CustomerBadge, IntegrationEvent, PointsEntry
 from models.participations import Participation
 from models.stores import Store
 from models.vouchers import Voucher
-from services import points
+from services.journey import points
 from tests.helpers import error_of
 from tests.journey_fixtures import challenge, drain_claims, pos, purchase, refund, shoppers, visit
 

@@ -21,8 +21,10 @@ from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from server.settings import Settings, SettingsError
-from services import notify_outbox, notify_subscriptions, voucher_expiry
-from services.notify_templates import parse_templates, render
+from services.notify import outbox as notify_outbox
+from services.notify import subscriptions as notify_subscriptions
+from services.notify.templates import parse_templates, render
+from services.wallet import expiry as voucher_expiry
 from tests.helpers import bearer, error_of, fault, logged_in_admin, wechat_calls
 from tests.journey_fixtures import Shopper, make_campaign, shoppers
 from tests.notify_fixtures import ENDING, EXPIRING, NEW, REWARD, SEND, SUBS, sender, sent_messages, subscribe

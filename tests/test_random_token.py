@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.stock import _ALPHABET, random_token
+from services.core.codes import _ALPHABET, random_token
 
 
 def test_tokens_are_crockford_base32_of_the_length_asked() -> None:

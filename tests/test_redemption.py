@@ -16,7 +16,7 @@ from models.audit import AuditEntry
 from models.campaigns import Campaign, CampaignStore, CouponTemplate
 from models.redemptions import Redemption
 from models.vouchers import Voucher
-from services import qr
+from services.wallet import qr
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin, wechat_calls
 from tests.redemption_fixtures import PREVIEW, REDEEM, keyring, qr_payload, staff_login, store, vouchers
 

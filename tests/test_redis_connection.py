@@ -16,7 +16,8 @@ from redis.exceptions import DataError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.app import connect_redis
-from server.redis_connection import FastCluster, FastConnection, call_script
+from server.redis_connection import FastCluster, FastConnection
+from services.core.redis import call_script
 from tests.infra import RedisClusterServers
 
 BIG = "x" * 7000  # above redis-py's 6,000-byte buffer cutoff: sent as a chunk of its own

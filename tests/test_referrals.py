@@ -15,7 +15,7 @@ from models.participations import Participation
 from models.referrals import InviteCode, Referral
 from models.vouchers import Voucher
 from server.keys import JOURNEY
-from services import points
+from services.journey import points
 from tests.helpers import error_of, login_code
 from tests.journey_fixtures import challenge, drain_claims, shoppers
 

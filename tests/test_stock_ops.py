@@ -15,10 +15,10 @@ from models.customers import Customer
 from models.participations import Participation
 from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
-from services import exclusivity
-from services.audit import Actor
-from services.claims import ClaimsWorker, _parse, persist
-from services.stock_keys import CONSUMER_GROUP, STREAMS_REGISTRY, CampaignKeys
+from services.campaigns import exclusivity
+from services.core.audit import Actor
+from services.stock.claims import ClaimsWorker, _parse, persist
+from services.stock.keys import CONSUMER_GROUP, STREAMS_REGISTRY, CampaignKeys
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
 from tests.stock_fixtures import customers, grab_all, live_coupon
 

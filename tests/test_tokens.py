@@ -11,9 +11,9 @@ import time
 import jwt
 import pytest
 
-from server.access import Principal
-from services import errors
-from services.tokens import _signing_key, issue_access_token, verify_access_token
+from services.accounts.tokens import _signing_key, issue_access_token, verify_access_token
+from services.core import errors
+from services.core.principal import Principal
 
 SECRET = "s" * 40
 CLERK = Principal(kind="staff", id=7, role="clerk", store_id=3)

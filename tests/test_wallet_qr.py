@@ -19,8 +19,9 @@ from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from server.settings import Settings, SettingsError
-from services import qr, voucher_expiry
-from services.claims import ClaimsWorker
+from services.stock.claims import ClaimsWorker
+from services.wallet import expiry as voucher_expiry
+from services.wallet import qr
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of
 from tests.redemption_fixtures import REDEEM, Held, grab, qr_payload, staff_login, store, vouchers
 from tests.stock_fixtures import customers, live_coupon

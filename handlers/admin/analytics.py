@@ -13,8 +13,9 @@ from handlers.schemas import PageQuery
 from server.access import ANY_ADMIN
 from server.keys import REDIS
 from server.routing import RouteTable, path_int
-from server.schema import Out, Query
-from services import analytics, errors
+from services.analytics import reports as analytics
+from services.core import errors
+from services.core.schema import Out, Query
 
 routes = RouteTable()
 

@@ -12,9 +12,10 @@ from handlers.schemas import PageQuery
 from models.audience import Segment
 from server.access import admin
 from server.routing import RouteTable, path_int, principal_of
-from server.schema import Body, Out
-from services import audience, errors
-from services.pagination import newest_first
+from services.audience import rules as audience
+from services.core import errors
+from services.core.pagination import newest_first
+from services.core.schema import Body, Out
 
 routes = RouteTable()
 

@@ -12,8 +12,8 @@ from handlers.schemas import PageQuery
 from models.audit import AuditEntry
 from server.access import admin
 from server.routing import RouteTable
-from server.schema import Id, Out
-from services.pagination import newest_first
+from services.core.pagination import newest_first
+from services.core.schema import Id, Out
 
 routes = RouteTable()
 

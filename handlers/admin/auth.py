@@ -13,8 +13,9 @@ from handlers.schemas import PasswordLoginIn, TokenPairOut
 from models.admins import Admin
 from server.access import ANY_ADMIN, PUBLIC, admin
 from server.routing import RouteTable, principal_of
-from server.schema import Body, Out
-from services import accounts, errors
+from services.accounts import operators as accounts
+from services.core import errors
+from services.core.schema import Body, Out
 
 routes = RouteTable()
 

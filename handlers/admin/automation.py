@@ -13,10 +13,11 @@ from handlers.actors import actor_of
 from models.automation import AutomationRule, AutomationRun
 from server.access import admin
 from server.routing import RouteTable, path_int
-from server.schema import Out, Query
-from services import automation_rules, errors
-from services.automation_spec import RuleIn, RulePatchIn
-from services.pagination import newest_first
+from services.automation import rules as automation_rules
+from services.automation.spec import RuleIn, RulePatchIn
+from services.core import errors
+from services.core.pagination import newest_first
+from services.core.schema import Out, Query
 
 routes = RouteTable()
 

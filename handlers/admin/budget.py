@@ -12,9 +12,11 @@ from models.campaigns import BudgetTopUp
 from server.access import admin
 from server.keys import STOCK
 from server.routing import RouteTable, path_int
-from server.schema import Body, Out
-from services import budget, campaigns, errors
-from services.campaign_spec import MAX_MONEY
+from services.campaigns import budget
+from services.campaigns import editing as campaigns
+from services.campaigns.spec import MAX_MONEY
+from services.core import errors
+from services.core.schema import Body, Out
 
 routes = RouteTable()
 

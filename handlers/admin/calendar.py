@@ -9,9 +9,9 @@ from pydantic import Field, field_validator
 
 from server.access import admin
 from server.routing import RouteTable
-from server.schema import Out, Query
-from services import calendar
-from services.campaign_spec import CampaignType, Channel
+from services.campaigns import calendar
+from services.campaigns.spec import CampaignType, Channel
+from services.core.schema import Out, Query
 
 routes = RouteTable()
 

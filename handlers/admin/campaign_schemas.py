@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from server.schema import Body, Id, Out, Query
-from services.campaign_spec import CampaignIn
+from services.campaigns.spec import CampaignIn
+from services.core.schema import Body, Id, Out, Query
 
 
 class CouponOut(Out):

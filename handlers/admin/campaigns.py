@@ -23,9 +23,12 @@ from models.campaigns import Campaign, ReviewEvent
 from server.access import admin
 from server.keys import COUPON_CACHE, JOURNEY, STOCK
 from server.routing import RouteTable, path_int
-from services import campaigns, errors, review, stock_sync
-from services.campaign_spec import CampaignIn
-from services.pagination import newest_first
+from services.campaigns import editing as campaigns
+from services.campaigns import review
+from services.campaigns.spec import CampaignIn
+from services.core import errors
+from services.core.pagination import newest_first
+from services.stock import sync as stock_sync
 
 routes = RouteTable()
 
@@ -62,7 +65,7 @@ def _title(campaign: Campaign) -> str:
 
 async def _audience_validator(rule: dict[str, Any]) -> None:
     # Imported here: targeting is its own domain, and this keeps the import graph one-way.
-    from services import audience
+    from services.audience import rules as audience
 
     await audience.validate_rule(rule, field="audience_rule")
 

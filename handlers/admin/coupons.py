@@ -9,10 +9,12 @@ from handlers.actors import actor_of
 from server.access import admin
 from server.keys import REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, path_int
-from server.schema import Body, Id, Out
 from server.workers import claims_worker
-from services import errors, reconcile, stock_admin
-from services.stock_keys import CampaignKeys
+from services.core import errors
+from services.core.schema import Body, Id, Out
+from services.stock import admin as stock_admin
+from services.stock import reconcile
+from services.stock.keys import CampaignKeys
 
 routes = RouteTable()
 

@@ -11,8 +11,9 @@ from handlers.actors import actor_of
 from server.access import admin
 from server.keys import JOURNEY
 from server.routing import RouteTable, path_int
-from server.schema import Body, Id, Out
-from services import errors, exclusivity
+from services.campaigns import exclusivity
+from services.core import errors
+from services.core.schema import Body, Id, Out
 
 routes = RouteTable()
 _PATH = "/api/v1/admin/campaigns/{id}"

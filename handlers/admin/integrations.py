@@ -13,9 +13,10 @@ from models.journey import Integration
 from server.access import admin
 from server.keys import SETTINGS
 from server.routing import RouteTable
-from server.schema import Body, Out
-from services import errors, integrations
-from services.pagination import newest_first
+from services.activity import integrations
+from services.core import errors
+from services.core.pagination import newest_first
+from services.core.schema import Body, Out
 
 routes = RouteTable()
 

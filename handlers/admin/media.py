@@ -10,8 +10,9 @@ from models.media import MediaFile
 from server.access import admin
 from server.keys import SETTINGS
 from server.routing import RouteTable, json_response, principal_of
-from server.schema import Out
-from services import errors, media
+from services.content import media
+from services.core import errors
+from services.core.schema import Out
 
 routes = RouteTable()
 

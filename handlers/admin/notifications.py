@@ -13,8 +13,8 @@ from pydantic import Field
 from handlers.schemas import PageQuery
 from server.access import ANY_ADMIN
 from server.routing import RouteTable
-from server.schema import Id, Out
-from services import notify_outbox
+from services.core.schema import Id, Out
+from services.notify import outbox as notify_outbox
 
 routes = RouteTable()
 

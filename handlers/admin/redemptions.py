@@ -13,8 +13,10 @@ from handlers.staff.redemptions import RedemptionPageOut, TotalsOut, redemption_
 from server.access import ANY_ADMIN
 from server.keys import REDIS, WECHAT
 from server.routing import RouteTable, path_int
-from server.schema import Id, Query
-from services import errors, posters, redemption
+from services.content import posters
+from services.core import errors
+from services.core.schema import Id, Query
+from services.wallet import redemption
 
 routes = RouteTable()
 

@@ -12,9 +12,10 @@ from handlers.schemas import PageQuery, StoreOut
 from models.stores import StaffMember, Store
 from server.access import admin
 from server.routing import RouteTable
-from server.schema import Body, Out
-from services import accounts, errors
-from services.pagination import newest_first
+from services.accounts import operators as accounts
+from services.core import errors
+from services.core.pagination import newest_first
+from services.core.schema import Body, Out
 
 routes = RouteTable()
 

@@ -14,9 +14,9 @@ from handlers.schemas import PageQuery
 from models.campaigns import Theme
 from server.access import admin
 from server.routing import RouteTable
-from server.schema import Body, Out
-from services import audit, errors
-from services.pagination import newest_first
+from services.core import audit, errors
+from services.core.pagination import newest_first
+from services.core.schema import Body, Out
 
 routes = RouteTable()
 

@@ -10,11 +10,16 @@ from pydantic import Field
 from handlers.customer.me import UserOut
 from handlers.schemas import TokenPairOut
 from models.customers import Customer
-from server.access import PUBLIC, Principal
+from server.access import PUBLIC
 from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable
-from server.schema import Body
-from services import accounts, automation, customers, errors, referrals, sessions
+from services.accounts import customers, sessions
+from services.accounts import operators as accounts
+from services.activity import referrals
+from services.automation import engine as automation
+from services.core import errors
+from services.core.principal import Principal
+from services.core.schema import Body
 
 routes = RouteTable()
 

@@ -10,9 +10,10 @@ from handlers.request_meta import client_address
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, IP_LIMITER, SETTINGS, STOCK
 from server.routing import RouteTable, path_int, principal_of
-from services import errors, grabs
-from services.ip_limiter import retry_after
-from services.stock import GrabPolicy
+from services.core import errors
+from services.stock import grabs
+from services.stock.gate import GrabPolicy
+from services.stock.ip_limiter import retry_after
 
 routes = RouteTable()
 

@@ -12,9 +12,10 @@ from handlers.customer.voucher_out import VoucherOut, voucher_of
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, JOURNEY
 from server.routing import RouteTable, json_response, principal_of
-from server.schema import Body, Id, Out
-from services import errors, exchange
-from services.grabs import check_idempotency_key
+from services.core import errors
+from services.core.schema import Body, Id, Out
+from services.journey import exchange
+from services.stock.grabs import check_idempotency_key
 
 routes = RouteTable()
 

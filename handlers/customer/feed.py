@@ -13,9 +13,11 @@ from handlers.customer.feed_schemas import FeedOut, SectionsOut
 from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, principal_of
-from server.schema import Body, Id, Out, Query
-from services import errors, feed, tracking
-from services.journey_catalog import pick_language
+from services.analytics import tracking
+from services.campaigns.catalog import pick_language
+from services.core import errors
+from services.core.schema import Body, Id, Out, Query
+from services.feed import engine as feed
 
 routes = RouteTable()
 

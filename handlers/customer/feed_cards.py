@@ -17,10 +17,10 @@ from typing import Any
 import pydantic_core
 
 from handlers.customer.feed_schemas import FeedItemOut
-from server.schema import part_of
-from services import feed
-from services.feed import FeedIndex, Ranking, Scored
-from services.journey_catalog import pick_language
+from services.campaigns.catalog import pick_language
+from services.core.schema import part_of
+from services.feed import engine as feed
+from services.feed.engine import FeedIndex, Ranking, Scored
 
 #: pydantic-core's serializer writes a whole answer in one call, five times faster than
 #: the json module's C encoder on these many small dicts; the dicts it is given hold only

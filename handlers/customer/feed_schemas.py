@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from server.schema import Out
+from services.core.schema import Out
 
 
 class ReasonOut(Out):

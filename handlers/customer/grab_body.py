@@ -13,9 +13,9 @@ from datetime import datetime
 from pydantic import TypeAdapter
 
 from handlers.customer.voucher_out import VoucherOut
-from server.schema import part_of
-from services.coupon_cache import CouponInfo
-from services.stock import Claim
+from services.core.schema import part_of
+from services.stock.coupon_cache import CouponInfo
+from services.stock.gate import Claim
 
 #: The fields of VoucherOut a coupon's vouchers share, in VoucherOut's order.
 _CouponPart = part_of(

@@ -14,10 +14,14 @@ from models.participations import Participation
 from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
-from server.schema import Out
-from services import errors, journey, journey_events, points, stock
-from services.journey import Journey, ProgressView
-from services.journey_catalog import CampaignSnapshot, localized, pick_language
+from services.activity import events as journey_events
+from services.campaigns.catalog import CampaignSnapshot, localized, pick_language
+from services.core import errors
+from services.core.schema import Out
+from services.journey import participation as journey
+from services.journey import points
+from services.journey.participation import Journey, ProgressView
+from services.stock import gate as stock
 
 routes = RouteTable()
 

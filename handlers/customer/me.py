@@ -12,8 +12,9 @@ from models.customers import Customer
 from server.access import CUSTOMER
 from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable, principal_of
-from server.schema import Body, Id, Out
-from services import customers, errors
+from services.accounts import customers
+from services.core import errors
+from services.core.schema import Body, Id, Out
 
 routes = RouteTable()
 

@@ -7,8 +7,8 @@ from pydantic import Field
 
 from server.access import CUSTOMER
 from server.routing import RouteTable, principal_of
-from server.schema import Out
-from services import referrals
+from services.activity import referrals
+from services.core.schema import Out
 
 routes = RouteTable()
 

@@ -11,9 +11,10 @@ from pydantic import Field, StringConstraints
 from server.access import CUSTOMER
 from server.keys import SETTINGS
 from server.routing import RouteTable, principal_of
-from server.schema import Body, Out
-from services import errors, notify_subscriptions
-from services.notify_subscriptions import Allowance
+from services.core import errors
+from services.core.schema import Body, Out
+from services.notify import subscriptions as notify_subscriptions
+from services.notify.subscriptions import Allowance
 
 routes = RouteTable()
 

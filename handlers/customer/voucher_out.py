@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from server.schema import Out
-from services.coupon_cache import CouponInfo
-from services.stock import Claim
+from services.core.schema import Out
+from services.stock.coupon_cache import CouponInfo
+from services.stock.gate import Claim
 
 
 class VoucherOut(Out):

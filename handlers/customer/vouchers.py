@@ -14,8 +14,10 @@ from handlers.schemas import PageQuery
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, principal_of
-from server.schema import Out, Query
-from services import errors, qr, redemption, wallet
+from services.core import errors
+from services.core.schema import Out, Query
+from services.wallet import qr, redemption
+from services.wallet import vouchers as wallet
 
 routes = RouteTable()
 

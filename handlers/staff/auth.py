@@ -11,8 +11,8 @@ from handlers.schemas import PasswordLoginIn, StoreOut, TokenPairOut
 from models.stores import StaffMember
 from server.access import ANY_STAFF, PUBLIC
 from server.routing import RouteTable, principal_of
-from server.schema import Out
-from services import errors
+from services.core import errors
+from services.core.schema import Out
 
 routes = RouteTable()
 

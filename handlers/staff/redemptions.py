@@ -13,9 +13,10 @@ from handlers.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
-from server.schema import Body, ErrorBody, Out
-from services import errors, qr, redemption
-from services.grabs import check_idempotency_key
+from services.core import errors
+from services.core.schema import Body, ErrorBody, Out
+from services.stock.grabs import check_idempotency_key
+from services.wallet import qr, redemption
 
 routes = RouteTable()
 

@@ -1,0 +1,2 @@
+"""What the numbers say: funnels, redemption reports and the view/click tracking
+counters in Redis."""

@@ -1,0 +1,226 @@
+"""The campaign lifecycle: review decisions and the operator's transitions.
+
+draft/rejected/returned --submit--> in_review --approve x levels--> approved --publish-->
+scheduled --(scheduler at starts_at)--> active <--pause/resume--> paused --(ends_at or
+end)--> ended --archive--> archived. A reject sends it to ``rejected`` (the author edits
+and resubmits); a return sends it back one level: from level 1 to the author
+(``returned``), from level 2 to level 1 (still ``in_review``).
+
+Every transition is a compare-and-set on (id, status, version): of two admins deciding at
+the same moment, exactly one wins and the other gets ``campaign_state_changed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from models.campaigns import Campaign, ReviewEvent
+from services.campaigns.editing import OPEN_STATES, Policy, get
+from services.core import audit, errors
+
+#: Who may decide at a level, given how many levels the submission needs.
+_LEVEL_ROLES: dict[tuple[int, int], frozenset[str]] = {
+    (1, 1): frozenset({"reviewer", "approver", "superadmin"}),
+    (2, 1): frozenset({"reviewer", "superadmin"}),
+    (2, 2): frozenset({"approver", "superadmin"}),
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    """One compare-and-set transition of a campaign."""
+
+    to: str
+    values: dict[str, Any]
+    action: str
+    review: tuple[str, int, str] | None = None  # (action, level, comment) for the review trail
+
+
+async def _apply(campaign: Campaign, move: Move, actor: audit.Actor, expected_version: int | None) -> Campaign:
+    if expected_version is not None and expected_version != campaign.version:
+        raise errors.CampaignStateChanged(details={"version": campaign.version})
+    async with in_transaction():
+        updated = await Campaign.filter(id=campaign.id, status=campaign.status, version=campaign.version).update(
+            status=move.to, version=campaign.version + 1, **move.values
+        )
+        if updated != 1:
+            raise errors.CampaignStateChanged()
+        if move.review is not None:
+            action, level, comment = move.review
+            await ReviewEvent.create(
+                campaign_id=campaign.id, action=action, level=level, actor_id=actor.id or 0, comment=comment
+            )
+        await audit.record(
+            actor,
+            f"campaign.{move.action}",
+            "campaign",
+            campaign.id,
+            {"status": campaign.status, "version": campaign.version},
+            {"status": move.to, "version": campaign.version + 1, **_jsonable(move.values)},
+        )
+    return await get(campaign.id)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _refuse(campaign: Campaign, action: str, allowed: str) -> errors.AppError:
+    return errors.InvalidTransition(
+        f"cannot {action} a campaign that is {campaign.status} (only {allowed})",
+        details={"status": campaign.status, "action": action},
+    )
+
+
+async def submit(campaign_id: int, actor: audit.Actor, policy: Policy, expected_version: int | None = None) -> Campaign:
+    """Send to review; with 0 review levels the same path approves it at once."""
+    campaign = await get(campaign_id)
+    if campaign.status not in OPEN_STATES:
+        raise _refuse(campaign, "submit", "draft, rejected or returned")
+    values = {
+        "review_levels": policy.review_levels,
+        "review_level_done": 0,
+        "submitted_by": actor.id,
+        "submitted_at": _now(),
+    }
+    campaign = await _apply(campaign, Move("in_review", values, "submit", ("submit", 0, "")), actor, expected_version)
+    if policy.review_levels == 0:
+        campaign = await _apply(
+            campaign,
+            Move("approved", {}, "approve", ("approve", 0, "no review required by policy")),
+            audit.Actor.system(),
+            None,
+        )
+    return campaign
+
+
+async def _decision_level(campaign: Campaign, actor: audit.Actor, action: str) -> int:
+    if campaign.status != "in_review":
+        raise _refuse(campaign, action, "in_review")
+    level = campaign.review_level_done + 1
+    role = actor.principal.role if actor.principal else None
+    allowed = _LEVEL_ROLES.get((campaign.review_levels, level), frozenset())
+    if role not in allowed:
+        raise errors.ReviewLevelMismatch(
+            f"level {level} of {campaign.review_levels} is decided by {' or '.join(sorted(allowed))}",
+            details={"level": level, "levels": campaign.review_levels},
+        )
+    return level
+
+
+async def approve(campaign_id: int, actor: audit.Actor, comment: str, expected_version: int | None = None) -> Campaign:
+    campaign = await get(campaign_id)
+    level = await _decision_level(campaign, actor, "approve")
+    if actor.id in (campaign.created_by, campaign.submitted_by):
+        raise errors.SelfApprovalForbidden()
+    # One person, one level: a superadmin cannot approve both levels of a submission.
+    earlier = await ReviewEvent.filter(
+        campaign_id=campaign.id, action="approve", actor_id=actor.id, created_at__gte=campaign.submitted_at
+    ).exists()
+    if earlier:
+        raise errors.ReviewLevelMismatch("you already approved an earlier level of this submission")
+    final = level == campaign.review_levels
+    return await _apply(
+        campaign,
+        Move(
+            "approved" if final else "in_review", {"review_level_done": level}, "approve", ("approve", level, comment)
+        ),
+        actor,
+        expected_version,
+    )
+
+
+async def reject(campaign_id: int, actor: audit.Actor, comment: str, expected_version: int | None = None) -> Campaign:
+    campaign = await get(campaign_id)
+    level = await _decision_level(campaign, actor, "reject")
+    return await _apply(
+        campaign, Move("rejected", {"review_level_done": 0}, "reject", ("reject", level, comment)), actor,
+        expected_version,
+    )  # fmt: skip
+
+
+async def send_back(
+    campaign_id: int, actor: audit.Actor, comment: str, expected_version: int | None = None
+) -> Campaign:
+    """Return one level: level 1 returns to the author, level 2 to level 1."""
+    campaign = await get(campaign_id)
+    level = await _decision_level(campaign, actor, "return")
+    to = "returned" if level == 1 else "in_review"
+    return await _apply(
+        campaign, Move(to, {"review_level_done": 0}, "return", ("return", level, comment)),
+        actor, expected_version,
+    )  # fmt: skip
+
+
+async def publish(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:
+    """Approved → scheduled; the scheduler starts it at starts_at (at once if that passed)."""
+    campaign = await get(campaign_id)
+    if campaign.status != "approved":
+        raise _refuse(campaign, "publish", "approved")
+    if campaign.ends_at <= _now():
+        raise errors.InvalidSchedule("ends_at: the campaign would already be over", details={"field": "ends_at"})
+    return await _apply(campaign, Move("scheduled", {}, "publish"), actor, expected_version)
+
+
+async def pause(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:
+    campaign = await get(campaign_id)
+    if campaign.status != "active":
+        raise _refuse(campaign, "pause", "active")
+    return await _apply(campaign, Move("paused", {}, "pause"), actor, expected_version)
+
+
+async def resume(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:
+    campaign = await get(campaign_id)
+    if campaign.status != "paused":
+        raise _refuse(campaign, "resume", "paused")
+    if campaign.ends_at <= _now():
+        raise _refuse(campaign, "resume", "paused before its end")
+    return await _apply(campaign, Move("active", {}, "resume"), actor, expected_version)
+
+
+async def end(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:
+    """End early (scheduled, active or paused); the scheduler ends the rest at ends_at."""
+    campaign = await get(campaign_id)
+    if campaign.status not in ("scheduled", "active", "paused"):
+        raise _refuse(campaign, "end", "scheduled, active or paused")
+    return await _apply(campaign, Move("ended", {"ended_at": _now()}, "end"), actor, expected_version)
+
+
+async def archive(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:
+    campaign = await get(campaign_id)
+    if campaign.status != "ended":
+        raise _refuse(campaign, "archive", "ended")
+    return await _apply(campaign, Move("archived", {}, "archive"), actor, expected_version)
+
+
+async def run_due(now: datetime | None = None) -> list[tuple[int, str]]:
+    """The scheduler's pass: start what is due, end what is over. Returns what it did.
+
+    Safe to run from several processes at once: each transition is a compare-and-set,
+    so it happens once whoever gets there first. A scheduled campaign whose whole window
+    passed while no scheduler ran is started and then ended, so its history is complete.
+    """
+    now = now or _now()
+    done: list[tuple[int, str]] = []
+    system = audit.Actor.system()
+    for campaign in await Campaign.filter(status="scheduled", starts_at__lte=now).order_by("starts_at"):
+        try:
+            await _apply(campaign, Move("active", {"activated_at": now}, "activate"), system, None)
+            done.append((campaign.id, "active"))
+        except errors.CampaignStateChanged:
+            continue  # another process (or an admin) got there first
+    for campaign in await Campaign.filter(status__in=("active", "paused"), ends_at__lte=now).order_by("ends_at"):
+        try:
+            await _apply(campaign, Move("ended", {"ended_at": now}, "finish"), system, None)
+            done.append((campaign.id, "ended"))
+        except errors.CampaignStateChanged:
+            continue
+    return done

@@ -1,0 +1,181 @@
+"""What an operator sends to build a campaign, and the rules a campaign must satisfy.
+
+Field-level rules live on the models (types, ranges; a failure is a 422 naming the
+field); rules that relate several fields (the schedule, the budget against the coupons)
+are checked by ``check_consistency`` and answer with their own codes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from services.core import errors
+from services.core.schema import Body, Id
+
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
+CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral"]
+Channel = Literal["miniprogram", "pos", "h5", "app", "offline"]
+Visibility = Literal["public", "targeted", "hidden"]
+CouponKind = Literal["fixed", "percent", "threshold", "free_item"]
+GoalMetric = Literal["visits", "spend", "purchases", "checkin_streak", "referrals"]
+
+#: Fields whose change alters only how a campaign reads, not what it does.
+COPY_FIELDS = frozenset({"content", "default_language", "tags", "banner_media_id", "poster_media_id", "theme_id"})
+MAX_MONEY = 100_000_000_000  # fen: ¥1,000,000,000, far beyond any real campaign
+
+
+class ContentIn(Body):
+    title: str = Field(min_length=1, max_length=64)
+    summary: str = Field(default="", max_length=200)
+    benefits: str = Field(default="", max_length=2000)
+    how_to_join: str = Field(default="", max_length=2000)
+    terms: str = Field(default="", max_length=8000)
+
+
+class FixedValidity(Body):
+    kind: Literal["fixed"]
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+
+
+class RelativeValidity(Body):
+    kind: Literal["relative"]
+    days: int = Field(ge=1, le=3650, description="valid for N days after claiming")
+
+
+class CouponIn(Body):
+    id: Id | None = Field(default=None, description="set to keep (and update) an existing coupon")
+    kind: CouponKind
+    title: dict[LanguageCode, Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        min_length=1, max_length=10
+    )
+    face_value: int = Field(
+        ge=1, le=MAX_MONEY, description="fen: amount off; for percent the cap; for free_item the item's value"
+    )
+    percent_off: int | None = Field(default=None, ge=1, le=100)
+    min_spend: int = Field(default=0, ge=0, le=MAX_MONEY)
+    item_name: str | None = Field(default=None, min_length=1, max_length=64)
+    total_stock: int = Field(ge=1, le=10_000_000)
+    per_user_limit: int = Field(default=1, ge=1, le=100)
+    grab_starts_at: AwareDatetime | None = None
+    validity: FixedValidity | RelativeValidity = Field(discriminator="kind")
+    store_ids: list[Id] | None = Field(default=None, max_length=500)
+    channels: list[Channel] | None = Field(default=None, max_length=5)
+    points_price: int | None = Field(
+        default=None, ge=1, le=100_000_000,
+        description="points for one voucher (POST /api/v1/me/points/exchange); null: not exchangeable",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def kind_fields(self) -> CouponIn:
+        if self.kind == "percent" and self.percent_off is None:
+            raise ValueError("a percent coupon needs percent_off (1-100); face_value is its cap")
+        if self.kind != "percent" and self.percent_off is not None:
+            raise ValueError("percent_off is only for percent coupons")
+        if self.kind == "threshold" and self.min_spend <= self.face_value:
+            raise ValueError("a threshold coupon needs min_spend above its face_value")
+        if self.kind == "free_item" and not self.item_name:
+            raise ValueError("a free_item coupon needs item_name")
+        return self
+
+
+class GoalIn(Body):
+    metric: GoalMetric
+    target: int = Field(ge=1, le=MAX_MONEY, description="count, or fen for spend")
+    window_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class CampaignIn(Body):
+    """A whole campaign as the builder sends it (create), or the merged result of a patch."""
+
+    type: CampaignType
+    theme_id: Id | None = None
+    content: dict[LanguageCode, ContentIn] = Field(min_length=1, max_length=10)
+    default_language: LanguageCode = "zh-CN"
+    tags: list[Label] = Field(default_factory=list, max_length=20)
+    categories: list[Label] = Field(default_factory=list, max_length=20)
+    banner_media_id: Id | None = None
+    poster_media_id: Id | None = None
+    visible_from: AwareDatetime | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    redeem_until: AwareDatetime | None = None
+    channels: list[Channel] = Field(min_length=1, max_length=5)
+    store_ids: list[Id] | None = Field(default=None, max_length=500, description="null: every store")
+    visibility: Visibility = "public"
+    audience_rule: dict[str, Any] | None = None
+    participant_cap: int | None = Field(default=None, ge=1, le=100_000_000)
+    per_user_limit: int = Field(default=1, ge=1, le=1000)
+    goal: GoalIn | None = None
+    reward_points: int = Field(default=0, ge=0, le=100_000_000)
+    reward_badge: str | None = Field(default=None, min_length=1, max_length=32)
+    budget_limit: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="fen; null: no cap")
+    coupons: list[CouponIn] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def type_fields(self) -> CampaignIn:
+        if self.default_language not in self.content:
+            raise ValueError(f"content has no {self.default_language!r} entry (default_language)")
+        if self.type == "challenge" and self.goal is None:
+            raise ValueError("a challenge needs a goal")
+        if self.type != "challenge" and self.goal is not None:
+            raise ValueError("only challenges have a goal")
+        if self.type == "event" and self.participant_cap is None:
+            raise ValueError("an event needs a participant_cap (its capacity)")
+        if self.type == "flash_sale" and not self.coupons:
+            raise ValueError("a flash sale needs at least one coupon")
+        if self.visibility == "targeted" and self.audience_rule is None:
+            raise ValueError("a targeted campaign needs an audience_rule")
+        if len({c.id for c in self.coupons if c.id is not None}) != len([c for c in self.coupons if c.id]):
+            raise ValueError("a coupon id appears twice")
+        return self
+
+
+def _schedule_error(field: str, message: str) -> errors.AppError:
+    return errors.InvalidSchedule(f"{field}: {message}", details={"field": field})
+
+
+def check_consistency(spec: CampaignIn) -> None:
+    """The cross-field rules, each with its own error code."""
+    if spec.starts_at >= spec.ends_at:
+        raise _schedule_error("ends_at", "must be after starts_at")
+    if spec.visible_from is not None and spec.visible_from > spec.starts_at:
+        raise _schedule_error("visible_from", "must not be after starts_at")
+    if spec.redeem_until is not None and spec.redeem_until < spec.ends_at:
+        raise _schedule_error("redeem_until", "must not be before ends_at")
+    for i, coupon in enumerate(spec.coupons):
+        if isinstance(coupon.validity, FixedValidity) and coupon.validity.valid_until <= coupon.validity.valid_from:
+            raise _schedule_error(f"coupons[{i}].validity.valid_until", "must be after valid_from")
+        if isinstance(coupon.validity, FixedValidity) and coupon.validity.valid_until <= spec.starts_at:
+            raise _schedule_error(f"coupons[{i}].validity.valid_until", "the coupon would expire before the campaign")
+        if coupon.grab_starts_at is not None and not spec.starts_at <= coupon.grab_starts_at < spec.ends_at:
+            raise _schedule_error(f"coupons[{i}].grab_starts_at", "must fall within the campaign")
+        if spec.store_ids is not None and coupon.store_ids is not None:
+            outside = sorted(set(coupon.store_ids) - set(spec.store_ids))
+            if outside:
+                raise errors.ValidationFailed(
+                    f"coupons[{i}].store_ids: stores {outside} are not in the campaign",
+                    details={"errors": [{"field": f"coupons[{i}].store_ids", "message": "outside the campaign's stores",
+                                         "type": "scope"}]},
+                )  # fmt: skip
+        if coupon.channels is not None and not set(coupon.channels) <= set(spec.channels):
+            raise errors.ValidationFailed(
+                f"coupons[{i}].channels: must be among the campaign's channels",
+                details={"errors": [{"field": f"coupons[{i}].channels", "message": "outside the campaign's channels",
+                                     "type": "scope"}]},
+            )  # fmt: skip
+    if spec.budget_limit is not None and spec.coupons:
+        largest = max(c.face_value for c in spec.coupons)
+        if spec.budget_limit < largest:
+            raise errors.BudgetTooSmall(
+                f"budget_limit {spec.budget_limit} is smaller than one coupon ({largest})",
+                details={"field": "budget_limit", "smallest_useful": largest},
+            )
+
+
+def rule_fields(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    """The fields that changed and are not copy: such a change needs review again."""
+    return {k for k in after if k not in COPY_FIELDS and before.get(k) != after.get(k)}

@@ -1,0 +1,1 @@
+"""Uploaded media (banners, images) and share posters."""

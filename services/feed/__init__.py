@@ -1,0 +1,2 @@
+"""The personalised discovery feed: the per-process index, scoring, sections and the
+cached rankings, reloaded on catalog changes."""

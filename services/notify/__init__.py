@@ -1,0 +1,2 @@
+"""WeChat subscribe messages: customers' subscriptions, templates, the outbox and the
+rate-limited sender."""

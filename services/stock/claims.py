@@ -1,0 +1,248 @@
+"""From the Redis claim streams to vouchers in the database: at least once from Redis,
+exactly once in the database (the claim id is unique).
+
+Each stream entry is acknowledged and deleted only after the transaction holding its
+voucher committed. Entries a consumer left pending (it died, or was cancelled mid-batch)
+are re-claimed by another after ``min_idle_ms``; persisting one twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis import exceptions as redis_errors
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models.campaigns import Campaign, CouponTemplate
+from models.vouchers import Voucher
+from services.core.codes import random_token
+from services.core.redis import AnyRedis, text
+from services.core.shielded import run_to_end
+from services.core.sql import Params, dialect_of
+from services.stock.keys import CONSUMER_GROUP, STREAMS_REGISTRY
+
+log = logging.getLogger("wxcampaign.claims")
+
+
+@dataclass(frozen=True)
+class ClaimEntry:
+    entry_id: str
+    claim_id: str
+    code: str
+    template_id: int
+    customer_id: int
+    face_value: int
+    grabbed_at: datetime
+
+
+def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
+    f = {text(k): text(v) for k, v in fields.items()}
+    return ClaimEntry(
+        entry_id=text(entry_id),
+        claim_id=f["claim"],
+        code=f["code"],
+        template_id=int(f["tpl"]),
+        customer_id=int(f["uid"]),
+        face_value=int(f["face"]),
+        grabbed_at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
+    )
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+#: The columns persist() writes (every other column of ``vouchers`` has its default).
+_VOUCHER_COLUMNS = (
+    "claim_id", "template_id", "campaign_id", "customer_id", "code", "status", "face_value", "valid_from",
+    "valid_until", "issued_at",
+)  # fmt: skip
+
+
+async def _voucher_rows(entries: list[ClaimEntry]) -> list[tuple[Any, ...]]:
+    """Each claim's voucher as values in the order of _VOUCHER_COLUMNS (plain tuples: the
+    worker shares the grab's CPU, and building models costs more than the insert)."""
+    templates = {t.id: t for t in await CouponTemplate.filter(id__in={e.template_id for e in entries})}
+    rows = []
+    for e in entries:
+        template = templates[e.template_id]
+        if template.validity_kind == "fixed":
+            valid_from, valid_until = template.valid_from, template.valid_until
+        else:
+            valid_from, valid_until = e.grabbed_at, e.grabbed_at + timedelta(days=template.valid_days or 0)
+        rows.append(
+            (
+                e.claim_id, e.template_id, template.campaign_id,  # type: ignore[attr-defined]
+                e.customer_id, e.code, "available", e.face_value, valid_from, valid_until, e.grabbed_at,
+            )
+        )  # fmt: skip
+    return rows
+
+
+async def persist(entries: list[ClaimEntry]) -> int:
+    """Write the vouchers of these claims that are not in the database yet, and count
+    their face value against the campaign budget, in one transaction. Returns how many
+    were new. Idempotent: a claim already persisted is skipped."""
+    if not entries:
+        return 0
+    for attempt in range(3):
+        try:
+            async with in_transaction() as conn:
+                known = set(
+                    await Voucher.filter(claim_id__in=[e.claim_id for e in entries]).values_list("claim_id", flat=True)
+                )
+                fresh = [e for e in {e.claim_id: e for e in entries}.values() if e.claim_id not in known]
+                if not fresh:
+                    return 0
+                rows = await _voucher_rows(fresh)
+                p = Params(dialect_of(conn))
+                marks = ", ".join(p(None) for _ in _VOUCHER_COLUMNS)
+                await conn.execute_many(
+                    f"INSERT INTO vouchers ({', '.join(_VOUCHER_COLUMNS)}) VALUES ({marks})", [list(r) for r in rows]
+                )
+                spent: dict[int, int] = {}
+                for row in rows:
+                    spent[row[2]] = spent.get(row[2], 0) + row[6]
+                for campaign_id, value in spent.items():
+                    await Campaign.filter(id=campaign_id).update(budget_spent=F("budget_spent") + value)
+                return len(fresh)
+        except IntegrityError:
+            # Another consumer persisted some of these meanwhile (a re-claim race), or,
+            # astronomically rarely, a random code collided: re-check and, for the
+            # latter, give the colliding claims new codes.
+            taken = set(await Voucher.filter(code__in=[e.code for e in entries]).values_list("code", flat=True))
+            known = set(
+                await Voucher.filter(claim_id__in=[e.claim_id for e in entries]).values_list("claim_id", flat=True)
+            )
+            entries = [e if e.code not in taken or e.claim_id in known else _recoded(e) for e in entries]
+            log.warning("claims batch conflicted (attempt %d); retrying", attempt + 1)
+    raise RuntimeError("could not persist a claims batch after 3 attempts")
+
+
+def _recoded(entry: ClaimEntry) -> ClaimEntry:
+    log.error("voucher code collision for claim %s: issuing a new code", entry.claim_id)
+    return ClaimEntry(**{**entry.__dict__, "code": random_token(16)})
+
+
+class ClaimsWorker:
+    """Moves claims from every registered stream into the database."""
+
+    def __init__(self, redis: AnyRedis, *, batch: int = 500, min_idle_ms: int = 30_000, name: str | None = None):
+        self.redis = redis
+        self.batch = batch
+        self.min_idle_ms = min_idle_ms
+        self.name = name or consumer_name()
+        self._groups: set[str] = set()
+
+    async def _ensure_group(self, stream: str) -> None:
+        if stream in self._groups:
+            return
+        try:
+            await self.redis.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(stream)
+
+    async def _streams(self) -> list[str]:
+        return sorted(text(s) for s in await self.redis.smembers(STREAMS_REGISTRY))
+
+    async def run_once(self, *, recover: bool = True) -> int:
+        """One pass over every stream: read new entries and, with ``recover``, re-claim
+        stale pending ones (a dead consumer's) and our own (we failed after reading
+        them); persist, then acknowledge and delete. The reads of all streams go in one
+        pipelined round trip. Returns the number of entries handled."""
+        streams = await self._streams()
+        if not streams:
+            return 0
+        for stream in streams:
+            await self._ensure_group(stream)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                if recover:
+                    pipe.xautoclaim(
+                        stream, CONSUMER_GROUP, self.name, min_idle_time=self.min_idle_ms, start_id="0-0",
+                        count=self.batch,
+                    )  # fmt: skip
+                    pipe.xreadgroup(CONSUMER_GROUP, self.name, {stream: "0"}, count=self.batch)
+                pipe.xreadgroup(CONSUMER_GROUP, self.name, {stream: ">"}, count=self.batch)
+            replies = await pipe.execute()
+        per_stream = 3 if recover else 1
+        handled = 0
+        for i, stream in enumerate(streams):
+            mine = replies[i * per_stream : (i + 1) * per_stream]
+            raw: dict[str, Any] = {}
+            if recover:
+                _, stale, _ = mine[0]
+                for entry_id, fields in stale:
+                    raw[text(entry_id)] = fields
+            gone = []
+            for reply in mine[per_stream - 2 if recover else 0 :]:
+                for _, items in reply or []:
+                    for entry_id, fields in items:
+                        if fields:
+                            raw[text(entry_id)] = fields
+                        else:
+                            gone.append(entry_id)  # a deleted entry still pending shows up empty
+            if gone:
+                await self.redis.xack(stream, CONSUMER_GROUP, *gone)
+            if not raw:
+                continue
+            entries = [_parse(entry_id, fields) for entry_id, fields in raw.items() if fields]
+            # Cancelled here, the batch still commits; it just stays unacknowledged.
+            await run_to_end(persist(entries))
+            ids = list(raw)
+            await self.redis.xack(stream, CONSUMER_GROUP, *ids)
+            await self.redis.xdel(stream, *ids)
+            handled += len(ids)
+        return handled
+
+    async def drain(self, max_passes: int = 1000) -> int:
+        """Persist until every stream is empty (tests, reconciliation, shutdown)."""
+        total = 0
+        for _ in range(max_passes):
+            handled = await self.run_once()
+            total += handled
+            if handled == 0:
+                return total
+        return total
+
+    async def run_forever(
+        self, idle_sleep: float = 0.05, max_idle_sleep: float = 0.4, recover_every: float = 5.0
+    ) -> None:
+        """Pass after pass. Idle, the pause doubles up to ``max_idle_sleep`` (with many
+        campaigns a pass is a round trip per node, and the wallet shows unpersisted claims
+        anyway); re-claiming, which no grab waits for, runs every ``recover_every`` s."""
+        me = asyncio.current_task()
+        pause = idle_sleep
+        next_recovery = 0.0
+        # Checked each pass: a library may swallow the CancelledError it was given.
+        while me is None or not me.cancelling():
+            recover = time.monotonic() >= next_recovery
+            if recover:
+                next_recovery = time.monotonic() + recover_every
+            try:
+                handled = await self.run_once(recover=recover)
+            except Exception:  # a failed pass must not kill the worker; entries stay pending
+                # A cancellation that arrived inside a client library may surface as
+                # another exception (redis-py turns some into ConnectionError): honour it.
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from None
+                log.exception("claims pass failed")
+                handled = 0
+            if handled:
+                pause = idle_sleep
+            else:
+                await asyncio.sleep(pause)
+                pause = min(max_idle_sleep, pause * 2)
+        raise asyncio.CancelledError

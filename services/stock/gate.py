@@ -1,0 +1,268 @@
+"""Coupon stock in Redis: loading, the atomic grab, state changes, adding stock and budget.
+
+Redis decides grabs; the database is the source of truth for what was issued (see
+services.claims for the stream → database path and services.reconcile for repair).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from tortoise.functions import Count
+
+from models.campaigns import Campaign, CouponTemplate
+from models.vouchers import Voucher
+from services.core import errors
+from services.core.codes import random_token
+from services.core.redis import AnyRedis, call_script, text
+from services.stock.coupon_cache import CouponInfo
+from services.stock.keys import (
+    RECENT_CLAIMS_KEPT,
+    RECENT_CLAIMS_TTL_MS,
+    STREAMS_REGISTRY,
+    CampaignKeys,
+    campaign_of_stream,
+    parse_recent,
+)
+
+log = logging.getLogger("wxcampaign.stock")
+
+_LUA = Path(__file__).parent
+#: How long a grab's Idempotency-Key answer is kept.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+#: Redis state of a coupon by campaign status: only "open" coupons can be grabbed.
+STATE_OF_STATUS = {"scheduled": "open", "active": "open", "paused": "paused"}
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class GrabPolicy:
+    """Per-customer throttle inside the grab script (per campaign, across processes)."""
+
+    max_per_window: int = 10
+    window_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    code: str
+    grabbed_at: datetime
+    replayed: bool
+
+
+class Stock:
+    """The Redis side of coupons. One per process, holding its registered scripts."""
+
+    def __init__(self, redis: AnyRedis) -> None:
+        self.redis = redis
+        self._grab = redis.register_script((_LUA / "grab.lua").read_text())
+        self._load = redis.register_script((_LUA / "load.lua").read_text())
+
+    async def load_campaign(self, campaign_id: int) -> int:
+        """Put a campaign's coupons into Redis from the database; returns how many were
+        new. Coupons already loaded keep their live counters."""
+        campaign = await Campaign.get(id=campaign_id)
+        keys = CampaignKeys(campaign.id)
+        state = STATE_OF_STATUS.get(campaign.status, "closed")
+        # budget_spent is kept by the claims worker in the same transaction as the vouchers.
+        budget = "" if campaign.budget_limit is None else str(max(0, campaign.budget_limit - campaign.budget_spent))
+        templates = await CouponTemplate.filter(campaign_id=campaign.id)
+        # Only the grab script reads the audience set: none for a campaign without coupons
+        # (one rule query and every member sent to Redis, at publication and activation).
+        if templates and campaign.visibility == "targeted" and campaign.audience_rule is not None:
+            await self._load_audience(campaign)
+        loaded = 0
+        for template in templates:
+            holders = await holders_of(template.id)
+            issued = sum(holders.values())
+            opens = template.grab_starts_at or campaign.starts_at
+            args: list[Any] = [
+                max(0, template.total_stock - issued), template.per_user_limit, _ms(opens), _ms(campaign.ends_at),
+                template.face_value, state, "1" if campaign.visibility == "targeted" else "0", budget,
+            ]  # fmt: skip
+            for customer_id, count in holders.items():
+                args += [customer_id, count]
+            loaded += int(
+                await self._load(keys=[keys.coupon(template.id), keys.holders(template.id), keys.budget], args=args)
+            )
+        if templates:
+            # Only a coupon's grab or grant appends claims, and both load the campaign
+            # first when it has none loaded: a campaign without coupons has no stream
+            # for the claims worker to poll (a pass polls every registered stream).
+            await self.redis.sadd(STREAMS_REGISTRY, keys.stream)
+        return loaded
+
+    async def _load_audience(self, campaign: Campaign) -> None:
+        # Imported here: targeting is its own domain; only targeted campaigns need it.
+        from services.audience import rules as audience
+
+        keys = CampaignKeys(campaign.id)
+        members = await audience.customer_ids_matching(campaign.audience_rule)  # type: ignore[arg-type]
+        await self.redis.delete(keys.audience)
+        for start in range(0, len(members), 5000):
+            await self.redis.sadd(keys.audience, *members[start : start + 5000])
+
+    async def unregister_stream(self, campaign_id: int) -> bool:
+        """Stop watching an archived campaign's claims stream once it is drained: the
+        claims worker and the wallet's read-your-writes look at every registered stream.
+        A stream with claims left stays registered until a later archive transition or
+        reconciliation (nothing can be added to it: its coupons are closed)."""
+        stream = CampaignKeys(campaign_id).stream
+        if await self.redis.xlen(stream):
+            return False
+        return bool(await self.redis.srem(STREAMS_REGISTRY, stream))
+
+    async def set_state(self, campaign_id: int, status: str) -> None:
+        """Mirror a campaign's status onto its loaded coupons (pause, resume, end)."""
+        keys = CampaignKeys(campaign_id)
+        state = STATE_OF_STATUS.get(status, "closed")
+        for template_id in await CouponTemplate.filter(campaign_id=campaign_id).values_list("id", flat=True):
+            key = keys.coupon(template_id)  # type: ignore[arg-type]
+            if await self.redis.exists(key):
+                await self.redis.hset(key, "state", state)
+
+    async def grab(
+        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
+    ) -> Claim:
+        """Decide one grab in one round trip, loading the coupon first if it is not in
+        Redis yet (on demand). Raises the refusal as an AppError."""
+        for attempt in range(2):
+            reply = await self._run_grab(info, customer_id, idempotency_key, policy, now)
+            if reply[0] != "not_loaded" or attempt == 1:
+                break
+            await self.load_campaign(info.campaign_id)
+        status = reply[0]
+        if status in ("ok", "dup"):
+            claim_id, code, at = reply[1].split(":")
+            return Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=status == "dup")
+        raise _refusal(status, reply, info, now)
+
+    async def _run_grab(
+        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
+    ) -> list[str]:
+        keys = CampaignKeys(info.campaign_id)
+        # call_script, not AsyncScript.__call__: the same EVALSHA (and reload on NOSCRIPT)
+        # without its per-call import and isinstance against a typing.Protocol class.
+        raw = await call_script(
+            self._grab,
+            keys=[
+                keys.coupon(info.template_id), keys.holders(info.template_id), keys.budget, keys.stream,
+                keys.idempotency(customer_id, info.template_id, idempotency_key or "-"), keys.rate(customer_id),
+                keys.audience, keys.recent(customer_id),
+            ],
+            args=[
+                customer_id, _ms(now), random_token(20), random_token(16), info.template_id,
+                IDEMPOTENCY_TTL_SECONDS, policy.max_per_window, policy.window_ms, "1" if idempotency_key else "0",
+                RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
+            ],
+        )  # fmt: skip
+        return [text(part) for part in raw]
+
+    async def recent_claims(self, customer_id: int, campaign_ids: set[int] | None = None) -> list[dict[str, Any]]:
+        """The customer's latest claims (in these campaigns, else in every campaign with
+        stock in Redis), newest first: what the wallet shows before the worker has written
+        the vouchers. One pipelined round trip."""
+        if campaign_ids is None:
+            campaign_ids = {campaign_of_stream(text(s)) for s in await self.redis.smembers(STREAMS_REGISTRY)}
+        if not campaign_ids:
+            return []
+        ordered = sorted(campaign_ids)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for campaign_id in ordered:
+                pipe.lrange(CampaignKeys(campaign_id).recent(customer_id), 0, -1)
+            lists = await pipe.execute()
+        found = [parse_recent(cid, text(row)) for cid, rows in zip(ordered, lists, strict=True) for row in rows]
+        found.sort(key=lambda r: r["at"], reverse=True)
+        return found
+
+    async def recent_campaigns(self, customer_id: int, among: set[int]) -> set[int]:
+        """Which of ``among`` the customer grabbed from lately (claims maybe not yet persisted)."""
+        return {int(r["cmp"]) for r in await self.recent_claims(customer_id, among)} if among else set()
+
+    async def add_stock(self, template_id: int, amount: int) -> None:
+        """Add to a loaded coupon's stock (the database total is raised by the caller)."""
+        template = await CouponTemplate.get(id=template_id)
+        key = CampaignKeys(template.campaign_id).coupon(template.id)  # type: ignore[attr-defined]
+        if await self.redis.exists(key):
+            await self.redis.hincrby(key, "stock", amount)
+
+    async def add_budget(self, campaign_id: int, amount: int) -> None:
+        key = CampaignKeys(campaign_id).budget
+        if await self.redis.exists(key):
+            await self.redis.incrby(key, amount)
+
+
+def _refusal(status: str, reply: list[str], info: CouponInfo, now: datetime) -> errors.AppError:
+    if status == "not_started":
+        return errors.GrabNotStarted(
+            details={"server_time": now.isoformat(), "opens_at": info.opens_at.isoformat()},
+        )
+    if status == "limit":
+        return errors.CouponLimitReached(details={"limit": info.per_user_limit, "held": int(reply[1])})
+    if status == "sold_out":
+        return errors.CouponSoldOut()
+    if status == "budget":
+        return errors.BudgetExhausted()
+    if status == "rate_limited":
+        return errors.RateLimited(details={"retry_after": max(1, -(-int(reply[1]) // 1000))})
+    if status == "not_eligible":
+        return errors.NotEligible(details={"reason": "audience"})
+    if status == "ended":
+        return errors.CampaignNotActive("the grab window has closed", details={"status": "ended"})
+    return errors.CampaignNotActive(details={"status": reply[1] if len(reply) > 1 else status})
+
+
+async def holders_of(template_id: int) -> dict[int, int]:
+    """Vouchers per customer of one coupon, from the database."""
+    rows = (
+        await Voucher.filter(template_id=template_id)
+        .annotate(n=Count("id"))
+        .group_by("customer_id")
+        .values_list("customer_id", "n")
+    )
+    return {int(customer): int(n) for customer, n in rows}
+
+
+StockSource = Literal["redis", "database"]
+
+
+async def stock_left(
+    redis: AnyRedis, campaign_id: int, totals: Mapping[int, int]
+) -> dict[int, tuple[int, StockSource]]:
+    """Stock left of each of a campaign's coupons (id → total stock), and where it was
+    read: Redis's live counter for a loaded coupon (one pipelined round trip for all),
+    else the total minus the vouchers in the database (one query for those)."""
+    if not totals:
+        return {}
+    keys = CampaignKeys(campaign_id)
+    ids = list(totals)
+    async with redis.pipeline(transaction=False) as pipe:
+        for template_id in ids:
+            pipe.hget(keys.coupon(template_id), "stock")
+        live = await pipe.execute()
+    left: dict[int, tuple[int, StockSource]] = {}
+    missing = []
+    for template_id, counter in zip(ids, live, strict=True):
+        if counter is None:
+            missing.append(template_id)
+        else:
+            left[template_id] = (max(0, int(counter)), "redis")
+    if missing:
+        issued = dict(
+            await Voucher.filter(template_id__in=missing)
+            .annotate(n=Count("id"))
+            .group_by("template_id")
+            .values_list("template_id", "n")
+        )
+        for template_id in missing:
+            left[template_id] = (max(0, totals[template_id] - int(issued.get(template_id, 0))), "database")  # type: ignore[call-overload]
+    return left

@@ -1,0 +1,85 @@
+"""Repairing Redis stock from the database, the source of truth for issued vouchers.
+
+Run after a Redis loss (or whenever counters are in doubt). Each campaign's coupons are
+closed in Redis while it runs, so no grab moves a counter mid-rebuild; every claim Redis
+already decided is persisted first; then counters are rebuilt from the vouchers table.
+Claims that were in Redis and never reached the database are gone with a Redis loss:
+that is why production Redis needs the append-only file (README, Deployment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.campaigns import Campaign, CouponTemplate
+from services.core import errors
+from services.stock.claims import ClaimsWorker
+from services.stock.gate import Stock, holders_of
+from services.stock.keys import CampaignKeys
+
+#: Campaigns whose coupons live in Redis.
+LIVE = ("scheduled", "active", "paused")
+
+
+@dataclass(frozen=True)
+class CouponReport:
+    coupon_id: int
+    campaign_id: int
+    issued: int
+    stock_before: int | None  # None: the coupon was not in Redis at all
+    stock_after: int
+    holders_before: int | None
+    holders_after: int
+
+    @property
+    def repaired(self) -> bool:
+        return self.stock_before != self.stock_after or self.holders_before != self.holders_after
+
+
+async def _int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+async def reconcile(stock: Stock, worker: ClaimsWorker, coupon_id: int | None = None) -> list[CouponReport]:
+    if coupon_id is not None:
+        template = await CouponTemplate.get_or_none(id=coupon_id)
+        if template is None:
+            raise errors.NotFound(f"no coupon {coupon_id}")
+        campaign_ids = [template.campaign_id]  # type: ignore[attr-defined]
+    else:
+        campaign_ids = list(await Campaign.filter(status__in=LIVE).values_list("id", flat=True))  # type: ignore[arg-type]
+    reports: list[CouponReport] = []
+    for campaign_id in campaign_ids:
+        reports += await _reconcile_campaign(stock, worker, campaign_id, coupon_id)
+    return reports
+
+
+async def _reconcile_campaign(
+    stock: Stock, worker: ClaimsWorker, campaign_id: int, only: int | None
+) -> list[CouponReport]:
+    keys = CampaignKeys(campaign_id)
+    redis = stock.redis
+    templates = await CouponTemplate.filter(campaign_id=campaign_id).order_by("id")
+    before: dict[int, tuple[int | None, int | None]] = {}
+    for template in templates:
+        key = keys.coupon(template.id)
+        if await redis.exists(key):
+            await redis.hset(key, "state", "reconciling")
+        holders = await redis.hvals(keys.holders(template.id))
+        before[template.id] = (
+            await _int(await redis.hget(key, "stock")),
+            sum(int(v) for v in holders) if holders else None,
+        )
+    await worker.drain()
+    # Rebuild the whole campaign (its coupons share the budget), from the database.
+    await redis.delete(keys.budget, *(keys.coupon(t.id) for t in templates), *(keys.holders(t.id) for t in templates))
+    await stock.load_campaign(campaign_id)
+    reports = []
+    for template in templates:
+        if only is not None and template.id != only:
+            continue
+        issued = sum((await holders_of(template.id)).values())
+        after = int(await redis.hget(keys.coupon(template.id), "stock") or 0)
+        stock_before, holders_before = before[template.id]
+        reports.append(CouponReport(template.id, campaign_id, issued, stock_before, after, holders_before, issued))
+    return reports

@@ -1,0 +1,2 @@
+"""A customer's vouchers: the wallet, rotating QR codes, redemption at the till and its
+reversal, and expiry reminders."""
