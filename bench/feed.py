@@ -69,7 +69,7 @@ from bench.grab import call, profile_summary, profiled, say, start_redis
 from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, wrk
 from services.feed import catalog_changes
 from services.feed.engine import encode_offset
-from tests.campaign_fixtures import coupon_body
+from tests.campaigns.fixtures import coupon_body
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
 SERVER_ENV = {

@@ -42,7 +42,7 @@ import asyncpg
 
 from bench.grab import call, profile_summary, profiled, start_postgres, stop_process
 from bench.harness import ROOT, Figures, cpu_seconds, login_customers, start_server, wrk
-from tests.campaign_fixtures import campaign_body, coupon_body
+from tests.campaigns.fixtures import campaign_body, coupon_body
 
 DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
 ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"

@@ -1,0 +1,2 @@
+"""Tests of services.accounts: admin and staff accounts, customer login and profile,
+tokens."""

@@ -1,0 +1,2 @@
+"""Tests of services.activity: events moving progress, check-ins, integrations,
+referrals."""

@@ -1,0 +1,1 @@
+"""Tests of services.audience: targeting rules, segments and customer facts."""

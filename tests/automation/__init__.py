@@ -1,0 +1,1 @@
+"""Tests of services.automation: rules, triggers, actions and runs."""

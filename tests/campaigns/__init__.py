@@ -1,0 +1,2 @@
+"""Tests of services.campaigns: the builder, review and lifecycle, budgets, exclusivity,
+the calendar."""

@@ -1,0 +1,1 @@
+"""Tests of services.content: uploaded media."""

@@ -1,0 +1,1 @@
+"""Tests of services.core: what every domain shares."""

@@ -1,0 +1,2 @@
+"""Tests of services.feed: the discovery feed, its scoring, cards, rankings and index
+updates."""

@@ -1,0 +1,1 @@
+"""Tests of miniprogram_api: the WeChat client against the emulator."""

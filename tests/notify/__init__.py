@@ -1,0 +1,1 @@
+"""Tests of services.notify: subscribe messages, the outbox and the sender."""

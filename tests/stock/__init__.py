@@ -1,0 +1,1 @@
+"""Tests of services.stock: grabs, the claims stream, stock operations."""

@@ -1,0 +1,1 @@
+"""Tests of services.wallet: the wallet, QR codes, redemption and expiry."""
