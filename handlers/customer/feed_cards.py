@@ -6,7 +6,7 @@ campaign part (its texts, tags, theme, period) is the same for every viewer, so 
 kept per index and language as JSON values, each card is a plain dict, and the whole
 answer is one call of pydantic-core's JSON serializer. Building and validating the models cost about
 as much as ranking the customer (a home page writes up to 48 cards).
-tests/test_feed_cards.py checks that these bytes parse as the schemas, with the values
+tests/feed/test_feed_cards.py checks that these bytes parse as the schemas, with the values
 the models would carry.
 """
 

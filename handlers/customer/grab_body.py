@@ -3,7 +3,7 @@
 Every voucher of one coupon shares all but five values (id, code, validity, issue time),
 so building a ``GrabOut`` model, validating it and serializing the coupon's title and
 terms again per grab is work done twice. The bytes are exactly ``GrabOut``'s JSON
-(tests/test_grab_body.py compares them), which stays the route's declared schema.
+(tests/stock/test_grab_body.py compares them), which stays the route's declared schema.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def _numeric_key(code: str) -> str:
 def numeric_code_candidate() -> str:
     """16 random digits from 1000… to 9899…: never a leading "99", which python-barcode
     0.16's Code 128 encoder drops (it writes 9912… as 12…, so the till would scan another
-    number). tests/test_wallet_qr.py renders and decodes every possible prefix."""
+    number). tests/wallet/test_wallet_qr.py renders and decodes every possible prefix."""
     return str(10**15 + secrets.randbelow(89 * 10**14))
 
 
