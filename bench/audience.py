@@ -98,7 +98,7 @@ async def seed(conn: asyncpg.Connection, customers: int, steps: list[tuple[str, 
     )
     p = Params("postgres")
     # Facts: 65% have bought, the last purchase 0-400 days ago (not before registering);
-    # window amounts grow with the window. Stage as services.audience_facts defines it.
+    # window amounts grow with the window. Stage as services.audience.facts defines it.
     windows = "".join(
         f", CASE WHEN lp < {w} THEN basket * (1 + floor(r1 * {w} / 15))::bigint ELSE 0 END"
         f", CASE WHEN lv < {w} THEN (1 + floor(r2 * {w} / 10))::int ELSE 0 END"

@@ -1,4 +1,4 @@
-"""Events from POS and CRM systems, signed per integration (see services.integrations)."""
+"""Events from POS and CRM systems, signed per integration (see services.activity.integrations)."""
 
 from __future__ import annotations
 

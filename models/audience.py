@@ -1,7 +1,7 @@
 """Audience targeting: per-customer derived facts and saved segments.
 
 CustomerDailyActivity is the source of truth (one row per customer and day, written by
-the event pipeline through services.audience_facts.record_activity). CustomerFacts holds
+the event pipeline through services.audience.facts.record_activity). CustomerFacts holds
 what targeting reads: spend and visits over fixed windows of 7, 30, 90, 180 and 365 days,
 totals, dates of first and last purchase, and the lifecycle stage. Fixed windows make
 every "spent at least X in N days" predicate a comparison on one indexed column instead

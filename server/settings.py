@@ -191,7 +191,7 @@ class Settings:
     feed_audience_ttl: int = 300
     feed_ranking_seconds: float = 10.0
     feed_ranking_entries: int = 2000
-    # Subscribe-message notifications: kind -> template (JSON, services.notify_templates;
+    # Subscribe-message notifications: kind -> template (JSON, services.notify.templates;
     # None = the emulator's templates when the emulator runs, none with a real app), the
     # send rate across processes (messages per window), retries of transient errors, how
     # many hours before its end a campaign's participants hear it ends (0: never), the

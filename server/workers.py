@@ -72,7 +72,7 @@ async def daily_facts_pass(redis: Redis) -> bool:
 
 async def voucher_expiry_pass(redis: Redis, interval_seconds: int = 300, reminder_hours: int = 72) -> bool:
     """Flip the stored state of expired vouchers and queue "expiring soon" reminders, once
-    per interval across processes (services.voucher_expiry)."""
+    per interval across processes (services.wallet.expiry)."""
     report = await run_to_end(voucher_expiry.expiry_pass(redis, interval_seconds, reminder_hours))
     if report is None:
         return False
@@ -98,7 +98,7 @@ async def inactive_customers_pass(redis: Redis, interval_seconds: int) -> bool:
 
 
 async def notify_fanout_pass(redis: Redis, settings: Settings) -> bool:
-    """Enqueue due "new campaign" and "ending soon" notifications (services.notify_outbox),
+    """Enqueue due "new campaign" and "ending soon" notifications (services.notify.outbox),
     in one process at a time (the lock saves work: the fan-outs are idempotent)."""
     token = secrets.token_hex(8)
     if not await redis.set(_FANOUT_LOCK, token, nx=True, px=60_000):

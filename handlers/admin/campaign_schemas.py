@@ -1,4 +1,4 @@
-"""Response and action schemas of the campaign builder (requests: services.campaign_spec)."""
+"""Response and action schemas of the campaign builder (requests: services.campaigns.spec)."""
 
 from __future__ import annotations
 

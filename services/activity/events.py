@@ -1,5 +1,5 @@
 """Events that move progress: purchases, visits and refunds from integrations, referrals
-(services.referrals), and the customer's daily check-in.
+(services.activity.referrals), and the customer's daily check-in.
 
 Each event is one database transaction that first locks the customer's row (PostgreSQL
 ``SELECT ... FOR NO KEY UPDATE``; SQLite runs one transaction at a time), so one customer's
@@ -24,7 +24,7 @@ events apply one after another while different customers' run in parallel. Insid
 Reward coupons decided by a completion are issued through the stock path after the
 commit, and so are the automation runs the transaction recorded (a completion fires
 ``campaign_completed`` rules, a customer's first applied purchase ``first_purchase``
-rules: services.automation_runs). Refunds do not take back a reward already granted, and do not lower the audience
+rules: services.automation.runs). Refunds do not take back a reward already granted, and do not lower the audience
 facts (their daily table only adds).
 """
 

@@ -1,4 +1,4 @@
-"""Campaign analytics for admins: traffic from Redis (services.tracking) joined with the
+"""Campaign analytics for admins: traffic from Redis (services.analytics.tracking) joined with the
 funnel from the database, per UTC day and over a range, and an overview across campaigns.
 
 Every figure is counted on the UTC day its event happened: joined on joined_at, completed

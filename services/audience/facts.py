@@ -14,7 +14,7 @@ Days are UTC calendar days. A window of N days holds ``today`` and the N - 1 day
 before it (later days, sent by a clock ahead of ours, count as today). Lifecycle
 thresholds are in models.audience.
 
-Its SQL is written by hand with services.sql's numbered placeholders.
+Its SQL is written by hand with services.core.sql's numbered placeholders.
 """
 
 from __future__ import annotations

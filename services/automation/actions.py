@@ -6,7 +6,7 @@ A handler gets the run and the rule's action parameters and answers an ``Outcome
 Handlers must be idempotent: after a crash, or when a lease lapses, a run may be executed
 again, and must then act once.
 
-Adding an action: a model in ``services.automation_spec.Action`` and a handler here.
+Adding an action: a model in ``services.automation.spec.Action`` and a handler here.
 """
 
 from __future__ import annotations

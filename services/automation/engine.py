@@ -10,7 +10,7 @@ recorded, ``GRACE_SECONDS`` later for a request's, which only a crash leaves beh
    once.)
 2. **Rule**: a rule disabled or deleted since the run was recorded does nothing: the run
    is ``refused`` with ``rule_disabled``.
-3. **Action** (``services.automation_actions.ACTIONS``): ``done`` with what it did, or
+3. **Action** (``services.automation.actions.ACTIONS``): ``done`` with what it did, or
    ``refused`` with the reason (sold out, campaign full, ...): recorded, never retried.
    ``Later`` (Redis unreachable) leaves it pending for ``LATER_SECONDS``; an unexpected
    error leaves it pending with a growing delay and, after ``MAX_ATTEMPTS`` errors, marks

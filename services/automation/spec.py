@@ -3,7 +3,7 @@ tagged object (``{"type": ..., params}``) validated strictly by its own model, s
 unknown type or a misplaced parameter is a 422 naming the field.
 
 Adding an action means adding its model to ``Action`` and its handler to
-``services.automation_actions.ACTIONS``.
+``services.automation.actions.ACTIONS``.
 """
 
 from __future__ import annotations

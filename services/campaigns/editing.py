@@ -1,4 +1,4 @@
-"""Campaigns: build, read, edit and list. Lifecycle transitions live in services.review."""
+"""Campaigns: build, read, edit and list. Lifecycle transitions live in services.campaigns.review."""
 
 from __future__ import annotations
 
@@ -273,7 +273,7 @@ async def update(
     elif status in APPROVED_STATES:
         if rule_change or not policy.copy_edits_skip_review:
             # Back to review, as a new submission by the editor (0 levels: approved at
-            # once, as services.review.submit does).
+            # once, as services.campaigns.review.submit does).
             new_status = "in_review" if policy.review_levels > 0 else "approved"
             review_values = {
                 "review_levels": policy.review_levels,

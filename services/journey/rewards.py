@@ -4,10 +4,10 @@ Deciding happens in the database transaction that joins or completes the partici
 (``grant_in_transaction``): points go into the ledger (ref ``reward:<participation>``),
 the badge is recorded, each reward coupon becomes a pending RewardGrant row (ref
 ``reward:<participation>:<coupon>``, unique), and a "reward earned" notification is
-queued (key ``reward:<participation>``, see ``services.notify_outbox``). Only the caller
+queued (key ``reward:<participation>``, see ``services.notify.outbox``). Only the caller
 that won the decision (created the participation, or moved it from ``joined`` to
 ``completed`` with a compare-and-set) calls it, and every write is unique by its ref
-besides, so a reward is never granted twice. A points exchange (services.exchange)
+besides, so a reward is never granted twice. A points exchange (services.journey.exchange)
 writes its own grant, with no participation, in the transaction that debits the points.
 
 Delivering a coupon (``RewardIssuer.issue_pending``) runs after the commit: the grant

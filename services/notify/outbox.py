@@ -3,7 +3,7 @@
 Every row is unique by a natural key, so an event enqueues once however often it is seen:
 
 - ``reward:<participation>``: written in the transaction that grants the reward
-  (``services.rewards.grant_in_transaction``), so it exists exactly when the reward does.
+  (``services.journey.rewards.grant_in_transaction``), so it exists exactly when the reward does.
 - ``voucher_expiring:<voucher>``: written by the voucher expiry job in the transaction that
   records the voucher's ``voucher_reminders`` row.
 - ``campaign_ending:<campaign>:<customer>``: a fan-out over participants still ``joined``

@@ -28,7 +28,7 @@ One row, in order:
      ``unknown``, never resent, the allowance stays taken.
 
 A worker stopped gracefully finishes the row in hand (each row runs to its end, see
-``services.shielded``). A row still ``sending`` after a crash cannot tell whether WeChat
+``services.core.shielded``). A row still ``sending`` after a crash cannot tell whether WeChat
 got it: once its claim is older than any send could take (``stale_after``), it becomes
 ``unknown`` (errmsg says so) and is not resent. At most once beats at least once here: a
 duplicate marketing message is worse than a missing one.

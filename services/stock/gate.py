@@ -1,7 +1,7 @@
 """Coupon stock in Redis: loading, the atomic grab, state changes, adding stock and budget.
 
 Redis decides grabs; the database is the source of truth for what was issued (see
-services.claims for the stream → database path and services.reconcile for repair).
+services.stock.claims for the stream → database path and services.stock.reconcile for repair).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The voucher expiry job: flips the stored state of vouchers past ``valid_until``, queues
 "expiring soon" reminders, and records the runs of ``voucher_expiring`` automation rules
-(services.automation_runs) for the automation worker.
+(services.automation.runs) for the automation worker.
 
 ``voucher_reminders`` records which vouchers are due a reminder (once per voucher and
 kind; its ``sent_at`` is set when the message went out). The same transaction that writes
 a reminder puts its message in the notifications outbox (key
-``voucher_expiring:<voucher>``, ``services.notify_outbox``), so a reminder never exists
+``voucher_expiring:<voucher>``, ``services.notify.outbox``), so a reminder never exists
 without its message; the notifications sender delivers it (or records why not).
 
 Reads never depend on it (``services.wallet.effective_status`` makes expiry exact); it
