@@ -14,8 +14,8 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, principal_of
 from services.analytics import tracking
-from services.campaigns.catalog import pick_language
 from services.core import errors
+from services.core.i18n import pick_language
 from services.core.schema import Body, Id, Out, Query
 from services.feed import engine as feed
 

@@ -17,7 +17,7 @@ from typing import Any
 import pydantic_core
 
 from handlers.customer.feed_schemas import FeedItemOut
-from services.campaigns.catalog import pick_language
+from services.core.i18n import pick_language
 from services.core.schema import part_of
 from services.feed import engine as feed
 from services.feed.engine import FeedIndex, Ranking, Scored

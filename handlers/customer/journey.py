@@ -15,8 +15,9 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.activity import events as journey_events
-from services.campaigns.catalog import CampaignSnapshot, localized, pick_language
+from services.campaigns.catalog import CampaignSnapshot
 from services.core import errors
+from services.core.i18n import localized, pick_language
 from services.core.schema import Out
 from services.journey import participation as journey
 from services.journey import points

@@ -66,8 +66,9 @@ from models.customers import Customer
 from models.participations import Participation
 from models.stores import Store
 from services.audience import rules as audience
-from services.campaigns.catalog import CampaignSnapshot, load_snapshots, pick_language
+from services.campaigns.catalog import CampaignSnapshot, load_snapshots
 from services.core import errors
+from services.core.i18n import pick_language
 from services.core.redis import AnyRedis, call_script
 from services.core.sql import Params, dialect_of
 from services.feed import catalog_changes

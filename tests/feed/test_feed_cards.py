@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from handlers.customer.feed_cards import page_json, sections_json
 from handlers.customer.feed_schemas import FeedItemOut, FeedOut, SectionsOut, ThemeSectionOut
-from services.campaigns.catalog import pick_language
+from services.core.i18n import pick_language
 from services.feed import engine as feed
 from services.feed.engine import FeedIndex, FeedPolicy, Ranked, Ranking, Scored, Viewer, score_rows
 from tests.feed.fixtures import CATEGORIES, TAGS, TIERS, random_snapshot

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
 from server.keys import REDIS, SETTINGS
-from services.accounts.tokens import issue_access_token
 from services.activity import integrations
 from services.core.audit import Actor
 from services.core.principal import Principal
+from services.core.tokens import issue_access_token
 from services.stock.claims import ClaimsWorker
 
 
