@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.keys import PRINCIPAL, REQUEST_ID, SETTINGS
+from server.keys import POLICIES, PRINCIPAL, REQUEST_ID
 from services.campaigns.editing import Policy
 from services.core.audit import Actor
 
@@ -14,5 +14,4 @@ def actor_of(request: web.Request) -> Actor:
 
 
 def campaign_policy(request: web.Request) -> Policy:
-    settings = request.app[SETTINGS]
-    return Policy(review_levels=settings.review_levels, copy_edits_skip_review=settings.copy_edits_skip_review)
+    return request.app[POLICIES].review

@@ -17,16 +17,28 @@ from miniprogram_api import MiniProgramClient
 from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
-from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
+from server.keys import (
+    COUPON_CACHE,
+    HTTP_SESSION,
+    IP_LIMITER,
+    JOURNEY,
+    OPENAPI,
+    ORM,
+    POLICIES,
+    REDIS,
+    SETTINGS,
+    STOCK,
+    WECHAT,
+)
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
+from server.policies import Policies, journey_policy
 from server.redis_connection import FastCluster, FastConnection
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core.redis import AnyRedis
-from services.feed.engine import FeedPolicy
-from services.journey.participation import Journey, JourneyPolicy
+from services.journey.participation import Journey
 from services.stock.coupon_cache import CouponCache
 from services.stock.gate import Stock
 from services.stock.ip_limiter import IpLimiter
@@ -62,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_middleware],
     )
     app[SETTINGS] = settings
+    app[POLICIES] = Policies.of(settings)
     app[COUPON_CACHE] = CouponCache()
     app[IP_LIMITER] = IpLimiter(rate=settings.grab_ip_rate, burst=settings.grab_ip_burst)
     app.cleanup_ctx.append(_redis_ctx)
@@ -107,30 +120,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_journey(client: AnyRedis, stock: Stock, settings: Settings) -> Journey:
     """The customer-journey runtime of one process, configured from settings."""
-    return Journey(
-        client,
-        stock,
-        JourneyPolicy(
-            points_per_yuan=settings.points_per_yuan,
-            integration_max_skew=settings.integration_max_skew,
-            feed=FeedPolicy(
-                audience=settings.feed_weight_audience,
-                interest=settings.feed_weight_interest,
-                behaviour=settings.feed_weight_behaviour,
-                store=settings.feed_weight_store,
-                distance=settings.feed_weight_distance,
-                ending=settings.feed_weight_ending,
-                popularity=settings.feed_weight_popularity,
-                joined=settings.feed_weight_joined,
-                near_km=settings.feed_near_km,
-                ending_soon_days=settings.feed_ending_soon_days,
-                cache_seconds=settings.feed_cache_seconds,
-                audience_ttl=settings.feed_audience_ttl,
-                ranking_seconds=settings.feed_ranking_seconds,
-                ranking_entries=settings.feed_ranking_entries,
-            ),
-        ),
-    )
+    return Journey(client, stock, journey_policy(settings))
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""Command line: `python -m server [serve|migrate|create-admin|worker|reconcile-stock]`."""
+"""Command line: `python -m server [serve|migrate|create-admin|worker|reconcile-stock|settings-table]`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 import errno
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from server import logs
 from server.event_loop import loop_factory
-from server.settings import Settings, SettingsError
+from server.settings import Settings, SettingsError, settings_table, with_table
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -147,6 +148,19 @@ async def _reconcile(settings: Settings, coupon_id: int | None) -> None:
     await _with_resources(settings, job)
 
 
+def _settings_table(target: Path | None) -> int:
+    if target is None:
+        print(settings_table())
+        return 0
+    try:
+        target.write_text(with_table(target.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, SettingsError) as exc:
+        print(f"error: {target}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target}: settings table written", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="WeChat campaign backend")
     sub = parser.add_subparsers(dest="command")
@@ -161,7 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     reconcile_cmd = sub.add_parser("reconcile-stock", help="rebuild Redis stock counters from the database")
     reconcile_cmd.add_argument("--coupon", type=int, default=None, help="only this coupon (id)")
+    table_cmd = sub.add_parser(
+        "settings-table", help="print the markdown table of every setting (the README's configuration table)"
+    )
+    table_cmd.add_argument(
+        "--write", metavar="FILE", type=Path, default=None, help="put it between the settings-table markers of FILE"
+    )
     args = parser.parse_args(argv)
+    if args.command == "settings-table":
+        # Documentation only: needs no valid environment.
+        return _settings_table(args.write)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from server.policies import Policies
 from server.settings import Settings
 from services.core.principal import Principal
 
@@ -24,6 +25,8 @@ STOCK = web.AppKey("stock", "Stock")
 COUPON_CACHE = web.AppKey("coupon_cache", "CouponCache")
 IP_LIMITER = web.AppKey("ip_limiter", "IpLimiter")
 JOURNEY = web.AppKey("journey", "Journey")
+#: The domain policies handlers pass to services (server/policies.py), built once.
+POLICIES = web.AppKey("policies", Policies)
 #: The OpenAPI document, built once when the app is created.
 OPENAPI = web.AppKey("openapi", dict)
 

@@ -1,6 +1,12 @@
 """Settings read from the environment once, validated at start-up.
 
-Every setting is documented in the README's configuration table; keep the two in step.
+Each setting is declared once, as a field of :class:`Settings`: its attribute name, its
+type (the annotation), its default, its environment variable, its range and its help
+text (:func:`setting`). ``Settings.from_env`` reads them from that declaration, and the
+README's configuration table is generated from it (``python -m server settings-table``;
+tests/test_settings_table.py fails when the two differ). Defaults that a domain policy
+also needs (the feed weights, the grab throttle, the notification sender's pace, ...) are
+taken from that policy's own defaults, so each value is written in one place.
 """
 
 from __future__ import annotations
@@ -9,20 +15,34 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from services.feed.engine import FeedPolicy
+from services.journey.participation import JourneyPolicy
+from services.notify.sender import SenderPolicy
 from services.notify.templates import NotifyTemplates, TemplateConfigError, default_templates_json, parse_templates
+from services.stock.gate import GrabPolicy
 
 AppEnv = Literal["development", "test", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 #: The development secret. Production refuses to start with it.
 DEFAULT_SECRET = "dev-insecure-secret-change-me-0123456789abcdef"
 #: App id used when no real WeChat app is configured: the emulator serves it.
 EMULATOR_APPID = "wx_emulator_app"
 EMULATOR_SECRET = "emulator-secret"
+
+# The domain policies' defaults are the settings' defaults (read, never restated).
+_FEED = FeedPolicy()
+_GRAB = GrabPolicy()
+_JOURNEY = JourneyPolicy()
+_SENDER = SenderPolicy()
 
 
 class SettingsError(ValueError):
@@ -58,23 +78,65 @@ def parse_kids(raw: str) -> frozenset[str]:
     return frozenset(k.upper() for k in kids)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+# --- the declaration ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field of :class:`Settings` is read from the environment and documented."""
+
+    #: The environment variable.
+    env: str
+    #: The meaning, in the README table's markdown.
+    help: str
+    #: The inclusive range of a number (required for int and float settings).
+    lo: float | None = None
+    hi: float | None = None
+    #: A default computed from settings declared earlier (their parsed values by attribute).
+    derive: Callable[[Mapping[str, Any]], Any] | None = None
+    #: The default as the table shows it, when the bare value would mislead.
+    shown_default: str | None = None
+    #: Applied to a raw value before it is checked (LOG_LEVEL is case-insensitive).
+    normalize: Callable[[str], str] | None = None
+
+
+def setting(
+    env: str,
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    derive: Callable[[Mapping[str, Any]], Any] | None = None,
+    shown_default: str | None = None,
+    normalize: Callable[[str], str] | None = None,
+    repr: bool = True,
+) -> Any:
+    """A :class:`Settings` field: ``default`` is the value without the variable (and of
+    ``Settings()``); ``derive``, when given, computes it in ``from_env`` instead."""
+    spec = Setting(env, help, lo, hi, derive, shown_default, normalize)
+    return field(default=default, repr=repr, metadata={"setting": spec})
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    """The stripped value of a variable; None when unset or blank."""
     raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+    if raw is None or raw.strip() == "":
+        return None
+    return raw.strip()
+
+
+def _parse_int(name: str, raw: str, lo: float, hi: float) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+        raise SettingsError(f"{name} must be between {_number(lo)} and {_number(hi)}, got {value}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def _parse_float(name: str, raw: str, lo: float, hi: float) -> float:
     try:
         value = float(raw)
     except ValueError:
@@ -84,11 +146,8 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
     if lowered in {"0", "false", "no", "off"}:
@@ -96,114 +155,439 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _str(env: Mapping[str, str], name: str, default: str | None) -> str | None:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return raw.strip()
+def _choices_error(name: str, choices: tuple[str, ...], value: object) -> SettingsError:
+    listed = ", ".join(choices[:-1]) + " or " + choices[-1]
+    return SettingsError(f"{name} must be {listed}, got {value!r}")
+
+
+def _number(value: float) -> str:
+    """A number as written in messages and the table: 5.0 as 5, 1.5 as 1.5."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One setting with its attribute, type and default: what parsing and the table need."""
+
+    attr: str
+    kind: type  # bool, int, float, str or Path
+    optional: bool  # None is a value (unset)
+    choices: tuple[str, ...]  # a Literal type's values, else ()
+    default: Any
+    spec: Setting
+
+    def parse(self, env: Mapping[str, str], parsed: Mapping[str, Any]) -> Any:
+        """This setting's value from ``env``; ``parsed`` holds those declared before it."""
+        spec = self.spec
+        raw = _raw(env, spec.env)
+        if raw is None:
+            return spec.derive(parsed) if spec.derive is not None else self.default
+        if spec.normalize is not None:
+            raw = spec.normalize(raw)
+        if self.choices and raw not in self.choices:
+            raise _choices_error(spec.env, self.choices, raw)
+        if self.kind is bool:
+            return _parse_bool(spec.env, raw)
+        if self.kind is int:
+            assert spec.lo is not None and spec.hi is not None
+            return _parse_int(spec.env, raw, spec.lo, spec.hi)
+        if self.kind is float:
+            assert spec.lo is not None and spec.hi is not None
+            return _parse_float(spec.env, raw, spec.lo, spec.hi)
+        if self.kind is Path:
+            return Path(raw)
+        return raw
+
+
+def _kind(hint: Any) -> tuple[type, bool, tuple[str, ...]]:
+    """(base type, optional, choices) of a Settings annotation."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        [base] = [a for a in args if a is not type(None)]
+        kind, _, choices = _kind(base)
+        return kind, True, choices
+    if typing.get_origin(hint) is Literal:
+        return str, False, tuple(args)
+    if hint in (bool, int, float, str, Path):
+        return hint, False, ()
+    raise TypeError(f"unsupported setting type {hint!r}")
+
+
+@cache
+def declared() -> tuple[Declared, ...]:
+    """Every setting in declaration order (the order ``from_env`` reads them in)."""
+    hints = typing.get_type_hints(Settings)
+    out = []
+    for f in fields(Settings):
+        spec = f.metadata.get("setting")
+        if spec is None:
+            continue
+        kind, optional, choices = _kind(hints[f.name])
+        if kind in (int, float) and (spec.lo is None or spec.hi is None):
+            raise TypeError(f"setting {spec.env} needs a range")
+        out.append(Declared(f.name, kind, optional, choices, f.default, spec))
+    return tuple(out)
+
+
+def _feed_weight(name: str, meaning: str) -> Any:
+    """One of the feed's ranking weights (services.feed documents the score)."""
+    return setting(
+        f"FEED_WEIGHT_{name.upper()}",
+        getattr(_FEED, name),
+        f"the feed's `{name}` ranking weight: {meaning}; see [Discovery feed](#discovery-feed)",
+        lo=-100.0,
+        hi=100.0,
+    )
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The whole configuration of one server process."""
+    """The whole configuration of one server process: one field per environment variable,
+    declared with :func:`setting` (read in this order: a derived default sees only the
+    settings above it)."""
 
-    app_env: AppEnv = "development"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = Path("data")
-    database_url: str = "sqlite://data/app.sqlite3"
+    app_env: AppEnv = setting(
+        "APP_ENV",
+        "development",
+        "the environment; `production` refuses to start with the emulator, the default `SECRET_KEY`, QR"
+        " signing keys derived from it, SQLite, or an embedded Redis",
+    )
+    host: str = setting("HOST", "127.0.0.1", "address to listen on")
+    port: int = setting("PORT", 8080, "port to listen on", lo=1, hi=65535)
+    data_dir: Path = setting("DATA_DIR", Path("data"), "where the embedded mode keeps its SQLite file and Redis data")
+    database_url: str = setting(
+        "DATABASE_URL",
+        "sqlite://data/app.sqlite3",
+        "`sqlite://path` or `postgres://user:pass@host:5432/db`; SQLite runs in WAL mode with"
+        " `synchronous=NORMAL` (a power cut may lose the last commits, never corrupts the file; add"
+        " `?synchronous=FULL` to wait for an fsync per commit)",
+        derive=lambda s: f"sqlite://{s['data_dir']}/app.sqlite3",
+        shown_default="`sqlite://$DATA_DIR/app.sqlite3`",
+    )
     #: None means: start a local redis-server under data_dir (embedded mode).
-    redis_url: str | None = None
-    # REDIS_URL names one node of a Redis Cluster (the client discovers the rest).
-    redis_cluster: bool = False
-    secret_key: str = DEFAULT_SECRET
-    auto_migrate: bool = True
+    redis_url: str | None = setting(
+        "REDIS_URL", None, "`redis://host:6379/0`; unset starts a local `redis-server` (must be installed)"
+    )
+    redis_cluster: bool = setting(
+        "REDIS_CLUSTER",
+        False,
+        "`REDIS_URL` is a node of a Redis Cluster (the client discovers the rest; every multi-key script keeps"
+        " its keys in one slot)",
+    )
+    secret_key: str = setting(
+        "SECRET_KEY",
+        DEFAULT_SECRET,
+        "signs access tokens; ≥ 32 characters; must be set in production",
+        shown_default="a development value",
+    )
+    auto_migrate: bool = setting(
+        "AUTO_MIGRATE",
+        True,
+        "apply database migrations at start-up",
+        derive=lambda s: s["app_env"] != "production",
+        shown_default="`true` (`false` in production)",
+    )
     #: None means: no real app; the server mounts the WeChat emulator at /_wechat.
-    wechat_appid: str | None = None
-    wechat_secret: str | None = None
+    wechat_appid: str | None = setting(
+        "WECHAT_APPID",
+        None,
+        "the mini program's app id; set with `WECHAT_SECRET` or not at all. Unset: the emulator at `/_wechat`"
+        " stands in",
+    )
+    wechat_secret: str | None = setting(
+        "WECHAT_SECRET", None, "the mini program's app secret; set with `WECHAT_APPID` or not at all"
+    )
     #: None means: the emulator mounted on this server (http://127.0.0.1:PORT/_wechat).
-    wechat_api_base: str | None = None
-    wechat_timeout: float = 5.0
-    wechat_max_retries: int = 2
-    access_token_ttl: int = 900
-    refresh_token_ttl: int = 30 * 24 * 3600
-    max_body_bytes: int = 1024 * 1024
-    login_max_failures: int = 5
-    login_lockout_seconds: int = 900
-    #: How many reverse proxies in front of us may set X-Forwarded-For (0: ignore it).
-    trusted_proxy_hops: int = 0
-    log_level: str = "INFO"
-    # Uploaded images (campaign banners, posters) live here; None = DATA_DIR/media.
-    media_root: Path | None = None
-    max_upload_bytes: int = 5 * 1024 * 1024
-    # Campaign review: 0, 1 (reviewer) or 2 (reviewer, then approver) levels.
-    review_levels: int = 1
-    # Whether copy-only edits (texts, images, tags) of an approved campaign skip review.
-    copy_edits_skip_review: bool = True
-    # How often the scheduler looks for campaigns to start or end, seconds.
-    scheduler_interval: float = 5.0
-    # Run background workers (scheduler, claims persistence) inside the server process.
-    run_workers: bool = True
-    # `python -m server` (serve, worker) on uvloop's event loop when it is installed.
-    uvloop: bool = True
+    wechat_api_base: str | None = setting(
+        "WECHAT_API_BASE",
+        None,
+        "base URL of WeChat's server API",
+        shown_default="`https://api.weixin.qq.com`, or this server's `/_wechat` when emulated",
+    )
+    wechat_timeout: float = setting("WECHAT_TIMEOUT", 5.0, "seconds per WeChat call", lo=0.1, hi=60.0)
+    wechat_max_retries: int = setting(
+        "WECHAT_MAX_RETRIES",
+        2,
+        "retries (exponential backoff) when WeChat answers `-1` or the connection fails",
+        lo=0,
+        hi=10,
+    )
+    access_token_ttl: int = setting("ACCESS_TOKEN_TTL", 900, "access token lifetime, seconds", lo=30, hi=86400)
+    refresh_token_ttl: int = setting(
+        "REFRESH_TOKEN_TTL", 30 * 24 * 3600, "refresh token lifetime, seconds (30 days)", lo=300, hi=365 * 86400
+    )
+    max_body_bytes: int = setting(
+        "MAX_BODY_BYTES",
+        1024 * 1024,
+        "largest request body; larger is `413 payload_too_large`",
+        lo=1024,
+        hi=64 * 1024 * 1024,
+    )
+    login_max_failures: int = setting(
+        "LOGIN_MAX_FAILURES",
+        5,
+        "failed admin/staff logins per account before a lockout (4× that per client address)",
+        lo=1,
+        hi=1000,
+    )
+    login_lockout_seconds: int = setting(
+        "LOGIN_LOCKOUT_SECONDS", 900, "how long the failure count (and a lockout) lasts, seconds", lo=1, hi=86400
+    )
+    trusted_proxy_hops: int = setting(
+        "TRUSTED_PROXY_HOPS",
+        0,
+        "reverse proxies allowed to set `X-Forwarded-For` (0 ignores the header)",
+        lo=0,
+        hi=10,
+    )
+    log_level: LogLevel = setting("LOG_LEVEL", "INFO", "log level (any case)", normalize=str.upper)
+    # None = DATA_DIR/media (media_dir).
+    media_root: Path | None = setting(
+        "MEDIA_ROOT",
+        None,
+        "where uploaded campaign images (banners, posters) are stored",
+        shown_default="`$DATA_DIR/media`",
+    )
+    max_upload_bytes: int = setting(
+        "MAX_UPLOAD_BYTES", 5 * 1024 * 1024, "largest image upload, bytes", lo=1024, hi=50 * 1024 * 1024
+    )
+    review_levels: int = setting(
+        "REVIEW_LEVELS",
+        1,
+        "campaign review levels: `0` (approved at once, same code path), `1` (reviewer), `2` (reviewer, then approver)",
+        lo=0,
+        hi=2,
+    )
+    copy_edits_skip_review: bool = setting(
+        "COPY_EDITS_SKIP_REVIEW",
+        True,
+        "copy-only edits (texts, images, tags) of an approved campaign keep it approved",
+    )
+    scheduler_interval: float = setting(
+        "SCHEDULER_INTERVAL",
+        5.0,
+        "seconds between scheduler passes (start and end campaigns on time)",
+        lo=0.05,
+        hi=3600.0,
+    )
+    run_workers: bool = setting(
+        "RUN_WORKERS",
+        True,
+        "run background workers (the scheduler, the claims worker, the reward-grants retry, the automation"
+        " worker, the notifications sender) inside the server process",
+    )
+    uvloop: bool = setting(
+        "UVLOOP",
+        True,
+        "run `python -m server` (`serve` and `worker`) on uvloop's event loop when it is installed (it is in"
+        " `requirements.txt`; the first line the server prints names the loop); `false`: asyncio's own loop",
+    )
     # Grab throttles: per customer and campaign across processes (in the grab script),
     # and per client address in each process.
-    grab_user_max: int = 10
-    grab_user_window_ms: int = 10_000
-    grab_ip_rate: float = 100.0
-    grab_ip_burst: int = 200
-    # Claims worker: batch size, and how long an entry may sit unacknowledged with a
-    # consumer before another takes it over.
-    claims_batch: int = 500
-    claims_min_idle_ms: int = 30_000
-    # QR redemption: payload lifetime; signing keys "kid:secret,..." (first signs, the
-    # rest verify; None = one key "k1" derived from SECRET_KEY, refused in production);
-    # key ids refused outright, comma-separated.
-    qr_ttl_seconds: int = 60
-    qr_signing_keys: str | None = field(default=None, repr=False)
-    qr_retired_keys: str = ""
-    # How long after a redemption a manager of its store may reverse it, seconds.
-    redemption_reverse_window_seconds: int = 1800
-    # Voucher expiry job: how often it runs (once per interval across processes), and
-    # how many hours before valid_until an "expiring soon" reminder is queued (0: none).
-    voucher_expiry_interval: int = 300
-    voucher_reminder_hours: int = 72
-    # Automation: how often the inactive-customers pass looks for customers to run
-    # inactive_for_days rules for (once per interval across processes), seconds.
-    automation_inactive_interval: int = 3600
-    # Customer journey: points per yuan (100 fen) of a purchase event, and how far an
-    # integration's X-Timestamp may be from the server's clock, seconds.
-    points_per_yuan: int = 1
-    integration_max_skew: int = 300
-    # Discovery feed: the weight of each ranking component (services.feed documents the
-    # score), what "near" and "ending soon" mean, and how long its caches are trusted.
-    feed_weight_audience: float = 3.0
-    feed_weight_interest: float = 2.0
-    feed_weight_behaviour: float = 1.5
-    feed_weight_store: float = 2.0
-    feed_weight_distance: float = 2.0
-    feed_weight_ending: float = 1.0
-    feed_weight_popularity: float = 1.0
-    feed_weight_joined: float = -2.0
-    feed_near_km: float = 5.0
-    feed_ending_soon_days: int = 3
-    feed_cache_seconds: float = 60.0
-    feed_audience_ttl: int = 300
-    feed_ranking_seconds: float = 10.0
-    feed_ranking_entries: int = 2000
-    # Subscribe-message notifications: kind -> template (JSON, services.notify.templates;
-    # None = the emulator's templates when the emulator runs, none with a real app), the
-    # send rate across processes (messages per window), retries of transient errors, how
-    # many hours before its end a campaign's participants hear it ends (0: never), the
-    # offset of the times shown, and the rows one sender pass takes at a time.
-    notify_templates: str | None = None
-    notify_rate_limit: int = 600
-    notify_rate_window_seconds: int = 60
-    notify_max_attempts: int = 5
-    notify_retry_seconds: float = 30.0
-    notify_ending_hours: int = 24
-    notify_utc_offset_minutes: int = 480
-    notify_batch: int = 100
+    grab_user_max: int = setting(
+        "GRAB_USER_MAX",
+        _GRAB.max_per_window,
+        "grab attempts one customer may make on one campaign per `GRAB_USER_WINDOW_MS`, across all processes"
+        " (`429 rate_limited`)",
+        lo=1,
+        hi=1_000_000,
+    )
+    grab_user_window_ms: int = setting(
+        "GRAB_USER_WINDOW_MS", _GRAB.window_ms, "the window of `GRAB_USER_MAX`, milliseconds", lo=100, hi=3_600_000
+    )
+    grab_ip_rate: float = setting(
+        "GRAB_IP_RATE",
+        100.0,
+        "grabs per second from one client address, per process (`429 rate_limited`)",
+        lo=0.1,
+        hi=1_000_000.0,
+    )
+    grab_ip_burst: int = setting(
+        "GRAB_IP_BURST",
+        200,
+        "the burst of grabs one client address may make above `GRAB_IP_RATE`, per process",
+        lo=1,
+        hi=10_000_000,
+    )
+    claims_batch: int = setting(
+        "CLAIMS_BATCH", 500, "claims the worker writes per database transaction", lo=1, hi=10_000
+    )
+    claims_min_idle_ms: int = setting(
+        "CLAIMS_MIN_IDLE_MS",
+        30_000,
+        "a claim left unacknowledged this long (milliseconds) by a dead worker is taken over by another",
+        lo=0,
+        hi=3_600_000,
+    )
+    qr_ttl_seconds: int = setting(
+        "QR_TTL_SECONDS", 60, "lifetime of a wallet QR payload and of a barcode number, seconds", lo=5, hi=86_400
+    )
+    # Never in a repr: it holds the signing secrets.
+    qr_signing_keys: str | None = setting(
+        "QR_SIGNING_KEYS",
+        None,
+        "`kid:secret,kid:secret,…`: the first signs QR payloads, the others still verify (key rotation); kid"
+        " 1–8 letters/digits (upper-cased), secret ≥ 32 characters. Must be set in production",
+        shown_default="one key `K1` derived from `SECRET_KEY`",
+        repr=False,
+    )
+    qr_retired_keys: str = setting(
+        "QR_RETIRED_KEYS",
+        "",
+        "comma-separated kids whose payloads are refused (`qr_invalid`), even if still listed in"
+        " `QR_SIGNING_KEYS`; never the signing key",
+    )
+    redemption_reverse_window_seconds: int = setting(
+        "REDEMPTION_REVERSE_WINDOW_SECONDS",
+        1800,
+        "how long after a redemption a manager of its store may reverse it, seconds",
+        lo=0,
+        hi=30 * 86_400,
+    )
+    voucher_expiry_interval: int = setting(
+        "VOUCHER_EXPIRY_INTERVAL",
+        300,
+        "seconds between runs of the voucher expiry job (once per interval across processes)",
+        lo=1,
+        hi=86_400,
+    )
+    voucher_reminder_hours: int = setting(
+        "VOUCHER_REMINDER_HOURS",
+        72,
+        'an "expiring soon" reminder is queued this many hours before a voucher\'s `valid_until` (`0`: none)',
+        lo=0,
+        hi=24 * 365,
+    )
+    automation_inactive_interval: int = setting(
+        "AUTOMATION_INACTIVE_INTERVAL",
+        3600,
+        "seconds between passes looking for customers that `inactive_for_days` automation rules apply to (once"
+        " per interval across processes); see [Automation rules](#automation-rules)",
+        lo=1,
+        hi=7 * 86_400,
+    )
+    points_per_yuan: int = setting(
+        "POINTS_PER_YUAN",
+        _JOURNEY.points_per_yuan,
+        "points a purchase event earns per 100 fen (`0`: none)",
+        lo=0,
+        hi=10_000,
+    )
+    integration_max_skew: int = setting(
+        "INTEGRATION_MAX_SKEW",
+        _JOURNEY.integration_max_skew,
+        "seconds an integration's `X-Timestamp` may differ from the server's clock",
+        lo=10,
+        hi=3600,
+    )
+    feed_weight_audience: float = _feed_weight("audience", "when the campaign is targeted at you")
+    feed_weight_interest: float = _feed_weight("interest", "× the share of the campaign's tags among your interests")
+    feed_weight_behaviour: float = _feed_weight("behaviour", "when its categories meet those of your recent purchases")
+    feed_weight_store: float = _feed_weight("store", "when it runs at your preferred store")
+    feed_weight_distance: float = _feed_weight("distance", "× how near its nearest store is, within `FEED_NEAR_KM`")
+    feed_weight_ending: float = _feed_weight("ending", "× how soon it ends, within `FEED_ENDING_SOON_DAYS`")
+    feed_weight_popularity: float = _feed_weight("popularity", "× its participants, relative to the most popular")
+    feed_weight_joined: float = _feed_weight("joined", "when you joined it (negative: joined campaigns sink)")
+    feed_near_km: float = setting(
+        "FEED_NEAR_KM",
+        _FEED.near_km,
+        'a store this close (km) to `lat`/`lng` is "near" (distance score and the near-you section)',
+        lo=0.1,
+        hi=1000.0,
+    )
+    feed_ending_soon_days: int = setting(
+        "FEED_ENDING_SOON_DAYS",
+        _FEED.ending_soon_days,
+        'a running campaign ending within this many days is "ending soon"',
+        lo=1,
+        hi=365,
+    )
+    feed_cache_seconds: float = setting(
+        "FEED_CACHE_SECONDS",
+        _FEED.cache_seconds,
+        "how long a process keeps its feed index before rebuilding it in the background (the old one answers"
+        " meanwhile); an admin's change and the scheduler's transitions drop it at once, so what lags by up to"
+        " this is participant counts, store openings and closings, and theme names",
+        lo=0.0,
+        hi=3600.0,
+    )
+    feed_audience_ttl: int = setting(
+        "FEED_AUDIENCE_TTL",
+        _FEED.audience_ttl,
+        "seconds a targeted campaign's audience set serves the feed before it is rebuilt from the rule (in the"
+        " background: the expired set answers meanwhile)",
+        lo=1,
+        hi=86_400,
+    )
+    feed_ranking_seconds: float = setting(
+        "FEED_RANKING_SECONDS",
+        _FEED.ranking_seconds,
+        "how long a process keeps a customer's ranking for their next feed pages and sections (0: off); a join,"
+        " a purchase or refund, a profile change or an admin's change drops it at once, in every process",
+        lo=0.0,
+        hi=3600.0,
+    )
+    feed_ranking_entries: int = setting(
+        "FEED_RANKING_ENTRIES",
+        _FEED.ranking_entries,
+        "rankings a process keeps at most (least recently used out first; about 12 KB each with 1,000 campaigns)",
+        lo=1,
+        hi=1_000_000,
+    )
+    notify_templates: str | None = setting(
+        "NOTIFY_TEMPLATES",
+        None,
+        'JSON `{kind: {"template_id", "page"?, "fields": {keyword: text}}}` for the kinds `new_campaign`,'
+        " `campaign_ending`, `reward`, `voucher_expiring`; a kind left out sends nothing; see"
+        " [Notifications](#notifications)",
+        shown_default="the emulator's templates (`emu_reward`, …) when `WECHAT_APPID` is unset, none otherwise",
+    )
+    notify_rate_limit: int = setting(
+        "NOTIFY_RATE_LIMIT",
+        _SENDER.rate_limit,
+        "at most this many subscribe messages in any window of `NOTIFY_RATE_WINDOW_SECONDS`, across all processes",
+        lo=1,
+        hi=1_000_000,
+    )
+    notify_rate_window_seconds: int = setting(
+        "NOTIFY_RATE_WINDOW_SECONDS",
+        _SENDER.rate_window_seconds,
+        "the window of `NOTIFY_RATE_LIMIT`, seconds",
+        lo=1,
+        hi=86_400,
+    )
+    notify_max_attempts: int = setting(
+        "NOTIFY_MAX_ATTEMPTS",
+        _SENDER.max_attempts,
+        "sends of one message WeChat answered with a transient error (`-1`, `45009`, `45011`, token) before it"
+        " is `failed`",
+        lo=1,
+        hi=100,
+    )
+    notify_retry_seconds: float = setting(
+        "NOTIFY_RETRY_SECONDS",
+        _SENDER.retry_seconds,
+        "wait before the first retry of a message, seconds, doubling after each",
+        lo=0.0,
+        hi=86_400.0,
+    )
+    notify_ending_hours: int = setting(
+        "NOTIFY_ENDING_HOURS",
+        24,
+        "participants still in a campaign hear it ends this many hours before `ends_at` (`0`: never)",
+        lo=0,
+        hi=24 * 365,
+    )
+    notify_utc_offset_minutes: int = setting(
+        "NOTIFY_UTC_OFFSET_MINUTES",
+        _SENDER.utc_offset_minutes,
+        "the offset times in messages are shown in, minutes (China: UTC+8)",
+        lo=-720,
+        hi=840,
+    )
+    notify_batch: int = setting(
+        "NOTIFY_BATCH", _SENDER.batch, "outbox rows one sender pass reads at a time", lo=1, hi=10_000
+    )
 
     @property
     def emulator_enabled(self) -> bool:
@@ -250,84 +634,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read and validate settings; raise SettingsError naming the first bad one."""
+        """Read and validate settings; raise SettingsError naming the first bad one.
+
+        ``overrides`` (attribute names) replace values after the environment is read, so
+        they do not change derived defaults, and are checked by ``validate`` only."""
         env = os.environ if env is None else env
-        app_env = _str(env, "APP_ENV", "development")
-        if app_env not in ("development", "test", "production"):
-            raise SettingsError(f"APP_ENV must be development, test or production, got {app_env!r}")
-        data_dir = Path(_str(env, "DATA_DIR", "data") or "data")
-        values: dict[str, object] = {
-            "app_env": app_env,
-            "host": _str(env, "HOST", "127.0.0.1"),
-            "port": _int(env, "PORT", 8080, 1, 65535),
-            "data_dir": data_dir,
-            "database_url": _str(env, "DATABASE_URL", f"sqlite://{data_dir}/app.sqlite3"),
-            "redis_url": _str(env, "REDIS_URL", None),
-            "redis_cluster": _bool(env, "REDIS_CLUSTER", False),
-            "secret_key": _str(env, "SECRET_KEY", DEFAULT_SECRET),
-            "auto_migrate": _bool(env, "AUTO_MIGRATE", app_env != "production"),
-            "wechat_appid": _str(env, "WECHAT_APPID", None),
-            "wechat_secret": _str(env, "WECHAT_SECRET", None),
-            "wechat_api_base": _str(env, "WECHAT_API_BASE", None),
-            "wechat_timeout": _float(env, "WECHAT_TIMEOUT", 5.0, 0.1, 60.0),
-            "wechat_max_retries": _int(env, "WECHAT_MAX_RETRIES", 2, 0, 10),
-            "access_token_ttl": _int(env, "ACCESS_TOKEN_TTL", 900, 30, 86400),
-            "refresh_token_ttl": _int(env, "REFRESH_TOKEN_TTL", 30 * 24 * 3600, 300, 365 * 86400),
-            "max_body_bytes": _int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
-            "login_max_failures": _int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
-            "login_lockout_seconds": _int(env, "LOGIN_LOCKOUT_SECONDS", 900, 1, 86400),
-            "trusted_proxy_hops": _int(env, "TRUSTED_PROXY_HOPS", 0, 0, 10),
-            "log_level": (_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
-            "media_root": Path(m) if (m := _str(env, "MEDIA_ROOT", None)) else None,
-            "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", 5 * 1024 * 1024, 1024, 50 * 1024 * 1024),
-            "review_levels": _int(env, "REVIEW_LEVELS", 1, 0, 2),
-            "copy_edits_skip_review": _bool(env, "COPY_EDITS_SKIP_REVIEW", True),
-            "scheduler_interval": _float(env, "SCHEDULER_INTERVAL", 5.0, 0.05, 3600.0),
-            "run_workers": _bool(env, "RUN_WORKERS", True),
-            "uvloop": _bool(env, "UVLOOP", True),
-            "grab_user_max": _int(env, "GRAB_USER_MAX", 10, 1, 1_000_000),
-            "grab_user_window_ms": _int(env, "GRAB_USER_WINDOW_MS", 10_000, 100, 3_600_000),
-            "grab_ip_rate": _float(env, "GRAB_IP_RATE", 100.0, 0.1, 1_000_000.0),
-            "grab_ip_burst": _int(env, "GRAB_IP_BURST", 200, 1, 10_000_000),
-            "claims_batch": _int(env, "CLAIMS_BATCH", 500, 1, 10_000),
-            "claims_min_idle_ms": _int(env, "CLAIMS_MIN_IDLE_MS", 30_000, 0, 3_600_000),
-            "qr_ttl_seconds": _int(env, "QR_TTL_SECONDS", 60, 5, 86_400),
-            "qr_signing_keys": _str(env, "QR_SIGNING_KEYS", None),
-            "qr_retired_keys": _str(env, "QR_RETIRED_KEYS", "") or "",
-            "redemption_reverse_window_seconds": _int(env, "REDEMPTION_REVERSE_WINDOW_SECONDS", 1800, 0, 30 * 86_400),
-            "voucher_expiry_interval": _int(env, "VOUCHER_EXPIRY_INTERVAL", 300, 1, 86_400),
-            "voucher_reminder_hours": _int(env, "VOUCHER_REMINDER_HOURS", 72, 0, 24 * 365),
-            "automation_inactive_interval": _int(env, "AUTOMATION_INACTIVE_INTERVAL", 3600, 1, 7 * 86_400),
-            "points_per_yuan": _int(env, "POINTS_PER_YUAN", 1, 0, 10_000),
-            "integration_max_skew": _int(env, "INTEGRATION_MAX_SKEW", 300, 10, 3600),
-            **{
-                f"feed_weight_{name}": _float(env, f"FEED_WEIGHT_{name.upper()}", default, -100.0, 100.0)
-                for name, default in (
-                    ("audience", 3.0),
-                    ("interest", 2.0),
-                    ("behaviour", 1.5),
-                    ("store", 2.0),
-                    ("distance", 2.0),
-                    ("ending", 1.0),
-                    ("popularity", 1.0),
-                    ("joined", -2.0),
-                )
-            },
-            "feed_near_km": _float(env, "FEED_NEAR_KM", 5.0, 0.1, 1000.0),
-            "feed_ending_soon_days": _int(env, "FEED_ENDING_SOON_DAYS", 3, 1, 365),
-            "feed_cache_seconds": _float(env, "FEED_CACHE_SECONDS", 60.0, 0.0, 3600.0),
-            "feed_audience_ttl": _int(env, "FEED_AUDIENCE_TTL", 300, 1, 86_400),
-            "feed_ranking_seconds": _float(env, "FEED_RANKING_SECONDS", 10.0, 0.0, 3600.0),
-            "feed_ranking_entries": _int(env, "FEED_RANKING_ENTRIES", 2000, 1, 1_000_000),
-            "notify_templates": _str(env, "NOTIFY_TEMPLATES", None),
-            "notify_rate_limit": _int(env, "NOTIFY_RATE_LIMIT", 600, 1, 1_000_000),
-            "notify_rate_window_seconds": _int(env, "NOTIFY_RATE_WINDOW_SECONDS", 60, 1, 86_400),
-            "notify_max_attempts": _int(env, "NOTIFY_MAX_ATTEMPTS", 5, 1, 100),
-            "notify_retry_seconds": _float(env, "NOTIFY_RETRY_SECONDS", 30.0, 0.0, 86_400.0),
-            "notify_ending_hours": _int(env, "NOTIFY_ENDING_HOURS", 24, 0, 24 * 365),
-            "notify_utc_offset_minutes": _int(env, "NOTIFY_UTC_OFFSET_MINUTES", 480, -720, 840),
-            "notify_batch": _int(env, "NOTIFY_BATCH", 100, 1, 10_000),
-        }
+        values: dict[str, object] = {}
+        for one in declared():
+            values[one.attr] = one.parse(env, values)
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:
@@ -339,8 +653,10 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse unsafe or inconsistent combinations; production is strict."""
-        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        for one in declared():
+            value = getattr(self, one.attr)
+            if one.choices and value not in one.choices:
+                raise _choices_error(one.spec.env, one.choices, value)
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
             raise SettingsError("DATABASE_URL must be a sqlite:// or postgres:// URL")
         if self.redis_cluster and self.redis_url is None:
@@ -370,3 +686,71 @@ class Settings:
                 problems.append("QR signing keys derived from SECRET_KEY (set QR_SIGNING_KEYS)")
             if problems:
                 raise SettingsError("refusing to start in production with " + ", ".join(problems))
+
+
+# --- the README's table --------------------------------------------------------------------
+
+#: The README holds the generated table between these lines.
+TABLE_BEGIN = "<!-- settings-table:begin -->"
+TABLE_END = "<!-- settings-table:end -->"
+#: What regenerates it (named by the test that compares the two).
+TABLE_COMMAND = "python -m server settings-table --write README.md"
+
+
+def _shown_default(one: Declared) -> str:
+    if one.spec.shown_default is not None:
+        return one.spec.shown_default
+    value = one.default
+    if value is None:
+        return "*(unset)*"
+    if value == "":
+        return "*(none)*"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, int | float):
+        return f"`{_number(value)}`"
+    return f"`{value}`"
+
+
+def _shown_range(one: Declared) -> str:
+    if one.choices:
+        return ", ".join(f"`{c}`" for c in one.choices)
+    if one.kind is bool:
+        return "`true`, `false`"
+    if one.spec.lo is not None and one.spec.hi is not None:
+        return f"{_number(one.spec.lo)}–{_number(one.spec.hi)}"
+    return ""
+
+
+def settings_table() -> str:
+    """The markdown table of every setting, in declaration order (no trailing newline)."""
+    rows = ["| name | default | range | meaning |", "|---|---|---|---|"]
+    for one in declared():
+        cells = (f"`{one.spec.env}`", _shown_default(one), _shown_range(one), one.spec.help)
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def table_block() -> str:
+    """What a document holds between the markers: a do-not-edit note and the table."""
+    return f"<!-- generated from server/settings.py by `{TABLE_COMMAND}`: edit the declarations -->\n" + (
+        settings_table()
+    )
+
+
+def table_in(document: str) -> str | None:
+    """The text between the table markers of a document (stripped), None without them."""
+    begin, end = document.find(TABLE_BEGIN), document.find(TABLE_END)
+    if begin < 0 or end < begin:
+        return None
+    return document[begin + len(TABLE_BEGIN) : end].strip()
+
+
+def with_table(document: str) -> str:
+    """``document`` with the generated table between its markers.
+
+    Precondition: the document holds both markers, begin first (SettingsError otherwise)."""
+    begin, end = document.find(TABLE_BEGIN), document.find(TABLE_END)
+    if begin < 0 or end < begin:
+        raise SettingsError(f"no {TABLE_BEGIN} ... {TABLE_END} lines to put the settings table between")
+    return document[: begin + len(TABLE_BEGIN)] + "\n" + table_block() + "\n" + document[end:]

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from miniprogram_api import MiniProgramClient
 from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
+from server.policies import sender_policy
 from server.settings import Settings
 from services.audience import facts as audience_facts
 from services.automation import engine as automation
@@ -23,7 +24,7 @@ from services.core.shielded import run_to_end
 from services.feed import engine as feed
 from services.journey.rewards import issue_pending_forever
 from services.notify import outbox as notify_outbox
-from services.notify.sender import NotifySender, SenderPolicy, send_forever
+from services.notify.sender import NotifySender, send_forever
 from services.stock import sync as stock_sync
 from services.stock.claims import ClaimsWorker
 from services.stock.gate import Stock
@@ -115,16 +116,7 @@ async def notify_fanout_pass(redis: Redis, settings: Settings) -> bool:
 
 
 def notify_sender(redis: Redis, client: MiniProgramClient, settings: Settings) -> NotifySender:
-    policy = SenderPolicy(
-        rate_limit=settings.notify_rate_limit,
-        rate_window_seconds=settings.notify_rate_window_seconds,
-        max_attempts=settings.notify_max_attempts,
-        retry_seconds=settings.notify_retry_seconds,
-        utc_offset_minutes=settings.notify_utc_offset_minutes,
-        batch=settings.notify_batch,
-        # Longer than one send can take: a token fetch, the post, a refresh and the post again.
-        stale_after_seconds=max(120.0, 10 * settings.wechat_timeout * (settings.wechat_max_retries + 1)),
-    )
+    policy = sender_policy(settings)
     return NotifySender(redis, client, settings.notify, policy)
 
 

@@ -8,11 +8,10 @@ from handlers.customer.grab_body import grab_body
 from handlers.customer.voucher_out import GrabOut
 from handlers.request_meta import client_address
 from server.access import CUSTOMER
-from server.keys import COUPON_CACHE, IP_LIMITER, SETTINGS, STOCK
+from server.keys import COUPON_CACHE, IP_LIMITER, POLICIES, STOCK
 from server.routing import RouteTable, path_int, principal_of
 from services.core import errors
 from services.stock import grabs
-from services.stock.gate import GrabPolicy
 from services.stock.ip_limiter import retry_after
 
 routes = RouteTable()
@@ -29,14 +28,13 @@ async def grab_coupon(request: web.Request) -> web.Response:
     wait = request.app[IP_LIMITER].take(client_address(request))
     if wait:
         raise errors.RateLimited("too many grabs from your address", details={"retry_after": retry_after(wait)})
-    settings = request.app[SETTINGS]
     info, claim = await grabs.grab(
         request.app[COUPON_CACHE],
         request.app[STOCK],
         path_int(request, "coupon_id"),
         principal_of(request).id,
         grabs.check_idempotency_key(request.headers.get("Idempotency-Key")),
-        GrabPolicy(max_per_window=settings.grab_user_max, window_ms=settings.grab_user_window_ms),
+        request.app[POLICIES].grab,
     )
     # GrabOut's JSON, with the coupon's part serialized once (handlers/customer/grab_body.py).
     return web.Response(body=grab_body(info, claim), status=201, content_type="application/json")
