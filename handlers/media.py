@@ -33,13 +33,13 @@ class HashETagFileResponse(web.FileResponse):
         super().__init__(path, headers=headers)
         self._sha256 = sha256
 
-    @property  # type: ignore[override]
+    @property
     def etag(self) -> Any:
-        return web.FileResponse.etag.fget(self)  # type: ignore[attr-defined]
+        return web.FileResponse.etag.fget(self)  # type: ignore[attr-defined]  # mypy types a property read off its class as its value
 
     @etag.setter
     def etag(self, value: Any) -> None:
-        web.FileResponse.etag.fset(self, self._sha256)  # type: ignore[attr-defined]
+        web.FileResponse.etag.fset(self, self._sha256)  # type: ignore[attr-defined]  # as above: the property object
 
 
 def _matches(request: web.Request, sha256: str) -> bool:

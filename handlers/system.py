@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Literal
 
 from aiohttp import web
@@ -33,9 +34,9 @@ async def healthz(request: web.Request) -> HealthOut:
     return HealthOut(status="ok")
 
 
-async def _probe(check: asyncio.Future[object] | object) -> Literal["ok", "failed"]:
+async def _probe(check: Awaitable[object]) -> Literal["ok", "failed"]:
     try:
-        await asyncio.wait_for(check, timeout=_PROBE_TIMEOUT)  # type: ignore[arg-type]
+        await asyncio.wait_for(check, timeout=_PROBE_TIMEOUT)
     except Exception:  # any failure at all means "not ready"; the name says which part
         return "failed"
     return "ok"

@@ -34,7 +34,7 @@ class MiniProgramClient:
         self,
         *,
         session: aiohttp.ClientSession,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         appid: str,
         secret: str,
         base_url: str,

@@ -57,7 +57,7 @@ class AccessTokenCache:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         key: str,
         lock_key: str,
         fetch: Fetcher,

@@ -21,6 +21,8 @@ comments and its SQLite migration runner splits statements on that character.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -45,6 +47,7 @@ class CustomerDailyActivity(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.CASCADE, related_name=False
     )
+    customer_id: int
     day = fields.DateField()
     spend = fields.BigIntField(default=0)  # fen
     visits = fields.IntField(default=0)
@@ -104,10 +107,12 @@ class CustomerStoreVisit(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.CASCADE, related_name=False
     )
+    customer_id: int
     # RESTRICT: stores are closed (is_active), not deleted, while history refers to them.
     store: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Store", on_delete=fields.RESTRICT, related_name=False
     )
+    store_id: int
     visits = fields.IntField(default=0)
     last_visit_at = fields.DateField()
 
@@ -122,7 +127,7 @@ class Segment(Model):
 
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=64, unique=True)
-    rule: dict = fields.JSONField()  # type: ignore[assignment]
+    rule = fields.JSONField[dict[str, Any]]()
     description = fields.CharField(max_length=500, default="")
     created_by = fields.BigIntField()  # admin id
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -14,8 +16,8 @@ class AuditEntry(Model):
     action = fields.CharField(max_length=64)  # e.g. campaign.create, campaign.approve
     entity_type = fields.CharField(max_length=32)
     entity_id = fields.BigIntField(null=True)
-    before: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
-    after: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    before = fields.JSONField[dict[str, Any] | None](null=True)
+    after = fields.JSONField[dict[str, Any] | None](null=True)
     request_id = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 

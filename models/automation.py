@@ -6,6 +6,8 @@ comments and its SQLite migration runner splits statements on that character.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -21,9 +23,9 @@ class AutomationRule(Model):
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=100)
     trigger = fields.CharField(max_length=32)
-    trigger_params: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    trigger_params = fields.JSONField[dict[str, Any]](default=dict)
     action = fields.CharField(max_length=32)
-    action_params: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    action_params = fields.JSONField[dict[str, Any]](default=dict)
     enabled = fields.BooleanField(default=True)
     created_by = fields.BigIntField()
     updated_by = fields.BigIntField()
@@ -46,14 +48,16 @@ class AutomationRun(Model):
     rule: fields.ForeignKeyRelation[AutomationRule] = fields.ForeignKeyField(
         "models.AutomationRule", on_delete=fields.RESTRICT, related_name="runs"
     )
+    rule_id: int
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     trigger = fields.CharField(max_length=32)
     # What fired it (the completed campaign, the expiring voucher), for the record.
-    context: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    context = fields.JSONField[dict[str, Any]](default=dict)
     status = fields.CharField(max_length=16, default="pending")
-    outcome: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    outcome = fields.JSONField[dict[str, Any]](default=dict)
     refusal = fields.CharField(max_length=40, null=True)
     attempts = fields.IntField(default=0)
     # The worker takes a pending run from this moment on (a lease, and the retry backoff).

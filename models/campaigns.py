@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -46,21 +48,22 @@ class Campaign(Model):
     theme: fields.ForeignKeyNullableRelation[Theme] = fields.ForeignKeyField(
         "models.Theme", null=True, on_delete=fields.RESTRICT, related_name="campaigns"
     )
+    theme_id: int | None
     # {"zh-CN": {"title", "summary", "benefits", "how_to_join", "terms"}, "en": {...}}
-    content: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    content = fields.JSONField[dict[str, Any]](default=dict)
     default_language = fields.CharField(max_length=8, default="zh-CN")
-    tags: list = fields.JSONField(default=list)  # type: ignore[assignment]
-    categories: list = fields.JSONField(default=list)  # type: ignore[assignment]
+    tags = fields.JSONField[list[Any]](default=list)
+    categories = fields.JSONField[list[Any]](default=list)
     banner_media_id = fields.BigIntField(null=True)
     poster_media_id = fields.BigIntField(null=True)
     visible_from = fields.DatetimeField(null=True)
     starts_at = fields.DatetimeField()
     ends_at = fields.DatetimeField()
     redeem_until = fields.DatetimeField(null=True)
-    channels: list = fields.JSONField(default=list)  # type: ignore[assignment]
+    channels = fields.JSONField[list[Any]](default=list)
     all_stores = fields.BooleanField(default=True)
     visibility = fields.CharField(max_length=16, default="public")
-    audience_rule: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    audience_rule = fields.JSONField[dict[str, Any] | None](null=True)
     participant_cap = fields.IntField(null=True)
     per_user_limit = fields.IntField(default=1)
     goal_metric = fields.CharField(max_length=16, null=True)
@@ -99,9 +102,11 @@ class CampaignStore(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.CASCADE, related_name="store_links"
     )
+    campaign_id: int
     store: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Store", on_delete=fields.RESTRICT, related_name="campaign_links"
     )
+    store_id: int
 
     class Meta:
         table = "campaign_stores"
@@ -114,9 +119,10 @@ class CouponTemplate(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.RESTRICT, related_name="coupons"
     )
+    campaign_id: int
     kind = fields.CharField(max_length=16)
     # {"zh-CN": "...", "en": "..."}
-    title: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    title = fields.JSONField[dict[str, Any]](default=dict)
     # fixed/threshold: the amount off; percent: the cap on the discount; free_item: the
     # item's value. All in fen; it is what the budget counts per coupon.
     face_value = fields.BigIntField()
@@ -132,8 +138,8 @@ class CouponTemplate(Model):
     valid_until = fields.DatetimeField(null=True)
     valid_days = fields.IntField(null=True)
     # None = wherever the campaign runs.
-    store_ids: list | None = fields.JSONField(null=True)  # type: ignore[assignment]
-    channels: list | None = fields.JSONField(null=True)  # type: ignore[assignment]
+    store_ids = fields.JSONField[list[Any] | None](null=True)
+    channels = fields.JSONField[list[Any] | None](null=True)
     # Points a customer may pay for one (POST /api/v1/me/points/exchange). None = not for points.
     points_price = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -150,9 +156,11 @@ class ExclusivityLink(Model):
     campaign_low: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.CASCADE, related_name="exclusive_as_low"
     )
+    campaign_low_id: int
     campaign_high: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.CASCADE, related_name="exclusive_as_high"
     )
+    campaign_high_id: int
     created_by = fields.BigIntField()
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -166,6 +174,7 @@ class BudgetTopUp(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.RESTRICT, related_name="topups"
     )
+    campaign_id: int
     amount = fields.BigIntField()
     reason = fields.CharField(max_length=500, default="")
     status = fields.CharField(max_length=16, default="pending")  # pending, approved, rejected
@@ -185,6 +194,7 @@ class ReviewEvent(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.CASCADE, related_name="review_events"
     )
+    campaign_id: int
     action = fields.CharField(max_length=16)  # submit, approve, reject, return
     level = fields.IntField(default=0)
     actor_id = fields.BigIntField()
@@ -204,6 +214,7 @@ class CampaignLabel(Model):
     campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.CASCADE, related_name="labels"
     )
+    campaign_id: int
     kind = fields.CharField(max_length=16)  # tag, channel, category
     value = fields.CharField(max_length=64)
 

@@ -16,11 +16,12 @@ class Customer(Model):
     # WeChat's per-login secret. Server-side only: never serialized, never logged.
     session_key = fields.CharField(max_length=64, null=True)
     nickname = fields.CharField(max_length=64, null=True)
-    interest_tags: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    interest_tags = fields.JSONField[list[str]](default=list)
     city = fields.CharField(max_length=64, null=True)
     preferred_store: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Store", null=True, on_delete=fields.SET_NULL, related_name=False
     )
+    preferred_store_id: int | None
     phone_number = fields.CharField(max_length=32, null=True)
     phone_country_code = fields.CharField(max_length=8, null=True)
     phone_bound_at = fields.DatetimeField(null=True)

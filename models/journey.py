@@ -7,6 +7,8 @@ comments and its SQLite migration runner splits statements on that character.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -42,6 +44,7 @@ class IntegrationEvent(Model):
     integration: fields.ForeignKeyRelation[Integration] = fields.ForeignKeyField(
         "models.Integration", on_delete=fields.RESTRICT, related_name="events"
     )
+    integration_id: int
     external_id = fields.CharField(max_length=64)
     type = fields.CharField(max_length=16)
     # applied, refunded (a purchase taken back), pending (a refund waiting for its purchase)
@@ -49,16 +52,17 @@ class IntegrationEvent(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     occurred_at = fields.DatetimeField()
     amount = fields.BigIntField(default=0)
     order_ref = fields.CharField(max_length=64, null=True)
     store_id = fields.BigIntField(null=True)
-    categories: list = fields.JSONField(default=list)  # type: ignore[assignment]
+    categories = fields.JSONField[list[Any]](default=list)
     # A refund: the external id of the purchase it takes back.
     refund_of = fields.CharField(max_length=64, null=True)
     # sha256 of the canonical body: the same external id with another body is a conflict.
     body_hash = fields.CharField(max_length=64)
-    result: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    result = fields.JSONField[dict[str, Any]](default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -78,6 +82,7 @@ class ProgressEntry(Model):
     participation: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Participation", on_delete=fields.CASCADE, related_name="progress_entries"
     )
+    participation_id: int
     source = fields.CharField(max_length=16)  # purchase, visit, refund, checkin
     ref = fields.CharField(max_length=80)
     delta = fields.BigIntField()
@@ -97,6 +102,7 @@ class CheckIn(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     day = fields.DateField()
     streak = fields.IntField()
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -127,6 +133,7 @@ class PointsEntry(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     delta = fields.BigIntField()
     balance_after = fields.BigIntField()
     reason = fields.CharField(max_length=32)  # purchase, refund, campaign_reward
@@ -146,6 +153,7 @@ class CustomerBadge(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     badge = fields.CharField(max_length=32)
     campaign_id = fields.BigIntField()
     earned_at = fields.DatetimeField(auto_now_add=True)
@@ -166,6 +174,7 @@ class RewardGrant(Model):
     participation: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Participation", null=True, on_delete=fields.RESTRICT, related_name="grants"
     )
+    participation_id: int | None
     ref = fields.CharField(max_length=80, unique=True)
     customer_id = fields.BigIntField()
     campaign_id = fields.BigIntField()

@@ -7,6 +7,8 @@ comments and its SQLite migration runner splits statements on that character.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -27,6 +29,7 @@ class NotifySubscription(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     template_id = fields.CharField(max_length=64)
     remaining = fields.IntField(default=0)
     accepted_total = fields.IntField(default=0)
@@ -51,7 +54,8 @@ class Notification(Model):
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
-    payload: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    customer_id: int
+    payload = fields.JSONField[dict[str, Any]](default=dict)
     status = fields.CharField(max_length=16, default="pending")
     # The template the allowance was taken from (set when first claimed).
     template_id = fields.CharField(max_length=64, null=True)

@@ -12,9 +12,11 @@ class Participation(Model):
     campaign: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Campaign", on_delete=fields.RESTRICT, related_name="participations"
     )
+    campaign_id: int
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name="participations"
     )
+    customer_id: int
     status = fields.CharField(max_length=16, default="joined")  # joined, completed
     progress = fields.BigIntField(default=0)
     joined_at = fields.DatetimeField(auto_now_add=True)

@@ -21,12 +21,15 @@ class Redemption(Model):
     voucher: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Voucher", on_delete=fields.RESTRICT, related_name="redemptions"
     )
+    voucher_id: int
     store: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Store", on_delete=fields.RESTRICT, related_name="redemptions"
     )
+    store_id: int
     staff: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.StaffMember", on_delete=fields.RESTRICT, related_name="redemptions"
     )
+    staff_id: int
     customer_id = fields.BigIntField()
     campaign_id = fields.BigIntField()
     template_id = fields.BigIntField()
@@ -39,6 +42,7 @@ class Redemption(Model):
     reversed_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.StaffMember", null=True, on_delete=fields.RESTRICT, related_name="reversals"
     )
+    reversed_by_id: int | None
     reverse_reason = fields.CharField(max_length=500, null=True)
 
     class Meta:
@@ -65,6 +69,7 @@ class VoucherReminder(Model):
     voucher: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Voucher", on_delete=fields.CASCADE, related_name="reminders"
     )
+    voucher_id: int
     customer_id = fields.BigIntField()
     kind = fields.CharField(max_length=32)
     valid_until = fields.DatetimeField()

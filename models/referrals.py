@@ -18,6 +18,7 @@ class InviteCode(Model):
     customer: fields.OneToOneRelation = fields.OneToOneField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    customer_id: int
     code = fields.CharField(max_length=16, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -33,6 +34,7 @@ class Referral(Model):
     inviter: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )
+    inviter_id: int
     invitee: fields.OneToOneRelation = fields.OneToOneField(
         "models.Customer", on_delete=fields.RESTRICT, related_name=False
     )

@@ -33,6 +33,7 @@ class StaffMember(Model):
     store: fields.ForeignKeyRelation[Store] = fields.ForeignKeyField(
         "models.Store", on_delete=fields.RESTRICT, related_name="staff"
     )
+    store_id: int
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)

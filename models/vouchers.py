@@ -17,10 +17,12 @@ class Voucher(Model):
     template: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.CouponTemplate", on_delete=fields.RESTRICT, related_name="vouchers"
     )
+    template_id: int
     campaign_id = fields.BigIntField()
     customer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "models.Customer", on_delete=fields.RESTRICT, related_name="vouchers"
     )
+    customer_id: int
     code = fields.CharField(max_length=24, unique=True)
     status = fields.CharField(max_length=16, default="available")
     face_value = fields.BigIntField()

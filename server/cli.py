@@ -17,7 +17,7 @@ from server.event_loop import loop_factory
 from server.settings import Settings, SettingsError, settings_table, with_table
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from services.core.redis import AnyRedis
 
 
 #: Errors of binding the listening socket: a one-line message, not a traceback.
@@ -72,8 +72,10 @@ async def _create_admin(settings: Settings, username: str, password: str, role: 
     print(f"created admin {admin.username!r} (id {admin.id}, role {admin.role})", flush=True)
 
 
-async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[None]]) -> None:
+async def _with_resources(settings: Settings, job: Callable[[AnyRedis], Awaitable[None]]) -> None:
     """Open the database and Redis as the server would, run ``job``, close them."""
+    from redis.asyncio import RedisCluster
+
     from server.app import connect_redis
     from server.db import apply_migrations, open_orm
 
@@ -83,8 +85,8 @@ async def _with_resources(settings: Settings, job: Callable[[Redis], Awaitable[N
         await apply_migrations(settings.database_url)
     ctx = await open_orm(settings.database_url)
     redis = connect_redis(settings.redis_url, cluster=settings.redis_cluster)
-    if settings.redis_cluster:
-        await redis.initialize()  # type: ignore[union-attr]
+    if isinstance(redis, RedisCluster):  # settings.redis_cluster
+        await redis.initialize()
     try:
         await job(redis)
     finally:
@@ -104,7 +106,7 @@ async def _worker(settings: Settings) -> None:
     from services.notify.sender import send_forever
     from services.stock.gate import Stock
 
-    async def job(redis: Redis) -> None:
+    async def job(redis: AnyRedis) -> None:
         print(
             "worker running (scheduler + claims + reward grants + automation + notifications); Ctrl-C stops it",
             flush=True,
@@ -134,7 +136,7 @@ async def _reconcile(settings: Settings, coupon_id: int | None) -> None:
     from services.stock import reconcile
     from services.stock.gate import Stock
 
-    async def job(redis: Redis) -> None:
+    async def job(redis: AnyRedis) -> None:
         reports = await reconcile.reconcile(Stock(redis), claims_worker(redis, settings), coupon_id)
         for r in reports:
             state = "repaired" if r.repaired else "ok"

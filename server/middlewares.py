@@ -8,6 +8,7 @@ import re
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import istr
 from redis import exceptions as redis_errors
 from tortoise import exceptions as orm_errors
@@ -48,7 +49,7 @@ def error_response(exc: errors.AppError, headers: dict[str, str] | None = None) 
 
 
 @web.middleware
-async def request_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Tag the request with an id (the caller's, if sane), turn failures into the JSON
     error shape, and log one line when it ends.
 

@@ -62,7 +62,8 @@ def build_openapi(routes: list[Route], *, title: str, version: str) -> dict[str,
     keyed, definitions = models_json_schema(
         [(m, "validation" if _is_input(m, routes) else "serialization") for m in ordered], ref_template=_REF
     )
-    refs = {model: schema for (model, _mode), schema in keyed.items()}
+    # models_json_schema also takes pydantic dataclasses; only BaseModels were given.
+    refs = {model: schema for (model, _mode), schema in keyed.items() if issubclass(model, BaseModel)}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs, definitions)

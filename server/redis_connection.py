@@ -31,8 +31,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:
     from hiredis import pack_command as _hiredis_pack
+
+    _HAVE_HIREDIS = True
 except ImportError:  # hiredis is in requirements.txt; without it, the Python path
-    _hiredis_pack = None
+    _HAVE_HIREDIS = False
 
 
 class FastConnection(Connection):
@@ -42,7 +44,7 @@ class FastConnection(Connection):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # hiredis encodes str as strict UTF-8: only then are its bytes redis-py's.
-        self._hiredis_packs = _hiredis_pack is not None and (
+        self._hiredis_packs = _HAVE_HIREDIS and (
             codecs.lookup(self.encoder.encoding).name == "utf-8" and self.encoder.encoding_errors == "strict"
         )
 
@@ -57,6 +59,7 @@ class FastConnection(Connection):
             if isinstance(command, bytes):
                 command = [command]
             writer = self._writer
+            assert writer is not None  # connect_check_health() above opened it
             writer.writelines(command)
             if self.socket_timeout:
                 async with asyncio.timeout(self.socket_timeout):
@@ -78,7 +81,7 @@ class FastConnection(Connection):
             await self.disconnect(nowait=True)
             raise
 
-    def pack_command(self, *args: Any) -> list[bytes]:  # type: ignore[override]
+    def pack_command(self, *args: Any) -> list[bytes]:
         """The bytes redis-py's ``pack_command`` would send. hiredis packs in C when it
         can: str, bytes, int and float arguments (it formats floats with ``repr`` as
         redis-py does, and refuses bool, bytearray and subclasses of int with TypeError:

@@ -31,7 +31,7 @@ class BoundedConnectionPool(ConnectionPool):
         self.timeout = timeout
         self._slots = asyncio.Semaphore(self.max_connections)
 
-    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> AbstractConnection:  # type: ignore[override]
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> AbstractConnection:
         if self._slots.locked():
             try:
                 async with asyncio.timeout(self.timeout):

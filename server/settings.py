@@ -647,7 +647,7 @@ class Settings:
             if key not in known:
                 raise SettingsError(f"unknown setting override {key!r}")
             values[key] = value
-        settings = cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]  # one dict of every field: each value typed by its parser
         settings.validate()
         return settings
 

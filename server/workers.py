@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from miniprogram_api import MiniProgramClient
 from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
@@ -20,6 +19,7 @@ from services.audience import facts as audience_facts
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
 from services.campaigns import review
+from services.core.redis import AnyRedis
 from services.core.shielded import run_to_end
 from services.feed import engine as feed
 from services.journey.rewards import issue_pending_forever
@@ -39,7 +39,7 @@ _INACTIVE_LOCK = "lock:automation-inactive"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
-async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> list[tuple[int, str]]:
+async def scheduler_pass(redis: AnyRedis, stock: Stock, hold_seconds: float) -> list[tuple[int, str]]:
     """One pass under the cross-process lock; a process that misses the lock skips it.
 
     The lock only saves duplicate work: each transition is itself a compare-and-set.
@@ -57,10 +57,10 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
             await feed.catalog_changed(redis, [campaign_id for campaign_id, _ in done])
         return done
     finally:
-        await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]
+        await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)
 
 
-async def daily_facts_pass(redis: Redis) -> bool:
+async def daily_facts_pass(redis: AnyRedis) -> bool:
     """Recompute every customer's windowed facts once per UTC day, in one process: the
     windows (spend in 30 days, ...) slide with time even when nobody buys anything."""
     today = datetime.now(UTC).date().isoformat()
@@ -71,7 +71,7 @@ async def daily_facts_pass(redis: Redis) -> bool:
     return True
 
 
-async def voucher_expiry_pass(redis: Redis, interval_seconds: int = 300, reminder_hours: int = 72) -> bool:
+async def voucher_expiry_pass(redis: AnyRedis, interval_seconds: int = 300, reminder_hours: int = 72) -> bool:
     """Flip the stored state of expired vouchers and queue "expiring soon" reminders, once
     per interval across processes (services.wallet.expiry)."""
     report = await run_to_end(voucher_expiry.expiry_pass(redis, interval_seconds, reminder_hours))
@@ -85,7 +85,7 @@ async def voucher_expiry_pass(redis: Redis, interval_seconds: int = 300, reminde
     return True
 
 
-async def inactive_customers_pass(redis: Redis, interval_seconds: int) -> bool:
+async def inactive_customers_pass(redis: AnyRedis, interval_seconds: int) -> bool:
     """Record the runs of ``inactive_for_days`` automation rules, once per interval across
     processes (the first to take the lock runs; the lock is left to lapse). The runs are
     unique per rule and customer, so a second pass records nothing twice: the lock only
@@ -98,7 +98,7 @@ async def inactive_customers_pass(redis: Redis, interval_seconds: int) -> bool:
     return True
 
 
-async def notify_fanout_pass(redis: Redis, settings: Settings) -> bool:
+async def notify_fanout_pass(redis: AnyRedis, settings: Settings) -> bool:
     """Enqueue due "new campaign" and "ending soon" notifications (services.notify.outbox),
     in one process at a time (the lock saves work: the fan-outs are idempotent)."""
     token = secrets.token_hex(8)
@@ -112,15 +112,15 @@ async def notify_fanout_pass(redis: Redis, settings: Settings) -> bool:
             )
         return True
     finally:
-        await redis.eval(_RELEASE, 1, _FANOUT_LOCK, token)  # type: ignore[misc]
+        await redis.eval(_RELEASE, 1, _FANOUT_LOCK, token)
 
 
-def notify_sender(redis: Redis, client: MiniProgramClient, settings: Settings) -> NotifySender:
+def notify_sender(redis: AnyRedis, client: MiniProgramClient, settings: Settings) -> NotifySender:
     policy = sender_policy(settings)
     return NotifySender(redis, client, settings.notify, policy)
 
 
-async def scheduler_loop(redis: Redis, stock: Stock, settings: Settings) -> None:
+async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
     interval = settings.scheduler_interval
@@ -142,7 +142,7 @@ async def scheduler_loop(redis: Redis, stock: Stock, settings: Settings) -> None
     raise asyncio.CancelledError
 
 
-def claims_worker(redis: Redis, settings: Settings) -> ClaimsWorker:
+def claims_worker(redis: AnyRedis, settings: Settings) -> ClaimsWorker:
     return ClaimsWorker(redis, batch=settings.claims_batch, min_idle_ms=settings.claims_min_idle_ms)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
@@ -114,7 +114,7 @@ class OverviewOut(Out):
     next_cursor: str | None
 
 
-def _figures(f: analytics.Figures) -> dict[str, object]:
+def _figures(f: analytics.Figures) -> dict[str, Any]:
     return {
         "impressions": f.impressions, "clicks": f.clicks, "reach": f.reach, "clickers": f.clickers, "ctr": f.ctr,
         "joined": f.joined, "completed": f.completed, "vouchers_issued": f.vouchers_issued,

@@ -48,7 +48,7 @@ class TopUpListOut(Out):
 
 def _out(topup: BudgetTopUp) -> TopUpOut:
     return TopUpOut(
-        id=topup.id, campaign_id=topup.campaign_id, amount=topup.amount, reason=topup.reason,  # type: ignore[attr-defined]
+        id=topup.id, campaign_id=topup.campaign_id, amount=topup.amount, reason=topup.reason,
         status=topup.status, requested_by=topup.requested_by, decided_by=topup.decided_by,
         decided_at=topup.decided_at, created_at=topup.created_at,
     )  # fmt: skip
@@ -79,7 +79,7 @@ def _decision(name: str, approve: bool) -> None:
         topup = await budget.decide_topup(path_int(request, "id"), approve, body.comment, actor_of(request))
         if approve:
             # The cap grows in Redis too, so grabs stopped by the budget resume at once.
-            await request.app[STOCK].add_budget(topup.campaign_id, topup.amount)  # type: ignore[attr-defined]
+            await request.app[STOCK].add_budget(topup.campaign_id, topup.amount)
         return _out(topup)
 
     handler.__name__ = f"{name}_topup"

@@ -114,6 +114,7 @@ def _optional_fields() -> dict[str, Any]:
     for name, info in CampaignIn.model_fields.items():
         copy = FieldInfo.merge_field_infos(info)
         copy.default, copy.default_factory = None, None
+        assert info.annotation is not None  # a model class's fields are all annotated
         fields[name] = (info.annotation | None, copy)
     return fields
 

@@ -59,7 +59,8 @@ async def campaign_out(campaign: Campaign) -> CampaignOut:
 
 
 def _title(campaign: Campaign) -> str:
-    content = campaign.content.get(campaign.default_language) or next(iter(campaign.content.values()), {})
+    texts = campaign.content
+    content: dict[str, Any] = texts.get(campaign.default_language) or next(iter(texts.values()), {})
     return str(content.get("title", ""))
 
 
@@ -99,7 +100,7 @@ async def list_campaigns(request: web.Request, query: CampaignListQuery) -> Camp
             status=c.status,
             version=c.version,
             title=_title(c),
-            theme_id=c.theme_id,  # type: ignore[attr-defined]
+            theme_id=c.theme_id,
             starts_at=c.starts_at,
             ends_at=c.ends_at,
             visibility=c.visibility,

@@ -56,7 +56,7 @@ class ReconcileOut(Out):
 async def add_stock(request: web.Request, body: AddStockIn) -> StockOut:
     stock = request.app[STOCK]
     template = await stock_admin.add_stock(stock, path_int(request, "id"), body.add, actor_of(request))
-    left = await stock.redis.hget(CampaignKeys(template.campaign_id).coupon(template.id), "stock")  # type: ignore[attr-defined]
+    left = await stock.redis.hget(CampaignKeys(template.campaign_id).coupon(template.id), "stock")
     return StockOut(
         coupon_id=template.id, total_stock=template.total_stock, redis_stock=None if left is None else int(left)
     )

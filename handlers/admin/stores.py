@@ -72,8 +72,8 @@ class StaffOut(Out):
             id=member.id,
             username=member.username,
             display_name=member.display_name,
-            role=member.role,  # type: ignore[arg-type]
-            store_id=member.store_id,  # type: ignore[attr-defined]
+            role=member.role,  # type: ignore[arg-type]  # a str column; StaffOut validates the Literal
+            store_id=member.store_id,
             is_active=member.is_active,
             created_at=member.created_at,
         )

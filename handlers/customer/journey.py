@@ -256,7 +256,7 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
     else:
         join_refusal = None
     return CampaignPageOut(
-        id=snap.id, type=snap.type, status=snap.status, phase=snap.phase(now),  # type: ignore[arg-type]
+        id=snap.id, type=snap.type, status=snap.status, phase=snap.phase(now),  # type: ignore[arg-type]  # visible_snapshot: never None
         language=language, title=content.get("title", ""), summary=content.get("summary", ""),
         benefits=content.get("benefits", ""), how_to_join=content.get("how_to_join", ""),
         terms=content.get("terms", ""), tags=list(snap.tags), categories=list(snap.categories), theme_id=snap.theme_id,
@@ -284,7 +284,7 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
 async def join_campaign(request: web.Request) -> JoinOut | web.Response:
     j = _journey(request)
     participation, created = await journey.join(j, path_int(request, "id"), principal_of(request).id, datetime.now(UTC))
-    snap = await j.catalog.get(participation.campaign_id)  # type: ignore[attr-defined]
+    snap = await j.catalog.get(participation.campaign_id)
     assert snap is not None
     out = JoinOut(
         participation=JourneyProgressOut.of(journey.progress_view(snap, participation), with_history=False),

@@ -38,7 +38,7 @@ class UserOut(Out):
             nickname=customer.nickname,
             interest_tags=list(customer.interest_tags or []),
             city=customer.city,
-            preferred_store_id=customer.preferred_store_id,  # type: ignore[attr-defined]
+            preferred_store_id=customer.preferred_store_id,
             phone_number=customer.phone_number,
             membership_tier=customer.membership_tier,
             created_at=customer.created_at,

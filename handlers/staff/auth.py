@@ -34,7 +34,7 @@ def _self_out(member: StaffMember) -> StaffSelfOut:
         id=member.id,
         username=member.username,
         display_name=member.display_name,
-        role=member.role,  # type: ignore[arg-type]
+        role=member.role,  # type: ignore[arg-type]  # a str column; the model validates the Literal
         store=StoreOut.model_validate(member.store),
     )
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from services.core import errors
+from services.core.redis import AnyRedis
 
 #: One address may fail this many times more than one account (shared NATs, tills).
 _ADDRESS_FACTOR = 4
@@ -47,7 +46,7 @@ return n
 
 @dataclass(frozen=True)
 class LoginLimiter:
-    redis: Redis
+    redis: AnyRedis
     max_failures: int
     lockout_seconds: int
 

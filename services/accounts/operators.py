@@ -78,7 +78,7 @@ async def password_login(realm: Realm, username: str, password: str, address: st
     account.last_login_at = datetime.now(UTC)
     await account.save(update_fields=["last_login_at"])
     if isinstance(account, StaffMember):
-        return Principal(kind="staff", id=account.id, role=account.role, store_id=account.store_id)  # type: ignore[attr-defined]
+        return Principal(kind="staff", id=account.id, role=account.role, store_id=account.store_id)
     return Principal(kind="admin", id=account.id, role=account.role)
 
 

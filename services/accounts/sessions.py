@@ -68,7 +68,12 @@ async def rotate(refresh_token: str, *, secret: str, access_ttl: int, refresh_tt
             raise errors.InvalidRefreshToken()
         claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
         if claimed == 1:
-            principal = Principal(kind=row.subject_kind, id=row.subject_id, role=row.role, store_id=row.store_id)  # type: ignore[arg-type]
+            principal = Principal(
+                kind=row.subject_kind,  # type: ignore[arg-type]  # a str column, written from a Principal's kind
+                id=row.subject_id,
+                role=row.role,
+                store_id=row.store_id,
+            )
             pair = await start_session(
                 principal, secret=secret, access_ttl=access_ttl, refresh_ttl=refresh_ttl, family_id=row.family_id
             )

@@ -50,6 +50,7 @@ from services.automation import engine as automation
 from services.automation import runs as automation_runs
 from services.campaigns.catalog import CampaignSnapshot
 from services.core import errors
+from services.core.orm import column
 from services.feed.rankings import viewer_changed
 from services.journey import points
 from services.journey.participation import Journey
@@ -113,11 +114,11 @@ async def _step(
         async with in_transaction():  # a savepoint: a repeated ref rolls back cleanly
             if await ProgressEntry.filter(participation_id=p.id, ref=ref).exists():
                 return
-            current = (await Participation.filter(id=p.id).values_list("progress", flat=True))[0]
-            change = (set_to - current) if set_to is not None else (delta or 0)  # type: ignore[operator]
+            current: int = (await column(Participation.filter(id=p.id), "progress"))[0]
+            change = (set_to - current) if set_to is not None else (delta or 0)
             if change:
                 await Participation.filter(id=p.id).update(progress=F("progress") + change)
-            value = current + change  # type: ignore[operator]
+            value = current + change
             await ProgressEntry.create(
                 participation_id=p.id, source=source, ref=ref, delta=change, value_after=value,
                 occurred_at=occurred_at,
@@ -135,7 +136,7 @@ async def _step(
                 p.id,
                 p.customer_id,
                 "completion",
-                snap.reward_coupons(),  # type: ignore[attr-defined]
+                snap.reward_coupons(),
             )
             outcome.run_ids += await automation_runs.fire(
                 "campaign_completed", p.customer_id, {"campaign_id": snap.id, "participation_id": p.id}
@@ -151,9 +152,9 @@ async def _feed(
 ) -> None:  # fmt: skip
     """Add ``amounts`` (metric -> amount) to every joined participation they count for."""
     parts = await Participation.filter(customer_id=customer_id, status="joined").order_by("id")
-    snaps = await journey.catalog.get_many([p.campaign_id for p in parts])  # type: ignore[attr-defined]
+    snaps = await journey.catalog.get_many([p.campaign_id for p in parts])
     for p in parts:
-        snap = snaps.get(p.campaign_id)  # type: ignore[attr-defined]
+        snap = snaps.get(p.campaign_id)
         if snap is None or snap.goal_metric not in amounts or snap.status not in ("active", "paused", "ended"):
             continue
         if not snap.counts(p.joined_at, occurred_at) or not snap.in_scope(store_id, categories):
@@ -165,25 +166,25 @@ async def _take_back(journey: Journey, purchase: IntegrationEvent, ref: str, at:
     """Reverse what ``purchase`` gave: its progress steps and points. Returns the points
     taken back."""
     given = await ProgressEntry.filter(ref=f"event:{purchase.id}").order_by("id")
-    parts = {p.id: p for p in await Participation.filter(id__in=[e.participation_id for e in given])}  # type: ignore[attr-defined]
-    snaps = await journey.catalog.get_many([p.campaign_id for p in parts.values()])  # type: ignore[attr-defined]
+    parts = {p.id: p for p in await Participation.filter(id__in=[e.participation_id for e in given])}
+    snaps = await journey.catalog.get_many([p.campaign_id for p in parts.values()])
     for entry in given:
-        p = parts[entry.participation_id]  # type: ignore[attr-defined]
-        snap = snaps.get(p.campaign_id)  # type: ignore[attr-defined]
+        p = parts[entry.participation_id]
+        snap = snaps.get(p.campaign_id)
         if snap is not None and entry.delta:
             await _step(journey, p, snap, "refund", ref, at, outcome, delta=-entry.delta)
-    taken = await points.take_back(purchase.customer_id, f"event:{purchase.id}", "refund", ref)  # type: ignore[attr-defined]
+    taken = await points.take_back(purchase.customer_id, f"event:{purchase.id}", "refund", ref)
     return -taken.delta if taken else 0
 
 
 async def _resolve_customer(spec: EventSpec) -> int:
     if spec.customer_id is not None:
-        found = await Customer.filter(id=spec.customer_id).values_list("id", flat=True)
+        found = await column(Customer.filter(id=spec.customer_id), "id")
     else:
-        found = await Customer.filter(openid=spec.openid).values_list("id", flat=True)
+        found = await column(Customer.filter(openid=spec.openid), "id")
     if not found:
         raise errors.UnknownCustomer(details={"customer_id": spec.customer_id, "openid": spec.openid})
-    return int(found[0])  # type: ignore[arg-type]
+    return int(found[0])
 
 
 async def ingest(journey: Journey, integration_id: int, spec: EventSpec) -> tuple[dict[str, Any], bool]:
@@ -236,7 +237,7 @@ async def _apply(
             integration_id=integration_id, type="refund", refund_of=spec.external_id, status="pending"
         ).first()
         if waiting is not None:
-            if waiting.customer_id != customer_id:  # type: ignore[attr-defined]
+            if waiting.customer_id != customer_id:
                 raise _refund_mismatch("purchase", spec.external_id)
             # Refunded before it arrived: recorded, and it gives nothing.
             await IntegrationEvent.filter(id=event.id).update(status="refunded")
@@ -262,7 +263,7 @@ async def _apply(
     ).first()
     if purchase is None:
         return {"status": "pending", "points": 0}
-    if purchase.customer_id != customer_id:  # type: ignore[attr-defined]
+    if purchase.customer_id != customer_id:
         raise _refund_mismatch("refund_of", spec.refund_of or "")
     await IntegrationEvent.filter(id=event.id).update(status="applied")
     took = await IntegrationEvent.filter(id=purchase.id, status="applied").update(status="refunded")
@@ -319,9 +320,9 @@ async def checkin(journey: Journey, customer_id: int, now: datetime) -> tuple[Ch
             return await CheckIn.get(customer_id=customer_id, day=today), [], False
         await record_activity(customer_id, today)
         parts = await Participation.filter(customer_id=customer_id, status="joined").order_by("id")
-        snaps = await journey.catalog.get_many([p.campaign_id for p in parts])  # type: ignore[attr-defined]
+        snaps = await journey.catalog.get_many([p.campaign_id for p in parts])
         for p in parts:
-            snap = snaps.get(p.campaign_id)  # type: ignore[attr-defined]
+            snap = snaps.get(p.campaign_id)
             if snap is None or snap.goal_metric != "checkin_streak" or not snap.counts(p.joined_at, now):
                 continue
             # Only the days since joining count towards the streak goal.

@@ -94,7 +94,7 @@ class Invite:
         if inviter is None:
             self.reason = "unknown_code"
             return
-        inviter_id: int = inviter.customer_id  # type: ignore[attr-defined]
+        inviter_id = inviter.customer_id
         if inviter_id == customer.id:
             self.reason = "own_code"
             return

@@ -170,7 +170,8 @@ async def _add(
         # A savepoint: on PostgreSQL a failed INSERT would otherwise abort the whole
         # transaction. The INSERT waits for a concurrent creator to commit, then fails.
         async with in_transaction():
-            await model.create(**key, **increments, **(extra or {}), **(on_create or {}))
+            row: dict[str, Any] = {**key, **increments, **(extra or {}), **(on_create or {})}
+            await model.create(**row)
         return True
     except IntegrityError as exc:
         # Lost the race (the row is there and committed now), or a foreign key is

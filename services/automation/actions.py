@@ -55,21 +55,21 @@ async def issue_coupon(j: Journey, run: AutomationRun, params: dict[str, Any]) -
     """One voucher of ``coupon_id`` through a RewardGrant and the stock path (stock,
     per-customer limit, budget, claims stream), as a campaign reward is issued."""
     coupon_id = int(params["coupon_id"])
-    ref = grant_ref(run.rule_id, run.customer_id)  # type: ignore[attr-defined]
+    ref = grant_ref(run.rule_id, run.customer_id)
     grant = await RewardGrant.get_or_none(ref=ref)
     if grant is None:
         template = await CouponTemplate.get_or_none(id=coupon_id)
         if template is None:
             return Outcome("refused", {"coupon_id": coupon_id}, "no_coupon")
-        status = await Campaign.filter(id=template.campaign_id).values_list("status", flat=True)  # type: ignore[attr-defined]
+        status = await Campaign.filter(id=template.campaign_id).values_list("status", flat=True)
         if not status or status[0] not in LIVE_STATES:
             details = {"coupon_id": coupon_id, "campaign_status": status[0] if status else None}
             return Outcome("refused", details, "campaign_not_active")
         try:
             async with in_transaction():
                 grant = await RewardGrant.create(
-                    participation_id=None, ref=ref, customer_id=run.customer_id,  # type: ignore[attr-defined]
-                    campaign_id=template.campaign_id, template_id=template.id,  # type: ignore[attr-defined]
+                    participation_id=None, ref=ref, customer_id=run.customer_id,
+                    campaign_id=template.campaign_id, template_id=template.id,
                     trigger=GRANT_TRIGGER,
                 )  # fmt: skip
         except IntegrityError:
@@ -90,7 +90,7 @@ async def enrol(j: Journey, run: AutomationRun, params: dict[str, Any]) -> Outco
     campaign's state, audience, exclusivity and cap apply, and its join rewards."""
     campaign_id = int(params["campaign_id"])
     try:
-        participation, created = await journey.join(j, campaign_id, run.customer_id, datetime.now(UTC))  # type: ignore[attr-defined]
+        participation, created = await journey.join(j, campaign_id, run.customer_id, datetime.now(UTC))
     except errors.AppError as exc:
         if exc.status >= 500:
             raise Later(exc.message) from exc
@@ -111,9 +111,9 @@ async def notify(j: Journey, run: AutomationRun, params: dict[str, Any]) -> Outc
         return Outcome("refused", {"campaign_id": campaign_id, "status": campaign.status}, "campaign_not_active")
     if campaign.visibility == "hidden" or "miniprogram" not in (campaign.channels or []):
         return Outcome("refused", {"campaign_id": campaign_id}, "not_announced")
-    key = grant_ref(run.rule_id, run.customer_id)  # type: ignore[attr-defined]
+    key = grant_ref(run.rule_id, run.customer_id)
     added = await notify_outbox.enqueue(
-        key, "new_campaign", run.customer_id,  # type: ignore[attr-defined]
+        key, "new_campaign", run.customer_id,
         {
             "campaign_id": campaign.id,
             "campaign_title": notify_outbox.title_of(campaign.content, campaign.default_language),

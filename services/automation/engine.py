@@ -32,6 +32,7 @@ from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer
 from services.automation import runs as automation_runs
 from services.automation.actions import ACTIONS, Later, Outcome
+from services.core.orm import column
 from services.journey.participation import Journey
 
 log = logging.getLogger("wxcampaign.automation")
@@ -60,7 +61,7 @@ async def _execute_one(j: Journey, run_id: int, *, due_only: bool) -> bool:
     if not await query.update(run_after=now + timedelta(seconds=LEASE_SECONDS)):
         return False  # finished, or another process holds it
     run = await AutomationRun.get(id=run_id)
-    rule = await AutomationRule.get(id=run.rule_id)  # type: ignore[attr-defined]
+    rule = await AutomationRule.get(id=run.rule_id)
     if not rule.enabled:
         return await _settle(run.id, "refused", {}, "rule_disabled")
     handler = ACTIONS.get(rule.action)
@@ -101,15 +102,15 @@ async def execute(j: Journey, run_ids: list[int]) -> int:
 
 async def execute_due(j: Journey, limit: int = WORKER_BATCH) -> int:
     """Execute pending runs whose time has come, oldest first: how many were looked at."""
-    due = (
-        await AutomationRun.filter(status="pending", run_after__lte=datetime.now(UTC))
+    due = await column(
+        AutomationRun.filter(status="pending", run_after__lte=datetime.now(UTC))
         .order_by("run_after", "id")
-        .limit(limit)
-        .values_list("id", flat=True)
+        .limit(limit),
+        "id",
     )
     for run_id in due:
         try:
-            await _execute_one(j, int(run_id), due_only=True)  # type: ignore[arg-type]
+            await _execute_one(j, int(run_id), due_only=True)
         except Exception:
             log.exception("automation run %s: execution failed; it stays pending", run_id)
     return len(due)

@@ -27,6 +27,7 @@ from models.audience import CustomerDailyActivity
 from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer
 from models.vouchers import Voucher
+from services.core.orm import column
 
 #: How long the worker leaves a run recorded by a request to that request.
 GRACE_SECONDS = 30.0
@@ -88,21 +89,21 @@ async def record_inactive(now: datetime, batch: int = BATCH) -> int:
         recent = Subquery(CustomerDailyActivity.filter(day__gte=cutoff.date()).values("customer_id"))
         after = 0
         while True:
-            ids = (
-                await Customer.filter(id__gt=after, created_at__lt=cutoff)
+            ids = await column(
+                Customer.filter(id__gt=after, created_at__lt=cutoff)
                 .filter(Q(last_login_at__isnull=True) | Q(last_login_at__lt=cutoff))
                 .exclude(id__in=recent)
                 .exclude(id__in=_not_run(rule))
                 .order_by("id")
-                .limit(batch)
-                .values_list("id", flat=True)
+                .limit(batch),
+                "id",
             )
             if not ids:
                 break
             context = {"days": rule.trigger_params["days"]}
-            await _insert(rule, [(int(i), context) for i in ids], now)  # type: ignore[arg-type]
+            await _insert(rule, [(int(i), context) for i in ids], now)
             total += len(ids)
-            after = int(ids[-1])  # type: ignore[arg-type]
+            after = int(ids[-1])
             if len(ids) < batch:
                 break
     return total
@@ -131,8 +132,8 @@ async def record_voucher_expiring(now: datetime, default_hours: int, batch: int 
             first: dict[int, dict[str, Any]] = {}
             for voucher_id, customer_id, valid_until in rows:
                 first.setdefault(
-                    int(customer_id),  # type: ignore[arg-type]
-                    {"voucher_id": voucher_id, "valid_until": valid_until.isoformat()},  # type: ignore[attr-defined]
+                    int(customer_id),
+                    {"voucher_id": voucher_id, "valid_until": valid_until.isoformat()},
                 )
             await _insert(rule, list(first.items()), now)
             total += len(first)

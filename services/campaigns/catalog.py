@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from models.campaigns import Campaign, CampaignStore, CouponTemplate, ExclusivityLink
 
@@ -24,6 +24,10 @@ CUSTOMER_VISIBLE = frozenset({"scheduled", "active", "paused", "ended"})
 #: one voucher of each coupon (a welcome coupon). Challenges grant on completion.
 GRANT_ON_JOIN = frozenset({"offer", "event", "referral"})
 COUPONS_ON_JOIN = frozenset({"offer"})
+
+
+#: Where a visible campaign is in its life, as customers see it.
+Phase = Literal["teaser", "running", "paused", "ended"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class CampaignSnapshot:
     def shown_from(self) -> datetime:
         return self.visible_from or self.starts_at
 
-    def phase(self, now: datetime) -> str | None:
+    def phase(self, now: datetime) -> Phase | None:
         """``teaser``, ``running``, ``paused``, ``ended``, or None when customers may not
         see it (drafts, review, archived, or before visible_from)."""
         if self.status not in CUSTOMER_VISIBLE or now < self.shown_from:
@@ -144,22 +148,22 @@ async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
         return []
     coupons: dict[int, list[CouponSnapshot]] = {}
     for t in await CouponTemplate.filter(campaign_id__in=ids).order_by("id"):
-        coupons.setdefault(t.campaign_id, []).append(_coupon(t))  # type: ignore[attr-defined]
+        coupons.setdefault(t.campaign_id, []).append(_coupon(t))
     stores: dict[int, set[int]] = {}
     for campaign_id, store_id in await CampaignStore.filter(campaign_id__in=ids).values_list("campaign_id", "store_id"):
-        stores.setdefault(campaign_id, set()).add(store_id)  # type: ignore[arg-type]
+        stores.setdefault(campaign_id, set()).add(store_id)
     exclusive: dict[int, set[int]] = {}
     links = await ExclusivityLink.filter(campaign_low_id__in=ids).values_list("campaign_low_id", "campaign_high_id")
     links += await ExclusivityLink.filter(campaign_high_id__in=ids).values_list("campaign_low_id", "campaign_high_id")
     for low, high in links:
-        exclusive.setdefault(low, set()).add(high)  # type: ignore[arg-type]
-        exclusive.setdefault(high, set()).add(low)  # type: ignore[arg-type]
+        exclusive.setdefault(low, set()).add(high)
+        exclusive.setdefault(high, set()).add(low)
     out = []
     for c in campaigns:
         snap = CampaignSnapshot(
             id=c.id, type=c.type, status=c.status, visibility=c.visibility, audience_rule=c.audience_rule,
             content=dict(c.content or {}), default_language=c.default_language, tags=tuple(c.tags or ()),
-            categories=tuple(c.categories or ()), theme_id=c.theme_id,  # type: ignore[attr-defined]
+            categories=tuple(c.categories or ()), theme_id=c.theme_id,
             banner_media_id=c.banner_media_id, poster_media_id=c.poster_media_id, visible_from=c.visible_from,
             starts_at=c.starts_at, ends_at=c.ends_at, redeem_until=c.redeem_until, channels=tuple(c.channels or ()),
             store_ids=None if c.all_stores else frozenset(stores.get(c.id, ())), participant_cap=c.participant_cap,

@@ -17,6 +17,7 @@ from models.media import MediaFile
 from models.stores import Store
 from services.campaigns.spec import COPY_FIELDS, CampaignIn, CouponIn, FixedValidity, check_consistency
 from services.core import audit, errors
+from services.core.orm import column
 
 #: States in which the builder may change anything, and which keep their state.
 OPEN_STATES = frozenset({"draft", "rejected", "returned"})
@@ -93,7 +94,10 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
 
 def _coupon_values(coupon: CouponIn) -> dict[str, Any]:
     validity = coupon.validity
-    fixed = isinstance(validity, FixedValidity)
+    if isinstance(validity, FixedValidity):
+        valid_from, valid_until, valid_days = validity.valid_from, validity.valid_until, None
+    else:
+        valid_from, valid_until, valid_days = None, None, validity.days
     return {
         "kind": coupon.kind,
         "title": dict(coupon.title),
@@ -105,9 +109,9 @@ def _coupon_values(coupon: CouponIn) -> dict[str, Any]:
         "per_user_limit": coupon.per_user_limit,
         "grab_starts_at": coupon.grab_starts_at,
         "validity_kind": validity.kind,
-        "valid_from": validity.valid_from if fixed else None,
-        "valid_until": validity.valid_until if fixed else None,
-        "valid_days": None if fixed else validity.days,  # type: ignore[union-attr]
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "valid_days": valid_days,
         "store_ids": coupon.store_ids,
         "channels": coupon.channels,
         "points_price": coupon.points_price,
@@ -120,8 +124,8 @@ async def _write_children(campaign: Campaign, spec: CampaignIn) -> None:
     for store_id in dict.fromkeys(spec.store_ids or []):
         await CampaignStore.create(campaign_id=campaign.id, store_id=store_id)
     await CampaignLabel.filter(campaign_id=campaign.id).delete()
-    for kind, values in (("tag", spec.tags), ("category", spec.categories), ("channel", spec.channels)):
-        for value in dict.fromkeys(values):
+    for kind, labels in (("tag", spec.tags), ("category", spec.categories), ("channel", spec.channels)):
+        for value in dict.fromkeys(labels):
             await CampaignLabel.create(campaign_id=campaign.id, kind=kind, value=value)
     existing = {c.id: c for c in await CouponTemplate.filter(campaign_id=campaign.id)}
     kept: set[int] = set()
@@ -162,8 +166,7 @@ async def get(campaign_id: int) -> Campaign:
 async def store_ids_of(campaign: Campaign) -> list[int] | None:
     if campaign.all_stores:
         return None
-    rows = await CampaignStore.filter(campaign_id=campaign.id).order_by("store_id").values_list("store_id", flat=True)
-    return list(rows)  # type: ignore[arg-type]
+    return await column(CampaignStore.filter(campaign_id=campaign.id).order_by("store_id"), "store_id")
 
 
 async def coupons_of(campaign: Campaign) -> list[CouponTemplate]:
@@ -203,7 +206,7 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
     )
     return {
         "type": campaign.type,
-        "theme_id": campaign.theme_id,  # type: ignore[attr-defined]
+        "theme_id": campaign.theme_id,
         "content": campaign.content,
         "default_language": campaign.default_language,
         "tags": campaign.tags,

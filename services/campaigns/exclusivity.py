@@ -4,6 +4,7 @@ customer against them (used where a customer joins or claims)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -13,6 +14,7 @@ from models.participations import Participation
 from models.vouchers import Voucher
 from services.campaigns.editing import get
 from services.core import audit, errors
+from services.core.orm import column
 
 #: States in which a campaign can still collide with another.
 LIVE_OR_PENDING = ("in_review", "approved", "scheduled", "active", "paused")
@@ -29,10 +31,10 @@ class Overlap:
 async def _stores(campaign: Campaign) -> set[int] | None:
     if campaign.all_stores:
         return None
-    return set(await CampaignStore.filter(campaign_id=campaign.id).values_list("store_id", flat=True))  # type: ignore[arg-type]
+    return set(await column(CampaignStore.filter(campaign_id=campaign.id), "store_id"))
 
 
-def _shared_stores(a: set[int] | None, b: set[int] | None) -> set[int] | bool | None:
+def _shared_stores(a: set[int] | None, b: set[int] | None) -> set[int] | Literal[False] | None:
     """None: everywhere; a set: those stores; False: no store in common."""
     if a is None and b is None:
         return None
@@ -65,7 +67,7 @@ async def overlaps(campaign_id: int) -> list[Overlap]:
         if campaign.categories and other.categories and not categories:
             continue
         found.append(
-            Overlap(other, None if shared is None else sorted(shared), categories, other.id in linked)  # type: ignore[arg-type]
+            Overlap(other, None if shared is None else sorted(shared), categories, other.id in linked)
         )
     return found
 
@@ -79,7 +81,7 @@ async def set_exclusive(campaign_id: int, other_ids: list[int], actor: audit.Act
             "campaign_ids: a campaign cannot exclude itself",
             details={"errors": [{"field": "campaign_ids", "message": "contains this campaign", "type": "self"}]},
         )
-    existing = set(await Campaign.filter(id__in=wanted).values_list("id", flat=True))  # type: ignore[arg-type]
+    existing = set(await Campaign.filter(id__in=wanted).values_list("id", flat=True))
     if existing != wanted:
         missing = sorted(wanted - existing)
         raise errors.ValidationFailed(
@@ -107,12 +109,6 @@ async def conflicts_for(customer_id: int, campaign_id: int) -> list[int]:
     others = await exclusive_ids(campaign_id)
     if not others:
         return []
-    joined = set(
-        await Participation.filter(customer_id=customer_id, campaign_id__in=others).values_list(
-            "campaign_id", flat=True
-        )
-    )
-    holding = set(
-        await Voucher.filter(customer_id=customer_id, campaign_id__in=others).values_list("campaign_id", flat=True)
-    )
-    return sorted(joined | holding)  # type: ignore[type-var]
+    joined = set(await column(Participation.filter(customer_id=customer_id, campaign_id__in=others), "campaign_id"))
+    holding = set(await column(Voucher.filter(customer_id=customer_id, campaign_id__in=others), "campaign_id"))
+    return sorted(joined | holding)

@@ -21,8 +21,8 @@ def cache_key(campaign_id: int) -> str:
 async def campaign_code(redis: AnyRedis, wechat: MiniProgramClient, campaign_id: int) -> tuple[bytes, str]:
     """(PNG bytes, content type) of the campaign's code: from Redis, or from WeChat once a day."""
     cached = await redis.get(cache_key(campaign_id))
-    if cached is not None:
-        return bytes(cached), "image/png"
+    if isinstance(cached, bytes):  # the client never decodes replies: a PNG is not text
+        return cached, "image/png"
     if not await Campaign.exists(id=campaign_id):
         raise errors.NotFound(f"no campaign {campaign_id}")
     image, content_type = await call_wechat(

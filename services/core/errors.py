@@ -25,102 +25,448 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-def _define(code: str, status: int, default_message: str) -> type[AppError]:
-    name = "".join(part.capitalize() for part in code.split("_")) + "Error"
-    return type(name, (AppError,), {"code": code, "status": status, "default_message": default_message})
-
-
 # Request shape
-InvalidJson = _define("invalid_json", 400, "the body is not valid UTF-8 JSON")
-ValidationFailed = _define("validation_failed", 422, "the request has invalid fields")
-PayloadTooLarge = _define("payload_too_large", 413, "the body is too large")
-UnsupportedMediaType = _define("unsupported_media_type", 415, "send the body as application/json")
-NotFound = _define("not_found", 404, "no such resource")
-MethodNotAllowed = _define("method_not_allowed", 405, "method not allowed on this path")
-Conflict = _define("conflict", 409, "the resource already exists")
+class InvalidJson(AppError):
+    code = "invalid_json"
+    status = 400
+    default_message = "the body is not valid UTF-8 JSON"
+
+
+class ValidationFailed(AppError):
+    code = "validation_failed"
+    status = 422
+    default_message = "the request has invalid fields"
+
+
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "the body is too large"
+
+
+class UnsupportedMediaType(AppError):
+    code = "unsupported_media_type"
+    status = 415
+    default_message = "send the body as application/json"
+
+
+class NotFound(AppError):
+    code = "not_found"
+    status = 404
+    default_message = "no such resource"
+
+
+class MethodNotAllowed(AppError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "method not allowed on this path"
+
+
+class Conflict(AppError):
+    code = "conflict"
+    status = 409
+    default_message = "the resource already exists"
+
+
 # Authentication and authorization
-Unauthenticated = _define("unauthenticated", 401, "a bearer token is required")
-InvalidToken = _define("invalid_token", 401, "the token is invalid")
-TokenExpired = _define("token_expired", 401, "the token has expired")
-Forbidden = _define("forbidden", 403, "this token may not call this route")
-InvalidRefreshToken = _define("invalid_refresh_token", 401, "the refresh token is invalid or revoked")
-RefreshTokenReused = _define(
-    "refresh_token_reused", 401, "the refresh token was already used; the session has been revoked"
-)
-InvalidCredentials = _define("invalid_credentials", 401, "wrong username or password")
-TooManyAttempts = _define("too_many_attempts", 429, "too many failed attempts; try again later")
+class Unauthenticated(AppError):
+    code = "unauthenticated"
+    status = 401
+    default_message = "a bearer token is required"
+
+
+class InvalidToken(AppError):
+    code = "invalid_token"
+    status = 401
+    default_message = "the token is invalid"
+
+
+class TokenExpired(AppError):
+    code = "token_expired"
+    status = 401
+    default_message = "the token has expired"
+
+
+class Forbidden(AppError):
+    code = "forbidden"
+    status = 403
+    default_message = "this token may not call this route"
+
+
+class InvalidRefreshToken(AppError):
+    code = "invalid_refresh_token"
+    status = 401
+    default_message = "the refresh token is invalid or revoked"
+
+
+class RefreshTokenReused(AppError):
+    code = "refresh_token_reused"
+    status = 401
+    default_message = "the refresh token was already used; the session has been revoked"
+
+
+class InvalidCredentials(AppError):
+    code = "invalid_credentials"
+    status = 401
+    default_message = "wrong username or password"
+
+
+class TooManyAttempts(AppError):
+    code = "too_many_attempts"
+    status = 429
+    default_message = "too many failed attempts; try again later"
+
+
 # WeChat
-InvalidLoginCode = _define("invalid_login_code", 400, "the WeChat login code is invalid or expired")
-LoginCodeUsed = _define("login_code_used", 400, "the WeChat login code was already used")
-WeChatRateLimited = _define("wechat_rate_limited", 429, "WeChat rate-limited this user; retry later")
-WeChatUserBlocked = _define("wechat_user_blocked", 403, "WeChat blocked this user as high-risk")
-WeChatBusy = _define("wechat_busy", 503, "WeChat is busy; retry later")
-WeChatUnavailableError = _define("wechat_unavailable", 503, "WeChat could not be reached; retry later")
-WeChatError = _define("wechat_error", 502, "WeChat refused the request")
-InvalidPhoneCode = _define("invalid_phone_code", 400, "the phone number code is invalid, expired or used")
-PhoneDataInvalid = _define("phone_data_invalid", 400, "the encrypted phone data could not be verified")
-NoWeChatSession = _define("no_wechat_session", 409, "log in with WeChat again before binding a phone number")
+class InvalidLoginCode(AppError):
+    code = "invalid_login_code"
+    status = 400
+    default_message = "the WeChat login code is invalid or expired"
+
+
+class LoginCodeUsed(AppError):
+    code = "login_code_used"
+    status = 400
+    default_message = "the WeChat login code was already used"
+
+
+class WeChatRateLimited(AppError):
+    code = "wechat_rate_limited"
+    status = 429
+    default_message = "WeChat rate-limited this user; retry later"
+
+
+class WeChatUserBlocked(AppError):
+    code = "wechat_user_blocked"
+    status = 403
+    default_message = "WeChat blocked this user as high-risk"
+
+
+class WeChatBusy(AppError):
+    code = "wechat_busy"
+    status = 503
+    default_message = "WeChat is busy; retry later"
+
+
+class WeChatUnavailableError(AppError):
+    code = "wechat_unavailable"
+    status = 503
+    default_message = "WeChat could not be reached; retry later"
+
+
+class WeChatError(AppError):
+    code = "wechat_error"
+    status = 502
+    default_message = "WeChat refused the request"
+
+
+class InvalidPhoneCode(AppError):
+    code = "invalid_phone_code"
+    status = 400
+    default_message = "the phone number code is invalid, expired or used"
+
+
+class PhoneDataInvalid(AppError):
+    code = "phone_data_invalid"
+    status = 400
+    default_message = "the encrypted phone data could not be verified"
+
+
+class NoWeChatSession(AppError):
+    code = "no_wechat_session"
+    status = 409
+    default_message = "log in with WeChat again before binding a phone number"
+
+
 # Campaigns
-InvalidSchedule = _define("invalid_schedule", 422, "the campaign's dates are inconsistent")
-BudgetTooSmall = _define("budget_too_small", 422, "the budget is smaller than one coupon")
-UnknownStore = _define("unknown_store", 422, "a store id does not exist")
-CampaignNotEditable = _define("campaign_not_editable", 409, "the campaign cannot be changed in its current state")
-InvalidTransition = _define("invalid_transition", 409, "the campaign cannot make that transition from its state")
-CampaignStateChanged = _define(
-    "campaign_state_changed", 409, "the campaign changed since you read it; reload and retry"
-)
-SelfApprovalForbidden = _define("self_approval_forbidden", 403, "nobody may approve their own campaign or request")
-ReviewLevelMismatch = _define("review_level_mismatch", 403, "your role cannot decide at this review level")
+class InvalidSchedule(AppError):
+    code = "invalid_schedule"
+    status = 422
+    default_message = "the campaign's dates are inconsistent"
+
+
+class BudgetTooSmall(AppError):
+    code = "budget_too_small"
+    status = 422
+    default_message = "the budget is smaller than one coupon"
+
+
+class UnknownStore(AppError):
+    code = "unknown_store"
+    status = 422
+    default_message = "a store id does not exist"
+
+
+class CampaignNotEditable(AppError):
+    code = "campaign_not_editable"
+    status = 409
+    default_message = "the campaign cannot be changed in its current state"
+
+
+class InvalidTransition(AppError):
+    code = "invalid_transition"
+    status = 409
+    default_message = "the campaign cannot make that transition from its state"
+
+
+class CampaignStateChanged(AppError):
+    code = "campaign_state_changed"
+    status = 409
+    default_message = "the campaign changed since you read it; reload and retry"
+
+
+class SelfApprovalForbidden(AppError):
+    code = "self_approval_forbidden"
+    status = 403
+    default_message = "nobody may approve their own campaign or request"
+
+
+class ReviewLevelMismatch(AppError):
+    code = "review_level_mismatch"
+    status = 403
+    default_message = "your role cannot decide at this review level"
+
+
 # Media uploads
-InvalidImage = _define("invalid_image", 422, "the file is a damaged or incomplete image")
-ImageTooLarge = _define("image_too_large", 422, "the image's dimensions are over the limit")
-BudgetUncapped = _define("budget_uncapped", 409, "the campaign has no budget cap to top up")
+class InvalidImage(AppError):
+    code = "invalid_image"
+    status = 422
+    default_message = "the file is a damaged or incomplete image"
+
+
+class ImageTooLarge(AppError):
+    code = "image_too_large"
+    status = 422
+    default_message = "the image's dimensions are over the limit"
+
+
+class BudgetUncapped(AppError):
+    code = "budget_uncapped"
+    status = 409
+    default_message = "the campaign has no budget cap to top up"
+
+
 # Audience targeting
-SegmentInUse = _define("segment_in_use", 409, "the segment is used by another rule")
+class SegmentInUse(AppError):
+    code = "segment_in_use"
+    status = 409
+    default_message = "the segment is used by another rule"
+
+
 # Coupons
-GrabNotStarted = _define("grab_not_started", 409, "grabbing has not opened yet (details: server_time, opens_at)")
-CouponLimitReached = _define("coupon_limit_reached", 409, "you already hold as many of this coupon as allowed")
-CouponSoldOut = _define("coupon_sold_out", 409, "this coupon is sold out")
-BudgetExhausted = _define("budget_exhausted", 409, "the campaign's budget is spent")
-CampaignNotActive = _define("campaign_not_active", 409, "the campaign is not running")
-NotEligible = _define("not_eligible", 403, "this campaign is not open to you (details.reason)")
-ExclusiveConflict = _define("exclusive_conflict", 409, "you take part in a campaign exclusive with this one")
-RateLimited = _define("rate_limited", 429, "too many requests; retry after Retry-After seconds")
+class GrabNotStarted(AppError):
+    code = "grab_not_started"
+    status = 409
+    default_message = "grabbing has not opened yet (details: server_time, opens_at)"
+
+
+class CouponLimitReached(AppError):
+    code = "coupon_limit_reached"
+    status = 409
+    default_message = "you already hold as many of this coupon as allowed"
+
+
+class CouponSoldOut(AppError):
+    code = "coupon_sold_out"
+    status = 409
+    default_message = "this coupon is sold out"
+
+
+class BudgetExhausted(AppError):
+    code = "budget_exhausted"
+    status = 409
+    default_message = "the campaign's budget is spent"
+
+
+class CampaignNotActive(AppError):
+    code = "campaign_not_active"
+    status = 409
+    default_message = "the campaign is not running"
+
+
+class NotEligible(AppError):
+    code = "not_eligible"
+    status = 403
+    default_message = "this campaign is not open to you (details.reason)"
+
+
+class ExclusiveConflict(AppError):
+    code = "exclusive_conflict"
+    status = 409
+    default_message = "you take part in a campaign exclusive with this one"
+
+
+class RateLimited(AppError):
+    code = "rate_limited"
+    status = 429
+    default_message = "too many requests; retry after Retry-After seconds"
+
+
 # Vouchers and redemption at the till
-VoucherNotFound = _define("voucher_not_found", 404, "no such voucher")
-QrExpired = _define("qr_expired", 409, "the code has expired: ask the customer to refresh it")
-QrInvalid = _define("qr_invalid", 422, "the code is not a valid voucher code (format or signature)")
-VoucherAlreadyUsed = _define("voucher_already_used", 409, "the voucher was already used (details: when and where)")
-VoucherExpired = _define("voucher_expired", 409, "the voucher has expired")
-VoucherNotYetValid = _define("voucher_not_yet_valid", 409, "the voucher cannot be used yet (details.valid_from)")
-StoreNotAllowed = _define("store_not_allowed", 403, "the voucher cannot be used at this store")
-ChannelNotAllowed = _define("channel_not_allowed", 403, "the voucher cannot be used at the till (channel pos)")
-MinSpendNotMet = _define("min_spend_not_met", 409, "the order is below the voucher's minimum spend")
-ReversalWindowPassed = _define("reversal_window_passed", 409, "the redemption is too old to be reversed")
-AlreadyReversed = _define("already_reversed", 409, "the redemption was already reversed")
+class VoucherNotFound(AppError):
+    code = "voucher_not_found"
+    status = 404
+    default_message = "no such voucher"
+
+
+class QrExpired(AppError):
+    code = "qr_expired"
+    status = 409
+    default_message = "the code has expired: ask the customer to refresh it"
+
+
+class QrInvalid(AppError):
+    code = "qr_invalid"
+    status = 422
+    default_message = "the code is not a valid voucher code (format or signature)"
+
+
+class VoucherAlreadyUsed(AppError):
+    code = "voucher_already_used"
+    status = 409
+    default_message = "the voucher was already used (details: when and where)"
+
+
+class VoucherExpired(AppError):
+    code = "voucher_expired"
+    status = 409
+    default_message = "the voucher has expired"
+
+
+class VoucherNotYetValid(AppError):
+    code = "voucher_not_yet_valid"
+    status = 409
+    default_message = "the voucher cannot be used yet (details.valid_from)"
+
+
+class StoreNotAllowed(AppError):
+    code = "store_not_allowed"
+    status = 403
+    default_message = "the voucher cannot be used at this store"
+
+
+class ChannelNotAllowed(AppError):
+    code = "channel_not_allowed"
+    status = 403
+    default_message = "the voucher cannot be used at the till (channel pos)"
+
+
+class MinSpendNotMet(AppError):
+    code = "min_spend_not_met"
+    status = 409
+    default_message = "the order is below the voucher's minimum spend"
+
+
+class ReversalWindowPassed(AppError):
+    code = "reversal_window_passed"
+    status = 409
+    default_message = "the redemption is too old to be reversed"
+
+
+class AlreadyReversed(AppError):
+    code = "already_reversed"
+    status = 409
+    default_message = "the redemption was already reversed"
+
+
 # Customer journey
-CampaignFull = _define("campaign_full", 409, "the campaign has as many participants as it takes")
-UnknownCustomer = _define("unknown_customer", 422, "no customer with that id or openid")
-InvalidApiKey = _define("invalid_api_key", 401, "a known, active X-Api-Key is required")
-InvalidSignature = _define("invalid_signature", 401, "X-Signature is not the HMAC-SHA256 of timestamp and body")
-StaleRequest = _define("stale_request", 401, "X-Timestamp is missing or too far from the server's clock")
-ReplayedRequest = _define("replayed_request", 409, "this signed request was already received")
-EventConflict = _define("event_conflict", 409, "an event with this external_id was received with another body")
-InsufficientPoints = _define("insufficient_points", 409, "your points cannot cover this (details: balance, price)")
-CouponNotExchangeable = _define("coupon_not_exchangeable", 409, "this coupon cannot be exchanged for points")
+class CampaignFull(AppError):
+    code = "campaign_full"
+    status = 409
+    default_message = "the campaign has as many participants as it takes"
+
+
+class UnknownCustomer(AppError):
+    code = "unknown_customer"
+    status = 422
+    default_message = "no customer with that id or openid"
+
+
+class InvalidApiKey(AppError):
+    code = "invalid_api_key"
+    status = 401
+    default_message = "a known, active X-Api-Key is required"
+
+
+class InvalidSignature(AppError):
+    code = "invalid_signature"
+    status = 401
+    default_message = "X-Signature is not the HMAC-SHA256 of timestamp and body"
+
+
+class StaleRequest(AppError):
+    code = "stale_request"
+    status = 401
+    default_message = "X-Timestamp is missing or too far from the server's clock"
+
+
+class ReplayedRequest(AppError):
+    code = "replayed_request"
+    status = 409
+    default_message = "this signed request was already received"
+
+
+class EventConflict(AppError):
+    code = "event_conflict"
+    status = 409
+    default_message = "an event with this external_id was received with another body"
+
+
+class InsufficientPoints(AppError):
+    code = "insufficient_points"
+    status = 409
+    default_message = "your points cannot cover this (details: balance, price)"
+
+
+class CouponNotExchangeable(AppError):
+    code = "coupon_not_exchangeable"
+    status = 409
+    default_message = "this coupon cannot be exchanged for points"
+
+
 # Automation rules
-UnknownCoupon = _define("unknown_coupon", 422, "no coupon with that id (details.field)")
-UnknownCampaign = _define("unknown_campaign", 422, "no campaign with that id (details.field)")
+class UnknownCoupon(AppError):
+    code = "unknown_coupon"
+    status = 422
+    default_message = "no coupon with that id (details.field)"
+
+
+class UnknownCampaign(AppError):
+    code = "unknown_campaign"
+    status = 422
+    default_message = "no campaign with that id (details.field)"
+
 
 # Analytics
-AnalyticsTooBroad = _define(
-    "analytics_too_broad", 422, "too many campaigns times days to rank by traffic: narrow the range or sort otherwise"
-)
+class AnalyticsTooBroad(AppError):
+    code = "analytics_too_broad"
+    status = 422
+    default_message = "too many campaigns times days to rank by traffic: narrow the range or sort otherwise"
+
+
 # Infrastructure
-DatabaseUnavailable = _define("database_unavailable", 503, "the database is unavailable")
-RedisUnavailable = _define("redis_unavailable", 503, "Redis is unavailable")
-NotReady = _define("not_ready", 503, "a dependency is unavailable (details.checks names it)")
-InternalError = _define("internal_error", 500, "internal error")
+class DatabaseUnavailable(AppError):
+    code = "database_unavailable"
+    status = 503
+    default_message = "the database is unavailable"
+
+
+class RedisUnavailable(AppError):
+    code = "redis_unavailable"
+    status = 503
+    default_message = "Redis is unavailable"
+
+
+class NotReady(AppError):
+    code = "not_ready"
+    status = 503
+    default_message = "a dependency is unavailable (details.checks names it)"
+
+
+class InternalError(AppError):
+    code = "internal_error"
+    status = 500
+    default_message = "internal error"
 
 
 def catalogue() -> list[type[AppError]]:

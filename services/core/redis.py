@@ -38,7 +38,7 @@ async def call_script(
         client = script.registered_client
     numkeys = len(keys)
     try:
-        return await client.evalsha(script.sha, numkeys, *keys, *args)  # type: ignore[misc]
+        return await client.evalsha(script.sha, numkeys, *keys, *args)
     except NoScriptError:
         script.sha = await client.script_load(script.script)
-        return await client.evalsha(script.sha, numkeys, *keys, *args)  # type: ignore[misc]
+        return await client.evalsha(script.sha, numkeys, *keys, *args)

@@ -6,7 +6,7 @@ text, so query models coerce ("10" -> 10) but still refuse unknown parameters.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -58,11 +58,23 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def part_of(model: type[Out], name: str, fields: tuple[str, ...]) -> type[Out]:
+class Part(Out):
+    """The base of ``part_of``'s models. Their fields are chosen at run time, out of a
+    type checker's sight, so to it the constructor takes any keywords; pydantic still
+    validates them as the fields declare."""
+
+    if TYPE_CHECKING:
+
+        def __init__(self, **data: Any) -> None: ...
+
+
+def part_of(model: type[Out], name: str, fields: tuple[str, ...]) -> type[Part]:
     """A response model with some of ``model``'s fields, declared once there: for code
     that serializes a shared part of many answers once and writes the rest itself."""
-    chosen = {field: (model.model_fields[field].annotation, model.model_fields[field]) for field in fields}
-    return create_model(name, __base__=Out, **chosen)  # type: ignore[call-overload,no-any-return]
+    chosen: dict[str, Any] = {
+        field: (model.model_fields[field].annotation, model.model_fields[field]) for field in fields
+    }
+    return create_model(name, __base__=Part, **chosen)
 
 
 class ErrorBody(Out):

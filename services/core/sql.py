@@ -18,9 +18,11 @@ Dialect = Literal["sqlite", "postgres"]
 
 def dialect_of(connection: BaseDBAsyncClient) -> Dialect:
     name = connection.capabilities.dialect
-    if name not in ("sqlite", "postgres"):
-        raise RuntimeError(f"hand-written SQL supports sqlite and postgres, not {name!r}")
-    return name  # type: ignore[return-value]
+    if name == "sqlite":
+        return "sqlite"
+    if name == "postgres":
+        return "postgres"
+    raise RuntimeError(f"hand-written SQL supports sqlite and postgres, not {name!r}")
 
 
 class Params:

@@ -37,7 +37,7 @@ async def bump(redis: AnyRedis, campaign_ids: Iterable[int] | None) -> int:
     """Bump the catalog version, recording that it changed these campaigns (None: any
     of them). Returns the new version. Call after the change is committed."""
     ids = EVERYTHING if campaign_ids is None else ",".join(str(int(i)) for i in sorted(set(campaign_ids)))
-    return int(await redis.eval(_BUMP, 2, CATALOG_VERSION_KEY, CATALOG_CHANGES_KEY, ids or EVERYTHING, KEPT))  # type: ignore[misc]
+    return int(await redis.eval(_BUMP, 2, CATALOG_VERSION_KEY, CATALOG_CHANGES_KEY, ids or EVERYTHING, KEPT))
 
 
 async def changed_between(redis: AnyRedis, old: int, new: int) -> set[int] | None:
@@ -50,7 +50,7 @@ async def changed_between(redis: AnyRedis, old: int, new: int) -> set[int] | Non
         return None
     changed: set[int] = set()
     for member in members:
-        _, _, ids = (member.decode() if isinstance(member, bytes) else member).partition(":")
+        _, _, ids = (member.decode() if isinstance(member, bytes) else str(member)).partition(":")
         if ids == EVERYTHING:
             return None
         changed.update(int(i) for i in ids.split(","))

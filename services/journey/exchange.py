@@ -65,7 +65,7 @@ def exchange_ref(customer_id: int, key: str) -> str:
 
 
 async def _eligible(j: Journey, template: CouponTemplate, customer_id: int, now: datetime) -> None:
-    snap = await journey.visible_snapshot(j, template.campaign_id, now)  # type: ignore[attr-defined]
+    snap = await journey.visible_snapshot(j, template.campaign_id, now)
     refusal = journey.phase_refusal(snap, now)
     if refusal is not None:
         raise refusal
@@ -102,7 +102,7 @@ async def exchange(
         async with in_transaction():
             grant = await RewardGrant.create(
                 participation_id=None, ref=ref, customer_id=customer_id,
-                campaign_id=template.campaign_id,  # type: ignore[attr-defined]
+                campaign_id=template.campaign_id,
                 template_id=template.id, trigger=TRIGGER,
             )  # fmt: skip
             try:

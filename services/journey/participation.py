@@ -35,6 +35,7 @@ from services.audience import rules as audience
 from services.campaigns import exclusivity
 from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot
 from services.core import errors
+from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.redis import AnyRedis, call_script, text
 from services.feed.engine import Feed, FeedPolicy, campaign_changed
@@ -117,14 +118,14 @@ class Journey:
         try:
             if not force and await self.redis.exists(keys.loaded):
                 return int(await self.redis.scard(keys.members))
-            ids = await Participation.filter(campaign_id=campaign_id).values_list("customer_id", flat=True)
+            ids = await column(Participation.filter(campaign_id=campaign_id), "customer_id")
             await self.redis.delete(keys.loaded, keys.members)
             for start in range(0, len(ids), 5000):
                 await self.redis.sadd(keys.members, *ids[start : start + 5000])
             await self.redis.set(keys.loaded, "1")
             return len(ids)
         finally:
-            await self.redis.eval(_RELEASE, 1, keys.lock, token)  # type: ignore[misc]
+            await self.redis.eval(_RELEASE, 1, keys.lock, token)
 
     async def rebuild_seats(self, campaign_id: int) -> int:
         """Rebuild after a Redis loss (waits for a rebuild in progress elsewhere)."""
@@ -320,10 +321,10 @@ async def my_campaigns(
     if status is not None:
         query = query.filter(status=status)
     page, nxt = await newest_first(query, cursor, limit)
-    snaps = await journey.catalog.get_many([p.campaign_id for p in page])  # type: ignore[attr-defined]
+    snaps = await journey.catalog.get_many([p.campaign_id for p in page])
     out = []
     for p in page:
-        snap = snaps.get(p.campaign_id)  # type: ignore[attr-defined]
+        snap = snaps.get(p.campaign_id)
         if snap is not None:
             out.append((snap, progress_view(snap, p)))
     return out, nxt

@@ -38,6 +38,7 @@ from models.campaigns import Campaign
 from models.notifications import NOTIFICATION_STATUSES, Notification, NotifyFanout, NotifySubscription
 from models.participations import Participation
 from services.audience import rules as audience
+from services.core.orm import column
 from services.core.pagination import newest_first
 from services.notify.templates import NotifyTemplates
 
@@ -140,13 +141,13 @@ async def _announce(campaign: Campaign, template_id: str) -> int:
     targeted = campaign.visibility == "targeted" and campaign.audience_rule is not None
     total = 0
     for _ in range(FANOUT_BATCHES_PER_PASS):
-        holders = (
-            await NotifySubscription.filter(template_id=template_id, remaining__gt=0, customer_id__gt=state.cursor)
+        holders = await column(
+            NotifySubscription.filter(template_id=template_id, remaining__gt=0, customer_id__gt=state.cursor)
             .order_by("customer_id")
-            .limit(FANOUT_BATCH)
-            .values_list("customer_id", flat=True)
+            .limit(FANOUT_BATCH),
+            "customer_id",
         )
-        ids = [int(i) for i in holders]  # type: ignore[call-overload]
+        ids = [int(i) for i in holders]
         if not ids:
             await _advance(state, state.cursor, 0, True)
             return total
@@ -177,18 +178,18 @@ async def _warn_ending(campaign: Campaign, template_id: str) -> int:
     payload = {"campaign_id": campaign.id, "campaign_title": title, "ends_at": campaign.ends_at.isoformat()}
     total = 0
     for _ in range(FANOUT_BATCHES_PER_PASS):
-        rows = (
-            await Participation.filter(
+        rows = await column(
+            Participation.filter(
                 campaign_id=campaign.id,
                 status="joined",
                 customer_id__gt=state.cursor,
                 customer_id__in=_holders(template_id),
             )
             .order_by("customer_id")
-            .limit(FANOUT_BATCH)
-            .values_list("customer_id", flat=True)
+            .limit(FANOUT_BATCH),
+            "customer_id",
         )
-        ids = [int(i) for i in rows]  # type: ignore[call-overload]
+        ids = [int(i) for i in rows]
         if not ids:
             await _advance(state, state.cursor, 0, True)
             return total

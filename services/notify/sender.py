@@ -186,14 +186,14 @@ class NotifySender:
                 return "skipped"
             else:
                 template_id = spec.template_id
-                if not await notify_subscriptions.take(fresh.customer_id, template_id):  # type: ignore[attr-defined]
+                if not await notify_subscriptions.take(fresh.customer_id, template_id):
                     await Notification.filter(id=row.id).update(
                         status="skipped", template_id=template_id, errmsg="no_allowance", finished_at=now
                     )
                     return "skipped"
                 await Notification.filter(id=row.id).update(allowance_held=True, template_id=template_id)
         return Claim(
-            id=fresh.id, kind=fresh.kind, customer_id=fresh.customer_id,  # type: ignore[attr-defined]
+            id=fresh.id, kind=fresh.kind, customer_id=fresh.customer_id,
             template_id=template_id, attempts=fresh.attempts, payload=dict(fresh.payload or {}),
         )  # fmt: skip
 

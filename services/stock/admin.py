@@ -16,7 +16,7 @@ async def add_stock(stock: Stock, coupon_id: int, amount: int, actor: audit.Acto
     template = await CouponTemplate.get_or_none(id=coupon_id)
     if template is None:
         raise errors.NotFound(f"no coupon {coupon_id}")
-    campaign = await Campaign.get(id=template.campaign_id)  # type: ignore[attr-defined]
+    campaign = await Campaign.get(id=template.campaign_id)
     if campaign.status in ("ended", "archived"):
         raise errors.CampaignNotEditable(f"the campaign is {campaign.status}", details={"status": campaign.status})
     if campaign.budget_limit is not None and campaign.budget_limit - campaign.budget_spent < template.face_value:

@@ -82,7 +82,7 @@ async def _voucher_rows(entries: list[ClaimEntry]) -> list[tuple[Any, ...]]:
             valid_from, valid_until = e.grabbed_at, e.grabbed_at + timedelta(days=template.valid_days or 0)
         rows.append(
             (
-                e.claim_id, e.template_id, template.campaign_id,  # type: ignore[attr-defined]
+                e.claim_id, e.template_id, template.campaign_id,
                 e.customer_id, e.code, "available", e.face_value, valid_from, valid_until, e.grabbed_at,
             )
         )  # fmt: skip

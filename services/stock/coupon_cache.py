@@ -54,7 +54,7 @@ async def load_info(template_id: int) -> CouponInfo:
     template = await CouponTemplate.get_or_none(id=template_id)
     if template is None:
         raise errors.NotFound(f"no coupon {template_id}")
-    campaign = await Campaign.get(id=template.campaign_id)  # type: ignore[attr-defined]
+    campaign = await Campaign.get(id=template.campaign_id)
     return CouponInfo(
         template_id=template.id,
         campaign_id=campaign.id,

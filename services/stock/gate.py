@@ -19,6 +19,7 @@ from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
 from services.core import errors
 from services.core.codes import random_token
+from services.core.orm import column
 from services.core.redis import AnyRedis, call_script, text
 from services.stock.coupon_cache import CouponInfo
 from services.stock.keys import (
@@ -106,7 +107,7 @@ class Stock:
         from services.audience import rules as audience
 
         keys = CampaignKeys(campaign.id)
-        members = await audience.customer_ids_matching(campaign.audience_rule)  # type: ignore[arg-type]
+        members = await audience.customer_ids_matching(campaign.audience_rule)
         await self.redis.delete(keys.audience)
         for start in range(0, len(members), 5000):
             await self.redis.sadd(keys.audience, *members[start : start + 5000])
@@ -125,8 +126,8 @@ class Stock:
         """Mirror a campaign's status onto its loaded coupons (pause, resume, end)."""
         keys = CampaignKeys(campaign_id)
         state = STATE_OF_STATUS.get(status, "closed")
-        for template_id in await CouponTemplate.filter(campaign_id=campaign_id).values_list("id", flat=True):
-            key = keys.coupon(template_id)  # type: ignore[arg-type]
+        for template_id in await column(CouponTemplate.filter(campaign_id=campaign_id), "id"):
+            key = keys.coupon(template_id)
             if await self.redis.exists(key):
                 await self.redis.hset(key, "state", state)
 
@@ -191,7 +192,7 @@ class Stock:
     async def add_stock(self, template_id: int, amount: int) -> None:
         """Add to a loaded coupon's stock (the database total is raised by the caller)."""
         template = await CouponTemplate.get(id=template_id)
-        key = CampaignKeys(template.campaign_id).coupon(template.id)  # type: ignore[attr-defined]
+        key = CampaignKeys(template.campaign_id).coupon(template.id)
         if await self.redis.exists(key):
             await self.redis.hincrby(key, "stock", amount)
 
@@ -264,5 +265,5 @@ async def stock_left(
             .values_list("template_id", "n")
         )
         for template_id in missing:
-            left[template_id] = (max(0, totals[template_id] - int(issued.get(template_id, 0))), "database")  # type: ignore[call-overload]
+            left[template_id] = (max(0, totals[template_id] - int(issued.get(template_id, 0))), "database")
     return left

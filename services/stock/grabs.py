@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from models.participations import Participation
 from models.vouchers import Voucher
 from services.core import errors
+from services.core.orm import column
 from services.stock.coupon_cache import CouponCache, CouponInfo
 from services.stock.gate import Claim, GrabPolicy, Stock
 
@@ -32,12 +33,10 @@ async def _exclusive_conflicts(info: CouponInfo, customer_id: int, stock: Stock)
     a persisted voucher of, or grabbed from moments ago (not yet persisted). Only
     campaigns with exclusivity links pay for these look-ups."""
     others = info.exclusive_with
-    joined = await Participation.filter(customer_id=customer_id, campaign_id__in=others).values_list(
-        "campaign_id", flat=True
-    )
-    held = await Voucher.filter(customer_id=customer_id, campaign_id__in=others).values_list("campaign_id", flat=True)
+    joined = await column(Participation.filter(customer_id=customer_id, campaign_id__in=others), "campaign_id")
+    held = await column(Voucher.filter(customer_id=customer_id, campaign_id__in=others), "campaign_id")
     recent = await stock.recent_campaigns(customer_id, set(others))
-    return sorted({*joined, *held, *recent})  # type: ignore[misc]
+    return sorted({*joined, *held, *recent})
 
 
 async def grab(

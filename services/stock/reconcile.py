@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from models.campaigns import Campaign, CouponTemplate
 from services.core import errors
+from services.core.orm import column
 from services.stock.claims import ClaimsWorker
 from services.stock.gate import Stock, holders_of
 from services.stock.keys import CampaignKeys
@@ -36,8 +37,8 @@ class CouponReport:
         return self.stock_before != self.stock_after or self.holders_before != self.holders_after
 
 
-async def _int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
+async def _int(value: bytes | str | None) -> int | None:
+    return None if value is None else int(value)
 
 
 async def reconcile(stock: Stock, worker: ClaimsWorker, coupon_id: int | None = None) -> list[CouponReport]:
@@ -45,9 +46,9 @@ async def reconcile(stock: Stock, worker: ClaimsWorker, coupon_id: int | None = 
         template = await CouponTemplate.get_or_none(id=coupon_id)
         if template is None:
             raise errors.NotFound(f"no coupon {coupon_id}")
-        campaign_ids = [template.campaign_id]  # type: ignore[attr-defined]
+        campaign_ids = [template.campaign_id]
     else:
-        campaign_ids = list(await Campaign.filter(status__in=LIVE).values_list("id", flat=True))  # type: ignore[arg-type]
+        campaign_ids = await column(Campaign.filter(status__in=LIVE), "id")
     reports: list[CouponReport] = []
     for campaign_id in campaign_ids:
         reports += await _reconcile_campaign(stock, worker, campaign_id, coupon_id)

@@ -114,8 +114,8 @@ async def list_vouchers(
 ) -> tuple[list[VoucherView], str | None]:
     now = datetime.now(UTC)
     rows, nxt = await newest_first(Voucher.filter(_status_filter(status, now), customer_id=customer_id), cursor, limit)
-    templates = {t.id: t for t in await CouponTemplate.filter(id__in={v.template_id for v in rows})}  # type: ignore[attr-defined]
-    views = [_view(v, templates[v.template_id], now) for v in rows]  # type: ignore[attr-defined]
+    templates = {t.id: t for t in await CouponTemplate.filter(id__in={v.template_id for v in rows})}
+    views = [_view(v, templates[v.template_id], now) for v in rows]
     if cursor is None and status in (None, "available", "expired"):
         pending = [p for p in await _pending(customer_id, stock, cache, now) if status in (None, p.status)]
         views = pending + views
@@ -169,10 +169,10 @@ async def history_of(voucher: Voucher, now: datetime) -> list[HistoryEvent]:
     from models.stores import Store
 
     redemptions = await Redemption.filter(voucher_id=voucher.id).order_by("created_at", "id")
-    names = dict(await Store.filter(id__in={r.store_id for r in redemptions}).values_list("id", "name"))  # type: ignore[attr-defined]
+    names = dict(await Store.filter(id__in={r.store_id for r in redemptions}).values_list("id", "name"))
     events = [HistoryEvent("issued", voucher.issued_at)]
     for r in redemptions:
-        store_id = r.store_id  # type: ignore[attr-defined]
+        store_id = r.store_id
         events.append(HistoryEvent("used", r.created_at, store_id, names.get(store_id), r.id))
         if r.reversed_at is not None:
             events.append(HistoryEvent("reversed", r.reversed_at, store_id, names.get(store_id), r.id))
@@ -195,11 +195,11 @@ async def voucher_detail(
                     events.append(HistoryEvent("expired", view.valid_until))
                 return view, events
         raise errors.VoucherNotFound()
-    template = await CouponTemplate.get(id=voucher.template_id)  # type: ignore[attr-defined]
+    template = await CouponTemplate.get(id=voucher.template_id)
     return _view(voucher, template, now), await history_of(voucher, now)
 
 
 async def store_names(store_ids: set[int]) -> dict[int, str]:
     from models.stores import Store
 
-    return dict(await Store.filter(id__in=store_ids).values_list("id", "name")) if store_ids else {}  # type: ignore[arg-type]
+    return dict(await Store.filter(id__in=store_ids).values_list("id", "name")) if store_ids else {}
