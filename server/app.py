@@ -25,7 +25,7 @@ from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core.redis import AnyRedis
-from services.feed.engine import FeedPolicy
+from services.feed.policy import FeedPolicy
 from services.journey.participation import Journey, JourneyPolicy
 from services.stock.coupon_cache import CouponCache
 from services.stock.gate import Stock

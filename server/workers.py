@@ -20,7 +20,7 @@ from services.automation import engine as automation
 from services.automation import runs as automation_runs
 from services.campaigns import review
 from services.core.shielded import run_to_end
-from services.feed import engine as feed
+from services.feed.catalog_changes import catalog_changed
 from services.journey.rewards import issue_pending_forever
 from services.notify import outbox as notify_outbox
 from services.notify.sender import NotifySender, SenderPolicy, send_forever
@@ -53,7 +53,7 @@ async def scheduler_pass(redis: Redis, stock: Stock, hold_seconds: float) -> lis
             log.info("scheduler: campaign %d is now %s", campaign_id, status)
             await stock_sync.after_transition(stock, campaign_id, status)
         if done:  # the feed and campaign pages show the new states at once, in every process
-            await feed.catalog_changed(redis, [campaign_id for campaign_id, _ in done])
+            await catalog_changed(redis, [campaign_id for campaign_id, _ in done])
         return done
     finally:
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)  # type: ignore[misc]

@@ -11,7 +11,7 @@ from models.campaigns import Campaign, Theme
 from models.participations import Participation
 from server.keys import JOURNEY
 from services.feed import catalog_changes
-from services.feed.engine import FeedIndex, build_index
+from services.feed.index import FeedIndex, build_index
 from tests.journey_fixtures import make_campaign, shoppers
 
 

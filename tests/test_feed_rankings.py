@@ -12,7 +12,7 @@ import pytest
 
 from server.keys import JOURNEY, REDIS, STOCK
 from server.workers import scheduler_pass
-from services.feed.engine import INLINE_AUDIENCE_BUILDS
+from services.feed.audience_sets import INLINE_AUDIENCE_BUILDS
 from services.feed.rankings import RankingCache, viewer_changed
 from tests.journey_fixtures import make_campaign, pos, purchase, refund, shoppers
 

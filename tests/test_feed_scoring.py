@@ -14,7 +14,10 @@ from models.campaigns import Campaign
 from models.customers import Customer
 from server.keys import JOURNEY
 from services.campaigns.catalog import CampaignSnapshot
-from services.feed.engine import FeedIndex, FeedPolicy, Ranked, Viewer, distance_km, rank_one, score
+from services.feed.index import FeedIndex, distance_km
+from services.feed.policy import FeedPolicy
+from services.feed.scoring import Ranked, rank_one, score
+from services.feed.viewer import Viewer
 from tests.journey_fixtures import make_campaign, shoppers
 
 TAGS = ["coffee", "tea", "bakery", "books", "wine", "pets"]

@@ -37,8 +37,10 @@ from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot
 from services.core import errors
 from services.core.pagination import newest_first
 from services.core.redis import AnyRedis, call_script, text
-from services.feed.engine import Feed, FeedPolicy, campaign_changed
+from services.feed.catalog_changes import campaign_changed
+from services.feed.policy import FeedPolicy
 from services.feed.rankings import viewer_changed
+from services.feed.runtime import Feed
 from services.journey.rewards import RewardIssuer, grant_in_transaction
 from services.stock.gate import Stock
 from services.stock.keys import CampaignKeys
