@@ -9,13 +9,13 @@ from aiohttp import web
 from pydantic import Field
 
 from handlers.actors import actor_of
+from handlers.request_meta import idempotency_key
 from handlers.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.core import errors
 from services.core.schema import Body, ErrorBody, Out
-from services.stock.grabs import check_idempotency_key
 from services.wallet import qr, redemption, redemption_checks, redemption_lists
 
 routes = RouteTable()
@@ -164,7 +164,7 @@ class RedeemIn(Body):
 async def redeem_voucher(request: web.Request, body: RedeemIn) -> web.Response:
     view, replayed = await redemption.redeem(
         code_config(request), request.app[REDIS], till_of(request), actor_of(request), body.payload,
-        body.order_amount, body.order_ref, check_idempotency_key(request.headers.get("Idempotency-Key")),
+        body.order_amount, body.order_ref, idempotency_key(request),
     )  # fmt: skip
     response = json_response(redemption_out(view), status=201)
     if replayed:
