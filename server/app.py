@@ -17,7 +17,19 @@ from miniprogram_api import MiniProgramClient
 from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
-from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
+from server.keys import (
+    COUPON_CACHE,
+    FEED,
+    HTTP_SESSION,
+    IP_LIMITER,
+    JOURNEY,
+    OPENAPI,
+    ORM,
+    REDIS,
+    SETTINGS,
+    STOCK,
+    WECHAT,
+)
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
 from server.redis_connection import FastCluster, FastConnection
@@ -26,6 +38,7 @@ from server.settings import Settings
 from server.workers import workers_ctx
 from services.core.redis import AnyRedis
 from services.feed.policy import FeedPolicy
+from services.feed.runtime import Feed
 from services.journey.participation import Journey, JourneyPolicy
 from services.stock.coupon_cache import CouponCache
 from services.stock.gate import Stock
@@ -97,6 +110,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[STOCK] = Stock(client)
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
+    app[FEED] = build_feed(client, settings)
     try:
         yield
     finally:
@@ -113,22 +127,29 @@ def build_journey(client: AnyRedis, stock: Stock, settings: Settings) -> Journey
         JourneyPolicy(
             points_per_yuan=settings.points_per_yuan,
             integration_max_skew=settings.integration_max_skew,
-            feed=FeedPolicy(
-                audience=settings.feed_weight_audience,
-                interest=settings.feed_weight_interest,
-                behaviour=settings.feed_weight_behaviour,
-                store=settings.feed_weight_store,
-                distance=settings.feed_weight_distance,
-                ending=settings.feed_weight_ending,
-                popularity=settings.feed_weight_popularity,
-                joined=settings.feed_weight_joined,
-                near_km=settings.feed_near_km,
-                ending_soon_days=settings.feed_ending_soon_days,
-                cache_seconds=settings.feed_cache_seconds,
-                audience_ttl=settings.feed_audience_ttl,
-                ranking_seconds=settings.feed_ranking_seconds,
-                ranking_entries=settings.feed_ranking_entries,
-            ),
+        ),
+    )
+
+
+def build_feed(client: AnyRedis, settings: Settings) -> Feed:
+    """The discovery feed's runtime of one process, configured from settings."""
+    return Feed(
+        client,
+        FeedPolicy(
+            audience=settings.feed_weight_audience,
+            interest=settings.feed_weight_interest,
+            behaviour=settings.feed_weight_behaviour,
+            store=settings.feed_weight_store,
+            distance=settings.feed_weight_distance,
+            ending=settings.feed_weight_ending,
+            popularity=settings.feed_weight_popularity,
+            joined=settings.feed_weight_joined,
+            near_km=settings.feed_near_km,
+            ending_soon_days=settings.feed_ending_soon_days,
+            cache_seconds=settings.feed_cache_seconds,
+            audience_ttl=settings.feed_audience_ttl,
+            ranking_seconds=settings.feed_ranking_seconds,
+            ranking_entries=settings.feed_ranking_entries,
         ),
     )
 

@@ -24,6 +24,8 @@ STOCK = web.AppKey("stock", "Stock")
 COUPON_CACHE = web.AppKey("coupon_cache", "CouponCache")
 IP_LIMITER = web.AppKey("ip_limiter", "IpLimiter")
 JOURNEY = web.AppKey("journey", "Journey")
+#: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.
+FEED = web.AppKey("feed", "Feed")
 #: The OpenAPI document, built once when the app is created.
 OPENAPI = web.AppKey("openapi", dict)
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from miniprogram_api import MiniProgramClient
-from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
+from server.keys import FEED, JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
 from server.settings import Settings
 from services.audience import facts as audience_facts
 from services.automation import engine as automation
@@ -176,4 +176,4 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
         # The feed's background builds (index, audience sets) use the database and Redis,
         # which close after this context.
-        await app[JOURNEY].feed.close()
+        await app[FEED].close()

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from handlers.customer import feed_cards
 from handlers.customer.feed_schemas import FeedOut, SectionsOut
 from server.access import CUSTOMER
-from server.keys import JOURNEY
+from server.keys import FEED, JOURNEY
 from server.routing import RouteTable, principal_of
 from services.analytics import tracking
 from services.campaigns.catalog import pick_language
@@ -65,7 +65,7 @@ class TrackOut(Out):
 
 async def _ranking(request: web.Request, query: _Where) -> Ranking:
     language = pick_language(request.headers.get("Accept-Language"), REASON_LANGUAGES, "zh-CN")
-    return await request.app[JOURNEY].feed.ranking_for(
+    return await request.app[FEED].ranking_for(
         principal_of(request).id, language, datetime.now(UTC), store_id=query.store_id, lat=query.lat, lng=query.lng
     )
 
