@@ -68,7 +68,7 @@ from redis.asyncio import Redis
 from bench.grab import call, profile_summary, profiled, say, start_redis
 from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, wrk
 from services.feed import catalog_changes
-from services.feed.engine import encode_offset
+from services.feed.presentation import encode_offset
 from tests.campaigns.fixtures import coupon_body
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
@@ -431,13 +431,13 @@ PARTS = (
     ("aiohttp request handling, all of it", "RequestHandler._handle_request (aiohttp/web_protocol.py)"),
     ("  feed handler", "get_feed (handlers/customer/feed.py)"),
     ("  sections handler", "get_sections (handlers/customer/feed.py)"),
-    ("    the index (version check, rebuild)", "Feed.index (feed.py)"),
-    ("    the customer's queries (viewer)", "viewer (feed.py)"),
-    ("    audience membership (Redis)", "audience_of (feed.py)"),
-    ("    the ranking cache (versions, single flight)", "Feed.ranking_for (feed.py)"),
-    ("    scoring", "score_rows (feed.py)"),
+    ("    the index (version check, rebuild)", "Feed.index (services/feed/runtime.py)"),
+    ("    the customer's queries (viewer)", "viewer (services/feed/viewer.py)"),
+    ("    audience membership (Redis)", "audience_of (services/feed/audience_sets.py)"),
+    ("    the ranking cache (versions, single flight)", "Feed.ranking_for (services/feed/runtime.py)"),
+    ("    scoring", "score_rows (services/feed/scoring.py)"),
     ("    items", "_item (handlers/customer/feed.py)"),
-    ("    reasons", "rank_one (feed.py)"),
+    ("    reasons", "rank_one (services/feed/scoring.py)"),
     ("  bearer token check", "authenticate (server/routing.py)"),
     ("  JSON response encoding", "json_response (server/routing.py)"),
     ("aiosqlite thread running SQL", "_connection_worker_thread (aiosqlite/core.py)"),

@@ -19,6 +19,7 @@ from server.db import apply_migrations, open_orm
 from server.embedded_redis import start_embedded_redis
 from server.keys import (
     COUPON_CACHE,
+    FEED,
     HTTP_SESSION,
     IP_LIMITER,
     JOURNEY,
@@ -32,12 +33,13 @@ from server.keys import (
 )
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
-from server.policies import Policies, journey_policy
+from server.policies import Policies, feed_policy, journey_policy
 from server.redis_connection import FastCluster, FastConnection
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core.redis import AnyRedis
+from services.feed.runtime import Feed
 from services.journey.participation import Journey
 from services.stock.coupon_cache import CouponCache
 from services.stock.gate import Stock
@@ -110,6 +112,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[STOCK] = Stock(client)
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
+    app[FEED] = build_feed(client, settings)
     try:
         yield
     finally:
@@ -121,6 +124,11 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 def build_journey(client: AnyRedis, stock: Stock, settings: Settings) -> Journey:
     """The customer-journey runtime of one process, configured from settings."""
     return Journey(client, stock, journey_policy(settings))
+
+
+def build_feed(client: AnyRedis, settings: Settings) -> Feed:
+    """The discovery feed's runtime of one process, configured from settings."""
+    return Feed(client, feed_policy(settings))
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ from server.policies import Policies
 from server.settings import Settings
 from services.core.principal import Principal
 from services.core.redis import AnyRedis
+from services.feed.runtime import Feed
 from services.journey.participation import Journey
 from services.stock.coupon_cache import CouponCache
 from services.stock.gate import Stock
@@ -36,6 +37,8 @@ IP_LIMITER = web.AppKey("ip_limiter", IpLimiter)
 JOURNEY = web.AppKey("journey", Journey)
 #: The domain policies handlers pass to services (server/policies.py), built once.
 POLICIES = web.AppKey("policies", Policies)
+#: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.
+FEED = web.AppKey("feed", Feed)
 #: The OpenAPI document, built once when the app is created.
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
 

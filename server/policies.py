@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 from server.settings import Settings
 from services.campaigns.editing import Policy as ReviewPolicy
-from services.feed.engine import FeedPolicy
+from services.feed.policy import FeedPolicy
 from services.journey.participation import JourneyPolicy
 from services.notify.sender import SenderPolicy
 from services.stock.gate import GrabPolicy
@@ -32,7 +32,6 @@ def journey_policy(settings: Settings) -> JourneyPolicy:
     return JourneyPolicy(
         points_per_yuan=settings.points_per_yuan,
         integration_max_skew=settings.integration_max_skew,
-        feed=feed_policy(settings),
     )
 
 

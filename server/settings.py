@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from services.feed.engine import FeedPolicy
+from services.feed.policy import FeedPolicy
 from services.journey.participation import JourneyPolicy
 from services.notify.sender import SenderPolicy
 from services.notify.templates import NotifyTemplates, TemplateConfigError, default_templates_json, parse_templates

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
-from server.keys import JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
+from server.keys import FEED, JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
 from server.policies import sender_policy
 from server.settings import Settings
 from services.audience import facts as audience_facts
@@ -21,7 +21,7 @@ from services.automation import runs as automation_runs
 from services.campaigns import review
 from services.core.redis import AnyRedis
 from services.core.shielded import run_to_end
-from services.feed import engine as feed
+from services.feed.catalog_changes import catalog_changed
 from services.journey.rewards import issue_pending_forever
 from services.notify import outbox as notify_outbox
 from services.notify.sender import NotifySender, send_forever
@@ -54,7 +54,7 @@ async def scheduler_pass(redis: AnyRedis, stock: Stock, hold_seconds: float) -> 
             log.info("scheduler: campaign %d is now %s", campaign_id, status)
             await stock_sync.after_transition(stock, campaign_id, status)
         if done:  # the feed and campaign pages show the new states at once, in every process
-            await feed.catalog_changed(redis, [campaign_id for campaign_id, _ in done])
+            await catalog_changed(redis, [campaign_id for campaign_id, _ in done])
         return done
     finally:
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)
@@ -168,4 +168,4 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
         # The feed's background builds (index, audience sets) use the database and Redis,
         # which close after this context.
-        await app[JOURNEY].feed.close()
+        await app[FEED].close()

@@ -14,6 +14,7 @@ from server.access import ANY_ADMIN
 from server.keys import REDIS
 from server.routing import RouteTable, path_int
 from services.analytics import reports as analytics
+from services.analytics.funnel import MAX_RANGE_DAYS
 from services.core import errors
 from services.core.schema import Out, Query
 
@@ -30,7 +31,7 @@ class RangeQuery(Query):
     )
     date_to: dt.date | None = Field(
         default=None, ge=EARLIEST, le=LATEST,
-        description=f"last UTC day, YYYY-MM-DD (inclusive); at most {analytics.MAX_RANGE_DAYS} days in all",
+        description=f"last UTC day, YYYY-MM-DD (inclusive); at most {MAX_RANGE_DAYS} days in all",
     )  # fmt: skip
 
 

@@ -13,6 +13,8 @@ from models.audience import Segment
 from server.access import admin
 from server.routing import RouteTable, path_int, principal_of
 from services.audience import rules as audience
+from services.audience import segments
+from services.audience.rule_syntax import MAX_RULE_BYTES, rule_size_ok
 from services.core import errors
 from services.core.pagination import newest_first
 from services.core.schema import Body, Out
@@ -27,8 +29,8 @@ WRITERS = admin("operator", "superadmin")
 def _bounded_rule(value: dict[str, Any]) -> dict[str, Any]:
     # Node and depth limits are checked by services.audience with paths; this bounds
     # the work before that (a rule's text, whatever its shape).
-    if not audience.rule_size_ok(value):
-        raise ValueError(f"the rule is larger than {audience.MAX_RULE_BYTES} bytes")
+    if not rule_size_ok(value):
+        raise ValueError(f"the rule is larger than {MAX_RULE_BYTES} bytes")
     return value
 
 
@@ -103,7 +105,7 @@ async def preview(request: web.Request, body: PreviewIn) -> PreviewOut:
     status=201, summary="Save a rule as a named segment", errors=(errors.Conflict,),
 )  # fmt: skip
 async def create_segment(request: web.Request, body: SegmentIn) -> SegmentOut:
-    segment = await audience.create_segment(body.name, body.rule, body.description, principal_of(request).id)
+    segment = await segments.create_segment(body.name, body.rule, body.description, principal_of(request).id)
     return SegmentOut.model_validate(segment)
 
 
@@ -121,7 +123,7 @@ async def list_segments(request: web.Request, query: PageQuery) -> SegmentPageOu
     summary="One saved segment",
 )  # fmt: skip
 async def get_segment(request: web.Request) -> SegmentOut:
-    return SegmentOut.model_validate(await audience.get_segment(path_int(request, "id")))
+    return SegmentOut.model_validate(await segments.get_segment(path_int(request, "id")))
 
 
 @routes.add(
@@ -129,7 +131,7 @@ async def get_segment(request: web.Request) -> SegmentOut:
     response=SegmentOut, summary="Replace a segment's rule and description",
 )  # fmt: skip
 async def replace_segment(request: web.Request, body: SegmentReplaceIn) -> SegmentOut:
-    segment = await audience.replace_segment(path_int(request, "id"), body.rule, body.description)
+    segment = await segments.replace_segment(path_int(request, "id"), body.rule, body.description)
     return SegmentOut.model_validate(segment)
 
 
@@ -138,5 +140,5 @@ async def replace_segment(request: web.Request, body: SegmentReplaceIn) -> Segme
     summary="Delete a segment no other rule uses", errors=(errors.SegmentInUse,),
 )  # fmt: skip
 async def delete_segment(request: web.Request) -> web.Response:
-    await audience.delete_segment(path_int(request, "id"))
+    await segments.delete_segment(path_int(request, "id"))
     return web.Response(status=204)

@@ -16,7 +16,7 @@ from server.routing import RouteTable, path_int
 from services.content import posters
 from services.core import errors
 from services.core.schema import Id, Query
-from services.wallet import redemption
+from services.wallet import redemption_lists
 
 routes = RouteTable()
 
@@ -34,8 +34,8 @@ class FilterQuery(Query):
             raise ValueError("date_to is before date_from")
         return self
 
-    def filters(self) -> redemption.Filters:
-        return redemption.Filters(
+    def filters(self) -> redemption_lists.Filters:
+        return redemption_lists.Filters(
             store_id=self.store_id, campaign_id=self.campaign_id, staff_id=self.staff_id,
             date_from=self.date_from, date_to=self.date_to,
         )  # fmt: skip
@@ -53,8 +53,8 @@ class AdminListQuery(FilterQuery, PageQuery):
 )  # fmt: skip
 async def list_redemptions(request: web.Request, query: AdminListQuery) -> RedemptionPageOut:
     filters = query.filters()
-    views, nxt = await redemption.page(filters, query.cursor, query.limit)
-    totals = await redemption.totals(filters)
+    views, nxt = await redemption_lists.page(filters, query.cursor, query.limit)
+    totals = await redemption_lists.totals(filters)
     return RedemptionPageOut(
         items=[redemption_out(v) for v in views], next_cursor=nxt, totals=TotalsOut(**totals.__dict__)
     )
@@ -82,7 +82,7 @@ async def export_redemptions(request: web.Request, query: FilterQuery) -> web.St
     )
     await response.prepare(request)
     await response.write(csv_export.rows([list(CSV_COLUMNS)]))
-    async for batch in redemption.export(query.filters()):
+    async for batch in redemption_lists.export(query.filters()):
         await response.write(csv_export.rows([[csv_export.cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]))
     await response.write_eof()
     return response

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from handlers.customer.grab_body import grab_body
 from handlers.customer.voucher_out import GrabOut
-from handlers.request_meta import client_address
+from handlers.request_meta import client_address, idempotency_key
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, IP_LIMITER, POLICIES, STOCK
 from server.routing import RouteTable, path_int, principal_of
@@ -33,7 +33,7 @@ async def grab_coupon(request: web.Request) -> web.Response:
         request.app[STOCK],
         path_int(request, "coupon_id"),
         principal_of(request).id,
-        grabs.check_idempotency_key(request.headers.get("Idempotency-Key")),
+        idempotency_key(request),
         request.app[POLICIES].grab,
     )
     # GrabOut's JSON, with the coupon's part serialized once (handlers/customer/grab_body.py).

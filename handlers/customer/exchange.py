@@ -9,13 +9,13 @@ from aiohttp import web
 from pydantic import Field
 
 from handlers.customer.voucher_out import VoucherOut, voucher_of
+from handlers.request_meta import idempotency_key
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, JOURNEY
 from server.routing import RouteTable, json_response, principal_of
 from services.core import errors
 from services.core.schema import Body, Id, Out
 from services.journey import exchange
-from services.stock.grabs import check_idempotency_key
 
 routes = RouteTable()
 
@@ -47,7 +47,7 @@ class ExchangeOut(Out):
 async def exchange_points(request: web.Request, body: ExchangeIn) -> web.Response:
     result = await exchange.exchange(
         request.app[JOURNEY], request.app[COUPON_CACHE], principal_of(request).id, body.coupon_id,
-        check_idempotency_key(request.headers.get("Idempotency-Key")), datetime.now(UTC),
+        idempotency_key(request), datetime.now(UTC),
     )  # fmt: skip
     out = ExchangeOut(
         exchange_id=result.grant.id,

@@ -11,13 +11,14 @@ from pydantic import Field, model_validator
 from handlers.customer import feed_cards
 from handlers.customer.feed_schemas import FeedOut, SectionsOut
 from server.access import CUSTOMER
-from server.keys import JOURNEY
+from server.keys import FEED, JOURNEY
 from server.routing import RouteTable, principal_of
 from services.analytics import tracking
 from services.core import errors
 from services.core.i18n import pick_language
 from services.core.schema import Body, Id, Out, Query
-from services.feed import engine as feed
+from services.feed.presentation import decode_offset, encode_offset
+from services.feed.scoring import Ranking
 
 routes = RouteTable()
 
@@ -62,9 +63,9 @@ class TrackOut(Out):
     ignored: int = Field(description="events naming an unknown campaign")
 
 
-async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
+async def _ranking(request: web.Request, query: _Where) -> Ranking:
     language = pick_language(request.headers.get("Accept-Language"), REASON_LANGUAGES, "zh-CN")
-    return await request.app[JOURNEY].feed.ranking_for(
+    return await request.app[FEED].ranking_for(
         principal_of(request).id, language, datetime.now(UTC), store_id=query.store_id, lat=query.lat, lng=query.lng
     )
 
@@ -75,10 +76,10 @@ async def _ranking(request: web.Request, query: _Where) -> feed.Ranking:
     errors=(errors.UnknownStore,),
 )  # fmt: skip
 async def get_feed(request: web.Request, query: FeedQuery) -> web.Response:
-    offset = feed.decode_offset(query.cursor)
+    offset = decode_offset(query.cursor)
     ranking = await _ranking(request, query)
     # Reasons and texts only for the page shown: the whole ranking needs scores alone.
-    nxt = feed.encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
+    nxt = encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
     body = feed_cards.page_json(ranking, ranking.page(offset, query.limit), nxt, request.headers.get("Accept-Language"))
     return _json(body)
 

@@ -19,8 +19,9 @@ import pydantic_core
 from handlers.customer.feed_schemas import FeedItemOut
 from services.core.i18n import pick_language
 from services.core.schema import part_of
-from services.feed import engine as feed
-from services.feed.engine import FeedIndex, Ranking, Scored
+from services.feed.index import FeedIndex
+from services.feed.presentation import texts_of
+from services.feed.scoring import Ranking, Scored
 
 #: pydantic-core's serializer writes a whole answer in one call, five times faster than
 #: the json module's C encoder on these many small dicts; the dicts it is given hold only
@@ -43,7 +44,7 @@ def _campaign_part(index: FeedIndex, s: Scored, accept: str | None) -> dict[str,
     key = ("card-json", snap.id, language)
     found = index.memo.get(key)
     if found is None:
-        _, title, summary = feed.texts_of(snap, language)
+        _, title, summary = texts_of(snap, language)
         found = index.memo[key] = _CardCampaign(
             id=snap.id, type=snap.type, language=language, title=title, summary=summary, tags=list(snap.tags),
             theme_id=snap.theme_id, banner_media_id=snap.banner_media_id, starts_at=snap.starts_at,

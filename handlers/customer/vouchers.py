@@ -16,7 +16,7 @@ from server.keys import COUPON_CACHE, REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, principal_of
 from services.core import errors
 from services.core.schema import Out, Query
-from services.wallet import qr, redemption
+from services.wallet import qr, redemption_checks, redemption_codes
 from services.wallet import vouchers as wallet
 
 routes = RouteTable()
@@ -123,19 +123,19 @@ class QrPngQuery(Query):
     size: int = Field(default=256, ge=qr.QR_SIZE_MIN, le=qr.QR_SIZE_MAX, description="pixels a side")
 
 
-def _code_config(request: web.Request) -> redemption.CodeConfig:
+def _code_config(request: web.Request) -> redemption_checks.CodeConfig:
     settings = request.app[SETTINGS]
-    return redemption.CodeConfig(qr.keyring_for(settings.qr_keys, settings.qr_retired), settings.qr_ttl_seconds)
+    return redemption_checks.CodeConfig(qr.keyring_for(settings.qr_keys, settings.qr_retired), settings.qr_ttl_seconds)
 
 
-async def _qr(request: web.Request) -> redemption.IssuedCode:
-    return await redemption.qr_code(
+async def _qr(request: web.Request) -> redemption_codes.IssuedCode:
+    return await redemption_codes.qr_code(
         principal_of(request).id, _claim_id(request), request.app[STOCK], request.app[COUPON_CACHE],
         _code_config(request),
     )  # fmt: skip
 
 
-def _png(body: bytes, code: redemption.IssuedCode) -> web.Response:
+def _png(body: bytes, code: redemption_codes.IssuedCode) -> web.Response:
     return web.Response(
         body=body,
         content_type="image/png",
@@ -173,7 +173,7 @@ async def voucher_qr_png(request: web.Request, query: QrPngQuery) -> web.Respons
 )  # fmt: skip
 async def voucher_barcode_png(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    code = await redemption.numeric_code(
+    code = await redemption_codes.numeric_code(
         principal_of(request).id, _claim_id(request), request.app[STOCK], request.app[COUPON_CACHE],
         request.app[REDIS], settings.qr_ttl_seconds,
     )  # fmt: skip

@@ -9,14 +9,14 @@ from aiohttp import web
 from pydantic import Field
 
 from handlers.actors import actor_of
+from handlers.request_meta import idempotency_key
 from handlers.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.core import errors
 from services.core.schema import Body, ErrorBody, Out
-from services.stock.grabs import check_idempotency_key
-from services.wallet import qr, redemption
+from services.wallet import qr, redemption, redemption_checks, redemption_lists
 
 routes = RouteTable()
 
@@ -48,7 +48,7 @@ class RedemptionOut(Out):
     reverse_reason: str | None
 
 
-def redemption_out(view: redemption.RedemptionView) -> RedemptionOut:
+def redemption_out(view: redemption_lists.RedemptionView) -> RedemptionOut:
     return RedemptionOut(**view.__dict__)
 
 
@@ -65,16 +65,16 @@ class RedemptionPageOut(Out):
     totals: TotalsOut
 
 
-def till_of(request: web.Request) -> redemption.Till:
+def till_of(request: web.Request) -> redemption_checks.Till:
     principal = principal_of(request)
     if principal.store_id is None:
         raise errors.Forbidden("this staff token is not bound to a store")
-    return redemption.Till(store_id=principal.store_id, staff_id=principal.id, role=principal.role or "")
+    return redemption_checks.Till(store_id=principal.store_id, staff_id=principal.id, role=principal.role or "")
 
 
-def code_config(request: web.Request) -> redemption.CodeConfig:
+def code_config(request: web.Request) -> redemption_checks.CodeConfig:
     settings = request.app[SETTINGS]
-    return redemption.CodeConfig(qr.keyring_for(settings.qr_keys, settings.qr_retired), settings.qr_ttl_seconds)
+    return redemption_checks.CodeConfig(qr.keyring_for(settings.qr_keys, settings.qr_retired), settings.qr_ttl_seconds)
 
 
 class PreviewIn(Body):
@@ -126,14 +126,14 @@ _REFUSALS = (
     summary="What a scanned code is, whose, and whether this store may redeem it now (or the precise reason not)",
 )  # fmt: skip
 async def preview_redemption(request: web.Request, body: PreviewIn) -> PreviewOut:
-    found = await redemption.preview(
+    found = await redemption_checks.preview(
         code_config(request), request.app[REDIS], till_of(request), body.payload, body.order_amount
     )
     v, t = found.voucher, found.template
     refusal = found.refusal
     return PreviewOut(
         voucher=PreviewVoucherOut(
-            id=v.claim_id, code_masked=redemption.mask_code(v.code), coupon_id=t.id, campaign_id=v.campaign_id,
+            id=v.claim_id, code_masked=redemption_lists.mask_code(v.code), coupon_id=t.id, campaign_id=v.campaign_id,
             status=found.status, kind=t.kind, title=t.title, face_value=v.face_value, percent_off=t.percent_off,
             min_spend=t.min_spend, item_name=t.item_name, valid_from=v.valid_from, valid_until=v.valid_until,
             used_at=v.used_at, used_store_id=v.used_store_id,
@@ -164,7 +164,7 @@ class RedeemIn(Body):
 async def redeem_voucher(request: web.Request, body: RedeemIn) -> web.Response:
     view, replayed = await redemption.redeem(
         code_config(request), request.app[REDIS], till_of(request), actor_of(request), body.payload,
-        body.order_amount, body.order_ref, check_idempotency_key(request.headers.get("Idempotency-Key")),
+        body.order_amount, body.order_ref, idempotency_key(request),
     )  # fmt: skip
     response = json_response(redemption_out(view), status=201)
     if replayed:
@@ -187,7 +187,7 @@ async def reverse_redemption(request: web.Request, body: ReverseIn) -> Redemptio
         till_of(request), actor_of(request), path_int(request, "id"), body.reason,
         request.app[SETTINGS].redemption_reverse_window_seconds,
     )  # fmt: skip
-    [view] = await redemption.describe([row])
+    [view] = await redemption_lists.describe([row])
     return redemption_out(view)
 
 
@@ -201,9 +201,9 @@ class DayQuery(PageQuery):
 )  # fmt: skip
 async def list_store_redemptions(request: web.Request, query: DayQuery) -> RedemptionPageOut:
     day = query.date or datetime.now(UTC).date()
-    filters = redemption.Filters(store_id=till_of(request).store_id, date_from=day, date_to=day)
-    views, nxt = await redemption.page(filters, query.cursor, query.limit)
-    totals = await redemption.totals(filters)
+    filters = redemption_lists.Filters(store_id=till_of(request).store_id, date_from=day, date_to=day)
+    views, nxt = await redemption_lists.page(filters, query.cursor, query.limit)
+    totals = await redemption_lists.totals(filters)
     return RedemptionPageOut(
         items=[redemption_out(v) for v in views], next_cursor=nxt, totals=TotalsOut(**totals.__dict__)
     )

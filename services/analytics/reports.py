@@ -1,11 +1,9 @@
-"""Campaign analytics for admins: traffic from Redis (services.analytics.tracking) joined with the
-funnel from the database, per UTC day and over a range, and an overview across campaigns.
+"""Campaign analytics for admins: traffic from Redis (services/analytics/tracking.py)
+joined with the funnel from the database (services/analytics/funnel.py), per UTC day and
+over a range for one campaign, and an overview across campaigns.
 
-Every figure is counted on the UTC day its event happened: joined on joined_at, completed
-on completed_at, issued on the voucher's issued_at, redeemed on the redemption's
-created_at (redemptions that were reversed are left out). The cost is bounded whatever
-the range: a fixed number of SQL statements (GROUP BY day or campaign) and one pipelined
-Redis round trip per call.
+The cost is bounded whatever the range: a fixed number of SQL statements and one
+pipelined Redis round trip per call.
 """
 
 from __future__ import annotations
@@ -15,8 +13,8 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from datetime import date, timedelta
+from typing import Literal
 
 from tortoise import connections
 from tortoise.functions import Count
@@ -25,22 +23,27 @@ from models.campaigns import Campaign, CouponTemplate
 from models.redemptions import Redemption
 from models.vouchers import Voucher
 from services.analytics import tracking
+from services.analytics.funnel import (
+    DateRange,
+    Funnel,
+    campaign_period,
+    funnel_by_campaign,
+    funnel_by_day,
+    invalid_query,
+    live_in,
+    resolve_range,
+)
 from services.campaigns.calendar import title_of
 from services.core import errors
 from services.core.redis import AnyRedis
-from services.core.sql import Dialect, Params, dialect_of
+from services.core.sql import Params, dialect_of
 from services.stock.gate import stock_left
 
-#: The longest range one request may cover (tracking keeps about 400 days anyway).
-MAX_RANGE_DAYS = 366
 #: The overview's default range: the last 30 days.
 OVERVIEW_DEFAULT_DAYS = 30
 #: Ranking by traffic reads one Redis hash per campaign and day of every campaign live in
 #: the range: past this many, the request is refused rather than left to run long.
 OVERVIEW_MAX_CELLS = 50_000
-#: Campaigns that ran (or are set to run): those that never got past review are not in
-#: the overview.
-LIVE_STATUSES = ("scheduled", "active", "paused", "ended", "archived")
 
 OverviewSort = Literal[
     "impressions", "clicks", "ctr", "participants", "vouchers_issued", "vouchers_redeemed", "budget_spent"
@@ -52,161 +55,6 @@ TRAFFIC_SORTS = frozenset({"impressions", "clicks", "ctr"})
 def rate(part: int, whole: int) -> float:
     """``part / whole`` to 4 places, 0.0 when there is no whole."""
     return round(part / whole, 4) if whole else 0.0
-
-
-def _invalid(field_name: str, message: str, kind: str) -> errors.AppError:
-    return errors.ValidationFailed(
-        f"query {field_name}: {message}",
-        details={"errors": [{"field": field_name, "message": message, "type": kind}]},
-    )
-
-
-# --------------------------------------------------------------------------- ranges
-
-
-@dataclass(frozen=True)
-class DateRange:
-    """UTC days, both ends included."""
-
-    first: date
-    last: date
-
-    @property
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
-
-    @property
-    def start(self) -> datetime:
-        return datetime.combine(self.first, time.min, tzinfo=UTC)
-
-    @property
-    def end(self) -> datetime:
-        """The first moment after the range."""
-        return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=UTC)
-
-
-def resolve_range(date_from: date | None, date_to: date | None, default: DateRange) -> DateRange:
-    """The range asked for, a missing end taken from ``default``. A range given in full
-    must be ordered and at most MAX_RANGE_DAYS long (422 naming the field); a range
-    completed from the default is cut to that length on its defaulted side."""
-    span = timedelta(days=MAX_RANGE_DAYS - 1)
-    if date_from is not None and date_to is not None:
-        if date_from > date_to:
-            raise _invalid("date_from", "is after date_to", "date_order")
-        if date_to - date_from > span:
-            raise _invalid("date_to", f"the range is longer than {MAX_RANGE_DAYS} days", "range_too_long")
-        return DateRange(date_from, date_to)
-    if date_from is not None:
-        return DateRange(date_from, min(max(default.last, date_from), date_from + span))
-    if date_to is not None:
-        return DateRange(max(min(default.first, date_to), date_to - span), date_to)
-    return DateRange(max(default.first, default.last - span), default.last)
-
-
-def campaign_period(campaign: Campaign, today: date) -> DateRange:
-    """The campaign's days up to today (just today for one that has not started)."""
-    last = min(campaign.ends_at.astimezone(UTC).date(), today)
-    return DateRange(min(campaign.starts_at.astimezone(UTC).date(), last), last)
-
-
-# --------------------------------------------------------------------------- SQL
-
-
-def _day(dialect: Dialect, column: str) -> str:
-    """The UTC day of a timestamp column as 'YYYY-MM-DD' text."""
-    if dialect == "postgres":
-        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    # SQLite keeps timestamps as ISO 8601 text in UTC: the day is its first ten characters.
-    return f"substr({column}, 1, 10)"
-
-
-def _bound(dialect: Dialect, moment: datetime) -> datetime | str:
-    # On SQLite, compare with the bare day: every stored text of that day sorts after it
-    # whichever separator (space or T) the writer used.
-    return moment if dialect == "postgres" else moment.date().isoformat()
-
-
-def _funnel_sql(p: Params, scope: str, group: str, r: DateRange) -> str:
-    """joined, completed, issued and redeemed rows (kind, key, n, face, amount) grouped by
-    ``group`` (a column, or "day"), for the campaigns ``scope`` (a SQL condition on campaign_id)."""
-    lo, hi = p(_bound(p.dialect, r.start)), p(_bound(p.dialect, r.end))
-
-    def part(kind: str, table: str, column: str, face: str, amount: str, extra: str = "") -> str:
-        key = _day(p.dialect, column) if group == "day" else group
-        return (
-            f"SELECT '{kind}' AS kind, {key} AS k, COUNT(*) AS n, {face} AS face, {amount} AS amount FROM {table} "
-            f"WHERE {scope} AND {column} >= {lo} AND {column} < {hi}{extra} GROUP BY {key}"
-        )
-
-    return " UNION ALL ".join(
-        (
-            part("joined", "participations", "joined_at", "0", "0"),
-            part("completed", "participations", "completed_at", "0", "0"),
-            part("issued", "vouchers", "issued_at", "COALESCE(SUM(face_value), 0)", "0"),
-            part(
-                "redeemed", "redemptions", "created_at", "COALESCE(SUM(face_value), 0)",
-                "COALESCE(SUM(order_amount), 0)", " AND reversed_at IS NULL",
-            ),
-        )
-    )  # fmt: skip
-
-
-@dataclass
-class Funnel:
-    joined: int = 0
-    completed: int = 0
-    vouchers_issued: int = 0
-    face_value_issued: int = 0
-    vouchers_redeemed: int = 0
-    face_value_redeemed: int = 0
-    order_amount: int = 0
-
-    def add(self, kind: str, n: int, face: int, amount: int) -> None:
-        if kind == "joined":
-            self.joined += n
-        elif kind == "completed":
-            self.completed += n
-        elif kind == "issued":
-            self.vouchers_issued += n
-            self.face_value_issued += face
-        else:
-            self.vouchers_redeemed += n
-            self.face_value_redeemed += face
-            self.order_amount += amount
-
-
-async def _run(sql: str, p: Params) -> list[tuple[str, Any, int, int, int]]:
-    conn = connections.get("default")
-    _, rows = await conn.execute_query(sql, p.values)
-    # PostgreSQL answers SUM over bigint as numeric: int() takes both.
-    return [(str(r["kind"]), r["k"], int(r["n"]), int(r["face"]), int(r["amount"])) for r in rows]
-
-
-async def funnel_by_day(campaign_id: int, r: DateRange) -> dict[date, Funnel]:
-    """The campaign's funnel per UTC day of the range (days with nothing are absent)."""
-    p = Params(dialect_of(connections.get("default")))
-    scope = f"campaign_id = {p(campaign_id)}"
-    out: dict[date, Funnel] = {}
-    for kind, key, n, face, amount in await _run(_funnel_sql(p, scope, "day", r), p):
-        out.setdefault(date.fromisoformat(str(key)), Funnel()).add(kind, n, face, amount)
-    return out
-
-
-def _live_in(p: Params, r: DateRange) -> str:
-    """Campaigns live at some moment of the range (a SQL condition on ``campaigns``)."""
-    statuses = ", ".join(p(s) for s in LIVE_STATUSES)
-    lo, hi = p(_bound(p.dialect, r.start)), p(_bound(p.dialect, r.end))
-    return f"status IN ({statuses}) AND starts_at < {hi} AND ends_at >= {lo} AND (ended_at IS NULL OR ended_at >= {lo})"
-
-
-async def funnel_by_campaign(r: DateRange) -> dict[int, Funnel]:
-    """The funnel of every campaign live in the range, over the range (one statement)."""
-    p = Params(dialect_of(connections.get("default")))
-    scope = f"campaign_id IN (SELECT id FROM campaigns WHERE {_live_in(p, r)})"
-    out: dict[int, Funnel] = {}
-    for kind, key, n, face, amount in await _run(_funnel_sql(p, scope, "campaign_id", r), p):
-        out.setdefault(int(key), Funnel()).add(kind, n, face, amount)
-    return out
 
 
 # --------------------------------------------------------------------------- one campaign
@@ -315,14 +163,14 @@ async def coupon_figures(redis: AnyRedis, campaign_id: int) -> list[CouponFigure
     stock = await stock_left(redis, campaign_id, {t.id: t.total_stock for t in templates})
     out = []
     for template in templates:
-        n_issued = int(issued.get(template.id, 0))  # type: ignore[call-overload]
+        n_issued = int(issued.get(template.id, 0))
         left, source = stock[template.id]
         out.append(
             CouponFigures(
                 coupon_id=template.id, title=template.title, face_value=template.face_value,
                 total_stock=template.total_stock, issued=n_issued,
-                redeemed=int(redeemed.get(template.id, 0)),  # type: ignore[call-overload]
-                stock_left=left, stock_source=source,  # type: ignore[arg-type]
+                redeemed=int(redeemed.get(template.id, 0)),
+                stock_left=left, stock_source=source,
             )
         )  # fmt: skip
     return out
@@ -371,7 +219,7 @@ def decode_cursor(cursor: str | None) -> int:
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         value = None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _invalid("cursor", "not a cursor this server issued", "invalid_cursor")
+        raise invalid_query("cursor", "not a cursor this server issued", "invalid_cursor")
     return value
 
 
@@ -393,7 +241,7 @@ async def overview(
     conn = connections.get("default")
     p = Params(dialect_of(conn))
     _, found = await conn.execute_query(
-        f"SELECT id, status, type, budget_spent FROM campaigns WHERE {_live_in(p, r)}", p.values
+        f"SELECT id, status, type, budget_spent FROM campaigns WHERE {live_in(p, r)}", p.values
     )
     candidates = {int(row["id"]): (str(row["status"]), str(row["type"]), int(row["budget_spent"])) for row in found}
     funnel = await funnel_by_campaign(r)

@@ -66,9 +66,7 @@ async def overlaps(campaign_id: int) -> list[Overlap]:
         categories = sorted(set(campaign.categories) & set(other.categories))
         if campaign.categories and other.categories and not categories:
             continue
-        found.append(
-            Overlap(other, None if shared is None else sorted(shared), categories, other.id in linked)
-        )
+        found.append(Overlap(other, None if shared is None else sorted(shared), categories, other.id in linked))
     return found
 
 

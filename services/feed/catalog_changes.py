@@ -1,6 +1,8 @@
-"""Which campaigns each catalog version changed.
+"""The catalog version, and which campaigns each version changed: what a process reads
+to know its cached campaign data and feed index are stale, and the calls that announce a
+change (``catalog_changed``, ``campaign_changed``).
 
-Every process keeps a feed index of the catalog version it read (services/feed/engine.py), and
+Every process keeps a feed index of the catalog version it read (services/feed/index.py), and
 a bump of the version makes it build a newer one before answering. A full build loads
 every shown campaign (about a second at 1,000 campaigns, every request in flight
 waiting); an admin's edit or the scheduler's transition changes one or a few. So each
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from services.core.redis import AnyRedis
+from services.feed.audience_sets import AudienceKeys
 from services.feed.rankings import CATALOG_VERSION_KEY, VERSION_TAG
 
 #: A sorted set under the version's hash tag (one slot on Redis Cluster): score the
@@ -55,3 +58,25 @@ async def changed_between(redis: AnyRedis, old: int, new: int) -> set[int] | Non
             return None
         changed.update(int(i) for i in ids.split(","))
     return changed
+
+
+async def catalog_version(redis: AnyRedis) -> int:
+    """The current catalog version, 0 before the first bump."""
+    return int(await redis.get(CATALOG_VERSION_KEY) or 0)
+
+
+async def catalog_changed(redis: AnyRedis, campaign_ids: Iterable[int] | None = None) -> None:
+    """These campaigns changed state (the scheduler started or ended them; None: any
+    may have): every process drops its cached campaign data on its next request, and
+    its feed index reloads just these."""
+    await bump(redis, campaign_ids)
+
+
+async def campaign_changed(redis: AnyRedis, campaign_id: int) -> None:
+    """An admin changed a campaign: every process drops its cached campaign data, and a
+    targeted campaign's audience set is rebuilt on next use."""
+    await catalog_changed(redis, [campaign_id])
+    # The set goes too: the next request rebuilds it before answering (an expired one
+    # would keep answering while it is rebuilt).
+    keys = AudienceKeys(campaign_id)
+    await redis.delete(keys.fresh, keys.members)

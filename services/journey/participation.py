@@ -38,7 +38,7 @@ from services.core import errors
 from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.redis import AnyRedis, call_script, text
-from services.feed.engine import Feed, FeedPolicy, campaign_changed
+from services.feed.catalog_changes import campaign_changed, catalog_version
 from services.feed.rankings import viewer_changed
 from services.journey.rewards import RewardIssuer, grant_in_transaction
 from services.stock.gate import Stock
@@ -74,7 +74,6 @@ class JourneyPolicy:
     points_per_yuan: int = 1
     #: Seconds an integration's X-Timestamp may differ from the server's clock.
     integration_max_skew: int = 300
-    feed: FeedPolicy = field(default_factory=FeedPolicy)
 
 
 class Journey:
@@ -86,7 +85,6 @@ class Journey:
         self.policy = policy or JourneyPolicy()
         self.catalog = CampaignCatalog()
         self.rewards = RewardIssuer(redis, stock)
-        self.feed = Feed(redis, self.policy.feed)
         self._seen_version = 0
         self._join = redis.register_script((Path(__file__).parent / "join.lua").read_text())
 
@@ -95,7 +93,7 @@ class Journey:
     async def sync_catalog(self) -> None:
         """Drop cached snapshots if an admin changed a campaign since we last looked
         (one Redis GET)."""
-        version = await self.feed.version()
+        version = await catalog_version(self.redis)
         if version != self._seen_version:
             self._seen_version = version
             self.catalog.forget()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from models.participations import Participation
@@ -14,18 +13,6 @@ from services.stock.gate import Claim, GrabPolicy, Stock
 
 #: Campaign states whose coupons are in Redis; the script decides the exact window.
 GRABBABLE = frozenset({"scheduled", "active"})
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-def check_idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not _IDEMPOTENCY_KEY.match(value):
-        raise errors.ValidationFailed(
-            "Idempotency-Key: 1-64 characters of A-Z a-z 0-9 _ . : -",
-            details={"errors": [{"field": "Idempotency-Key", "message": "invalid", "type": "header"}]},
-        )
-    return value
 
 
 async def _exclusive_conflicts(info: CouponInfo, customer_id: int, stock: Stock) -> list[int]:

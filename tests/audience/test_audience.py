@@ -19,6 +19,7 @@ from models.stores import Store
 from models.vouchers import Voucher
 from services.audience import rules as audience
 from services.audience.facts import recompute_facts, record_activity, utc_today
+from services.audience.rule_syntax import parse_rule
 from services.core import errors
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 
@@ -486,7 +487,7 @@ async def test_record_activity_preconditions(client: TestClient) -> None:
 def test_values_never_reach_the_sql_text() -> None:
     hostile = "x'); DROP TABLE customers; --"
     rule = {"all": [{"city": [hostile, "b"]}, {"interest_tags_any": [hostile]}, {"segment": "s"}]}
-    segments = {"s": audience.parse_rule({"spend_at_least": {"days": 90, "amount": 5}})}
+    segments = {"s": parse_rule({"spend_at_least": {"days": 90, "amount": 5}})}
     for dialect in ("sqlite", "postgres"):
         sql, params = audience.compile_query(rule, dialect, segments=segments)
         assert hostile not in sql and "DROP" not in sql
@@ -514,13 +515,13 @@ def test_compiler_shapes() -> None:
 
 def test_parse_limits_without_recursion() -> None:
     with pytest.raises(errors.ValidationFailed) as caught:
-        audience.parse_rule(deep_rule(900))
+        parse_rule(deep_rule(900))
     assert caught.value.details["errors"][0]["type"] == "rule_too_deep"
     wide = {"any": [{"all": [{"tier": "gold"}] * 50}] * 5}
     with pytest.raises(errors.ValidationFailed) as caught:
-        audience.parse_rule(wide)
+        parse_rule(wide)
     assert caught.value.details["errors"][0]["type"] == "rule_too_large"
-    cycle = {"x": audience.parse_rule({"segment": "y"}, "segment(x)"), "y": audience.parse_rule({"segment": "x"})}
+    cycle = {"x": parse_rule({"segment": "y"}, "segment(x)"), "y": parse_rule({"segment": "x"})}
     with pytest.raises(errors.ValidationFailed) as caught:
         audience.compile_query({"all": [{"tier": "gold"}, {"segment": "x"}]}, "sqlite", segments=cycle)
     assert caught.value.details["errors"][0]["field"] == "rule.all[1].segment"

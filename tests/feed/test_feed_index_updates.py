@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from models.campaigns import Campaign, Theme
 from models.participations import Participation
-from server.keys import JOURNEY
+from server.keys import FEED, JOURNEY
 from services.feed import catalog_changes
-from services.feed.engine import FeedIndex, build_index
+from services.feed.index import FeedIndex, build_index
 from tests.journey.fixtures import make_campaign, shoppers
 
 
@@ -27,7 +27,7 @@ async def test_updates_hold_what_a_full_build_holds(client) -> None:
     rng = random.Random(11)
     now = datetime.now(UTC)
     journey = client.server.app[JOURNEY]
-    feed = journey.feed
+    feed = client.server.app[FEED]
     themes = [await Theme.create(name=f"theme {i}") for i in range(3)]
     campaigns = [await make_campaign(tags=[rng.choice(["tea", "coffee"])]) for _ in range(12)]
     people = await shoppers(client, 3)
@@ -64,7 +64,7 @@ async def test_updates_hold_what_a_full_build_holds(client) -> None:
 async def test_a_bump_naming_no_campaign_or_a_lost_record_means_a_full_build(client) -> None:
     now = datetime.now(UTC)
     journey = client.server.app[JOURNEY]
-    feed, redis = journey.feed, journey.redis
+    feed, redis = client.server.app[FEED], journey.redis
     await make_campaign(tags=["tea"])
     first = await feed.index(now)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from server.keys import JOURNEY, REDIS, STOCK
+from server.keys import FEED, JOURNEY, REDIS, STOCK
 from server.workers import scheduler_pass
-from services.feed.engine import INLINE_AUDIENCE_BUILDS
+from services.feed.audience_sets import INLINE_AUDIENCE_BUILDS
 from services.feed.rankings import RankingCache, viewer_changed
 from tests.journey.fixtures import make_campaign, pos, purchase, refund, shoppers
 
@@ -31,7 +31,7 @@ def _item(body: dict[str, Any], campaign_id: int) -> dict[str, Any]:
 async def test_opening_the_app_computes_one_ranking_for_all_its_requests(client) -> None:
     campaigns = [await make_campaign(tags=["coffee"]) for _ in range(5)]
     [me] = await shoppers(client, 1, interest_tags=["coffee"])
-    rankings = client.server.app[JOURNEY].feed.rankings
+    rankings = client.server.app[FEED].rankings
     before = rankings.computed
     paths = ["/api/v1/feed/sections", "/api/v1/feed?limit=2", "/api/v1/feed?limit=50"] * 3
     answers = await asyncio.gather(*(client.get(p, headers=me.headers) for p in paths))
@@ -108,7 +108,7 @@ async def test_a_change_announced_by_another_process_is_seen_at_once(client) -> 
     """Another process bumps the counter in Redis; this one's kept ranking is dropped."""
     [me] = await shoppers(client, 1)
     await make_campaign(tags=["coffee"])
-    rankings = client.server.app[JOURNEY].feed.rankings
+    rankings = client.server.app[FEED].rankings
     await _feed(client, me)
     computed = rankings.computed
     await _feed(client, me)
@@ -121,7 +121,7 @@ async def test_a_change_announced_by_another_process_is_seen_at_once(client) -> 
 async def test_a_ranking_is_per_customer_and_per_place(client) -> None:
     await make_campaign(tags=["coffee"])
     alice, bob = await shoppers(client, 2)
-    rankings = client.server.app[JOURNEY].feed.rankings
+    rankings = client.server.app[FEED].rankings
     computed = rankings.computed
     await _feed(client, alice)
     await _feed(client, bob)
@@ -194,7 +194,7 @@ async def test_a_start_on_an_empty_redis_builds_a_few_audiences_inline_and_the_r
         for _ in range(INLINE_AUDIENCE_BUILDS + 3)
     ]
     [me] = await shoppers(client, 1, membership_tier="gold")
-    rankings = client.server.app[JOURNEY].feed.rankings
+    rankings = client.server.app[FEED].rankings
     first = {i["id"] for i in (await _feed(client, me))["items"]}
     # The request built three sets itself and answered with those campaigns; the others
     # were queued, and the incomplete ranking was not kept.

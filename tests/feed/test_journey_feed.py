@@ -9,7 +9,7 @@ from tortoise import connections
 
 from models.campaigns import Campaign, CampaignStore, Theme
 from models.stores import Store
-from server.keys import JOURNEY, REDIS
+from server.keys import FEED, JOURNEY, REDIS
 from services.analytics import tracking
 from tests.helpers import error_of
 from tests.journey.fixtures import make_campaign, shoppers
@@ -136,7 +136,7 @@ async def test_joined_campaigns_move_down_and_are_not_joinable(client):
     before = await _feed(client, me)
     assert before[0]["id"] == c["coffee"].id
     assert (await client.post(f"/api/v1/campaigns/{c['coffee'].id}/join", headers=me.headers)).status == 201
-    client.server.app[JOURNEY].feed.forget()
+    client.server.app[FEED].forget()
     after = await _feed(client, me)
     item = next(i for i in after if i["id"] == c["coffee"].id)
     assert item["joined"] is True and item["joinable"] is False and after[0]["id"] != c["coffee"].id
@@ -191,7 +191,7 @@ async def test_a_feed_request_costs_the_same_queries_for_3_or_30_campaigns(clien
     few = await queries_for_one_request()
     for _ in range(27):
         await make_campaign(tags=["tea"])
-    client.server.app[JOURNEY].feed.forget()
+    client.server.app[FEED].forget()
     many = await queries_for_one_request()
     assert few == many <= 4
 

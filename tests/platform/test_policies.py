@@ -8,7 +8,7 @@ import dataclasses
 from server.policies import Policies, feed_policy, grab_policy, journey_policy, review_policy, sender_policy
 from server.settings import Settings
 from services.campaigns.editing import Policy as ReviewPolicy
-from services.feed.engine import FeedPolicy
+from services.feed.policy import FeedPolicy
 from services.journey.participation import JourneyPolicy
 from services.notify.sender import SenderPolicy
 from services.stock.gate import GrabPolicy
@@ -37,7 +37,7 @@ def test_every_feed_knob_comes_from_its_setting():
         name = f"FEED_WEIGHT_{f.name.upper()}" if f.name in WEIGHTS else f"FEED_{f.name.upper()}"
         env[name] = str(number)
         expected[f.name] = type(f.default)(number)
-    policy = journey_policy(Settings.from_env(env)).feed
+    policy = feed_policy(Settings.from_env(env))
     assert dataclasses.asdict(policy) == expected
 
 

@@ -1,0 +1,173 @@
+"""The feed's per-process runtime (``Feed``): the index cache, the audience sets'
+background rebuilds, the viewers' cached rankings and the policy, and the one call a
+request makes for a viewer's ranking (``ranking_for``).
+
+A ranking then costs three small queries about the customer (services/feed/viewer.py),
+one script call (services/feed/audience_sets.py) and a few dozen vector operations
+(services/feed/scoring.py), whatever the number of campaigns, and is kept for the
+customer's next requests (services/feed/rankings.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from services.campaigns.catalog import CampaignSnapshot
+from services.core import errors
+from services.core.redis import AnyRedis
+from services.feed import catalog_changes
+from services.feed.audience_sets import audience_ids, audience_of, refresh_audience
+from services.feed.index import FeedIndex, build_index, update_index
+from services.feed.policy import FeedPolicy
+from services.feed.rankings import RankingCache, versions
+from services.feed.scoring import Ranking, score_rows
+from services.feed.viewer import Viewer, viewer
+
+log = logging.getLogger("wxcampaign.feed")
+
+
+def _log_failure(what: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed", what, exc_info=task.exception())
+
+    return done
+
+
+class Feed:
+    """Per-process feed runtime: the index cache, the viewers' rankings and the policy.
+
+    One index build at a time (single flight). An index past ``cache_seconds`` keeps
+    serving while the next one builds in the background: with a thousand campaigns a
+    build takes a while, and every request in flight would otherwise wait for it. An
+    index of an older catalog version is never served: an admin's change shows at once.
+    """
+
+    def __init__(self, redis: AnyRedis, policy: FeedPolicy | None = None) -> None:
+        self.redis = redis
+        self.policy = policy or FeedPolicy()
+        self._index: FeedIndex | None = None
+        self._building: asyncio.Task[FeedIndex] | None = None
+        # Audience sets to rebuild in the background, in order, one at a time: a start on
+        # an empty Redis queues every targeted campaign, and as many rule queries at once
+        # would hold every database connection the requests need.
+        self._to_refresh: dict[int, CampaignSnapshot] = {}
+        self._refresher: asyncio.Task[None] | None = None
+        self._audience = redis.register_script((Path(__file__).parent / "feed_audience.lua").read_text())
+        self.rankings: RankingCache[Ranking] = RankingCache(
+            self.policy.ranking_seconds, self.policy.ranking_entries, keep=lambda r: r.complete
+        )
+
+    async def version(self) -> int:
+        return await catalog_changes.catalog_version(self.redis)
+
+    async def index(self, now: datetime, version: int | None = None) -> FeedIndex:
+        """The index of catalog ``version`` (read from Redis when not given), or of a
+        later one."""
+        if version is None:
+            version = await self.version()
+        current = self._index
+        if current is not None and current.version >= version:
+            if time.monotonic() - current.built_at >= self.policy.cache_seconds:
+                self._build(current.version)
+            return current
+        while True:
+            built = await asyncio.shield(self._build(version))
+            if built.version >= version:
+                return built
+            # A build of an older version was running: wait for ours.
+
+    def _build(self, version: int) -> asyncio.Task[FeedIndex]:
+        task = self._building
+        if task is None:
+            task = asyncio.ensure_future(self._load(version))
+            # A request waiting for this build gets its failure; a background one is logged
+            # (the previous index keeps answering, and the next request tries again).
+            task.add_done_callback(_log_failure("feed index build"))
+            self._building = task
+        return task
+
+    async def _load(self, version: int) -> FeedIndex:
+        try:
+            now = datetime.now(UTC)
+            current = self._index
+            changed = None
+            if current is not None and current.version < version:
+                # A few versions behind: reload only what they changed, when that is known.
+                changed = await catalog_changes.changed_between(self.redis, current.version, version)
+            if current is not None and changed is not None:
+                built = await update_index(current, changed, now, version)
+            else:
+                built = await build_index(now, version)
+            self._index = built
+            return built
+        finally:
+            self._building = None
+
+    def forget(self) -> None:
+        self._index = None
+        self.rankings.clear()
+
+    def _refresh_later(self, snap: CampaignSnapshot) -> None:
+        """Queue an audience set's rebuild in the background (once, however often asked)."""
+        self._to_refresh.setdefault(snap.id, snap)
+        if self._refresher is None:
+            self._refresher = asyncio.ensure_future(self._refresh_queued())
+
+    async def _refresh_queued(self) -> None:
+        try:
+            while self._to_refresh:
+                campaign_id = next(iter(self._to_refresh))
+                try:
+                    await refresh_audience(self.redis, self._to_refresh[campaign_id], self.policy.audience_ttl)
+                except Exception:  # one bad rule must not stop the others; asked again later
+                    log.warning("feed audience rebuild of campaign %d failed", campaign_id, exc_info=True)
+                finally:
+                    self._to_refresh.pop(campaign_id, None)
+        finally:
+            self._refresher = None
+
+    async def close(self) -> None:
+        """Stop background builds (call before closing Redis and the database)."""
+        tasks = [*([self._refresher] if self._refresher else []), *([self._building] if self._building else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.rankings.close()
+
+    async def ranking_for(
+        self, customer_id: int, language: str, now: datetime, *, store_id: int | None, lat: float | None,
+        lng: float | None,
+    ) -> Ranking:  # fmt: skip
+        """This customer's ranking, computed at most once per ``ranking_seconds`` while
+        neither the catalog nor the customer changed (see services/feed/rankings.py).
+        A ``store_id`` must name an open store."""
+        catalog, mine = await versions(self.redis, customer_id)
+        index = await self.index(now, catalog)
+        if store_id is not None and store_id not in index.stores:
+            raise errors.UnknownStore(f"no open store with id {store_id}", details={"store_ids": [store_id]})
+
+        async def compute() -> Ranking:
+            who = await viewer(customer_id, language, now, store_id=store_id, lat=lat, lng=lng)
+            return await self.ranked(who, now, index)
+
+        return await self.rankings.get((customer_id, language, store_id, lat, lng), (catalog, mine), compute)
+
+    async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
+        index = index or await self.index(now)
+        ids = index.memo.get("audience-ids")
+        if ids is None:
+            ids = index.memo["audience-ids"] = audience_ids(index.targeted)
+        members, complete = await audience_of(
+            self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
+            self._refresh_later, ids,
+        )  # fmt: skip
+        ranking = Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
+        ranking.complete = complete
+        return ranking
