@@ -52,7 +52,8 @@ def test_face_of_reads_the_fields_and_takes_changes() -> None:
     assert face_of(face, face_value=500)["face_value"] == 500
 
     class NoValue:  # what redeeming reads of a template: the voucher has its own value
-        kind, title, percent_off, min_spend, item_name = "fixed", {}, None, 0, None
+        kind, percent_off, min_spend, item_name = "fixed", None, 0, None
+        title: dict[str, str] = {}
 
     assert face_of(NoValue(), face_value=7)["face_value"] == 7
     with pytest.raises(TypeError, match="face_valu"):
