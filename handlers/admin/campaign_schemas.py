@@ -8,18 +8,13 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
+from services.campaigns.face import CouponFace
 from services.campaigns.spec import CampaignIn
 from services.core.schema import Body, Id, Out, Query
 
 
-class CouponOut(Out):
+class CouponOut(Out, CouponFace):
     id: int
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
     total_stock: int
     per_user_limit: int
     grab_starts_at: datetime | None

@@ -13,38 +13,39 @@ from datetime import datetime
 from pydantic import TypeAdapter
 
 from handlers.customer.voucher_out import VoucherOut
+from services.campaigns.face import face_of
 from services.core.schema import part_of
 from services.stock.coupon_cache import CouponInfo
 from services.stock.gate import Claim
 
-#: The fields of VoucherOut a coupon's vouchers share, in VoucherOut's order.
-_CouponPart = part_of(
-    VoucherOut, "_CouponPart",
-    ("coupon_id", "campaign_id", "status", "kind", "title", "face_value", "percent_off", "min_spend", "item_name"),
-)  # fmt: skip
+#: VoucherOut's fields in order. The grab writes id and code, then its validity and issue
+#: time; the fields before id and those between code and valid_from a coupon's vouchers share.
+_FIELDS = tuple(VoucherOut.model_fields)
+_HEAD, _MIDDLE = _FIELDS[: _FIELDS.index("id")], _FIELDS[_FIELDS.index("code") + 1 : _FIELDS.index("valid_from")]
+assert _FIELDS == (*_HEAD, "id", "code", *_MIDDLE, "valid_from", "valid_until", "issued_at"), _FIELDS
+_HeadPart = part_of(VoucherOut, "_HeadPart", _HEAD)
+_MiddlePart = part_of(VoucherOut, "_MiddlePart", _MIDDLE)
 
 
 _DATETIME = TypeAdapter(datetime)
 _TEXT = TypeAdapter(str)
-#: id(info) → (info, its shared part, its fixed validity or None). The info is held so
+#: id(info) → (info, its shared parts, its fixed validity or None). The info is held so
 #: its id cannot be reused while the entry lives; the cache reloads a coupon's info every
 #: few seconds, so old entries are dropped in bulk past a bound.
-_PARTS: dict[int, tuple[CouponInfo, bytes, bytes | None]] = {}
+_PARTS: dict[int, tuple[CouponInfo, bytes, bytes, bytes | None]] = {}
 _MAX_PARTS = 512
 
 
-def _shared(info: CouponInfo) -> tuple[CouponInfo, bytes, bytes | None]:
-    part = _CouponPart(
-        coupon_id=info.template_id, campaign_id=info.campaign_id, status="available", kind=info.kind,
-        title=info.title, face_value=info.face_value, percent_off=info.percent_off, min_spend=info.min_spend,
-        item_name=info.item_name,
-    )  # fmt: skip
-    shared = b"," + _CouponPart.__pydantic_serializer__.to_json(part)[1:-1]
+def _shared(info: CouponInfo) -> tuple[CouponInfo, bytes, bytes, bytes | None]:
+    # Each part takes its own fields of these (a model ignores the others).
+    values = {**face_of(info), "coupon_id": info.template_id, "campaign_id": info.campaign_id, "status": "available"}
+    head = _HeadPart.__pydantic_serializer__.to_json(_HeadPart.model_validate(values))[:-1] + b","
+    middle = _MiddlePart.__pydantic_serializer__.to_json(_MiddlePart.model_validate(values))[1:-1]
     fixed = None
     if info.validity_kind == "fixed":
         assert info.valid_from is not None and info.valid_until is not None
         fixed = _validity(info.valid_from, info.valid_until)
-    return info, shared, fixed
+    return info, head, b"," + middle, fixed
 
 
 def _validity(valid_from: datetime, valid_until: datetime) -> bytes:
@@ -65,7 +66,7 @@ def grab_body(info: CouponInfo, claim: Claim) -> bytes:
         if len(_PARTS) >= _MAX_PARTS:
             _PARTS.clear()
         entry = _PARTS[id(info)] = _shared(info)
-    _, shared, validity = entry
+    _, head, middle, validity = entry
     issued_at = _DATETIME.dump_json(claim.grabbed_at)
     if validity is None:
         valid_from, valid_until = info.validity(claim.grabbed_at)
@@ -74,7 +75,7 @@ def grab_body(info: CouponInfo, claim: Claim) -> bytes:
         validity = b',"valid_from":' + opens + b',"valid_until":' + _DATETIME.dump_json(valid_until)
     return b"".join(
         (
-            b'{"voucher":{"id":', _string(claim.claim_id), b',"code":', _string(claim.code), shared, validity,
-            b',"issued_at":', issued_at, b"}}",
+            b'{"voucher":', head, b'"id":', _string(claim.claim_id), b',"code":', _string(claim.code), middle,
+            validity, b',"issued_at":', issued_at, b"}}",
         )
     )  # fmt: skip

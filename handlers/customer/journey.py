@@ -16,6 +16,7 @@ from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.activity import events as journey_events
 from services.campaigns.catalog import CampaignSnapshot
+from services.campaigns.face import face_of
 from services.core import errors
 from services.core.i18n import localized, pick_language
 from services.core.schema import Out
@@ -235,8 +236,7 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
         points=snap.reward_points, badge=snap.reward_badge,
         coupons=[
             CouponRewardOut(
-                id=c.id, kind=c.kind, title=localized(c.title, language, snap.default_language),
-                face_value=c.face_value, percent_off=c.percent_off, min_spend=c.min_spend, item_name=c.item_name,
+                id=c.id, **face_of(c, title=localized(c.title, language, snap.default_language)),
                 total_stock=c.total_stock, stock_left=stock_left[c.id], per_user_limit=c.per_user_limit,
                 grab_starts_at=c.grab_starts_at, points_price=c.points_price, how=how,
             )

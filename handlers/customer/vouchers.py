@@ -14,6 +14,7 @@ from handlers.schemas import PageQuery
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, principal_of
+from services.campaigns.face import CouponFace
 from services.core import errors
 from services.core.schema import Out, Query
 from services.wallet import qr, redemption_checks, redemption_codes
@@ -26,18 +27,12 @@ class WalletQuery(PageQuery):
     status: Literal["available", "used", "expired"] | None = None
 
 
-class WalletVoucherOut(Out):
+class WalletVoucherOut(Out, CouponFace):
     id: str
     code: str
     coupon_id: int
     campaign_id: int
     status: str
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
     store_ids: list[int] | None = Field(description="where it may be used; null: wherever its campaign runs")
     channels: list[str] | None
     valid_from: datetime

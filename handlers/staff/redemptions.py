@@ -14,6 +14,7 @@ from handlers.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
+from services.campaigns.face import CouponFace, face_of
 from services.core import errors
 from services.core.schema import Body, ErrorBody, Out
 from services.wallet import qr, redemption, redemption_checks, redemption_lists
@@ -82,18 +83,12 @@ class PreviewIn(Body):
     order_amount: int | None = Amount
 
 
-class PreviewVoucherOut(Out):
+class PreviewVoucherOut(Out, CouponFace):
     id: str
     code_masked: str
     coupon_id: int
     campaign_id: int
     status: str
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
     valid_from: datetime
     valid_until: datetime
     used_at: datetime | None
@@ -134,9 +129,8 @@ async def preview_redemption(request: web.Request, body: PreviewIn) -> PreviewOu
     return PreviewOut(
         voucher=PreviewVoucherOut(
             id=v.claim_id, code_masked=redemption_lists.mask_code(v.code), coupon_id=t.id, campaign_id=v.campaign_id,
-            status=found.status, kind=t.kind, title=t.title, face_value=v.face_value, percent_off=t.percent_off,
-            min_spend=t.min_spend, item_name=t.item_name, valid_from=v.valid_from, valid_until=v.valid_until,
-            used_at=v.used_at, used_store_id=v.used_store_id,
+            status=found.status, **face_of(t, face_value=v.face_value), valid_from=v.valid_from,
+            valid_until=v.valid_until, used_at=v.used_at, used_store_id=v.used_store_id,
         ),
         customer=PreviewCustomerOut(
             id=found.customer.id, nickname=found.customer.nickname, membership_tier=found.customer.membership_tier

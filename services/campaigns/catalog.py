@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from models.campaigns import Campaign, CampaignStore, CouponTemplate, ExclusivityLink
+from services.campaigns.face import CouponFace, face_of
 
 #: Seconds a cached snapshot is trusted.
 CATALOG_TTL_SECONDS = 2.0
@@ -30,15 +31,9 @@ COUPONS_ON_JOIN = frozenset({"offer"})
 Phase = Literal["teaser", "running", "paused", "ended"]
 
 
-@dataclass(frozen=True)
-class CouponSnapshot:
+@dataclass(frozen=True, kw_only=True)
+class CouponSnapshot(CouponFace):
     id: int
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
     total_stock: int
     per_user_limit: int
     grab_starts_at: datetime | None
@@ -134,8 +129,7 @@ class CampaignSnapshot:
 
 def _coupon(t: CouponTemplate) -> CouponSnapshot:
     return CouponSnapshot(
-        id=t.id, kind=t.kind, title=dict(t.title or {}), face_value=t.face_value, percent_off=t.percent_off,
-        min_spend=t.min_spend, item_name=t.item_name, total_stock=t.total_stock, per_user_limit=t.per_user_limit,
+        id=t.id, **face_of(t, title=dict(t.title or {})), total_stock=t.total_stock, per_user_limit=t.per_user_limit,
         grab_starts_at=t.grab_starts_at, validity_kind=t.validity_kind, valid_from=t.valid_from,
         valid_until=t.valid_until, valid_days=t.valid_days, points_price=t.points_price,
     )  # fmt: skip

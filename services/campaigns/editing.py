@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from models.campaigns import Campaign, CampaignLabel, CampaignStore, CouponTemplate, ReviewEvent, Theme
 from models.media import MediaFile
 from models.stores import Store
+from services.campaigns.face import face_of
 from services.campaigns.spec import COPY_FIELDS, CampaignIn, CouponIn, FixedValidity, check_consistency
 from services.core import audit, errors
 from services.core.orm import column
@@ -99,12 +100,7 @@ def _coupon_values(coupon: CouponIn) -> dict[str, Any]:
     else:
         valid_from, valid_until, valid_days = None, None, validity.days
     return {
-        "kind": coupon.kind,
-        "title": dict(coupon.title),
-        "face_value": coupon.face_value,
-        "percent_off": coupon.percent_off,
-        "min_spend": coupon.min_spend,
-        "item_name": coupon.item_name,
+        **face_of(coupon, title=dict(coupon.title)),
         "total_stock": coupon.total_stock,
         "per_user_limit": coupon.per_user_limit,
         "grab_starts_at": coupon.grab_starts_at,
@@ -181,12 +177,7 @@ def _coupon_spec(template: CouponTemplate) -> dict[str, Any]:
     )
     return {
         "id": template.id,
-        "kind": template.kind,
-        "title": template.title,
-        "face_value": template.face_value,
-        "percent_off": template.percent_off,
-        "min_spend": template.min_spend,
-        "item_name": template.item_name,
+        **face_of(template),
         "total_stock": template.total_stock,
         "per_user_limit": template.per_user_limit,
         "grab_starts_at": template.grab_starts_at,

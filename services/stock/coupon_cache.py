@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from models.campaigns import Campaign, CouponTemplate
 from services.campaigns.exclusivity import exclusive_ids
+from services.campaigns.face import CouponFace, face_of
 from services.core import errors
 
 #: Seconds a cached coupon is trusted. Admin changes that must act at once (pause, end,
@@ -17,19 +18,13 @@ from services.core import errors
 TTL_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class CouponInfo:
+@dataclass(frozen=True, kw_only=True)
+class CouponInfo(CouponFace):
     template_id: int
     campaign_id: int
     campaign_status: str
     visibility: str
     targeted: bool
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
     per_user_limit: int
     opens_at: datetime
     closes_at: datetime
@@ -61,12 +56,7 @@ async def load_info(template_id: int) -> CouponInfo:
         campaign_status=campaign.status,
         visibility=campaign.visibility,
         targeted=campaign.visibility == "targeted" and campaign.audience_rule is not None,
-        kind=template.kind,
-        title=template.title,
-        face_value=template.face_value,
-        percent_off=template.percent_off,
-        min_spend=template.min_spend,
-        item_name=template.item_name,
+        **face_of(template),
         per_user_limit=template.per_user_limit,
         opens_at=template.grab_starts_at or campaign.starts_at,
         closes_at=campaign.ends_at,

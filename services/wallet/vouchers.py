@@ -11,6 +11,7 @@ from tortoise.expressions import Q
 
 from models.campaigns import CouponTemplate
 from models.vouchers import Voucher
+from services.campaigns.face import CouponFace, face_of
 from services.core import errors
 from services.core.pagination import newest_first
 from services.stock.coupon_cache import CouponCache
@@ -19,19 +20,13 @@ from services.stock.gate import Stock
 WalletStatus = Literal["available", "used", "expired"]
 
 
-@dataclass(frozen=True)
-class VoucherView:
+@dataclass(frozen=True, kw_only=True)
+class VoucherView(CouponFace):
     id: str
     code: str
     coupon_id: int
     campaign_id: int
     status: str
-    kind: str
-    title: dict[str, str]
-    face_value: int
-    percent_off: int | None
-    min_spend: int
-    item_name: str | None
     store_ids: list[int] | None
     channels: list[str] | None
     valid_from: datetime
@@ -63,10 +58,9 @@ def _status_filter(status: WalletStatus | None, now: datetime) -> Q:
 def _view(v: Voucher, t: CouponTemplate, now: datetime) -> VoucherView:
     return VoucherView(
         id=v.claim_id, code=v.code, coupon_id=t.id, campaign_id=v.campaign_id,
-        status=effective_status(v.status, v.valid_until, now), kind=t.kind, title=t.title, face_value=v.face_value,
-        percent_off=t.percent_off, min_spend=t.min_spend, item_name=t.item_name, store_ids=t.store_ids,
-        channels=t.channels, valid_from=v.valid_from, valid_until=v.valid_until, issued_at=v.issued_at,
-        used_at=v.used_at, used_store_id=v.used_store_id, pending=False,
+        status=effective_status(v.status, v.valid_until, now), **face_of(t, face_value=v.face_value),
+        store_ids=t.store_ids, channels=t.channels, valid_from=v.valid_from, valid_until=v.valid_until,
+        issued_at=v.issued_at, used_at=v.used_at, used_store_id=v.used_store_id, pending=False,
     )  # fmt: skip
 
 
@@ -90,12 +84,7 @@ async def _pending(customer_id: int, stock: Stock, cache: CouponCache, now: date
                 coupon_id=info.template_id,
                 campaign_id=info.campaign_id,
                 status=effective_status("available", valid_until, now),
-                kind=info.kind,
-                title=info.title,
-                face_value=info.face_value,
-                percent_off=info.percent_off,
-                min_spend=info.min_spend,
-                item_name=info.item_name,
+                **face_of(info),
                 store_ids=template.store_ids,
                 channels=template.channels,
                 valid_from=valid_from,
