@@ -21,6 +21,7 @@ from services.core import errors
 from services.core.codes import random_token
 from services.core.redis import AnyRedis, call_script, text
 from services.stock.coupon_cache import CouponInfo
+from services.stock.exclusive import ExclusiveMarks
 from services.stock.keys import (
     RECENT_CLAIMS_KEPT,
     RECENT_CLAIMS_TTL_MS,
@@ -66,6 +67,8 @@ class Stock:
         self.redis = redis
         self._grab = redis.register_script((_LUA / "grab.lua").read_text())
         self._load = redis.register_script((_LUA / "load.lua").read_text())
+        #: Per-customer exclusivity markers (grabs and joins of exclusive campaigns).
+        self.exclusive = ExclusiveMarks(redis)
 
     async def load_campaign(self, campaign_id: int) -> int:
         """Put a campaign's coupons into Redis from the database; returns how many were

@@ -1,4 +1,8 @@
-"""A customer grabbing a coupon: eligibility from cached data, then the atomic script."""
+"""A customer grabbing a coupon: eligibility from cached data, then the atomic script.
+
+A coupon of a campaign with exclusivity links is grabbed under the customer's
+exclusivity marker (``services.stock.exclusive``): the database check below refuses what
+is already known, the marker what is in flight at the same moment."""
 
 from __future__ import annotations
 
@@ -57,5 +61,8 @@ async def grab(
         conflicts = await _exclusive_conflicts(info, customer_id, stock)
         if conflicts:
             raise errors.ExclusiveConflict(details={"campaign_ids": conflicts})
+        async with stock.exclusive.taking_part(customer_id, info.campaign_id, info.exclusive_with):
+            claim = await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
+        return info, claim
     claim = await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
     return info, claim
