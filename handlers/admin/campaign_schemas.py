@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from services.campaigns.spec import CampaignIn
+from services.campaigns.spec import CampaignIn, RefundPolicy
 from services.core.schema import Body, Id, Out, Query
 
 
@@ -60,6 +60,7 @@ class CampaignOut(Out):
     goal: GoalOut | None
     reward_points: int
     reward_badge: str | None
+    refund_policy: RefundPolicy
     budget_limit: int | None
     budget_spent: int
     coupons: list[CouponOut]
