@@ -118,6 +118,13 @@ class ExclusiveMarks:
         ``coupon_limit_reached``, which says the customer already holds the coupon. Any
         other failure leaves the lease to expire: the outcome is not known."""
         lease = await self.reserve(customer_id, campaign_id, exclusive_with)
+        async with self.settling(lease) as held:
+            yield held
+
+    @asynccontextmanager
+    async def settling(self, lease: Lease) -> AsyncIterator[Lease]:
+        """Run the body (the grab or join) under a reserved lease, then settle it as
+        ``taking_part`` does."""
         try:
             yield lease
         except errors.CouponLimitReached:
