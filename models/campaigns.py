@@ -71,6 +71,9 @@ class Campaign(Model):
     goal_window_days = fields.IntField(null=True)
     reward_points = fields.IntField(default=0)
     reward_badge = fields.CharField(max_length=32, null=True)
+    # What a refund that takes a completed goal back below its target does to the reward:
+    # claw_back (points and unused reward vouchers taken back) or keep.
+    refund_policy = fields.CharField(max_length=16, default="claw_back")
     # Money in fen. budget_limit None = no cap; budget_spent counts issued face value.
     budget_limit = fields.BigIntField(null=True)
     budget_spent = fields.BigIntField(default=0)

@@ -9,7 +9,7 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
 from services.campaigns.face import CouponFace
-from services.campaigns.spec import CampaignIn
+from services.campaigns.spec import CampaignIn, RefundPolicy
 from services.core.schema import Body, Id, Out, Query
 
 
@@ -55,6 +55,7 @@ class CampaignOut(Out):
     goal: GoalOut | None
     reward_points: int
     reward_badge: str | None
+    refund_policy: RefundPolicy
     budget_limit: int | None
     budget_spent: int
     coupons: list[CouponOut]

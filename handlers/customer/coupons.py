@@ -19,7 +19,8 @@ routes = RouteTable()
 
 @routes.add(
     "POST", "/api/v1/coupons/{coupon_id}/grab", access=CUSTOMER, tags=("coupons",), response=GrabOut, status=201,
-    summary="Grab a coupon (optional Idempotency-Key header: a retry returns the first answer)",
+    summary="Grab a coupon (optional Idempotency-Key header: a retry returns the first answer, a voucher with "
+    "Idempotent-Replayed: true or the same refusal)",
     errors=(errors.GrabNotStarted, errors.CouponLimitReached, errors.CouponSoldOut, errors.BudgetExhausted,
             errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict, errors.RateLimited,
             errors.NotFound),
@@ -37,4 +38,7 @@ async def grab_coupon(request: web.Request) -> web.Response:
         request.app[POLICIES].grab,
     )
     # GrabOut's JSON, with the coupon's part serialized once (handlers/customer/grab_body.py).
-    return web.Response(body=grab_body(info, claim), status=201, content_type="application/json")
+    response = web.Response(body=grab_body(info, claim), status=201, content_type="application/json")
+    if claim.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

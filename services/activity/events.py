@@ -24,8 +24,10 @@ events apply one after another while different customers' run in parallel. Insid
 Reward coupons decided by a completion are issued through the stock path after the
 commit, and so are the automation runs the transaction recorded (a completion fires
 ``campaign_completed`` rules, a customer's first applied purchase ``first_purchase``
-rules: services.automation.runs). Refunds do not take back a reward already granted, and do not lower the audience
-facts (their daily table only adds).
+rules: services.automation.runs). A refund that takes a completed participation back
+below its target claws its reward back when the campaign's ``refund_policy`` is
+``claw_back`` (the default: services.journey.rewards.claw_back), and leaves it with
+``keep``. Refunds do not lower the audience facts (their daily table only adds).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from services.core.orm import column
 from services.feed.rankings import viewer_changed
 from services.journey import points
 from services.journey.participation import Journey
-from services.journey.rewards import grant_in_transaction
+from services.journey.rewards import claw_back, grant_in_transaction
 
 #: Goal metrics each kind of activity feeds, with the amount.
 PURCHASE_METRICS = ("spend", "purchases")
@@ -173,6 +175,10 @@ async def _take_back(journey: Journey, purchase: IntegrationEvent, ref: str, at:
         snap = snaps.get(p.campaign_id)
         if snap is not None and entry.delta:
             await _step(journey, p, snap, "refund", ref, at, outcome, delta=-entry.delta)
+            if snap.refund_policy == "claw_back" and snap.goal_target:
+                [(status, value)] = await Participation.filter(id=p.id).values_list("status", "progress")
+                if status == "completed" and value < snap.goal_target:
+                    await claw_back(journey.stock, p.id, p.customer_id, ref)
     taken = await points.take_back(purchase.customer_id, f"event:{purchase.id}", "refund", ref)
     return -taken.delta if taken else 0
 

@@ -89,6 +89,7 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
         "goal_window_days": goal.window_days if goal else None,
         "reward_points": spec.reward_points,
         "reward_badge": spec.reward_badge,
+        "refund_policy": spec.refund_policy,
         "budget_limit": spec.budget_limit,
     }
 
@@ -217,6 +218,7 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
         "goal": goal,
         "reward_points": campaign.reward_points,
         "reward_badge": campaign.reward_badge,
+        "refund_policy": campaign.refund_policy,
         "budget_limit": campaign.budget_limit,
         "coupons": [_coupon_spec(c) for c in await coupons_of(campaign)],
     }

@@ -17,6 +17,8 @@ from services.core.schema import Body, Id
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
 CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral"]
+#: What a refund taking a completed goal back below its target does to the reward.
+RefundPolicy = Literal["claw_back", "keep"]
 Channel = Literal["miniprogram", "pos", "h5", "app", "offline"]
 Visibility = Literal["public", "targeted", "hidden"]
 CouponKind = Literal["fixed", "percent", "threshold", "free_item"]
@@ -112,6 +114,12 @@ class CampaignIn(Body):
     goal: GoalIn | None = None
     reward_points: int = Field(default=0, ge=0, le=100_000_000)
     reward_badge: str | None = Field(default=None, min_length=1, max_length=32)
+    refund_policy: RefundPolicy = Field(
+        default="claw_back",
+        description="a refund that takes a completed goal back below its target: `claw_back` takes back the "
+        "reward's points (as far as the balance allows) and its unused vouchers, and reopens the participation; "
+        "`keep` leaves the reward",
+    )
     budget_limit: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="fen; null: no cap")
     coupons: list[CouponIn] = Field(default_factory=list, max_length=20)
 

@@ -6,7 +6,9 @@ issuer); the functions take it as their first argument.
 Join, in order: an existing participation is returned as is (idempotent); the campaign
 must be visible, running and in its window (``campaign_not_active``), offered in the mini
 program and, when targeted, to this customer (``not_eligible`` with ``details.reason``),
-not exclusive with one the customer takes part in (``exclusive_conflict``); a capped
+not exclusive with one the customer takes part in (``exclusive_conflict``: the database
+first, then, atomically against a grab or join in flight, the customer's exclusivity
+marker in Redis, ``services.stock.exclusive``, held from here to the insert); a capped
 campaign then takes a seat in Redis (``lua/join.lua``: a set of participant ids under the
 campaign's hash tag, so the same customer takes one seat and the cap is never exceeded
 at any concurrency; ``campaign_full``); finally the participation row is inserted (the
@@ -237,6 +239,25 @@ async def join(journey: Journey, campaign_id: int, customer_id: int, now: dateti
     refusal = await join_refusal(journey, snap, customer_id, now, check_cap=False)
     if refusal is not None:
         raise refusal
+    if snap.exclusive_with:
+        # The database check above does not see a grab or join of an exclusive campaign
+        # in flight at this moment; the customer's marker does (services.stock.exclusive).
+        async with journey.stock.exclusive.taking_part(customer_id, snap.id, snap.exclusive_with):
+            participation, created, grant_ids = await _enter(journey, snap, customer_id)
+    else:
+        participation, created, grant_ids = await _enter(journey, snap, customer_id)
+    if not created:
+        return participation, False
+    await viewer_changed(journey.redis, customer_id)  # the feed shows "you joined" at once
+    await journey.rewards.issue_pending(grant_ids)
+    return participation, True
+
+
+async def _enter(journey: Journey, snap: CampaignSnapshot, customer_id: int) -> tuple[Participation, bool, list[int]]:
+    """Take a seat (capped campaigns) and insert the participation with its join
+    rewards. Returns the participation, whether this call created it, and the grants to
+    issue after the commit. Precondition: the customer may join (join_refusal passed)."""
+    campaign_id = snap.id
     seat = await journey.take_seat(snap, customer_id) if snap.participant_cap is not None else None
     grant_ids: list[int] = []
     try:
@@ -249,14 +270,12 @@ async def join(journey: Journey, campaign_id: int, customer_id: int, now: dateti
         existing = await Participation.get_or_none(campaign_id=campaign_id, customer_id=customer_id)
         if existing is None:
             raise
-        return existing, False
+        return existing, False, []
     except BaseException:
         if seat == "ok":
             await journey.release_seat(campaign_id, customer_id)
         raise
-    await viewer_changed(journey.redis, customer_id)  # the feed shows "you joined" at once
-    await journey.rewards.issue_pending(grant_ids)
-    return participation, True
+    return participation, True, grant_ids
 
 
 # --- progress -------------------------------------------------------------------------

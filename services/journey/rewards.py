@@ -18,6 +18,17 @@ refuses (sold out, limit, budget) is marked ``refused`` with the reason; a refus
 exchange gets its points back in that same transaction (ledger ref
 ``exchange-refund:...``), exactly once whoever notices the refusal (the request or the
 worker).
+
+Clawing back (``claw_back``): a refund that takes a completed participation back below
+its target, in a campaign whose ``refund_policy`` is ``claw_back`` (the default), reopens
+the participation (``completed -> joined``, a compare-and-set: once) and takes back its
+reward in the refund's transaction: the reward points (ledger ref
+``reward-clawback:<participation>``, as far as the balance allows, like any take-back),
+each reward voucher still ``available`` (it becomes ``void``; a used or expired one
+stays), and a grant not yet issued (``refused``, reason ``clawed_back``). The badge stays.
+Audited (``reward.claw_back``, what was taken and what was not). The reward is decided
+once per participation (its refs are unique), so completing the goal again later does not
+earn it a second time.
 """
 
 from __future__ import annotations
@@ -32,8 +43,10 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import CouponTemplate
 from models.journey import CustomerBadge, PointsEntry, RewardGrant
+from models.participations import Participation
 from models.vouchers import Voucher
 from services.campaigns.catalog import CampaignSnapshot, CouponSnapshot
+from services.core import audit
 from services.core.codes import random_token
 from services.core.redis import AnyRedis, text
 from services.journey import points
@@ -210,3 +223,80 @@ async def issue_pending_forever(issuer: RewardIssuer, interval: float, grace_sec
             log.exception("reward grants pass failed")
         await asyncio.sleep(interval)
     raise asyncio.CancelledError
+
+
+def clawback_ref(participation_id: int) -> str:
+    """The ledger ref that takes back a participation's reward points."""
+    return f"reward-clawback:{participation_id}"
+
+
+async def claw_back(stock: Stock, participation_id: int, customer_id: int, cause: str) -> dict[str, object] | None:
+    """Reopen a completed participation and take back its unused reward (see the module
+    docstring); None when it was not completed (nothing to do, or done before). ``cause``
+    names the refund (its progress ref). Precondition: inside the refund's transaction,
+    the participation's progress now below its target and its campaign's policy
+    ``claw_back``."""
+    async with in_transaction():
+        won = await Participation.filter(id=participation_id, status="completed").update(
+            status="joined", completed_at=None
+        )
+        if not won:
+            return None
+        taken = await points.take_back(customer_id, reward_ref(participation_id), "reward_clawback",
+                                       clawback_ref(participation_id))  # fmt: skip
+        voided: list[int] = []
+        kept: list[int] = []
+        refused: list[int] = []
+        for grant in await RewardGrant.filter(participation_id=participation_id, trigger="completion").order_by("id"):
+            if grant.status == "pending":
+                # The issuer's own compare-and-set on "pending" makes one of us win.
+                if await RewardGrant.filter(id=grant.id, status="pending").update(
+                    status="refused", refusal="clawed_back"
+                ):
+                    refused.append(grant.id)
+                    continue
+                grant = await RewardGrant.get(id=grant.id)
+            if grant.status != "issued" or grant.claim_id is None:
+                continue
+            voucher = await _voucher_of(stock, grant)
+            if voucher is None:
+                continue
+            if await Voucher.filter(id=voucher.id, status="available").update(status="void"):
+                voided.append(voucher.id)
+            else:
+                kept.append(voucher.id)  # used (or expired) meanwhile: not ours to take
+        result: dict[str, object] = {
+            "status": "joined", "cause": cause, "points_taken": -taken.delta if taken else 0,
+            "vouchers_voided": voided, "vouchers_kept": kept, "grants_refused": refused,
+        }  # fmt: skip
+        await audit.record(
+            audit.Actor.system(), "reward.claw_back", "participation", participation_id, {"status": "completed"},
+            result,
+        )  # fmt: skip
+        return result
+
+
+async def _voucher_of(stock: Stock, grant: RewardGrant) -> Voucher | None:
+    """An issued grant's voucher, persisted now if the claims worker has not yet written
+    it (it is in the customer's recent claims), so it can be voided."""
+    from services.stock.claims import ClaimEntry, persist
+
+    voucher = await Voucher.get_or_none(claim_id=grant.claim_id)
+    if voucher is not None:
+        return voucher
+    recent = await stock.recent_claims(grant.customer_id, {grant.campaign_id})
+    entry = next((r for r in recent if r["claim"] == grant.claim_id), None)
+    if entry is None:
+        log.error("reward grant %d: voucher of claim %s not found to claw back", grant.id, grant.claim_id)
+        return None
+    template = await CouponTemplate.get(id=grant.template_id)
+    await persist(
+        [
+            ClaimEntry(
+                entry_id="", claim_id=str(entry["claim"]), code=str(entry["code"]), template_id=template.id,
+                customer_id=grant.customer_id, face_value=template.face_value,
+                grabbed_at=datetime.fromtimestamp(int(entry["at"]) / 1000, UTC),
+            )
+        ]
+    )  # fmt: skip
+    return await Voucher.get_or_none(claim_id=grant.claim_id)

@@ -7,7 +7,11 @@ Every row is unique by a natural key, so an event enqueues once however often it
 - ``voucher_expiring:<voucher>``: written by the voucher expiry job in the transaction that
   records the voucher's ``voucher_reminders`` row.
 - ``campaign_ending:<campaign>:<customer>``: a fan-out over participants still ``joined``
-  of active campaigns ending within NOTIFY_ENDING_HOURS.
+  of active campaigns ending within NOTIFY_ENDING_HOURS. Unlike the announcement it is
+  never done while the campaign is in that window: it walks participations in the order
+  they joined (by participation id, state key ``campaign_ending_joins:<campaign>``), so a
+  customer who joins after a pass — a campaign shorter than the window is in it from
+  activation, when nobody has joined yet — is warned by the next one.
 - ``new_campaign:<campaign>:<customer>``: a fan-out over the audience of a campaign that
   became active in the last day (public: everyone, targeted: its audience rule, hidden or
   not offered in the mini program: nobody).
@@ -29,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Subquery
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -103,10 +107,6 @@ class FanoutReport:
     campaign_ending: int = 0
 
 
-def _holders(template_id: str) -> Subquery:
-    return Subquery(NotifySubscription.filter(template_id=template_id, remaining__gt=0).values("customer_id"))
-
-
 async def _fanout_state(key: str) -> NotifyFanout:
     row = await NotifyFanout.get_or_none(key=key)
     if row is not None:
@@ -170,35 +170,42 @@ async def _announce(campaign: Campaign, template_id: str) -> int:
 
 
 async def _warn_ending(campaign: Campaign, template_id: str) -> int:
-    """One pass of a campaign's "ending soon" fan-out over participants still joined."""
-    state = await _fanout_state(f"campaign_ending:{campaign.id}")
-    if state.done:
-        return 0
+    """One pass of a campaign's "ending soon" fan-out over participants still joined.
+    Never marked done: the cursor is the last participation id seen, so participations
+    created after a pass (new joiners) are picked up by the next one; the candidates are
+    only active campaigns inside the warning window, so a finished walk costs one query."""
+    state = await _fanout_state(f"campaign_ending_joins:{campaign.id}")
     title = title_of(campaign.content or {}, campaign.default_language)
     payload = {"campaign_id": campaign.id, "campaign_title": title, "ends_at": campaign.ends_at.isoformat()}
     total = 0
     for _ in range(FANOUT_BATCHES_PER_PASS):
-        rows = await column(
-            Participation.filter(
-                campaign_id=campaign.id,
-                status="joined",
-                customer_id__gt=state.cursor,
-                customer_id__in=_holders(template_id),
-            )
-            .order_by("customer_id")
-            .limit(FANOUT_BATCH),
-            "customer_id",
+        rows = (
+            await Participation.filter(campaign_id=campaign.id, id__gt=state.cursor)
+            .order_by("id")
+            .limit(FANOUT_BATCH)
+            .values_list("id", "customer_id", "status")
         )
-        ids = [int(i) for i in rows]
-        if not ids:
-            await _advance(state, state.cursor, 0, True)
+        if not rows:
             return total
+        last_id = int(rows[-1][0])
+        joined = [int(c) for _, c, status in rows if status == "joined"]
+        holders = (
+            set(
+                await NotifySubscription.filter(
+                    template_id=template_id, remaining__gt=0, customer_id__in=joined
+                ).values_list("customer_id", flat=True)
+            )
+            if joined
+            else set()
+        )
+        ids = [c for c in joined if c in holders]
+        # Unique keys: a customer already warned (another pass, or the walk before this
+        # one's state key) is not warned twice.
         await enqueue_many([(f"campaign_ending:{campaign.id}:{c}", "campaign_ending", c, payload) for c in ids])
-        done = len(ids) < FANOUT_BATCH
-        if not await _advance(state, ids[-1], len(ids), done):
-            return total
+        if not await _advance(state, last_id, len(ids), False):
+            return total  # another pass is walking it
         total += len(ids)
-        if done:
+        if len(rows) < FANOUT_BATCH:
             return total
     return total
 
@@ -219,7 +226,8 @@ async def fanout_pass(templates: NotifyTemplates, ending_hours: int, now: dateti
     ending = templates.get("campaign_ending")
     if ending is not None and ending_hours > 0:
         closing = Campaign.filter(status="active", ends_at__gt=now, ends_at__lte=now + timedelta(hours=ending_hours))
-        for campaign in await _undone("campaign_ending", closing):
+        # Every closing campaign, each pass: people keep joining until the end.
+        for campaign in await closing.order_by("id"):
             warned += await _warn_ending(campaign, ending.template_id)
     return FanoutReport(announced, warned)
 

@@ -6,6 +6,7 @@ services.stock.claims for the stream → database path and services.stock.reconc
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from services.core.codes import random_token
 from services.core.orm import column
 from services.core.redis import AnyRedis, call_script, text
 from services.stock.coupon_cache import CouponInfo
+from services.stock.exclusive import ExclusiveMarks
 from services.stock.keys import (
     RECENT_CLAIMS_KEPT,
     RECENT_CLAIMS_TTL_MS,
@@ -67,6 +69,8 @@ class Stock:
         self.redis = redis
         self._grab = redis.register_script((_LUA / "grab.lua").read_text())
         self._load = redis.register_script((_LUA / "load.lua").read_text())
+        #: Per-customer exclusivity markers (grabs and joins of exclusive campaigns).
+        self.exclusive = ExclusiveMarks(redis)
 
     async def load_campaign(self, campaign_id: int) -> int:
         """Put a campaign's coupons into Redis from the database; returns how many were
@@ -142,10 +146,33 @@ class Stock:
                 break
             await self.load_campaign(info.campaign_id)
         status = reply[0]
-        if status in ("ok", "dup"):
+        if status == "dup":
+            return replay(reply[1], info)
+        if status == "ok":
             claim_id, code, at = reply[1].split(":")
-            return Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=status == "dup")
+            return Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=False)
         raise _refusal(status, reply, info, now)
+
+    async def first_answer(self, info: CouponInfo, customer_id: int, idempotency_key: str) -> str | None:
+        """The record of an earlier grab of this coupon with this key, if any."""
+        key = CampaignKeys(info.campaign_id).idempotency(customer_id, info.template_id, idempotency_key)
+        record = await self.redis.get(key)
+        return None if record is None else text(record)
+
+    async def remember_refusal(
+        self, info: CouponInfo, customer_id: int, idempotency_key: str, refusal: errors.AppError
+    ) -> str | None:
+        """Record a refusal decided before the grab script (eligibility from the cache,
+        exclusivity) as this key's first answer. Returns the record already there when
+        another request with the key answered first (replay that one instead)."""
+        key = CampaignKeys(info.campaign_id).idempotency(customer_id, info.template_id, idempotency_key)
+        record = REFUSED_JSON + json.dumps(
+            {"code": refusal.code, "message": refusal.message, "details": refusal.details}, separators=(",", ":")
+        )
+        if await self.redis.set(key, record, nx=True, ex=IDEMPOTENCY_TTL_SECONDS):
+            return None
+        first = await self.redis.get(key)
+        return None if first is None else text(first)
 
     async def _run_grab(
         self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
@@ -200,6 +227,30 @@ class Stock:
         key = CampaignKeys(campaign_id).budget
         if await self.redis.exists(key):
             await self.redis.incrby(key, amount)
+
+
+#: How a refusal decided before the grab script is recorded (then its JSON).
+REFUSED_JSON = "refused:json:"
+#: How grab.lua records its refusals ("refused:status:arg:now_ms").
+REFUSED = "refused:"
+
+
+def replay(record: str, info: CouponInfo) -> Claim:
+    """The first answer of an Idempotency-Key again: its claim (``replayed``), or its
+    refusal raised, as it was answered the first time."""
+    if record.startswith(REFUSED_JSON):
+        first = json.loads(record.removeprefix(REFUSED_JSON))
+        kind = _ERRORS_BY_CODE.get(first["code"], errors.AppError)
+        raise kind(first["message"], details=first["details"])
+    if record.startswith(REFUSED):
+        status, arg, at = record.removeprefix(REFUSED).split(":")
+        then = datetime.fromtimestamp(int(at) / 1000, UTC)
+        raise _refusal(status, [status, arg], info, then)
+    claim_id, code, at = record.split(":")
+    return Claim(claim_id, code, datetime.fromtimestamp(int(at) / 1000, UTC), replayed=True)
+
+
+_ERRORS_BY_CODE: dict[str, type[errors.AppError]] = {kind.code: kind for kind in errors.AppError.__subclasses__()}
 
 
 def _refusal(status: str, reply: list[str], info: CouponInfo, now: datetime) -> errors.AppError:

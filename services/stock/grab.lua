@@ -6,7 +6,10 @@
 -- KEYS[2] holders hash: customer id -> vouchers grabbed
 -- KEYS[3] campaign budget left, in fen (absent: no cap)
 -- KEYS[4] claims stream
--- KEYS[5] idempotency record of this customer's key ("" key when none given)
+-- KEYS[5] idempotency record of this customer's key ("" key when none given): the first
+--         answer, "claim:code:at" for a grab or "refused:status:arg:now" for a refusal
+--         (every refusal below is recorded except the rate limit: a throttled request
+--         was not judged, so its retry is)
 -- KEYS[6] rate-limit counter of this customer
 -- KEYS[7] audience set (customer ids), used when the coupon is targeted
 -- KEYS[8] this customer's recent claims in the campaign (read-your-writes: the wallet
@@ -27,19 +30,26 @@ if hits > tonumber(ARGV[7]) then
   return {"rate_limited", tostring(redis.call("PTTL", KEYS[6]))}
 end
 
+local function refuse(status, arg)
+  if ARGV[9] == "1" then
+    redis.call("SET", KEYS[5], "refused:" .. status .. ":" .. (arg or "") .. ":" .. ARGV[2], "EX", ARGV[6])
+  end
+  return {status, arg}
+end
+
 local m = redis.call("HMGET", KEYS[1], "stock", "limit", "opens", "closes", "face", "state", "targeted")
 if not m[1] then return {"not_loaded"} end
-if m[6] ~= "open" then return {"not_active", m[6]} end
-if now < tonumber(m[3]) then return {"not_started", m[3]} end
-if now >= tonumber(m[4]) then return {"ended", m[4]} end
-if m[7] == "1" and redis.call("SISMEMBER", KEYS[7], uid) == 0 then return {"not_eligible"} end
+if m[6] ~= "open" then return refuse("not_active", m[6]) end
+if now < tonumber(m[3]) then return refuse("not_started", m[3]) end
+if now >= tonumber(m[4]) then return refuse("ended", m[4]) end
+if m[7] == "1" and redis.call("SISMEMBER", KEYS[7], uid) == 0 then return refuse("not_eligible") end
 
 local held = tonumber(redis.call("HGET", KEYS[2], uid) or "0")
-if held >= tonumber(m[2]) then return {"limit", tostring(held)} end
-if tonumber(m[1]) <= 0 then return {"sold_out"} end
+if held >= tonumber(m[2]) then return refuse("limit", tostring(held)) end
+if tonumber(m[1]) <= 0 then return refuse("sold_out") end
 local face = tonumber(m[5])
 local budget = redis.call("GET", KEYS[3])
-if budget and tonumber(budget) < face then return {"budget"} end
+if budget and tonumber(budget) < face then return refuse("budget") end
 
 local left = redis.call("HINCRBY", KEYS[1], "stock", -1)
 redis.call("HINCRBY", KEYS[2], uid, 1)

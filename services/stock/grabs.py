@@ -1,4 +1,13 @@
-"""A customer grabbing a coupon: eligibility from cached data, then the atomic script."""
+"""A customer grabbing a coupon: eligibility from cached data, then the atomic script.
+
+With an ``Idempotency-Key`` the first answer is kept (24 h) and answered again to a retry
+with that key: a voucher (``replayed``: the handler sends ``Idempotent-Replayed: true``)
+or the same refusal, whether the script decided it (it records its refusals) or the
+checks before it did (recorded here). A rate-limited request was not judged: its retry is.
+
+A coupon of a campaign with exclusivity links is grabbed under the customer's
+exclusivity marker (``services.stock.exclusive``): the database check below refuses what
+is already known, the marker what is in flight at the same moment."""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ from models.vouchers import Voucher
 from services.core import errors
 from services.core.orm import column
 from services.stock.coupon_cache import CouponCache, CouponInfo
-from services.stock.gate import Claim, GrabPolicy, Stock
+from services.stock.gate import Claim, GrabPolicy, Stock, replay
 
 #: Campaign states whose coupons are in Redis; the script decides the exact window.
 GRABBABLE = frozenset({"scheduled", "active"})
@@ -34,14 +43,56 @@ async def grab(
     idempotency_key: str | None,
     policy: GrabPolicy,
 ) -> tuple[CouponInfo, Claim]:
+    """Grab one voucher of ``coupon_id`` (see the module docstring). Raises the refusal as
+    an AppError. With an ``idempotency_key`` the first answer, a voucher or a refusal, is
+    answered again (a claim with ``replayed``, or the same refusal raised)."""
     info = await cache.get(coupon_id)
+    if idempotency_key is not None:
+        # Before eligibility: a replay answers what was answered, whatever changed since.
+        first = await stock.first_answer(info, customer_id, idempotency_key)
+        if first is not None:
+            return info, replay(first, info)
+    try:
+        return info, await _grab(info, stock, customer_id, idempotency_key, policy)
+    except _DecidedHere as decided:
+        refusal = decided.refusal
+        if idempotency_key is not None:
+            first = await stock.remember_refusal(info, customer_id, idempotency_key, refusal)
+            if first is not None:  # another request with this key answered first
+                return info, replay(first, info)
+        raise refusal from None
+
+
+class _DecidedHere(Exception):
+    """A refusal decided before the grab script (which records its own)."""
+
+    def __init__(self, refusal: errors.AppError) -> None:
+        super().__init__(refusal.code)
+        self.refusal = refusal
+
+
+async def _grab(
+    info: CouponInfo, stock: Stock, customer_id: int, idempotency_key: str | None, policy: GrabPolicy
+) -> Claim:
+    try:
+        _eligible(info)
+    except errors.AppError as exc:
+        raise _DecidedHere(exc) from None
+    if info.exclusive_with:
+        conflicts = await _exclusive_conflicts(info, customer_id, stock)
+        if conflicts:
+            raise _DecidedHere(errors.ExclusiveConflict(details={"campaign_ids": conflicts}))
+        try:
+            lease = await stock.exclusive.reserve(customer_id, info.campaign_id, info.exclusive_with)
+        except errors.ExclusiveConflict as exc:
+            raise _DecidedHere(exc) from None
+        async with stock.exclusive.settling(lease):
+            return await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
+    return await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
+
+
+def _eligible(info: CouponInfo) -> None:
     if info.reward_only:
         raise errors.NotEligible("this coupon is a challenge's reward", details={"reason": "reward_only"})
     if info.campaign_status not in GRABBABLE:
         raise errors.CampaignNotActive(details={"status": info.campaign_status})
-    if info.exclusive_with:
-        conflicts = await _exclusive_conflicts(info, customer_id, stock)
-        if conflicts:
-            raise errors.ExclusiveConflict(details={"campaign_ids": conflicts})
-    claim = await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
-    return info, claim

@@ -5,6 +5,10 @@ closed in Redis while it runs, so no grab moves a counter mid-rebuild; every cla
 already decided is persisted first; then counters are rebuilt from the vouchers table.
 Claims that were in Redis and never reached the database are gone with a Redis loss:
 that is why production Redis needs the append-only file (README, Deployment).
+
+The customers' exclusivity markers (``services.stock.exclusive``) of each reconciled
+campaign with exclusivity links are rebuilt too: every customer who joined it or holds a
+voucher of it is marked as taking part (additively; markers of other campaigns stay).
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.campaigns import Campaign, CouponTemplate
+from models.participations import Participation
+from models.vouchers import Voucher
+from services.campaigns.exclusivity import exclusive_ids
 from services.core import errors
 from services.core.orm import column
 from services.stock.claims import ClaimsWorker
@@ -75,6 +82,7 @@ async def _reconcile_campaign(
     # Rebuild the whole campaign (its coupons share the budget), from the database.
     await redis.delete(keys.budget, *(keys.coupon(t.id) for t in templates), *(keys.holders(t.id) for t in templates))
     await stock.load_campaign(campaign_id)
+    await _rebuild_exclusive_marks(stock, campaign_id)
     reports = []
     for template in templates:
         if only is not None and template.id != only:
@@ -84,3 +92,14 @@ async def _reconcile_campaign(
         stock_before, holders_before = before[template.id]
         reports.append(CouponReport(template.id, campaign_id, issued, stock_before, after, holders_before, issued))
     return reports
+
+
+async def _rebuild_exclusive_marks(stock: Stock, campaign_id: int) -> int:
+    """Mark every customer taking part in this campaign (joined, or holds a voucher), if
+    it is exclusive with any other; after the drain, so every claim Redis decided is in
+    the vouchers table. Returns how many customers were marked."""
+    if not await exclusive_ids(campaign_id):
+        return 0
+    joined = await Participation.filter(campaign_id=campaign_id).values_list("customer_id", flat=True)
+    holding = await Voucher.filter(campaign_id=campaign_id).values_list("customer_id", flat=True)
+    return await stock.exclusive.hold(campaign_id, {*joined, *holding})  # type: ignore[arg-type]

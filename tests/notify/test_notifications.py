@@ -367,6 +367,24 @@ async def test_ending_soon_goes_to_participants_still_in_the_race(client):
     assert message["touser"] == joined.openid and message["data"]["thing3"]["value"] == "活动即将结束,别错过"
 
 
+async def test_ending_soon_reaches_those_who_join_after_the_first_pass(client):
+    """A campaign shorter than the warning window is in it from activation, when nobody
+    has joined yet: those who join later (whatever their customer id) are warned too."""
+    early, late = await shoppers(client, 2)  # early has the lower customer id
+    for p in (early, late):
+        await subscribe(client, p, ENDING)
+    closing = await make_campaign(ends_at=datetime.now(UTC) + timedelta(hours=2))
+    templates = client.server.app[SETTINGS].notify
+    assert (await notify_outbox.fanout_pass(templates, 24)).campaign_ending == 0  # nobody yet
+    await join(client, closing.id, late)
+    assert (await notify_outbox.fanout_pass(templates, 24)).campaign_ending == 1
+    await join(client, closing.id, early)  # a lower customer id than the one already warned
+    assert (await notify_outbox.fanout_pass(templates, 24)).campaign_ending == 1
+    assert (await notify_outbox.fanout_pass(templates, 24)).campaign_ending == 0
+    keys = set(await Notification.filter(kind="campaign_ending").values_list("key", flat=True))
+    assert keys == {f"campaign_ending:{closing.id}:{p.id}" for p in (early, late)}
+
+
 # --- in the workers -------------------------------------------------------------------------
 
 

@@ -190,3 +190,50 @@ async def test_coupon_cache_loads_once_for_many_waiters_and_serves_stale_while_r
     assert all(i is infos[0] for i in again)
     await asyncio.sleep(0.05)
     assert loads == 2  # one background reload for all of them
+
+
+async def test_a_replayed_grab_says_so(client):
+    coupon = await live_coupon(client, per_user_limit=5)
+    [auth] = await customers(client, 1)
+    first = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-1"})
+    assert first.status == 201 and "Idempotent-Replayed" not in first.headers
+    again = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-1"})
+    assert again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert (await again.json()) == (await first.json())
+
+
+async def test_a_first_refusal_is_the_answer_to_its_retries(client):
+    """Sold out, then stock is added: a retry with the key of the refused grab gets the
+    same refusal (it is not judged again); a new key is a new grab."""
+    coupon = await live_coupon(client, stock=1)
+    a, b = await customers(client, 2)
+    assert (await client.post(coupon.grab_path, headers=a)).status == 201
+    refused = await client.post(coupon.grab_path, headers={**b, "Idempotency-Key": "tap-b"})
+    assert refused.status == 409 and (await error_of(refused))["code"] == "coupon_sold_out"
+    await client.server.app[STOCK].add_stock(coupon.template.id, 5)
+    again = await client.post(coupon.grab_path, headers={**b, "Idempotency-Key": "tap-b"})
+    assert again.status == 409 and (await again.json()) == (await refused.json())
+    fresh = await client.post(coupon.grab_path, headers={**b, "Idempotency-Key": "tap-b2"})
+    assert fresh.status == 201
+
+
+async def test_a_refusal_before_the_script_is_recorded_too(client):
+    from services.campaigns import exclusivity
+    from services.core.audit import Actor
+
+    first = await live_coupon(client)
+    second = await live_coupon(client)
+    await exclusivity.set_exclusive(first.campaign.id, [second.campaign.id], Actor.system())
+    [auth] = await customers(client, 1)
+    assert (await client.post(first.grab_path, headers=auth)).status == 201
+    refused = await client.post(second.grab_path, headers={**auth, "Idempotency-Key": "k"})
+    assert (await error_of(refused))["code"] == "exclusive_conflict"
+    from models.customers import Customer
+
+    [customer] = await Customer.all()
+    record = await client.server.app[REDIS].get(
+        CampaignKeys(second.campaign.id).idempotency(customer.id, second.template.id, "k")
+    )
+    assert record is not None and record.startswith(b"refused:")
+    again = await client.post(second.grab_path, headers={**auth, "Idempotency-Key": "k"})
+    assert again.status == 409 and (await again.json()) == (await refused.json())
