@@ -18,6 +18,9 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
     default_message: ClassVar[str] = "internal error"
+    #: Seconds a client should wait before retrying (the ``Retry-After`` header) when a
+    #: raise does not say (``details["retry_after"]``); ``None`` where no wait applies.
+    retry_after: ClassVar[int | None] = None
 
     def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message
@@ -25,9 +28,10 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-def _define(code: str, status: int, default_message: str) -> type[AppError]:
+def _define(code: str, status: int, default_message: str, retry_after: int | None = None) -> type[AppError]:
     name = "".join(part.capitalize() for part in code.split("_")) + "Error"
-    return type(name, (AppError,), {"code": code, "status": status, "default_message": default_message})
+    attrs = {"code": code, "status": status, "default_message": default_message, "retry_after": retry_after}
+    return type(name, (AppError,), attrs)
 
 
 # Request shape
@@ -52,7 +56,10 @@ TooManyAttempts = _define("too_many_attempts", 429, "too many failed attempts; t
 # WeChat
 InvalidLoginCode = _define("invalid_login_code", 400, "the WeChat login code is invalid or expired")
 LoginCodeUsed = _define("login_code_used", 400, "the WeChat login code was already used")
-WeChatRateLimited = _define("wechat_rate_limited", 429, "WeChat rate-limited this user; retry later")
+# WeChat's 45011 quota is per user and minute ("retry next minute").
+WeChatRateLimited = _define(
+    "wechat_rate_limited", 429, "WeChat rate-limited this user; retry later", retry_after=60
+)
 WeChatUserBlocked = _define("wechat_user_blocked", 403, "WeChat blocked this user as high-risk")
 WeChatBusy = _define("wechat_busy", 503, "WeChat is busy; retry later")
 WeChatUnavailableError = _define("wechat_unavailable", 503, "WeChat could not be reached; retry later")
