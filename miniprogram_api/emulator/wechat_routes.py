@@ -90,10 +90,12 @@ async def getuserphonenumber(request: web.Request, state: EmulatorState) -> web.
     if not isinstance(code, str) or not code:
         raise EmulatedError(41008)
     phone = state.redeem_phone_code(code)
+    country = phone["country_code"]
     info = {
         "phoneNumber": phone["phone_number"],
         "purePhoneNumber": phone["pure_phone_number"],
-        "countryCode": phone["country_code"],
+        # WeChat's documented answer gives the country code as a number ("countryCode": 86).
+        "countryCode": int(country) if country.isdigit() else country,
         "watermark": {"timestamp": int(time.time()), "appid": state.appid},
     }
     return _ok({"errcode": 0, "errmsg": "ok", "phone_info": info})
