@@ -21,6 +21,14 @@ class TokenPairOut(Out):
     expires_in: int = Field(description="seconds until the access token expires")
 
 
+class GoalOut(Out):
+    """A campaign's goal, the same for the operator and the customer (one OpenAPI model)."""
+
+    metric: str
+    target: int
+    window_days: int | None
+
+
 class PasswordLoginIn(Body):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)

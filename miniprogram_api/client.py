@@ -123,7 +123,7 @@ class MiniProgramClient:
         return PhoneInfo(
             phone_number=require_str(info, "phoneNumber", path),
             pure_phone_number=require_str(info, "purePhoneNumber", path),
-            country_code=require_str(info, "countryCode", path),
+            country_code=_country_code(info, path),
             watermark_appid=require_str(watermark, "appid", path),
             watermark_timestamp=timestamp if isinstance(timestamp, int) else 0,
         )
@@ -241,6 +241,16 @@ class MiniProgramClient:
         return await self._http.request(
             "POST", path, params={"access_token": token}, json_body=body, binary_ok=binary_ok, max_retries=max_retries
         )
+
+
+def _country_code(info: Mapping[str, Any], path: str) -> str:
+    """``countryCode`` as a string: WeChat documents it as a number (``86``), and
+    answers have been seen with a string (``"86"``); both are accepted."""
+    value = info.get("countryCode")
+    # bool is an int subclass, and never a country code.
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    return require_str(info, "countryCode", path)
 
 
 def _json(reply: Reply, path: str) -> dict[str, Any]:

@@ -31,21 +31,37 @@ _HTTP_CODES: dict[int, type[errors.AppError]] = {
 }
 
 
+#: The wait a 429 announces when nothing more precise is known: the docs promise every
+#: 429 a ``Retry-After``, so no 429 may leave without one.
+DEFAULT_RETRY_AFTER_S = 60
+
+
 def shaped_error(
-    code: str, status: int, message: str, details: dict[str, object], headers: dict[str, str] | None = None
+    code: str,
+    status: int,
+    message: str,
+    details: dict[str, object],
+    headers: dict[str, str] | None = None,
+    retry_after: int | None = None,
 ) -> web.Response:
+    """The JSON error response; ``Retry-After`` from ``details["retry_after"]``, else
+    ``retry_after``, else (for a 429) ``DEFAULT_RETRY_AFTER_S``."""
     body = ErrorOut(error=ErrorBody(code=code, message=message, details=details))
     response = web.Response(body=json_body(body), status=status, content_type="application/json")
     if headers:
         response.headers.update(headers)
-    retry_after = details.get("retry_after")
-    if isinstance(retry_after, int):
-        response.headers["Retry-After"] = str(retry_after)
+    wait = details.get("retry_after")
+    if not isinstance(wait, int):
+        wait = retry_after
+    if wait is None and status == 429:
+        wait = DEFAULT_RETRY_AFTER_S
+    if wait is not None:
+        response.headers["Retry-After"] = str(wait)
     return response
 
 
 def error_response(exc: errors.AppError, headers: dict[str, str] | None = None) -> web.Response:
-    return shaped_error(exc.code, exc.status, exc.message, exc.details, headers)
+    return shaped_error(exc.code, exc.status, exc.message, exc.details, headers, exc.retry_after)
 
 
 @web.middleware

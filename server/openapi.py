@@ -2,7 +2,11 @@
 
 Pydantic emits JSON Schema 2020-12 (OpenAPI 3.1); the bundled Swagger UI reads 3.0, so
 the few 3.1-only constructs pydantic uses are rewritten (null unions -> nullable, const
--> enum, patternProperties -> additionalProperties).
+-> enum, patternProperties -> additionalProperties). A nullable enum also lists ``null``
+among its values: in 3.0.3 ``enum`` restricts values even when ``nullable`` is true, and
+generated clients (openapi-python-client) reject a ``null`` the enum does not list.
+Component names are the models' class names, so those must be unique across routes
+(pydantic would otherwise qualify them with the module path, which generators mangle).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def _to_openapi30(node: Any) -> Any:
         node["x-key-pattern"] = pattern
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    if node.get("nullable") is True and isinstance(node.get("enum"), list) and None not in node["enum"]:
+        node["enum"] = [*node["enum"], None]
     if "examples" in node and isinstance(node["examples"], list):
         examples = node.pop("examples")
         if examples:

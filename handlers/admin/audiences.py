@@ -47,7 +47,7 @@ def _name(value: str) -> str:
     return value
 
 
-class PreviewIn(Body):
+class AudiencePreviewIn(Body):
     rule: Rule
     sample_size: int = Field(default=20, ge=0, le=100)
 
@@ -60,7 +60,7 @@ class SampleOut(Out):
     lifecycle_stage: str
 
 
-class PreviewOut(Out):
+class AudiencePreviewOut(Out):
     count: int
     sample: list[SampleOut]
 
@@ -92,12 +92,12 @@ class SegmentPageOut(Out):
 
 
 @routes.add(
-    "POST", "/api/v1/admin/audiences/preview", access=READERS, tags=("audiences",), body=PreviewIn,
-    response=PreviewOut, summary="Count the customers a rule matches, with a sample of the newest",
+    "POST", "/api/v1/admin/audiences/preview", access=READERS, tags=("audiences",), body=AudiencePreviewIn,
+    response=AudiencePreviewOut, summary="Count the customers a rule matches, with a sample of the newest",
 )  # fmt: skip
-async def preview(request: web.Request, body: PreviewIn) -> PreviewOut:
+async def preview(request: web.Request, body: AudiencePreviewIn) -> AudiencePreviewOut:
     count, sample = await audience.preview(body.rule, body.sample_size)
-    return PreviewOut(count=count, sample=[SampleOut.model_validate(row) for row in sample])
+    return AudiencePreviewOut(count=count, sample=[SampleOut.model_validate(row) for row in sample])
 
 
 @routes.add(

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
+from handlers.schemas import GoalOut
 from services.campaigns.face import CouponFace
 from services.campaigns.spec import CampaignIn, RefundPolicy
 from services.core.schema import Body, Id, Out, Query
@@ -22,12 +23,6 @@ class CouponOut(Out, CouponFace):
     store_ids: list[int] | None
     channels: list[str] | None
     points_price: int | None = Field(description="points for one voucher; null: not exchangeable")
-
-
-class GoalOut(Out):
-    metric: str
-    target: int
-    window_days: int | None
 
 
 class CampaignOut(Out):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.schemas import PageQuery
+from handlers.schemas import GoalOut, PageQuery
 from models.journey import CustomerBadge
 from models.participations import Participation
 from server.access import CUSTOMER
@@ -79,12 +79,6 @@ class CouponRewardOut(Out):
     )
 
 
-class GoalOut(Out):
-    metric: str
-    target: int
-    window_days: int | None
-
-
 class RewardsOut(Out):
     points: int
     badge: str | None
@@ -101,7 +95,7 @@ class JoinRefusalOut(Out):
     details: dict[str, Any]
 
 
-class CampaignPageOut(Out):
+class CustomerCampaignPageOut(Out):
     id: int
     type: str
     status: str
@@ -210,12 +204,12 @@ def _coupon_how(snap: CampaignSnapshot) -> Literal["grab", "join", "completion"]
 
 
 @routes.add(
-    "GET", "/api/v1/campaigns/{id}", access=CUSTOMER, tags=("journey",), response=CampaignPageOut,
+    "GET", "/api/v1/campaigns/{id}", access=CUSTOMER, tags=("journey",), response=CustomerCampaignPageOut,
     summary="A campaign's page in the caller's language (Accept-Language): period, benefits, how to join, rewards "
     "with stock left, whether the caller can join (and why not), the caller's progress",
     errors=(errors.NotFound, errors.NotEligible),
 )  # fmt: skip
-async def campaign_page(request: web.Request) -> CampaignPageOut:
+async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
     j = _journey(request)
     customer_id = principal_of(request).id
     now = datetime.now(UTC)
@@ -255,7 +249,7 @@ async def campaign_page(request: web.Request) -> CampaignPageOut:
         )  # fmt: skip
     else:
         join_refusal = None
-    return CampaignPageOut(
+    return CustomerCampaignPageOut(
         id=snap.id, type=snap.type, status=snap.status, phase=snap.phase(now),  # type: ignore[arg-type]  # visible_snapshot: never None
         language=language, title=content.get("title", ""), summary=content.get("summary", ""),
         benefits=content.get("benefits", ""), how_to_join=content.get("how_to_join", ""),

@@ -78,7 +78,7 @@ def code_config(request: web.Request) -> redemption_checks.CodeConfig:
     return redemption_checks.CodeConfig(qr.keyring_for(settings.qr_keys, settings.qr_retired), settings.qr_ttl_seconds)
 
 
-class PreviewIn(Body):
+class RedemptionPreviewIn(Body):
     payload: str = Payload
     order_amount: int | None = Amount
 
@@ -101,7 +101,7 @@ class PreviewCustomerOut(Out):
     membership_tier: str
 
 
-class PreviewOut(Out):
+class RedemptionPreviewOut(Out):
     voucher: PreviewVoucherOut
     customer: PreviewCustomerOut
     redeemable: bool = Field(description="whether this store may redeem it now (with this order_amount)")
@@ -116,17 +116,17 @@ _REFUSALS = (
 
 
 @routes.add(
-    "POST", "/api/v1/staff/redemptions/preview", access=ANY_STAFF, tags=("staff",), body=PreviewIn,
-    response=PreviewOut, errors=_SCAN_ERRORS,
+    "POST", "/api/v1/staff/redemptions/preview", access=ANY_STAFF, tags=("staff",), body=RedemptionPreviewIn,
+    response=RedemptionPreviewOut, errors=_SCAN_ERRORS,
     summary="What a scanned code is, whose, and whether this store may redeem it now (or the precise reason not)",
 )  # fmt: skip
-async def preview_redemption(request: web.Request, body: PreviewIn) -> PreviewOut:
+async def preview_redemption(request: web.Request, body: RedemptionPreviewIn) -> RedemptionPreviewOut:
     found = await redemption_checks.preview(
         code_config(request), request.app[REDIS], till_of(request), body.payload, body.order_amount
     )
     v, t = found.voucher, found.template
     refusal = found.refusal
-    return PreviewOut(
+    return RedemptionPreviewOut(
         voucher=PreviewVoucherOut(
             id=v.claim_id, code_masked=redemption_lists.mask_code(v.code), coupon_id=t.id, campaign_id=v.campaign_id,
             status=found.status, **face_of(t, face_value=v.face_value), valid_from=v.valid_from,

@@ -14,7 +14,7 @@ from aiohttp import web
 from .control_routes import add_control_routes
 from .keys import STATE
 from .state import DEFAULT_BANNED_WORDS, WECHAT_PATHS, EmulatorState
-from .wechat_routes import add_wechat_routes
+from .wechat_routes import add_wechat_fallback, add_wechat_routes
 
 DEFAULT_TOKEN_OVERLAP_S = 300.0
 
@@ -46,6 +46,8 @@ def create_emulator_app(
     )
     add_wechat_routes(app)
     add_control_routes(app)
+    # Last: unknown paths answer in WeChat's shape rather than the host server's.
+    add_wechat_fallback(app)
     return app
 
 

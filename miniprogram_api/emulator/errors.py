@@ -12,6 +12,7 @@ ERRMSG: dict[int, str] = {
     40013: "invalid appid",
     40029: "invalid code",
     40037: "invalid template_id",
+    40066: "invalid url",
     40097: "invalid args",
     40125: "invalid appsecret",
     40163: "code been used",
@@ -20,10 +21,13 @@ ERRMSG: dict[int, str] = {
     41008: "missing code",
     41030: "invalid page",
     42001: "access_token expired",
+    43001: "require GET method",
+    43002: "require POST method",
     43101: "user refuse to accept the msg",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
     47003: "argument invalid!",
+    87014: "risky content",
 }
 
 

@@ -20,6 +20,7 @@ from .validation import template_data_error
 
 WECHAT_PATHS = (
     "/sns/jscode2session",
+    "/cgi-bin/token",
     "/cgi-bin/stable_token",
     "/wxa/business/getuserphonenumber",
     "/cgi-bin/message/subscribe/send",
@@ -78,6 +79,7 @@ class EmulatorState:
     phone_codes: dict[str, OneTimeCode] = field(default_factory=dict)
     token_expiry: dict[str, float] = field(default_factory=dict)
     current_token: str | None = None
+    current_legacy_token: str | None = None
     allowances: Counter[tuple[str, str]] = field(default_factory=Counter)
     sent: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=dict)
@@ -153,6 +155,22 @@ class EmulatorState:
         token = secrets.token_urlsafe(48)
         self.token_expiry[token] = now + self.token_ttl
         self.current_token = token
+        return token, self.token_ttl
+
+    def legacy_token(self) -> tuple[str, int]:
+        """``GET /cgi-bin/token``: a new token on every call, ``(token, expires_in)``.
+
+        Unlike ``stable_token`` each call replaces the previous token of this
+        flow, which keeps working only for the overlap (WeChat's 5 minutes). The
+        two flows' tokens are independent of each other, as on WeChat.
+        """
+        now = self.clock()
+        previous = self.current_legacy_token
+        if previous is not None:
+            self.token_expiry[previous] = min(self.token_expiry[previous], now + self.token_overlap)
+        token = secrets.token_urlsafe(48)
+        self.token_expiry[token] = now + self.token_ttl
+        self.current_legacy_token = token
         return token, self.token_ttl
 
     def check_token(self, token: str | None) -> None:

@@ -84,16 +84,28 @@ async def stable_token(request: web.Request, state: EmulatorState) -> web.Stream
     return _ok({"access_token": token, "expires_in": expires_in})
 
 
+async def cgi_token(request: web.Request, state: EmulatorState) -> web.StreamResponse:
+    """The older ``GET /cgi-bin/token`` (wechatpy's only token flow): a new token per call."""
+    query = request.query
+    if query.get("grant_type") != "client_credential":
+        raise EmulatedError(40002)
+    state.check_app(query.get("appid"), query.get("secret"))
+    access_token, expires_in = state.legacy_token()
+    return _ok({"access_token": access_token, "expires_in": expires_in})
+
+
 async def getuserphonenumber(request: web.Request, state: EmulatorState) -> web.StreamResponse:
     body = await _with_token(request, state)
     code = body.get("code")
     if not isinstance(code, str) or not code:
         raise EmulatedError(41008)
     phone = state.redeem_phone_code(code)
+    country = phone["country_code"]
     info = {
         "phoneNumber": phone["phone_number"],
         "purePhoneNumber": phone["pure_phone_number"],
-        "countryCode": phone["country_code"],
+        # WeChat's documented answer gives the country code as a number ("countryCode": 86).
+        "countryCode": int(country) if country.isdigit() else country,
         "watermark": {"timestamp": int(time.time()), "appid": state.appid},
     }
     return _ok({"errcode": 0, "errmsg": "ok", "phone_info": info})
@@ -125,7 +137,16 @@ async def getwxacodeunlimit(request: web.Request, state: EmulatorState) -> web.S
 async def msg_sec_check(request: web.Request, state: EmulatorState) -> web.StreamResponse:
     body = await _with_token(request, state)
     content = body.get("content")
-    if body.get("version") != 2 or not isinstance(content, str) or body.get("scene") not in (1, 2, 3, 4):
+    if not isinstance(content, str):
+        raise EmulatedError(40097)
+    version = body.get("version", 1)
+    if version == 1:
+        # Version 1 (``{"content"}`` only, what wechatpy sends) has no verdict
+        # object: risky content is the errcode 87014, anything else plain ok.
+        if state.sec_check(content)[0] == "risky":
+            raise EmulatedError(87014)
+        return _ok({"errcode": 0, "errmsg": "ok"})
+    if version != 2 or body.get("scene") not in (1, 2, 3, 4):
         raise EmulatedError(40097)
     openid = body.get("openid")
     if not isinstance(openid, str) or not openid:
@@ -143,19 +164,50 @@ async def msg_sec_check(request: web.Request, state: EmulatorState) -> web.Strea
     )
 
 
+_GETS: dict[str, tuple[WeChatHandler, str]] = {
+    "/sns/jscode2session": (jscode2session, "text/plain"),
+    "/cgi-bin/token": (cgi_token, "application/json"),
+}
+_POSTS: dict[str, WeChatHandler] = {
+    "/cgi-bin/stable_token": stable_token,
+    "/wxa/business/getuserphonenumber": getuserphonenumber,
+    "/cgi-bin/message/subscribe/send": subscribe_send,
+    "/wxa/getwxacodeunlimit": getwxacodeunlimit,
+    "/wxa/msg_sec_check": msg_sec_check,
+}
+
+
 def add_wechat_routes(app: web.Application) -> None:
     """Register the WeChat endpoints on ``app`` with paths relative to its root."""
     router = app.router
-    router.add_get(
-        "/sns/jscode2session",
-        instrumented("/sns/jscode2session", _errcode_answers(jscode2session, "text/plain")),
-    )
-    posts: dict[str, WeChatHandler] = {
-        "/cgi-bin/stable_token": stable_token,
-        "/wxa/business/getuserphonenumber": getuserphonenumber,
-        "/cgi-bin/message/subscribe/send": subscribe_send,
-        "/wxa/getwxacodeunlimit": getwxacodeunlimit,
-        "/wxa/msg_sec_check": msg_sec_check,
-    }
-    for path, handler in posts.items():
-        router.add_post(path, instrumented(path, _errcode_answers(handler)))
+    for path, (handler, content_type) in _GETS.items():
+        router.add_get(path, instrumented(path, _errcode_answers(handler, content_type)))
+    for path, post in _POSTS.items():
+        router.add_post(path, instrumented(path, _errcode_answers(post)))
+
+
+def add_wechat_fallback(app: web.Application) -> None:
+    """Answer every other path and method the way WeChat does: HTTP 200 with an errcode.
+
+    Register it after every other route of ``app`` (aiohttp tries routes in order).
+    The emulator's own control paths keep plain HTTP errors (405 for a wrong method).
+    """
+    control: dict[str, set[str]] = {}
+    for route in app.router.routes():
+        canonical = route.resource.canonical if route.resource is not None else ""
+        if canonical not in _GETS and canonical not in _POSTS:
+            control.setdefault(canonical, set()).add(route.method)
+
+    async def fallback(request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        if path in control:
+            raise web.HTTPMethodNotAllowed(request.method, sorted(control[path]))
+        if path in _GETS:
+            errcode = 43001  # require GET method
+        elif path in _POSTS:
+            errcode = 43002  # require POST method
+        else:
+            errcode = 40066  # invalid url
+        return _ok(EmulatedError(errcode).body())
+
+    app.router.add_route("*", "/{tail:.*}", fallback)

@@ -18,6 +18,9 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
     default_message: ClassVar[str] = "internal error"
+    #: Seconds a client should wait before retrying (the ``Retry-After`` header) when a
+    #: raise does not say (``details["retry_after"]``); ``None`` where no wait applies.
+    retry_after: ClassVar[int | None] = None
 
     def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message
@@ -134,6 +137,8 @@ class WeChatRateLimited(AppError):
     code = "wechat_rate_limited"
     status = 429
     default_message = "WeChat rate-limited this user; retry later"
+    # WeChat's 45011 quota is per user and minute ("retry next minute").
+    retry_after = 60
 
 
 class WeChatUserBlocked(AppError):

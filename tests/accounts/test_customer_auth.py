@@ -95,6 +95,18 @@ async def test_wechat_rate_limit_is_429(client):
     resp = await client.post(LOGIN, json={"code": code})
     assert resp.status == 429
     assert (await error_of(resp))["code"] == "wechat_rate_limited"
+    # The docs promise every 429 a Retry-After; WeChat's 45011 quota is per minute.
+    assert resp.headers["Retry-After"] == "60"
+
+
+def test_every_429_in_the_catalogue_carries_retry_after():
+    # The shared error builder, not each route, guarantees the header.
+    from server.middlewares import error_response
+    from services.core.errors import catalogue
+
+    for error in catalogue():
+        if error.status == 429:
+            assert int(error_response(error()).headers["Retry-After"]) >= 1, error.code
 
 
 async def test_wechat_timeout_is_503_within_bounds(client_with):

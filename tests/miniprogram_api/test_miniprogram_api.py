@@ -417,6 +417,40 @@ async def test_phone_number_and_reused_phone_code(mp: MiniProgramClient, emulato
         await mp.get_phone_number("no-such-code")
 
 
+async def test_emulator_sends_the_documented_numeric_country_code(mp: MiniProgramClient, emulator: Emulator) -> None:
+    # WeChat's documented example: "countryCode": 86, a JSON number.
+    code = (await emulator.post("/phone-code", {"phone_number": "+86 13800138000"}))["code"]
+    token = await mp.get_access_token()
+    url = f"{emulator.base_url}/wxa/business/getuserphonenumber"
+    async with emulator.http.post(url, params={"access_token": token}, json={"code": code}) as resp:
+        info = (await resp.json())["phone_info"]
+    assert info["countryCode"] == 86 and isinstance(info["countryCode"], int)
+
+
+@pytest.mark.parametrize("country", [86, "86"])
+async def test_client_accepts_country_code_as_number_or_string(
+    aiohttp_server: ServerFactory, http: aiohttp.ClientSession, mp_redis: aioredis.Redis, country: object
+) -> None:
+    async def token(_: web.Request) -> web.Response:
+        return web.json_response({"access_token": "t", "expires_in": 7200})
+
+    async def phone(_: web.Request) -> web.Response:
+        info = {
+            "phoneNumber": "+8613800138000",
+            "purePhoneNumber": "13800138000",
+            "countryCode": country,
+            "watermark": {"timestamp": 1, "appid": APPID},
+        }
+        return web.json_response({"errcode": 0, "errmsg": "ok", "phone_info": info})
+
+    app = web.Application()
+    app.router.add_post(STABLE_TOKEN, token)
+    app.router.add_post("/wxa/business/getuserphonenumber", phone)
+    server = await aiohttp_server(app)
+    mp = MiniProgramClient(session=http, redis=mp_redis, appid=APPID, secret=SECRET, base_url=str(server.make_url("/")))
+    assert (await mp.get_phone_number("any")).country_code == "86"
+
+
 async def test_encrypted_data_round_trips_through_wechatpy(mp: MiniProgramClient, emulator: Emulator) -> None:
     login = await mp.code2session(await emulator.login_code("o_alice"))
     user = {"nickName": "小明", "gender": 1}
