@@ -9,7 +9,8 @@ from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
 from server.access import PUBLIC
-from server.keys import OPENAPI, ORM, REDIS
+from server.db import write_probe
+from server.keys import OPENAPI, ORM, REDIS, SETTINGS
 from server.routing import RouteTable
 from services.core import errors
 from services.core.schema import Out
@@ -43,11 +44,13 @@ async def _probe(check: asyncio.Future[object] | object) -> Literal["ok", "faile
 
 @routes.add(
     "GET", "/readyz", access=PUBLIC, tags=("system",), response=ReadyOut,
-    summary="The database and Redis answer (503 naming the failed part otherwise)", errors=(errors.NotReady,),
+    summary="The database takes writes and Redis answers (503 naming the failed part otherwise)",
+    errors=(errors.NotReady,),
 )  # fmt: skip
 async def readyz(request: web.Request) -> ReadyOut:
+    # Writes, not SELECT 1: a read-only or full database answers reads and fails every write.
     checks = {
-        "database": await _probe(request.app[ORM].db().execute_query("SELECT 1")),
+        "database": await _probe(write_probe(request.app[ORM].db(), request.app[SETTINGS].database_url)),
         "redis": await _probe(request.app[REDIS].ping()),
     }
     failed = [name for name, value in checks.items() if value != "ok"]

@@ -12,6 +12,7 @@ from multidict import istr
 from redis import exceptions as redis_errors
 from tortoise import exceptions as orm_errors
 
+from server.db import database_unwritable
 from server.keys import PRINCIPAL, REQUEST_ID
 from server.routing import json_body
 from services.core import errors
@@ -74,10 +75,15 @@ async def request_middleware(request: web.Request, handler: web.RequestHandler) 
     except (orm_errors.DBConnectionError, ConnectionRefusedError) as exc:
         error_log.warning("database unavailable: %s rid=%s", type(exc).__name__, request_id)
         response = error_response(errors.DatabaseUnavailable())
-    except Exception:
-        # The traceback goes to the log with the request id; the client sees none of it.
-        error_log.exception("unhandled error on %s %s rid=%s", request.method, request.path, request_id)
-        response = error_response(errors.InternalError(details={"request_id": request_id}))
+    except Exception as exc:
+        if database_unwritable(exc):
+            # Read-only or full: every write fails alike; one line, not a traceback each.
+            error_log.warning(
+                "database refuses writes on %s %s: %s rid=%s", request.method, request.path, exc, request_id
+            )
+            response = error_response(errors.DatabaseUnavailable())
+        else:
+            response = _internal_error(request, request_id)
     response.headers[_X_REQUEST_ID] = request_id
     # The arguments cost more than a disabled logger's call (LOG_LEVEL=WARNING).
     if access_log.isEnabledFor(logging.INFO):
@@ -92,6 +98,13 @@ async def request_middleware(request: web.Request, handler: web.RequestHandler) 
             f"{principal.kind}:{principal.id}" if principal else "-",
         )
     return response
+
+
+def _internal_error(request: web.Request, request_id: str) -> web.Response:
+    """A bug: the traceback goes to the log with the request id; the client sees none of it.
+    Called inside the ``except`` block, so the log has the exception."""
+    error_log.exception("unhandled error on %s %s rid=%s", request.method, request.path, request_id)
+    return error_response(errors.InternalError(details={"request_id": request_id}))
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
