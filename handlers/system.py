@@ -10,7 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from server.access import PUBLIC
 from server.db import write_probe
-from server.keys import OPENAPI, ORM, REDIS, SETTINGS
+from server.keys import DATABASE, OPENAPI, REDIS, SETTINGS
 from server.routing import RouteTable
 from services.core import errors
 from services.core.schema import Out
@@ -49,8 +49,12 @@ async def _probe(check: asyncio.Future[object] | object) -> Literal["ok", "faile
 )  # fmt: skip
 async def readyz(request: web.Request) -> ReadyOut:
     # Writes, not SELECT 1: a read-only or full database answers reads and fails every write.
+    # Not yet reached at start-up (still retrying): failed, with nothing to probe.
+    orm = request.app[DATABASE].orm
     checks = {
-        "database": await _probe(write_probe(request.app[ORM].db(), request.app[SETTINGS].database_url)),
+        "database": "failed"
+        if orm is None
+        else await _probe(write_probe(orm.db(), request.app[SETTINGS].database_url)),
         "redis": await _probe(request.app[REDIS].ping()),
     }
     failed = [name for name, value in checks.items() if value != "ok"]

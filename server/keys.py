@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from server.dependencies import DatabaseState, Dependency
 from server.policies import Policies
 from server.settings import Settings
 from services.core.principal import Principal
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 #: One Redis, or a RedisCluster client (REDIS_CLUSTER=true): the same commands serve both.
 REDIS = web.AppKey("redis", Redis)
-ORM = web.AppKey("orm", "TortoiseContext")
+#: The database and Redis as this process reached them (server/dependencies.py): the
+#: server listens before they answer, so everything that needs them asks these first.
+DATABASE = web.AppKey("database", DatabaseState)
+REDIS_STATE = web.AppKey("redis_state", Dependency)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 WECHAT = web.AppKey("wechat", "MiniProgramClient")
 STOCK = web.AppKey("stock", "Stock")

@@ -13,7 +13,7 @@ from redis import exceptions as redis_errors
 from tortoise import exceptions as orm_errors
 
 from server.db import database_unwritable
-from server.keys import PRINCIPAL, REQUEST_ID
+from server.keys import DATABASE, PRINCIPAL, REDIS_STATE, REQUEST_ID
 from server.routing import json_body
 from services.core import errors
 from services.core.schema import ErrorBody, ErrorOut
@@ -76,7 +76,14 @@ async def request_middleware(request: web.Request, handler: web.RequestHandler) 
         error_log.warning("database unavailable: %s rid=%s", type(exc).__name__, request_id)
         response = error_response(errors.DatabaseUnavailable())
     except Exception as exc:
-        if database_unwritable(exc):
+        app = request.app
+        if not app[DATABASE].is_ready or not app[REDIS_STATE].is_ready:
+            # Not reached since start-up (retrying): the ORM or the cluster's slot map is
+            # missing, and what fails then is no bug. Checked only on failure: free otherwise.
+            missing = errors.DatabaseUnavailable() if not app[DATABASE].is_ready else errors.RedisUnavailable()
+            error_log.warning("%s on %s %s rid=%s", missing.code, request.method, request.path, request_id)
+            response = error_response(missing)
+        elif database_unwritable(exc):
             # Read-only or full: every write fails alike; one line, not a traceback each.
             error_log.warning(
                 "database refuses writes on %s %s: %s rid=%s", request.method, request.path, exc, request_id

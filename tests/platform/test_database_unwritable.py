@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from server.db import database_unwritable, write_probe
-from server.keys import ORM, SETTINGS
+from server.keys import DATABASE, SETTINGS
 from tests.helpers import error_of, login_code
 from tests.infra import PostgresCluster
 
@@ -21,7 +21,7 @@ from tests.infra import PostgresCluster
 async def _set_read_only(client: TestClient, db_backend: str, request: pytest.FixtureRequest, on: bool) -> None:
     """Make the app's database refuse writes (or take them again), as a read-only file
     or a read-only PostgreSQL would. The tests run as root, so file modes cannot do it."""
-    connection = client.app[ORM].db()
+    connection = client.app[DATABASE].orm.db()  # type: ignore[union-attr]
     if db_backend == "sqlite":
         # One connection per process: the pragma applies to every statement of the app.
         await connection.execute_script(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
@@ -72,7 +72,7 @@ async def test_read_only_database_is_503_and_not_ready(
 async def test_write_probe_is_as_cheap_as_select_1(client: TestClient) -> None:
     """The readiness probe runs every few seconds per process: it must cost about what
     ``SELECT 1`` does (it writes no row, so there is no commit record to flush)."""
-    connection = client.app[ORM].db()
+    connection = client.app[DATABASE].orm.db()  # type: ignore[union-attr]
     url = client.app[SETTINGS].database_url
     rounds = 200
 
