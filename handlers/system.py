@@ -10,7 +10,8 @@ from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
 from server.access import PUBLIC
-from server.keys import OPENAPI, ORM, REDIS
+from server.db import write_probe
+from server.keys import DATABASE, OPENAPI, REDIS, SETTINGS
 from server.routing import RouteTable
 from services.core import errors
 from services.core.schema import Out
@@ -44,11 +45,17 @@ async def _probe(check: Awaitable[object]) -> Literal["ok", "failed"]:
 
 @routes.add(
     "GET", "/readyz", access=PUBLIC, tags=("system",), response=ReadyOut,
-    summary="The database and Redis answer (503 naming the failed part otherwise)", errors=(errors.NotReady,),
+    summary="The database takes writes and Redis answers (503 naming the failed part otherwise)",
+    errors=(errors.NotReady,),
 )  # fmt: skip
 async def readyz(request: web.Request) -> ReadyOut:
+    # Writes, not SELECT 1: a read-only or full database answers reads and fails every write.
+    # Not yet reached at start-up (still retrying): failed, with nothing to probe.
+    orm = request.app[DATABASE].orm
     checks = {
-        "database": await _probe(request.app[ORM].db().execute_query("SELECT 1")),
+        "database": "failed"
+        if orm is None
+        else await _probe(write_probe(orm.db(), request.app[SETTINGS].database_url)),
         "redis": await _probe(request.app[REDIS].ping()),
     }
     failed = [name for name, value in checks.items() if value != "ok"]

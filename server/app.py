@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,17 +18,19 @@ from handlers.system import add_docs_static
 from miniprogram_api import MiniProgramClient
 from server import __version__, logs
 from server.db import apply_migrations, open_orm
+from server.dependencies import DatabaseState, Dependency, safe_url
 from server.embedded_redis import start_embedded_redis
 from server.keys import (
     COUPON_CACHE,
+    DATABASE,
     FEED,
     HTTP_SESSION,
     IP_LIMITER,
     JOURNEY,
     OPENAPI,
-    ORM,
     POLICIES,
     REDIS,
+    REDIS_STATE,
     SETTINGS,
     STOCK,
     WECHAT,
@@ -102,23 +106,38 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = settings.redis_url
     if url is None:
         embedded = await start_embedded_redis(settings.data_dir)
+        embedded.watch()
         url = embedded.url
         log.info("started embedded redis-server at %s", url)
     client = connect_redis(url, cluster=settings.redis_cluster)
-    if isinstance(client, RedisCluster):
-        # Learn the slot map now: left to the first commands, a burst of concurrent
-        # requests initializes it concurrently and races on its connections.
-        await client.initialize()
     app[REDIS] = client
     app[STOCK] = Stock(client)
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
     app[FEED] = build_feed(client, settings)
+    state = app[REDIS_STATE] = Dependency("redis", safe_url(url))
+
+    async def attempt() -> None:
+        if isinstance(client, RedisCluster):
+            # Learn the slot map now: left to the first commands, a burst of concurrent
+            # requests initializes it concurrently and races on its connections.
+            await client.initialize()
+        await client.ping()
+
+    retrying = None if await state.connect(attempt) else asyncio.create_task(state.retry_forever(attempt))
     try:
         yield
     finally:
+        await _cancel(retrying)
         await client.aclose()
         if embedded is not None:
             await embedded.stop()
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def build_journey(client: AnyRedis, stock: Stock, settings: Settings) -> Journey:
@@ -133,20 +152,32 @@ def build_feed(client: AnyRedis, settings: Settings) -> Feed:
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    if settings.database_url.startswith("sqlite://"):
-        path = settings.database_url.removeprefix("sqlite://")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if settings.auto_migrate:
-        await apply_migrations(settings.database_url)
-    # Our own context rather than tortoise's aiohttp helper, which leaks its connection under
-    # pytest-aiohttp (STACK.md).
-    ctx = await open_orm(settings.database_url)
-    app[ORM] = ctx
+    state = app[DATABASE] = DatabaseState("database", safe_url(settings.database_url))
+
+    async def attempt() -> None:
+        if settings.database_url.startswith("sqlite://"):
+            path = settings.database_url.removeprefix("sqlite://")
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if settings.auto_migrate:
+            await apply_migrations(settings.database_url)
+        # Our own context rather than tortoise's aiohttp helper, which leaks its connection
+        # under pytest-aiohttp (STACK.md).
+        ctx = await open_orm(settings.database_url)
+        try:
+            await ctx.db().execute_query("SELECT 1")  # a pool may connect lazily: reach it now
+        except BaseException:
+            await ctx.close_connections()
+            raise
+        state.orm = ctx
+
+    retrying = None if await state.connect(attempt) else asyncio.create_task(state.retry_forever(attempt))
     try:
         yield
     finally:
-        await ctx.close_connections()
+        await _cancel(retrying)
+        if state.orm is not None:
+            await state.orm.close_connections()
 
 
 async def _wechat_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ _CANNOT_BIND = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 def _serve(settings: Settings) -> None:
     from server.app import create_app
+    from server.keys import DATABASE, REDIS_STATE
 
     logs.configure(settings.log_level)
     app = create_app(settings)
@@ -40,6 +41,10 @@ def _serve(settings: Settings) -> None:
     def listening(_: str) -> None:
         # aiohttp calls this once the socket is bound: a taken port never claims to listen.
         print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name})", flush=True)
+        waiting = [state.name for state in (app[DATABASE], app[REDIS_STATE]) if not state.is_ready]
+        if waiting:
+            # Said once (the log has the reason and each retry): listening is not ready.
+            print(f"not ready: {' and '.join(waiting)} unreachable; retrying, /readyz answers 503", flush=True)
 
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None, loop=new_loop())

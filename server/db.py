@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from pathlib import PurePath
 from typing import Any
 
+import asyncpg
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
@@ -75,3 +79,68 @@ async def open_orm(database_url: str) -> TortoiseContext:
     with ctx:  # init resolves connections through the current context
         await ctx.init(config=orm_config(database_url), _enable_global_fallback=True)
     return ctx
+
+
+#: SQLite's primary result codes for a database that cannot take a write: a read-only
+#: file (or ``PRAGMA query_only``), a full disk, an I/O error, a file it cannot open.
+_SQLITE_UNWRITABLE = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
+#: PostgreSQL's: a read-only transaction (a standby, ``default_transaction_read_only``),
+#: insufficient resources (class 53: disk full, out of memory, too many connections),
+#: operator intervention (class 57: shutting down, cannot connect now).
+_POSTGRES_UNWRITABLE: tuple[type[BaseException], ...] = (
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+)
+
+
+def database_unwritable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database cannot take writes at all,
+    rather than that one statement was wrong: a 503 for the client, not a 500.
+
+    Tortoise wraps driver errors in its own (``OperationalError(driver_error)``, with or
+    without ``from``), so the cause, the context and the first argument are looked at.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sqlite3.Error):
+            code = getattr(current, "sqlite_errorcode", None)
+            if isinstance(code, int) and code & 0xFF in _SQLITE_UNWRITABLE:
+                return True
+        if isinstance(current, _POSTGRES_UNWRITABLE):
+            return True
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(a for a in current.args[:1] if isinstance(a, BaseException))
+    return False
+
+
+#: Below this much free space on a SQLite file's filesystem the database is not ready:
+#: the next page it appends to its WAL may not fit.
+SQLITE_MIN_FREE_BYTES = 1 << 20
+
+
+async def write_probe(connection: Any, database_url: str) -> None:
+    """Raise unless the database takes writes; change nothing.
+
+    An ``UPDATE`` that matches no row: SQLite must take its write lock for it and
+    PostgreSQL refuses it in a read-only transaction (a standby, a read-only database),
+    yet it writes no row, so it is as cheap as ``SELECT 1`` (no commit record, no fsync).
+    A full disk only shows when pages are written, so for a SQLite file the free space of
+    its filesystem is checked too (PostgreSQL's disk is not visible from here; its writes
+    then fail with 503 ``database_unavailable``). ``connection`` is a tortoise client.
+    """
+    await connection.execute_query("UPDATE stores SET id = id WHERE id < 0")
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+        if path != ":memory:":
+            # One statvfs call: microseconds, not worth a thread.
+            stats = os.statvfs(PurePath(path).parent)
+            if stats.f_bavail * stats.f_frsize < SQLITE_MIN_FREE_BYTES:
+                raise OSError(f"less than {SQLITE_MIN_FREE_BYTES} bytes free beside {path}")

@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from tortoise.context import TortoiseContext
 
 from miniprogram_api.client import MiniProgramClient
+from server.dependencies import DatabaseState, Dependency
 from server.policies import Policies
 from server.settings import Settings
 from services.core.principal import Principal
@@ -28,7 +28,10 @@ SETTINGS = web.AppKey("settings", Settings)
 #: One Redis, or a RedisCluster client (REDIS_CLUSTER=true): the same commands serve both.
 # A union is no class, so the type is the annotation, not the second argument.
 REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
-ORM = web.AppKey("orm", TortoiseContext)
+#: The database and Redis as this process reached them (server/dependencies.py): the
+#: server listens before they answer, so everything that needs them asks these first.
+DATABASE = web.AppKey("database", DatabaseState)
+REDIS_STATE = web.AppKey("redis_state", Dependency)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 WECHAT = web.AppKey("wechat", MiniProgramClient)
 STOCK = web.AppKey("stock", Stock)

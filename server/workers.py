@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
-from server.keys import FEED, JOURNEY, REDIS, SETTINGS, STOCK, WECHAT
+from server.keys import DATABASE, FEED, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
 from server.policies import sender_policy
 from server.settings import Settings
 from services.audience import facts as audience_facts
@@ -146,21 +146,40 @@ def claims_worker(redis: AnyRedis, settings: Settings) -> ClaimsWorker:
     return ClaimsWorker(redis, batch=settings.claims_batch, min_idle_ms=settings.claims_min_idle_ms)
 
 
+def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
+    settings = app[SETTINGS]
+    tasks = [
+        asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings), name="scheduler"),
+        asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"),
+    ]
+    grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
+    tasks.append(asyncio.create_task(grants, name="reward-grants"))
+    sender = notify_sender(app[REDIS], app[WECHAT], settings)
+    tasks.append(asyncio.create_task(send_forever(sender, settings.scheduler_interval), name="notifications"))
+    runs = automation.execute_due_forever(app[JOURNEY], settings.scheduler_interval)
+    tasks.append(asyncio.create_task(runs, name="automation"))
+    return tasks
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tasks: list[asyncio.Task[None]] = []
-    if settings.run_workers:
-        tasks.append(asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings), name="scheduler"))
-        tasks.append(asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"))
-        grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
-        tasks.append(asyncio.create_task(grants, name="reward-grants"))
-        sender = notify_sender(app[REDIS], app[WECHAT], settings)
-        tasks.append(asyncio.create_task(send_forever(sender, settings.scheduler_interval), name="notifications"))
-        runs = automation.execute_due_forever(app[JOURNEY], settings.scheduler_interval)
-        tasks.append(asyncio.create_task(runs, name="automation"))
+
+    async def start_when_ready() -> None:
+        # Started before the database and Redis answer, every pass would fail with a
+        # traceback: wait for both (server/dependencies.py retries them).
+        await app[DATABASE].ready.wait()
+        await app[REDIS_STATE].ready.wait()
+        tasks.extend(_start_workers(app))
+
+    starter = asyncio.create_task(start_when_ready(), name="workers-start") if settings.run_workers else None
     try:
         yield
     finally:
+        if starter is not None:
+            starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starter
         for task in tasks:
             task.cancel()
         for task in tasks:
