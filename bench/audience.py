@@ -33,8 +33,8 @@ from models.campaigns import Campaign
 from models.stores import Store
 from server.db import apply_migrations, open_orm
 from services.accounts import operators as accounts
+from services.audience import Params
 from services.audience import rules as audience
-from services.audience.facts import Params
 from tests.infra import PostgresCluster
 
 CITIES = [  # (city, share of customers); the rest have no city

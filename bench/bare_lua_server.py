@@ -26,10 +26,8 @@ from redis.commands.core import AsyncScript
 
 from server.app import connect_redis
 from server.event_loop import loop_factory
-from services.core.codes import random_token
-from services.core.redis import call_script
-from services.stock.gate import IDEMPOTENCY_TTL_SECONDS
-from services.stock.keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
+from services.core import call_script, random_token
+from services.stock import IDEMPOTENCY_TTL_SECONDS, RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
 LUA = Path(__file__).resolve().parent.parent / "services" / "stock"
 #: A campaign id far above any the bench's server creates, so the keys never collide.

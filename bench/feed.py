@@ -67,8 +67,7 @@ from redis.asyncio import Redis
 
 from bench.grab import call, profile_summary, profiled, say, start_redis
 from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, wrk
-from services.feed import catalog_changes
-from services.feed.presentation import encode_offset
+from services.feed import catalog_changes, encode_offset
 from tests.campaigns.fixtures import coupon_body
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"

@@ -62,7 +62,7 @@ from redis.asyncio import Redis
 
 from bench.harness import ROOT, cpu_seconds, free_port, login_customers, start_server
 from server.event_loop import loop_factory
-from services.stock.keys import CampaignKeys
+from services.stock import CampaignKeys
 from tests.campaigns.fixtures import campaign_body, coupon_body
 from tests.infra import PostgresCluster
 

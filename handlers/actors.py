@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.keys import POLICIES, PRINCIPAL, REQUEST_ID
-from services.campaigns.editing import Policy
-from services.core.audit import Actor
+from services.campaigns import Policy
+from services.core import Actor
 
 
 def actor_of(request: web.Request) -> Actor:

@@ -14,9 +14,8 @@ from server.keys import JOURNEY, SETTINGS
 from server.routing import RouteTable, json_response
 from services.activity import events as journey_events
 from services.activity import integrations
-from services.campaigns.spec import MAX_MONEY
-from services.core import errors
-from services.core.schema import Body, Id, Out
+from services.campaigns import MAX_MONEY
+from services.core import Body, Id, Out, errors
 
 routes = RouteTable()
 

@@ -7,10 +7,9 @@ from aiohttp import web
 from handlers.request_meta import client_address
 from handlers.schemas import PasswordLoginIn
 from server.keys import REDIS, SETTINGS
+from services.accounts import LoginLimiter, sessions
 from services.accounts import operators as accounts
-from services.accounts import sessions
-from services.accounts.login_limits import LoginLimiter
-from services.core.principal import Principal
+from services.core import Principal
 
 
 async def password_login(

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.core.schema import Body, Out, Query
+from services.core import Body, Out, Query
 
 
 class PageQuery(Query):

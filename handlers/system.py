@@ -13,8 +13,7 @@ from server.access import PUBLIC
 from server.db import write_probe
 from server.keys import DATABASE, OPENAPI, REDIS, SETTINGS
 from server.routing import RouteTable
-from services.core import errors
-from services.core.schema import Out
+from services.core import Out, errors
 
 routes = RouteTable()
 

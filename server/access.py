@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.core.principal import Principal, PrincipalKind
+from services.core import Principal, PrincipalKind
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,10 @@ from server.redis_connection import FastCluster, FastConnection
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
-from services.core.redis import AnyRedis
-from services.feed.runtime import Feed
-from services.journey.participation import Journey
-from services.stock.coupon_cache import CouponCache
-from services.stock.gate import Stock
-from services.stock.ip_limiter import IpLimiter
+from services.core import AnyRedis
+from services.feed import Feed
+from services.journey import Journey
+from services.stock import CouponCache, IpLimiter, Stock
 
 log = logging.getLogger("wxcampaign.server")
 

@@ -17,7 +17,7 @@ from server.event_loop import loop_factory
 from server.settings import Settings, SettingsError, settings_table, with_table
 
 if TYPE_CHECKING:
-    from services.core.redis import AnyRedis
+    from services.core import AnyRedis
 
 
 #: Errors of binding the listening socket: a one-line message, not a traceback.
@@ -106,10 +106,10 @@ async def _worker(settings: Settings) -> None:
     from miniprogram_api import MiniProgramClient
     from server.app import build_journey
     from server.workers import claims_worker, notify_sender, scheduler_loop
-    from services.automation.engine import execute_due_forever
-    from services.journey.rewards import issue_pending_forever
-    from services.notify.sender import send_forever
-    from services.stock.gate import Stock
+    from services.automation import execute_due_forever
+    from services.journey import issue_pending_forever
+    from services.notify import send_forever
+    from services.stock import Stock
 
     async def job(redis: AnyRedis) -> None:
         print(
@@ -138,8 +138,7 @@ async def _worker(settings: Settings) -> None:
 
 async def _reconcile(settings: Settings, coupon_id: int | None) -> None:
     from server.workers import claims_worker
-    from services.stock import reconcile
-    from services.stock.gate import Stock
+    from services.stock import Stock, reconcile
 
     async def job(redis: AnyRedis) -> None:
         reports = await reconcile.reconcile(Stock(redis), claims_worker(redis, settings), coupon_id)
@@ -197,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    from services.core.errors import AppError
+    from services.core import AppError
 
     try:
         if args.command in (None, "serve"):

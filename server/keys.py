@@ -16,13 +16,10 @@ from miniprogram_api.client import MiniProgramClient
 from server.dependencies import DatabaseState, Dependency
 from server.policies import Policies
 from server.settings import Settings
-from services.core.principal import Principal
-from services.core.redis import AnyRedis
-from services.feed.runtime import Feed
-from services.journey.participation import Journey
-from services.stock.coupon_cache import CouponCache
-from services.stock.gate import Stock
-from services.stock.ip_limiter import IpLimiter
+from services.core import AnyRedis, Principal
+from services.feed import Feed
+from services.journey import Journey
+from services.stock import CouponCache, IpLimiter, Stock
 
 SETTINGS = web.AppKey("settings", Settings)
 #: One Redis, or a RedisCluster client (REDIS_CLUSTER=true): the same commands serve both.

@@ -16,8 +16,7 @@ from tortoise import exceptions as orm_errors
 from server.db import database_unwritable
 from server.keys import DATABASE, PRINCIPAL, REDIS_STATE, REQUEST_ID
 from server.routing import json_body
-from services.core import errors
-from services.core.schema import ErrorBody, ErrorOut
+from services.core import ErrorBody, ErrorOut, errors
 
 access_log = logging.getLogger("wxcampaign.access")
 error_log = logging.getLogger("wxcampaign.errors")

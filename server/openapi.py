@@ -19,9 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from server.access import PUBLIC
 from server.routing import Route
-from services.core import errors
-from services.core.errors import catalogue
-from services.core.schema import ErrorOut
+from services.core import ErrorOut, catalogue, errors
 
 _PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 _REF = "#/components/schemas/{model}"

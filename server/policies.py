@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from server.settings import Settings
-from services.campaigns.editing import Policy as ReviewPolicy
-from services.feed.policy import FeedPolicy
-from services.journey.participation import JourneyPolicy
-from services.notify.sender import SenderPolicy
-from services.stock.gate import GrabPolicy
+from services.campaigns import Policy as ReviewPolicy
+from services.feed import FeedPolicy
+from services.journey import JourneyPolicy
+from services.notify import SenderPolicy
+from services.stock import GrabPolicy
 
 
 def feed_policy(settings: Settings) -> FeedPolicy:

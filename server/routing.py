@@ -15,10 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.access import PUBLIC, Access
 from server.keys import PRINCIPAL, SETTINGS
-from services.core import errors
-from services.core.principal import Principal
-from services.core.schema import find_nul
-from services.core.tokens import verify_access_token
+from services.core import Principal, errors, find_nul, verify_access_token
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse]]
 

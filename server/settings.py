@@ -23,11 +23,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from services.feed.policy import FeedPolicy
-from services.journey.participation import JourneyPolicy
-from services.notify.sender import SenderPolicy
-from services.notify.templates import NotifyTemplates, TemplateConfigError, default_templates_json, parse_templates
-from services.stock.gate import GrabPolicy
+from services.feed import FeedPolicy
+from services.journey import JourneyPolicy
+from services.notify import NotifyTemplates, SenderPolicy, TemplateConfigError, default_templates_json, parse_templates
+from services.stock import GrabPolicy
 
 AppEnv = Literal["development", "test", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]

@@ -19,15 +19,13 @@ from services.audience import facts as audience_facts
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
 from services.campaigns import review
-from services.core.redis import AnyRedis
-from services.core.shielded import run_to_end
-from services.feed.catalog_changes import catalog_changed
-from services.journey.rewards import issue_pending_forever
+from services.core import AnyRedis, run_to_end
+from services.feed import catalog_changed
+from services.journey import issue_pending_forever
+from services.notify import NotifySender, send_forever
 from services.notify import outbox as notify_outbox
-from services.notify.sender import NotifySender, send_forever
+from services.stock import ClaimsWorker, Stock
 from services.stock import sync as stock_sync
-from services.stock.claims import ClaimsWorker
-from services.stock.gate import Stock
 from services.wallet import expiry as voucher_expiry
 
 log = logging.getLogger("wxcampaign.workers")

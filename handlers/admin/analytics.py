@@ -13,10 +13,9 @@ from handlers.schemas import PageQuery
 from server.access import ANY_ADMIN
 from server.keys import REDIS
 from server.routing import RouteTable, path_int
+from services.analytics import MAX_RANGE_DAYS
 from services.analytics import reports as analytics
-from services.analytics.funnel import MAX_RANGE_DAYS
-from services.core import errors
-from services.core.schema import Out, Query
+from services.core import Out, Query, errors
 
 routes = RouteTable()
 

@@ -12,12 +12,9 @@ from handlers.schemas import PageQuery
 from models.audience import Segment
 from server.access import admin
 from server.routing import RouteTable, path_int, principal_of
+from services.audience import MAX_RULE_BYTES, rule_size_ok, segments
 from services.audience import rules as audience
-from services.audience import segments
-from services.audience.rule_syntax import MAX_RULE_BYTES, rule_size_ok
-from services.core import errors
-from services.core.pagination import newest_first
-from services.core.schema import Body, Out
+from services.core import Body, Out, errors, newest_first
 
 routes = RouteTable()
 

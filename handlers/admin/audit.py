@@ -12,8 +12,7 @@ from handlers.schemas import PageQuery
 from models.audit import AuditEntry
 from server.access import admin
 from server.routing import RouteTable
-from services.core.pagination import newest_first
-from services.core.schema import Id, Out
+from services.core import Id, Out, newest_first
 
 routes = RouteTable()
 

@@ -14,8 +14,7 @@ from models.admins import Admin
 from server.access import ANY_ADMIN, PUBLIC, admin
 from server.routing import RouteTable, principal_of
 from services.accounts import operators as accounts
-from services.core import errors
-from services.core.schema import Body, Out
+from services.core import Body, Out, errors
 
 routes = RouteTable()
 

@@ -13,11 +13,9 @@ from handlers.actors import actor_of
 from models.automation import AutomationRule, AutomationRun
 from server.access import admin
 from server.routing import RouteTable, path_int
+from services.automation import RuleIn, RulePatchIn
 from services.automation import rules as automation_rules
-from services.automation.spec import RuleIn, RulePatchIn
-from services.core import errors
-from services.core.pagination import newest_first
-from services.core.schema import Out, Query
+from services.core import Out, Query, errors, newest_first
 
 routes = RouteTable()
 

@@ -12,11 +12,9 @@ from models.campaigns import BudgetTopUp
 from server.access import admin
 from server.keys import STOCK
 from server.routing import RouteTable, path_int
-from services.campaigns import budget
+from services.campaigns import MAX_MONEY, budget
 from services.campaigns import editing as campaigns
-from services.campaigns.spec import MAX_MONEY
-from services.core import errors
-from services.core.schema import Body, Out
+from services.core import Body, Out, errors
 
 routes = RouteTable()
 

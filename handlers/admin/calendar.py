@@ -9,9 +9,8 @@ from pydantic import Field, field_validator
 
 from server.access import admin
 from server.routing import RouteTable
-from services.campaigns import calendar
-from services.campaigns.spec import CampaignType, Channel
-from services.core.schema import Out, Query
+from services.campaigns import CampaignType, Channel, calendar
+from services.core import Out, Query
 
 routes = RouteTable()
 

@@ -9,9 +9,8 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
 from handlers.schemas import GoalOut
-from services.campaigns.face import CouponFace
-from services.campaigns.spec import CampaignIn, RefundPolicy
-from services.core.schema import Body, Id, Out, Query
+from services.campaigns import CampaignIn, CouponFace, RefundPolicy
+from services.core import Body, Id, Out, Query
 
 
 class CouponOut(Out, CouponFace):

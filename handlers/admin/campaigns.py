@@ -23,11 +23,9 @@ from models.campaigns import Campaign, ReviewEvent
 from server.access import admin
 from server.keys import COUPON_CACHE, JOURNEY, STOCK
 from server.routing import RouteTable, path_int
+from services.campaigns import CampaignIn, review
 from services.campaigns import editing as campaigns
-from services.campaigns import review
-from services.campaigns.spec import CampaignIn
-from services.core import errors
-from services.core.pagination import newest_first
+from services.core import errors, newest_first
 from services.stock import sync as stock_sync
 
 routes = RouteTable()

@@ -10,11 +10,9 @@ from server.access import admin
 from server.keys import REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, path_int
 from server.workers import claims_worker
-from services.core import errors
-from services.core.schema import Body, Id, Out
+from services.core import Body, Id, Out, errors
+from services.stock import CampaignKeys, reconcile
 from services.stock import admin as stock_admin
-from services.stock import reconcile
-from services.stock.keys import CampaignKeys
 
 routes = RouteTable()
 

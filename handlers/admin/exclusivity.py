@@ -12,8 +12,7 @@ from server.access import admin
 from server.keys import JOURNEY
 from server.routing import RouteTable, path_int
 from services.campaigns import exclusivity
-from services.core import errors
-from services.core.schema import Body, Id, Out
+from services.core import Body, Id, Out, errors
 
 routes = RouteTable()
 _PATH = "/api/v1/admin/campaigns/{id}"

@@ -14,9 +14,7 @@ from server.access import admin
 from server.keys import SETTINGS
 from server.routing import RouteTable
 from services.activity import integrations
-from services.core import errors
-from services.core.pagination import newest_first
-from services.core.schema import Body, Out
+from services.core import Body, Out, errors, newest_first
 
 routes = RouteTable()
 

@@ -11,8 +11,7 @@ from server.access import admin
 from server.keys import SETTINGS
 from server.routing import RouteTable, json_response, principal_of
 from services.content import media
-from services.core import errors
-from services.core.schema import Out
+from services.core import Out, errors
 
 routes = RouteTable()
 

@@ -13,7 +13,7 @@ from pydantic import Field
 from handlers.schemas import PageQuery
 from server.access import ANY_ADMIN
 from server.routing import RouteTable
-from services.core.schema import Id, Out
+from services.core import Id, Out
 from services.notify import outbox as notify_outbox
 
 routes = RouteTable()

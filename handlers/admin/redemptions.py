@@ -14,8 +14,7 @@ from server.access import ANY_ADMIN
 from server.keys import REDIS, WECHAT
 from server.routing import RouteTable, path_int
 from services.content import posters
-from services.core import errors
-from services.core.schema import Id, Query
+from services.core import Id, Query, errors
 from services.wallet import redemption_lists
 
 routes = RouteTable()

@@ -13,9 +13,7 @@ from models.stores import StaffMember, Store
 from server.access import admin
 from server.routing import RouteTable
 from services.accounts import operators as accounts
-from services.core import errors
-from services.core.pagination import newest_first
-from services.core.schema import Body, Out
+from services.core import Body, Out, errors, newest_first
 
 routes = RouteTable()
 

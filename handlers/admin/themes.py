@@ -14,9 +14,7 @@ from handlers.schemas import PageQuery
 from models.campaigns import Theme
 from server.access import admin
 from server.routing import RouteTable
-from services.core import audit, errors
-from services.core.pagination import newest_first
-from services.core.schema import Body, Out
+from services.core import Body, Out, audit, errors, newest_first
 
 routes = RouteTable()
 

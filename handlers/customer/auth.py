@@ -17,9 +17,7 @@ from services.accounts import customers, sessions
 from services.accounts import operators as accounts
 from services.activity import referrals
 from services.automation import engine as automation
-from services.core import errors
-from services.core.principal import Principal
-from services.core.schema import Body
+from services.core import Body, Principal, errors
 
 routes = RouteTable()
 

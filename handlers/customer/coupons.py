@@ -11,8 +11,7 @@ from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, IP_LIMITER, POLICIES, STOCK
 from server.routing import RouteTable, path_int, principal_of
 from services.core import errors
-from services.stock import grabs
-from services.stock.ip_limiter import retry_after
+from services.stock import grabs, retry_after
 
 routes = RouteTable()
 

@@ -13,8 +13,7 @@ from handlers.request_meta import idempotency_key
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, JOURNEY
 from server.routing import RouteTable, json_response, principal_of
-from services.core import errors
-from services.core.schema import Body, Id, Out
+from services.core import Body, Id, Out, errors
 from services.journey import exchange
 
 routes = RouteTable()

@@ -14,11 +14,8 @@ from server.access import CUSTOMER
 from server.keys import FEED, JOURNEY
 from server.routing import RouteTable, principal_of
 from services.analytics import tracking
-from services.core import errors
-from services.core.i18n import pick_language
-from services.core.schema import Body, Id, Out, Query
-from services.feed.presentation import decode_offset, encode_offset
-from services.feed.scoring import Ranking
+from services.core import Body, Id, Out, Query, errors, pick_language
+from services.feed import Ranking, decode_offset, encode_offset
 
 routes = RouteTable()
 

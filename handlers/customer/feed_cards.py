@@ -17,11 +17,8 @@ from typing import Any
 import pydantic_core
 
 from handlers.customer.feed_schemas import FeedItemOut
-from services.core.i18n import pick_language
-from services.core.schema import part_of
-from services.feed.index import FeedIndex
-from services.feed.presentation import texts_of
-from services.feed.scoring import Ranking, Scored
+from services.core import part_of, pick_language
+from services.feed import FeedIndex, Ranking, Scored, texts_of
 
 #: pydantic-core's serializer writes a whole answer in one call, five times faster than
 #: the json module's C encoder on these many small dicts; the dicts it is given hold only

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.core.schema import Out
+from services.core import Out
 
 
 class ReasonOut(Out):

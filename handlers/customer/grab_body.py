@@ -13,10 +13,9 @@ from datetime import datetime
 from pydantic import TypeAdapter
 
 from handlers.customer.voucher_out import VoucherOut
-from services.campaigns.face import face_of
-from services.core.schema import part_of
-from services.stock.coupon_cache import CouponInfo
-from services.stock.gate import Claim
+from services.campaigns import face_of
+from services.core import part_of
+from services.stock import Claim, CouponInfo
 
 #: VoucherOut's fields in order. The grab writes id and code, then its validity and issue
 #: time; the fields before id and those between code and valid_from a coupon's vouchers share.

@@ -15,14 +15,10 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.activity import events as journey_events
-from services.campaigns.catalog import CampaignSnapshot
-from services.campaigns.face import face_of
-from services.core import errors
-from services.core.i18n import localized, pick_language
-from services.core.schema import Out
+from services.campaigns import CampaignSnapshot, face_of
+from services.core import Out, errors, localized, pick_language
+from services.journey import Journey, ProgressView, points
 from services.journey import participation as journey
-from services.journey import points
-from services.journey.participation import Journey, ProgressView
 from services.stock import gate as stock
 
 routes = RouteTable()

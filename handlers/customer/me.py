@@ -13,8 +13,7 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable, principal_of
 from services.accounts import customers
-from services.core import errors
-from services.core.schema import Body, Id, Out
+from services.core import Body, Id, Out, errors
 
 routes = RouteTable()
 

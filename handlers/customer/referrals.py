@@ -8,7 +8,7 @@ from pydantic import Field
 from server.access import CUSTOMER
 from server.routing import RouteTable, principal_of
 from services.activity import referrals
-from services.core.schema import Out
+from services.core import Out
 
 routes = RouteTable()
 

@@ -11,10 +11,9 @@ from pydantic import Field, StringConstraints
 from server.access import CUSTOMER
 from server.keys import SETTINGS
 from server.routing import RouteTable, principal_of
-from services.core import errors
-from services.core.schema import Body, Out
+from services.core import Body, Out, errors
+from services.notify import Allowance
 from services.notify import subscriptions as notify_subscriptions
-from services.notify.subscriptions import Allowance
 
 routes = RouteTable()
 

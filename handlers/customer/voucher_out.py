@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.campaigns.face import CouponFace, face_of
-from services.core.schema import Out
-from services.stock.coupon_cache import CouponInfo
-from services.stock.gate import Claim
+from services.campaigns import CouponFace, face_of
+from services.core import Out
+from services.stock import Claim, CouponInfo
 
 
 class VoucherOut(Out, CouponFace):

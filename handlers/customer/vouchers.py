@@ -14,9 +14,8 @@ from handlers.schemas import PageQuery
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, principal_of
-from services.campaigns.face import CouponFace
-from services.core import errors
-from services.core.schema import Out, Query
+from services.campaigns import CouponFace
+from services.core import Out, Query, errors
 from services.wallet import qr, redemption_checks, redemption_codes
 from services.wallet import vouchers as wallet
 

@@ -11,8 +11,7 @@ from handlers.schemas import PasswordLoginIn, StoreOut, TokenPairOut
 from models.stores import StaffMember
 from server.access import ANY_STAFF, PUBLIC
 from server.routing import RouteTable, principal_of
-from services.core import errors
-from services.core.schema import Out
+from services.core import Out, errors
 
 routes = RouteTable()
 

@@ -14,9 +14,8 @@ from handlers.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
-from services.campaigns.face import CouponFace, face_of
-from services.core import errors
-from services.core.schema import Body, ErrorBody, Out
+from services.campaigns import CouponFace, face_of
+from services.core import Body, ErrorBody, Out, errors
 from services.wallet import qr, redemption, redemption_checks, redemption_lists
 
 routes = RouteTable()

@@ -1,2 +1,13 @@
 """Who can log in: admin and staff accounts, passwords, sessions and tokens, login
-throttles, and customers' profiles."""
+throttles, and customers' profiles.
+
+The names below are the package's public face: other packages, handlers and tests
+import them from here; its modules import each other directly."""
+
+from services.accounts.customers import call_wechat
+from services.accounts.login_limits import LoginLimiter
+
+__all__ = [
+    "LoginLimiter",
+    "call_wechat",
+]

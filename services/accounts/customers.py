@@ -18,9 +18,8 @@ from wechatpy.exceptions import InvalidAppIdException
 from miniprogram_api import errors as wx
 from models.customers import Customer
 from models.stores import Store
-from services.core import errors
-from services.core.redis import AnyRedis
-from services.feed.rankings import viewer_changed
+from services.core import AnyRedis, errors
+from services.feed import viewer_changed
 
 T = TypeVar("T")
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.core import errors
-from services.core.redis import AnyRedis
+from services.core import AnyRedis, errors
 
 #: One address may fail this many times more than one account (shared NATs, tills).
 _ADDRESS_FACTOR = 4

@@ -11,8 +11,7 @@ from models.admins import ADMIN_ROLES, Admin
 from models.stores import STAFF_ROLES, StaffMember, Store
 from services.accounts.login_limits import LoginLimiter
 from services.accounts.passwords import hash_password, verify_password
-from services.core import errors
-from services.core.principal import Principal
+from services.core import Principal, errors
 
 Realm = Literal["admin", "staff"]
 

@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from models.sessions import RefreshToken
-from services.core import errors
-from services.core.principal import Principal
-from services.core.tokens import issue_access_token
+from services.core import Principal, errors, issue_access_token
 
 
 @dataclass(frozen=True)

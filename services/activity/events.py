@@ -47,16 +47,13 @@ from models.customers import Customer
 from models.journey import CheckIn, IntegrationEvent, ProgressEntry
 from models.participations import Participation
 from models.stores import Store
-from services.audience.facts import record_activity
+from services.audience import record_activity
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
-from services.campaigns.catalog import CampaignSnapshot
-from services.core import errors
-from services.core.orm import column
-from services.feed.rankings import viewer_changed
-from services.journey import points
-from services.journey.participation import Journey
-from services.journey.rewards import claw_back, grant_in_transaction
+from services.campaigns import CampaignSnapshot
+from services.core import column, errors
+from services.feed import viewer_changed
+from services.journey import Journey, claw_back, grant_in_transaction, points
 
 #: Goal metrics each kind of activity feeds, with the amount.
 PURCHASE_METRICS = ("spend", "purchases")

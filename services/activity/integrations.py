@@ -35,8 +35,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.journey import Integration
-from services.core import audit, errors
-from services.core.redis import AnyRedis
+from services.core import AnyRedis, audit, errors
 
 _LABEL = b"wxcampaign integration secrets v1"
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")

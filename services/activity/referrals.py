@@ -30,8 +30,8 @@ from models.customers import Customer
 from models.referrals import InviteCode, Referral
 from services.activity import events as journey_events
 from services.automation import engine as automation
-from services.core.codes import random_token
-from services.journey.participation import Journey
+from services.core import random_token
+from services.journey import Journey
 
 log = logging.getLogger("wxcampaign.referrals")
 

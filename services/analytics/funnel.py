@@ -16,8 +16,7 @@ from typing import Any
 from tortoise import connections
 
 from models.campaigns import Campaign
-from services.core import errors
-from services.core.sql import Dialect, Params, dialect_of
+from services.core import Dialect, Params, dialect_of, errors
 
 #: The longest range one request may cover (tracking keeps about 400 days anyway).
 MAX_RANGE_DAYS = 366

@@ -33,11 +33,9 @@ from services.analytics.funnel import (
     live_in,
     resolve_range,
 )
-from services.campaigns.calendar import title_of
-from services.core import errors
-from services.core.redis import AnyRedis
-from services.core.sql import Params, dialect_of
-from services.stock.gate import stock_left
+from services.campaigns import title_of
+from services.core import AnyRedis, Params, dialect_of, errors
+from services.stock import stock_left
 
 #: The overview's default range: the last 30 days.
 OVERVIEW_DEFAULT_DAYS = 30

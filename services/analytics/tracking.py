@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from services.core.redis import AnyRedis, text
-from services.stock.keys import CampaignKeys
+from services.core import AnyRedis, text
+from services.stock import CampaignKeys
 
 TRACKING_TTL_DAYS = 400
 _RANGE_SCRIPT = (Path(__file__).parent / "track_range.lua").read_text()

@@ -37,7 +37,7 @@ from models.audience import (
     CustomerFacts,
     CustomerStoreVisit,
 )
-from services.core.sql import Dialect, Params, dialect_of
+from services.core import Dialect, Params, dialect_of
 
 #: Customers per statement when recomputing everyone: bounded transactions and locks.
 RECOMPUTE_BATCH = 10_000

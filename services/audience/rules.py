@@ -37,8 +37,7 @@ from services.audience.rule_syntax import (
     rule_problem,
     walk,
 )
-from services.core.orm import column
-from services.core.sql import Dialect, Params, dialect_of
+from services.core import Dialect, Params, column, dialect_of
 
 # --- compiling ----------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from models.automation import AutomationRun
 from models.campaigns import Campaign, CouponTemplate
 from models.journey import RewardGrant
 from services.core import errors
+from services.journey import Journey
 from services.journey import participation as journey
-from services.journey.participation import Journey
 from services.notify import outbox as notify_outbox
 
 #: Campaign states whose coupons an automation may issue (reviewed and not over).

@@ -32,8 +32,8 @@ from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer
 from services.automation import runs as automation_runs
 from services.automation.actions import ACTIONS, Later, Outcome
-from services.core.orm import column
-from services.journey.participation import Journey
+from services.core import column
+from services.journey import Journey
 
 log = logging.getLogger("wxcampaign.automation")
 

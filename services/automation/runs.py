@@ -27,7 +27,7 @@ from models.audience import CustomerDailyActivity
 from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer
 from models.vouchers import Voucher
-from services.core.orm import column
+from services.core import column
 
 #: How long the worker leaves a run recorded by a request to that request.
 GRACE_SECONDS = 30.0

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from services.core.schema import Body, Id
+from services.core import Body, Id
 
 
 class Registered(Body):

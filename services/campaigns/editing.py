@@ -17,8 +17,7 @@ from models.media import MediaFile
 from models.stores import Store
 from services.campaigns.face import face_of
 from services.campaigns.spec import COPY_FIELDS, CampaignIn, CouponIn, FixedValidity, check_consistency
-from services.core import audit, errors
-from services.core.orm import column
+from services.core import audit, column, errors
 
 #: States in which the builder may change anything, and which keep their state.
 OPEN_STATES = frozenset({"draft", "rejected", "returned"})

@@ -13,8 +13,7 @@ from models.campaigns import Campaign, CampaignStore, ExclusivityLink
 from models.participations import Participation
 from models.vouchers import Voucher
 from services.campaigns.editing import get
-from services.core import audit, errors
-from services.core.orm import column
+from services.core import audit, column, errors
 
 #: States in which a campaign can still collide with another.
 LIVE_OR_PENDING = ("in_review", "approved", "scheduled", "active", "paused")

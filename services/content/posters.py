@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from miniprogram_api import MiniProgramClient
 from models.campaigns import Campaign
-from services.accounts.customers import call_wechat
-from services.core import errors
-from services.core.redis import AnyRedis
+from services.accounts import call_wechat
+from services.core import AnyRedis, errors
 
 #: The mini program's page that shows one campaign; the scene carries its id.
 CAMPAIGN_PAGE = "pages/campaign/detail"

@@ -1,2 +1,48 @@
 """What every domain shares: errors, pagination, SQL dialects, the audit log, Redis
-script calls, schema bases and the acting ``Principal``."""
+script calls, schema bases and the acting ``Principal``.
+
+The names below are the package's public face: other packages, handlers and tests
+import them from here; its modules import each other directly."""
+
+from services.core.audit import Actor
+from services.core.codes import random_token
+from services.core.errors import AppError, catalogue
+from services.core.i18n import localized, pick_language
+from services.core.orm import column
+from services.core.pagination import newest_first
+from services.core.principal import Principal, PrincipalKind
+from services.core.redis import AnyRedis, call_script, text
+from services.core.schema import Body, ErrorBody, ErrorOut, Id, Out, Query, find_nul, part_of
+from services.core.shielded import run_to_end
+from services.core.sql import Dialect, Params, dialect_of
+from services.core.tokens import issue_access_token, verify_access_token
+
+__all__ = [
+    "Actor",
+    "AnyRedis",
+    "AppError",
+    "Body",
+    "Dialect",
+    "ErrorBody",
+    "ErrorOut",
+    "Id",
+    "Out",
+    "Params",
+    "Principal",
+    "PrincipalKind",
+    "Query",
+    "call_script",
+    "catalogue",
+    "column",
+    "dialect_of",
+    "find_nul",
+    "issue_access_token",
+    "localized",
+    "newest_first",
+    "part_of",
+    "pick_language",
+    "random_token",
+    "run_to_end",
+    "text",
+    "verify_access_token",
+]

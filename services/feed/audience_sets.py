@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from redis.commands.core import AsyncScript
 
 from services.audience import rules as audience
-from services.campaigns.catalog import CampaignSnapshot
-from services.core.redis import AnyRedis, call_script
+from services.campaigns import CampaignSnapshot
+from services.core import AnyRedis, call_script
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 #: Missing audience sets one request builds before answering (one rule query each).

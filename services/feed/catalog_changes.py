@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from services.core.redis import AnyRedis
+from services.core import AnyRedis
 from services.feed.audience_sets import AudienceKeys
 from services.feed.rankings import CATALOG_VERSION_KEY, VERSION_TAG
 

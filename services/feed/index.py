@@ -26,7 +26,7 @@ from tortoise.functions import Count
 from models.campaigns import Campaign, Theme
 from models.participations import Participation
 from models.stores import Store
-from services.campaigns.catalog import CampaignSnapshot, load_snapshots
+from services.campaigns import CampaignSnapshot, load_snapshots
 from services.feed.policy import FeedPolicy, r3
 
 CUSTOMER_CHANNEL = "miniprogram"

@@ -8,9 +8,8 @@ import base64
 import binascii
 import json
 
-from services.campaigns.catalog import CampaignSnapshot
-from services.core import errors
-from services.core.i18n import pick_language
+from services.campaigns import CampaignSnapshot
+from services.core import errors, pick_language
 
 
 def encode_offset(offset: int) -> str:

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from services.core.redis import AnyRedis
+from services.core import AnyRedis
 
 #: One hash tag for the catalog version and every viewer's, so that both are read with
 #: one MGET, also on Redis Cluster.

@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.campaigns.catalog import CampaignSnapshot
-from services.core import errors
-from services.core.redis import AnyRedis
+from services.campaigns import CampaignSnapshot
+from services.core import AnyRedis, errors
 from services.feed import catalog_changes
 from services.feed.audience_sets import audience_ids, audience_of, refresh_audience
 from services.feed.index import FeedIndex, build_index, update_index

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from services.campaigns.catalog import CampaignSnapshot
+from services.campaigns import CampaignSnapshot
 from services.feed.index import Entry, FeedIndex, epoch_us
 from services.feed.policy import FeedPolicy, r3
 from services.feed.viewer import Viewer

@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from tortoise import connections
 
 from models.customers import Customer
-from services.core import errors
-from services.core.sql import Params, dialect_of
+from services.core import Params, dialect_of, errors
 
 #: Days of purchases that make "categories bought".
 BEHAVIOUR_DAYS = 90

@@ -1,2 +1,21 @@
 """A customer's part in a campaign: joining, progress, rewards, points and exchanging
-points for coupons."""
+points for coupons.
+
+The names below are the package's public face: other packages, handlers and tests
+import them from here; its modules import each other directly."""
+
+from services.journey.exchange import exchange_ref
+from services.journey.participation import Journey, JourneyPolicy, ProgressView, SeatKeys
+from services.journey.rewards import RewardIssuer, claw_back, grant_in_transaction, issue_pending_forever
+
+__all__ = [
+    "Journey",
+    "JourneyPolicy",
+    "ProgressView",
+    "RewardIssuer",
+    "SeatKeys",
+    "claw_back",
+    "exchange_ref",
+    "grant_in_transaction",
+    "issue_pending_forever",
+]

@@ -37,13 +37,11 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import CouponTemplate
 from models.journey import PointsEntry, RewardGrant
-from services.core import errors
-from services.core.codes import random_token
+from services.core import errors, random_token
 from services.journey import participation as journey
 from services.journey import points
 from services.journey.participation import Journey
-from services.stock.coupon_cache import CouponCache, CouponInfo
-from services.stock.gate import Claim
+from services.stock import Claim, CouponCache, CouponInfo
 
 TRIGGER = "exchange"
 

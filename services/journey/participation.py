@@ -34,17 +34,11 @@ from tortoise.transactions import in_transaction
 from models.journey import ProgressEntry
 from models.participations import Participation
 from services.audience import rules as audience
-from services.campaigns import exclusivity
-from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot
-from services.core import errors
-from services.core.orm import column
-from services.core.pagination import newest_first
-from services.core.redis import AnyRedis, call_script, text
-from services.feed.catalog_changes import campaign_changed, catalog_version
-from services.feed.rankings import viewer_changed
+from services.campaigns import CampaignCatalog, CampaignSnapshot, exclusivity
+from services.core import AnyRedis, call_script, column, errors, newest_first, text
+from services.feed import campaign_changed, catalog_version, viewer_changed
 from services.journey.rewards import RewardIssuer, grant_in_transaction
-from services.stock.gate import Stock
-from services.stock.keys import CampaignKeys
+from services.stock import CampaignKeys, Stock
 
 #: The channel customers join from.
 CUSTOMER_CHANNEL = "miniprogram"

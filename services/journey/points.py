@@ -14,7 +14,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models.journey import PointsBalance, PointsEntry
-from services.core.pagination import newest_first
+from services.core import newest_first
 
 
 class InsufficientPoints(Exception):

@@ -45,14 +45,11 @@ from models.campaigns import CouponTemplate
 from models.journey import CustomerBadge, PointsEntry, RewardGrant
 from models.participations import Participation
 from models.vouchers import Voucher
-from services.campaigns.catalog import CampaignSnapshot, CouponSnapshot
-from services.core import audit
-from services.core.codes import random_token
-from services.core.redis import AnyRedis, text
+from services.campaigns import CampaignSnapshot, CouponSnapshot
+from services.core import AnyRedis, audit, random_token, text
 from services.journey import points
 from services.notify import outbox as notify_outbox
-from services.stock.gate import Stock
-from services.stock.keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
+from services.stock import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys, Stock
 
 log = logging.getLogger("wxcampaign.rewards")
 
@@ -279,7 +276,7 @@ async def claw_back(stock: Stock, participation_id: int, customer_id: int, cause
 async def _voucher_of(stock: Stock, grant: RewardGrant) -> Voucher | None:
     """An issued grant's voucher, persisted now if the claims worker has not yet written
     it (it is in the customer's recent claims), so it can be voided."""
-    from services.stock.claims import ClaimEntry, persist
+    from services.stock import ClaimEntry, persist
 
     voucher = await Voucher.get_or_none(claim_id=grant.claim_id)
     if voucher is not None:

@@ -1,2 +1,27 @@
 """WeChat subscribe messages: customers' subscriptions, templates, the outbox and the
-rate-limited sender."""
+rate-limited sender.
+
+The names below are the package's public face: other packages, handlers and tests
+import them from here; its modules import each other directly."""
+
+from services.notify.sender import NotifySender, SenderPolicy, send_forever
+from services.notify.subscriptions import Allowance
+from services.notify.templates import (
+    NotifyTemplates,
+    TemplateConfigError,
+    default_templates_json,
+    parse_templates,
+    render,
+)
+
+__all__ = [
+    "Allowance",
+    "NotifySender",
+    "NotifyTemplates",
+    "SenderPolicy",
+    "TemplateConfigError",
+    "default_templates_json",
+    "parse_templates",
+    "render",
+    "send_forever",
+]

@@ -42,8 +42,7 @@ from models.campaigns import Campaign
 from models.notifications import NOTIFICATION_STATUSES, Notification, NotifyFanout, NotifySubscription
 from models.participations import Participation
 from services.audience import rules as audience
-from services.core.orm import column
-from services.core.pagination import newest_first
+from services.core import column, newest_first
 from services.notify.templates import NotifyTemplates
 
 #: A campaign that became active longer ago than this is not announced any more.

@@ -52,8 +52,7 @@ import miniprogram_api as wx
 from models.customers import Customer
 from models.notifications import Notification
 from models.redemptions import REMINDER_KIND, VoucherReminder
-from services.core.redis import AnyRedis
-from services.core.shielded import run_to_end
+from services.core import AnyRedis, run_to_end
 from services.notify import subscriptions as notify_subscriptions
 from services.notify.templates import NotifyTemplates, TemplateSpec, render
 

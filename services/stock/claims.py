@@ -25,10 +25,7 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
-from services.core.codes import random_token
-from services.core.redis import AnyRedis, text
-from services.core.shielded import run_to_end
-from services.core.sql import Params, dialect_of
+from services.core import AnyRedis, Params, dialect_of, random_token, run_to_end, text
 from services.stock.keys import CONSUMER_GROUP, STREAMS_REGISTRY
 
 log = logging.getLogger("wxcampaign.claims")

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from models.campaigns import Campaign, CouponTemplate
-from services.campaigns.exclusivity import exclusive_ids
-from services.campaigns.face import CouponFace, face_of
+from services.campaigns import CouponFace, exclusive_ids, face_of
 from services.core import errors
 
 #: Seconds a cached coupon is trusted. Admin changes that must act at once (pause, end,

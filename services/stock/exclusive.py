@@ -56,9 +56,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.core import errors
-from services.core.redis import AnyRedis, call_script, text
-from services.core.shielded import run_to_end
+from services.core import AnyRedis, call_script, errors, run_to_end, text
 
 #: How long a reservation guards an unsettled grab or join: longer than any grab or join
 #: takes (an on-demand stock load and a database transaction included).

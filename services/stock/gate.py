@@ -18,10 +18,7 @@ from tortoise.functions import Count
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
-from services.core import errors
-from services.core.codes import random_token
-from services.core.orm import column
-from services.core.redis import AnyRedis, call_script, text
+from services.core import AnyRedis, call_script, column, errors, random_token, text
 from services.stock.coupon_cache import CouponInfo
 from services.stock.exclusive import ExclusiveMarks
 from services.stock.keys import (

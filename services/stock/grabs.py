@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 
 from models.participations import Participation
 from models.vouchers import Voucher
-from services.core import errors
-from services.core.orm import column
+from services.core import column, errors
 from services.stock.coupon_cache import CouponCache, CouponInfo
 from services.stock.gate import Claim, GrabPolicy, Stock, replay
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from models.campaigns import Campaign, CouponTemplate
 from models.participations import Participation
 from models.vouchers import Voucher
-from services.campaigns.exclusivity import exclusive_ids
-from services.core import errors
-from services.core.orm import column
+from services.campaigns import exclusive_ids
+from services.core import column, errors
 from services.stock.claims import ClaimsWorker
 from services.stock.gate import Stock, holders_of
 from services.stock.keys import CampaignKeys

@@ -26,7 +26,7 @@ from models.campaigns import CouponTemplate
 from models.redemptions import REMINDER_KIND, VoucherReminder
 from models.vouchers import Voucher
 from services.automation import runs as automation_runs
-from services.core.redis import AnyRedis
+from services.core import AnyRedis
 from services.notify import outbox as notify_outbox
 
 LOCK_KEY = "lock:voucher-expiry"

@@ -31,8 +31,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from services.core import errors
-from services.core.redis import AnyRedis, text
+from services.core import AnyRedis, errors, text
 
 VERSION = "V1"
 #: Seconds a payload may claim to come from the future (clocks of several processes).

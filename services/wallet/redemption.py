@@ -22,9 +22,7 @@ from tortoise.transactions import in_transaction
 from models.audit import AuditEntry
 from models.redemptions import Redemption
 from models.vouchers import Voucher
-from services.core import audit, errors
-from services.core.audit import Actor
-from services.core.redis import AnyRedis
+from services.core import Actor, AnyRedis, audit, errors
 from services.wallet import qr, redemption_write
 from services.wallet.redemption_checks import CodeConfig, Scanned, Till, load_scanned, refusal, rule_refusal, scanned_of
 from services.wallet.redemption_lists import RedemptionView, describe, mask_code

@@ -17,8 +17,7 @@ from models.customers import Customer
 from models.redemptions import Redemption
 from models.stores import Store
 from models.vouchers import Voucher
-from services.core import errors
-from services.core.redis import AnyRedis
+from services.core import AnyRedis, errors
 from services.wallet import qr, redemption_write
 from services.wallet import vouchers as wallet
 from services.wallet.redemption_rows import voucher_columns

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from models.vouchers import Voucher
-from services.core import errors
-from services.core.redis import AnyRedis
-from services.stock.coupon_cache import CouponCache
-from services.stock.gate import Stock
+from services.core import AnyRedis, errors
+from services.stock import CouponCache, Stock
 from services.wallet import qr
 from services.wallet import vouchers as wallet
 from services.wallet.redemption_checks import CodeConfig, already_used

@@ -18,7 +18,7 @@ from models.campaigns import CouponTemplate
 from models.redemptions import Redemption
 from models.stores import StaffMember, Store
 from models.vouchers import Voucher
-from services.core.pagination import newest_first
+from services.core import newest_first
 
 
 def mask_code(code: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from tortoise import fields
 
 from models.vouchers import Voucher
-from services.core.sql import Dialect, Params
+from services.core import Dialect, Params
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import asyncpg
 from tortoise import connections
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from services.core.sql import dialect_of
+from services.core import dialect_of
 from services.wallet.redemption_batches import postgres_batch, sqlite_batch
 from services.wallet.redemption_rows import Decide, Outcome, Result, T, Work, read_sql, row_of
 

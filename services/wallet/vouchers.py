@@ -11,11 +11,9 @@ from tortoise.expressions import Q
 
 from models.campaigns import CouponTemplate
 from models.vouchers import Voucher
-from services.campaigns.face import CouponFace, face_of
-from services.core import errors
-from services.core.pagination import newest_first
-from services.stock.coupon_cache import CouponCache
-from services.stock.gate import Stock
+from services.campaigns import CouponFace, face_of
+from services.core import errors, newest_first
+from services.stock import CouponCache, Stock
 
 WalletStatus = Literal["available", "used", "expired"]
 
@@ -128,7 +126,7 @@ async def ensure_persisted(customer_id: int, claim_id: str, stock: Stock, cache:
     has not yet (a code shown at the till must be redeemable at once). Another
     customer's voucher, or an unknown claim, is ``voucher_not_found``."""
     # Imported here: claims imports the stock machinery the wallet only reads.
-    from services.stock.claims import ClaimEntry, persist
+    from services.stock import ClaimEntry, persist
 
     voucher = await Voucher.get_or_none(claim_id=claim_id, customer_id=customer_id)
     if voucher is not None:

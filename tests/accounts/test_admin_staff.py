@@ -20,8 +20,7 @@ from models.stores import STAFF_ROLES, StaffMember, Store
 from server.access import PUBLIC
 from server.settings import Settings
 from services.accounts import operators as accounts
-from services.core.principal import Principal
-from services.core.tokens import issue_access_token, verify_access_token
+from services.core import Principal, issue_access_token, verify_access_token
 from tests.helpers import (
     admin_login,
     bearer,

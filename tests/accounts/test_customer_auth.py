@@ -102,7 +102,7 @@ async def test_wechat_rate_limit_is_429(client):
 def test_every_429_in_the_catalogue_carries_retry_after():
     # The shared error builder, not each route, guarantees the header.
     from server.middlewares import error_response
-    from services.core.errors import catalogue
+    from services.core import catalogue
 
     for error in catalogue():
         if error.status == 429:

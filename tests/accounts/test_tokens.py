@@ -11,9 +11,8 @@ import time
 import jwt
 import pytest
 
-from services.core import errors
-from services.core.principal import Principal
-from services.core.tokens import _signing_key, issue_access_token, verify_access_token
+from services.core import Principal, errors, issue_access_token, verify_access_token
+from services.core.tokens import _signing_key
 
 SECRET = "s" * 40
 CLERK = Principal(kind="staff", id=7, role="clerk", store_id=3)

@@ -17,9 +17,8 @@ from models.customers import Customer
 from models.participations import Participation
 from models.stores import Store
 from models.vouchers import Voucher
+from services.audience import parse_rule, recompute_facts, record_activity, utc_today
 from services.audience import rules as audience
-from services.audience.facts import recompute_facts, record_activity, utc_today
-from services.audience.rule_syntax import parse_rule
 from services.core import errors
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 

@@ -12,10 +12,9 @@ from handlers.admin.campaign_schemas import CouponOut
 from handlers.customer.voucher_out import VoucherOut
 from handlers.customer.vouchers import VoucherDetailOut, WalletVoucherOut
 from handlers.staff.redemptions import PreviewVoucherOut
-from services.campaigns.catalog import CouponSnapshot
-from services.campaigns.face import FACE_FIELDS, CouponFace, face_of
-from services.stock.coupon_cache import CouponInfo
-from services.wallet.vouchers import VoucherView
+from services.campaigns import FACE_FIELDS, CouponFace, CouponSnapshot, face_of
+from services.stock import CouponInfo
+from services.wallet import VoucherView
 
 ANSWERS = [VoucherOut, WalletVoucherOut, VoucherDetailOut, PreviewVoucherOut, CouponOut]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.core.codes import _ALPHABET, random_token
+from services.core import random_token
+from services.core.codes import _ALPHABET
 
 
 def test_tokens_are_crockford_base32_of_the_length_asked() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from services.campaigns.catalog import CampaignSnapshot
+from services.campaigns import CampaignSnapshot
 
 TAGS = ["coffee", "tea", "bakery", "books", "wine", "pets"]
 CATEGORIES = ["drinks", "food", "toys", "home"]

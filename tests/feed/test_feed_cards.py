@@ -14,12 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from handlers.customer.feed_cards import page_json, sections_json
 from handlers.customer.feed_schemas import FeedItemOut, FeedOut, SectionsOut, ThemeSectionOut
-from services.core.i18n import pick_language
+from services.core import pick_language
+from services.feed import FeedIndex, FeedPolicy, Ranked, Ranking, Scored, Viewer, score_rows
 from services.feed import presentation as feed
-from services.feed.index import FeedIndex
-from services.feed.policy import FeedPolicy
-from services.feed.scoring import Ranked, Ranking, Scored, score_rows
-from services.feed.viewer import Viewer
 from tests.feed.fixtures import CATEGORIES, TAGS, TIERS, random_snapshot
 
 ACCEPTS = [None, "en", "zh-CN,zh;q=0.9", "fr, en;q=0.5"]

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 from models.campaigns import Campaign, Theme
 from models.participations import Participation
 from server.keys import FEED, JOURNEY
-from services.feed import catalog_changes
-from services.feed.index import FeedIndex, build_index
+from services.feed import FeedIndex, build_index, catalog_changes
 from tests.journey.fixtures import make_campaign, shoppers
 
 

@@ -12,8 +12,7 @@ import pytest
 
 from server.keys import FEED, JOURNEY, REDIS, STOCK
 from server.workers import scheduler_pass
-from services.feed.audience_sets import INLINE_AUDIENCE_BUILDS
-from services.feed.rankings import RankingCache, viewer_changed
+from services.feed import INLINE_AUDIENCE_BUILDS, RankingCache, viewer_changed
 from tests.journey.fixtures import make_campaign, pos, purchase, refund, shoppers
 
 

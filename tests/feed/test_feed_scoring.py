@@ -13,10 +13,7 @@ from datetime import UTC, datetime, timedelta
 from models.campaigns import Campaign
 from models.customers import Customer
 from server.keys import JOURNEY
-from services.feed.index import FeedIndex, distance_km
-from services.feed.policy import FeedPolicy
-from services.feed.scoring import Ranked, rank_one, score
-from services.feed.viewer import Viewer
+from services.feed import FeedIndex, FeedPolicy, Ranked, Viewer, distance_km, rank_one, score
 from tests.feed.fixtures import CATEGORIES, TAGS, TIERS, random_snapshot
 from tests.journey.fixtures import make_campaign, shoppers
 

@@ -16,10 +16,8 @@ from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
 from server.keys import REDIS, SETTINGS
 from services.activity import integrations
-from services.core.audit import Actor
-from services.core.principal import Principal
-from services.core.tokens import issue_access_token
-from services.stock.claims import ClaimsWorker
+from services.core import Actor, Principal, issue_access_token
+from services.stock import ClaimsWorker
 
 
 async def make_campaign(*, coupons: int = 0, coupon: dict[str, Any] | None = None, **fields: Any) -> Campaign:

@@ -13,7 +13,7 @@ from models.journey import CustomerBadge, PointsEntry, RewardGrant
 from models.participations import Participation
 from models.vouchers import Voucher
 from server.keys import JOURNEY, REDIS
-from services.journey.participation import SeatKeys
+from services.journey import SeatKeys
 from tests.helpers import error_of
 from tests.journey.fixtures import drain_claims, make_campaign, shoppers
 
@@ -159,7 +159,7 @@ async def test_a_challenges_reward_coupons_cannot_be_grabbed(client):
 
 
 async def test_a_grant_left_pending_by_a_crash_is_issued_later_once(client, monkeypatch):
-    from services.journey.rewards import RewardIssuer
+    from services.journey import RewardIssuer
 
     campaign = await make_campaign(coupons=1)
     [me] = await shoppers(client, 1)

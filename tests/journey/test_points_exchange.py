@@ -10,8 +10,7 @@ from typing import Any
 from models.campaigns import CouponTemplate
 from models.journey import PointsEntry, RewardGrant
 from server.keys import JOURNEY
-from services.journey import points
-from services.journey.exchange import exchange_ref
+from services.journey import exchange_ref, points
 from tests.campaigns.fixtures import campaign_body, coupon_body
 from tests.helpers import bearer, error_of, logged_in_admin
 from tests.journey.fixtures import drain_claims, make_campaign, shoppers

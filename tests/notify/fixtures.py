@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from server.keys import REDIS, SETTINGS, WECHAT
 from server.workers import notify_sender
-from services.notify.sender import NotifySender
+from services.notify import NotifySender
 from tests.journey.fixtures import Shopper
 
 SUBS = "/api/v1/me/subscriptions"

@@ -22,8 +22,8 @@ from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from server.settings import Settings, SettingsError
 from services.notify import outbox as notify_outbox
+from services.notify import parse_templates, render
 from services.notify import subscriptions as notify_subscriptions
-from services.notify.templates import parse_templates, render
 from services.wallet import expiry as voucher_expiry
 from tests.helpers import bearer, error_of, fault, logged_in_admin, wechat_calls
 from tests.journey.fixtures import Shopper, make_campaign, shoppers

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from handlers import all_routes
-from services.core.errors import catalogue
+from services.core import catalogue
 
 API_DOC = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
 

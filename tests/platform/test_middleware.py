@@ -17,7 +17,7 @@ from tortoise.exceptions import DBConnectionError
 from server.app import create_app
 from server.routing import json_body, json_response
 from server.settings import Settings
-from services.core.schema import Out
+from services.core import Out
 from tests.helpers import bearer, customer_login, error_of
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")

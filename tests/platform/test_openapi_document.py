@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from handlers import all_routes
 from server.openapi import build_openapi
-from services.core.schema import ErrorOut
+from services.core import ErrorOut
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import dataclasses
 
 from server.policies import Policies, feed_policy, grab_policy, journey_policy, review_policy, sender_policy
 from server.settings import Settings
-from services.campaigns.editing import Policy as ReviewPolicy
-from services.feed.policy import FeedPolicy
-from services.journey.participation import JourneyPolicy
-from services.notify.sender import SenderPolicy
-from services.stock.gate import GrabPolicy
+from services.campaigns import Policy as ReviewPolicy
+from services.feed import FeedPolicy
+from services.journey import JourneyPolicy
+from services.notify import SenderPolicy
+from services.stock import GrabPolicy
 
 
 def test_default_settings_make_the_default_policies():

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.app import connect_redis
 from server.redis_connection import FastCluster, FastConnection
-from services.core.redis import call_script
+from services.core import call_script
 from tests.infra import RedisClusterServers
 
 BIG = "x" * 7000  # above redis-py's 6,000-byte buffer cutoff: sent as a chunk of its own

@@ -13,8 +13,7 @@ from aiohttp.test_utils import TestClient
 from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
 from server.keys import SETTINGS, STOCK
-from services.core.principal import Principal
-from services.core.tokens import issue_access_token
+from services.core import Principal, issue_access_token
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from models.customers import Customer
 from server.keys import REDIS, STOCK
-from services.stock.keys import STREAMS_REGISTRY, CampaignKeys
+from services.stock import STREAMS_REGISTRY, CampaignKeys
 from tests.journey.fixtures import make_campaign
 
 

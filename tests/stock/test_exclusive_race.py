@@ -15,9 +15,8 @@ from models.participations import Participation
 from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
 from services.campaigns import exclusivity
-from services.core.audit import Actor
-from services.stock.claims import ClaimsWorker
-from services.stock.exclusive import ExclusiveMarks
+from services.core import Actor
+from services.stock import ClaimsWorker, ExclusiveMarks
 from services.stock.reconcile import reconcile
 from tests.helpers import error_of
 from tests.journey.fixtures import make_campaign

@@ -10,8 +10,7 @@ import pytest
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
-from services.stock.claims import ClaimsWorker
-from services.stock.keys import CampaignKeys
+from services.stock import CampaignKeys, ClaimsWorker
 from tests.helpers import error_of
 from tests.stock.fixtures import customers, grab_all, live_coupon
 
@@ -219,7 +218,7 @@ async def test_a_first_refusal_is_the_answer_to_its_retries(client):
 
 async def test_a_refusal_before_the_script_is_recorded_too(client):
     from services.campaigns import exclusivity
-    from services.core.audit import Actor
+    from services.core import Actor
 
     first = await live_coupon(client)
     second = await live_coupon(client)

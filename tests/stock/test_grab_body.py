@@ -12,9 +12,8 @@ from handlers.customer import grab_body as module
 from handlers.customer.grab_body import grab_body
 from handlers.customer.voucher_out import GrabOut, voucher_of
 from server.routing import json_body
-from services.core.codes import random_token
-from services.stock.coupon_cache import CouponInfo
-from services.stock.gate import Claim
+from services.core import random_token
+from services.stock import Claim, CouponInfo
 
 SHANGHAI = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 22, 15, 0, 0, 123000, tzinfo=UTC)

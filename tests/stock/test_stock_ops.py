@@ -16,9 +16,9 @@ from models.participations import Participation
 from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
 from services.campaigns import exclusivity
-from services.core.audit import Actor
-from services.stock.claims import ClaimsWorker, _parse, persist
-from services.stock.keys import CONSUMER_GROUP, STREAMS_REGISTRY, CampaignKeys
+from services.core import Actor
+from services.stock import CONSUMER_GROUP, STREAMS_REGISTRY, CampaignKeys, ClaimsWorker, persist
+from services.stock.claims import _parse
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
 from tests.stock.fixtures import customers, grab_all, live_coupon
 

@@ -13,7 +13,7 @@ from models.stores import Store
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from services.accounts import operators as accounts
-from services.stock.claims import ClaimsWorker
+from services.stock import ClaimsWorker
 from services.wallet import qr
 from tests.helpers import bearer
 from tests.stock.fixtures import LiveCoupon, customers, live_coupon

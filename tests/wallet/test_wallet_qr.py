@@ -19,7 +19,7 @@ from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from server.settings import Settings, SettingsError
-from services.stock.claims import ClaimsWorker
+from services.stock import ClaimsWorker
 from services.wallet import expiry as voucher_expiry
 from services.wallet import qr
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of
