@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from pydantic import Field, model_validator
@@ -15,7 +15,7 @@ from server.keys import REDIS, WECHAT
 from server.routing import RouteTable, path_int
 from services.content import posters
 from services.core import errors
-from services.core.schema import Id, Query
+from services.core.schema import Day, Id, Query
 from services.wallet import redemption
 
 routes = RouteTable()
@@ -25,8 +25,8 @@ class FilterQuery(Query):
     store_id: Id | None = None
     campaign_id: Id | None = None
     staff_id: Id | None = None
-    date_from: dt.date | None = Field(default=None, description="first UTC day, YYYY-MM-DD (inclusive)")
-    date_to: dt.date | None = Field(default=None, description="last UTC day, YYYY-MM-DD (inclusive)")
+    date_from: Day | None = Field(default=None, description="first UTC day, YYYY-MM-DD (inclusive)")
+    date_to: Day | None = Field(default=None, description="last UTC day, YYYY-MM-DD (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> FilterQuery:
@@ -73,19 +73,11 @@ CSV_COLUMNS = (
     summary="The same redemptions as CSV (header row, streamed; voucher codes masked)",
 )  # fmt: skip
 async def export_redemptions(request: web.Request, query: FilterQuery) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": 'attachment; filename="redemptions.csv"',
-            "Cache-Control": "no-store",
-        }
-    )
-    await response.prepare(request)
-    await response.write(csv_export.rows([list(CSV_COLUMNS)]))
-    async for batch in redemption.export(query.filters()):
-        await response.write(csv_export.rows([[csv_export.cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]))
-    await response.write_eof()
-    return response
+    async def batches() -> AsyncIterator[list[list[str]]]:
+        async for batch in redemption.export(query.filters()):
+            yield [[csv_export.cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]
+
+    return await csv_export.stream(request, "redemptions.csv", CSV_COLUMNS, batches())
 
 
 @routes.add(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -14,7 +13,7 @@ from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.core import errors
-from services.core.schema import Body, ErrorBody, Out
+from services.core.schema import Body, Day, ErrorBody, Out
 from services.stock.grabs import check_idempotency_key
 from services.wallet import qr, redemption
 
@@ -192,7 +191,7 @@ async def reverse_redemption(request: web.Request, body: ReverseIn) -> Redemptio
 
 
 class DayQuery(PageQuery):
-    date: dt.date | None = Field(default=None, description="a UTC day, YYYY-MM-DD; today by default")
+    date: Day | None = Field(default=None, description="a UTC day, YYYY-MM-DD; today by default")
 
 
 @routes.add(

@@ -6,6 +6,7 @@ text, so query models coerce ("10" -> 10) but still refuse unknown parameters.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -13,6 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 #: A database id: positive and within a signed 64-bit column (larger is a 422, not an
 #: overflow in the driver).
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+#: The days a date filter may name. Outside these is a typing mistake, not a range anyone
+#: has data for; bounding them at the edge keeps day arithmetic ("the day after date_to")
+#: from overflowing Python's date range (9999-12-31 + 1 day) deep inside a query, and
+#: keeps four-digit years, which SQLite's text-ordered timestamps need.
+EARLIEST_DAY = dt.date(2000, 1, 1)
+LATEST_DAY = dt.date(2999, 12, 31)
+
+#: A UTC day in a query (YYYY-MM-DD) within [EARLIEST_DAY, LATEST_DAY]; anything else is
+#: a 422 naming the parameter. Every date filter uses this type, so none can overflow.
+Day = Annotated[dt.date, Field(ge=EARLIEST_DAY, le=LATEST_DAY)]
 
 
 def find_nul(value: Any, path: str = "") -> str | None:
