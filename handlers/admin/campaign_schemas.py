@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from services.campaigns.spec import CampaignIn
+from services.campaigns.spec import CampaignIn, CampaignStatus, CampaignType, Channel
 from services.core.schema import Body, Id, Out, Query
 
 
@@ -98,10 +98,10 @@ class CampaignPageOut(Out):
 class CampaignListQuery(Query):
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=20, ge=1, le=100)
-    status: str | None = Field(default=None, max_length=16)
-    type: str | None = Field(default=None, max_length=16)
+    status: CampaignStatus | None = None
+    type: CampaignType | None = None
     store_id: Id | None = None
-    channel: str | None = Field(default=None, max_length=16)
+    channel: Channel | None = None
     tag: str | None = Field(default=None, max_length=32)
     theme_id: Id | None = None
     active_from: datetime | None = Field(default=None, description="running at or after this time")

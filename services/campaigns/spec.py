@@ -17,6 +17,10 @@ from services.core.schema import Body, Id
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
 CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral"]
+#: The lifecycle states (models.campaigns.CAMPAIGN_STATUSES), for filters: an unknown one is a 422.
+CampaignStatus = Literal[
+    "draft", "in_review", "returned", "rejected", "approved", "scheduled", "active", "paused", "ended", "archived"
+]
 Channel = Literal["miniprogram", "pos", "h5", "app", "offline"]
 Visibility = Literal["public", "targeted", "hidden"]
 CouponKind = Literal["fixed", "percent", "threshold", "free_item"]
