@@ -14,7 +14,7 @@ from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable, principal_of
 from services.accounts import customers
 from services.core import errors
-from services.core.schema import Body, Id, Out
+from services.core.schema import Body, DisplayName, Id, Out
 
 routes = RouteTable()
 
@@ -48,10 +48,10 @@ class UserOut(Out):
 class ProfilePatchIn(Body):
     """Only the fields sent change; null clears a field."""
 
-    nickname: str | None = Field(default=None, min_length=1, max_length=32)
+    nickname: DisplayName | None = Field(default=None, min_length=1, max_length=32)
     interest_tags: list[Tag] | None = Field(default=None, max_length=20)
     preferred_store_id: Id | None = None
-    city: str | None = Field(default=None, min_length=1, max_length=32)
+    city: DisplayName | None = Field(default=None, min_length=1, max_length=32)
 
 
 class PhoneIn(Body):
