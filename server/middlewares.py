@@ -72,6 +72,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     One middleware rather than two: every request of every route passes through it, and
     each middleware costs aiohttp a coroutine frame per request. The log line names the
     path, never the query string or body: those may carry codes, tokens or phone data.
+    ``who`` is the verified caller, also when refused (403); ``-`` when there is none
+    (public routes, 401).
     """
     incoming = request.headers.get(_X_REQUEST_ID, "")
     request_id = incoming if _REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()

@@ -106,9 +106,10 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if not public:
             principal = authenticate(request)
+            # Recorded before the check: the access log names the caller of a 403 too.
+            request[PRINCIPAL] = principal
             if not access.allows(principal):
                 raise errors.Forbidden(f"this route needs {access.describe()}")
-            request[PRINCIPAL] = principal
         if simple:
             result = await handler(request)
         else:

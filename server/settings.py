@@ -325,12 +325,18 @@ class Settings:
     login_max_failures: int = setting(
         "LOGIN_MAX_FAILURES",
         5,
-        "failed admin/staff logins per account before a lockout (4× that per client address)",
+        "failed admin/staff logins per account and client address before that address is locked out of "
+        "that account (4× that per address over all accounts)",
         lo=1,
         hi=1000,
     )
     login_lockout_seconds: int = setting(
-        "LOGIN_LOCKOUT_SECONDS", 900, "how long the failure count (and a lockout) lasts, seconds", lo=1, hi=86400
+        "LOGIN_LOCKOUT_SECONDS",
+        900,
+        "how long failures are counted and the first lockout lasts, seconds (each further one of the same "
+        "account and address, or address, lasts twice as long, up to a day)",
+        lo=1,
+        hi=86400,
     )
     trusted_proxy_hops: int = setting(
         "TRUSTED_PROXY_HOPS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from aiohttp import web
@@ -15,23 +16,17 @@ from server.keys import REDIS
 from server.routing import RouteTable, path_int
 from services.analytics import MAX_RANGE_DAYS
 from services.analytics import reports as analytics
-from services.core import Out, Query, errors
+from services.core import Day, Out, Query, errors
 
 routes = RouteTable()
 
-#: Days outside these are typing mistakes, not ranges anyone has data for.
-EARLIEST = dt.date(2000, 1, 1)
-LATEST = dt.date(2999, 12, 31)
-
 
 class RangeQuery(Query):
-    date_from: dt.date | None = Field(
-        default=None, ge=EARLIEST, le=LATEST, description="first UTC day, YYYY-MM-DD (inclusive)"
-    )
-    date_to: dt.date | None = Field(
-        default=None, ge=EARLIEST, le=LATEST,
+    date_from: Day | None = Field(default=None, description="first UTC day, YYYY-MM-DD (inclusive)")
+    date_to: Day | None = Field(
+        default=None,
         description=f"last UTC day, YYYY-MM-DD (inclusive); at most {MAX_RANGE_DAYS} days in all",
-    )  # fmt: skip
+    )
 
 
 class OverviewQuery(RangeQuery, PageQuery):
@@ -170,24 +165,16 @@ CSV_COLUMNS = (
 async def export_campaign_analytics(request: web.Request, query: RangeQuery) -> web.StreamResponse:
     # Computed before the response starts, so a bad range or unknown campaign is still a JSON error.
     a = await _campaign(request, query)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="campaign-{a.campaign.id}-analytics.csv"',
-            "Cache-Control": "no-store",
-        }
-    )
-    await response.prepare(request)
-    await response.write(csv_export.rows([list(CSV_COLUMNS)]))
-    for start in range(0, len(a.days), 100):
-        batch = a.days[start : start + 100]
-        values = [
-            {"date": d.day.isoformat(), "campaign_id": a.campaign.id, "campaign_title": a.title, **_figures(d)}
-            for d in batch
-        ]
-        await response.write(csv_export.rows([[csv_export.cell(v[c]) for c in CSV_COLUMNS] for v in values]))
-    await response.write_eof()
-    return response
+
+    async def batches() -> AsyncIterator[list[list[str]]]:
+        for start in range(0, len(a.days), 100):
+            values = [
+                {"date": d.day.isoformat(), "campaign_id": a.campaign.id, "campaign_title": a.title, **_figures(d)}
+                for d in a.days[start : start + 100]
+            ]
+            yield [[csv_export.cell(v[c]) for c in CSV_COLUMNS] for v in values]
+
+    return await csv_export.stream(request, f"campaign-{a.campaign.id}-analytics.csv", CSV_COLUMNS, batches())
 
 
 @routes.add(

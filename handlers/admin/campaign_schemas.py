@@ -9,7 +9,7 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
 from handlers.schemas import GoalOut
-from services.campaigns import CampaignIn, CouponFace, RefundPolicy
+from services.campaigns import CampaignIn, CampaignStatus, CampaignType, Channel, CouponFace, RefundPolicy
 from services.core import Body, Id, Out, Query
 
 
@@ -88,10 +88,10 @@ class CampaignPageOut(Out):
 class CampaignListQuery(Query):
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=20, ge=1, le=100)
-    status: str | None = Field(default=None, max_length=16)
-    type: str | None = Field(default=None, max_length=16)
+    status: CampaignStatus | None = None
+    type: CampaignType | None = None
     store_id: Id | None = None
-    channel: str | None = Field(default=None, max_length=16)
+    channel: Channel | None = None
     tag: str | None = Field(default=None, max_length=32)
     theme_id: Id | None = None
     active_from: datetime | None = Field(default=None, description="running at or after this time")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from pydantic import Field, model_validator
@@ -14,7 +14,7 @@ from server.access import ANY_ADMIN
 from server.keys import REDIS, WECHAT
 from server.routing import RouteTable, path_int
 from services.content import posters
-from services.core import Id, Query, errors
+from services.core import Day, Id, Query, errors
 from services.wallet import redemption_lists
 
 routes = RouteTable()
@@ -24,8 +24,8 @@ class FilterQuery(Query):
     store_id: Id | None = None
     campaign_id: Id | None = None
     staff_id: Id | None = None
-    date_from: dt.date | None = Field(default=None, description="first UTC day, YYYY-MM-DD (inclusive)")
-    date_to: dt.date | None = Field(default=None, description="last UTC day, YYYY-MM-DD (inclusive)")
+    date_from: Day | None = Field(default=None, description="first UTC day, YYYY-MM-DD (inclusive)")
+    date_to: Day | None = Field(default=None, description="last UTC day, YYYY-MM-DD (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> FilterQuery:
@@ -72,19 +72,11 @@ CSV_COLUMNS = (
     summary="The same redemptions as CSV (header row, streamed; voucher codes masked)",
 )  # fmt: skip
 async def export_redemptions(request: web.Request, query: FilterQuery) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": 'attachment; filename="redemptions.csv"',
-            "Cache-Control": "no-store",
-        }
-    )
-    await response.prepare(request)
-    await response.write(csv_export.rows([list(CSV_COLUMNS)]))
-    async for batch in redemption_lists.export(query.filters()):
-        await response.write(csv_export.rows([[csv_export.cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]))
-    await response.write_eof()
-    return response
+    async def batches() -> AsyncIterator[list[list[str]]]:
+        async for batch in redemption_lists.export(query.filters()):
+            yield [[csv_export.cell(getattr(v, c)) for c in CSV_COLUMNS] for v in batch]
+
+    return await csv_export.stream(request, "redemptions.csv", CSV_COLUMNS, batches())
 
 
 @routes.add(

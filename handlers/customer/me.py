@@ -13,7 +13,7 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY, SETTINGS, WECHAT
 from server.routing import RouteTable, principal_of
 from services.accounts import customers
-from services.core import Body, Id, Out, errors
+from services.core import Body, DisplayName, Id, Out, errors
 
 routes = RouteTable()
 
@@ -47,10 +47,10 @@ class UserOut(Out):
 class ProfilePatchIn(Body):
     """Only the fields sent change; null clears a field."""
 
-    nickname: str | None = Field(default=None, min_length=1, max_length=32)
+    nickname: DisplayName | None = Field(default=None, min_length=1, max_length=32)
     interest_tags: list[Tag] | None = Field(default=None, max_length=20)
     preferred_store_id: Id | None = None
-    city: str | None = Field(default=None, min_length=1, max_length=32)
+    city: DisplayName | None = Field(default=None, min_length=1, max_length=32)
 
 
 class PhoneIn(Body):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import Field
@@ -15,10 +17,12 @@ from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.campaigns import CouponFace, face_of
-from services.core import Body, ErrorBody, Out, errors
-from services.wallet import qr, redemption, redemption_checks, redemption_lists
+from services.core import Body, Day, ErrorBody, Out, errors
+from services.wallet import ScanLimiter, qr, redemption, redemption_checks, redemption_lists
 
 routes = RouteTable()
+
+T = TypeVar("T")
 
 #: A scanned QR payload (about 50 characters) or a 16-digit barcode number.
 Payload = Field(min_length=1, max_length=200)
@@ -107,7 +111,30 @@ class RedemptionPreviewOut(Out):
     refusal: ErrorBody | None = Field(description="why not: the error POST /api/v1/staff/redemptions would answer")
 
 
-_SCAN_ERRORS = (errors.QrExpired, errors.QrInvalid, errors.VoucherNotFound)
+_SCAN_ERRORS = (errors.QrExpired, errors.QrInvalid, errors.VoucherNotFound, errors.RateLimited)
+#: Scans that found no voucher: what guessing codes looks like (services.wallet.scan_limits).
+_NOT_FOUND = (errors.QrInvalid, errors.VoucherNotFound)
+
+
+async def _scan(request: web.Request, till: redemption.Till, scan: Callable[[], Awaitable[T]]) -> T:
+    """Run a preview or redemption under the scan limits: refused (429) while the staff
+    member or store is over its limit of scans that found no voucher; counted as one
+    such failure if it finds none."""
+    limiter = ScanLimiter(request.app[REDIS])
+    attempt = await limiter.acquire(till.store_id, till.staff_id)
+    not_found = False
+    try:
+        result = await scan()
+    except _NOT_FOUND:
+        not_found = True
+        raise
+    finally:
+        # Found (whatever the verdict) or no verdict: not a guess. Shielded: a client that
+        # hangs up must not leave the scan counted in flight.
+        await asyncio.shield(limiter.done(attempt, actor_of(request), not_found=not_found))
+    return result
+
+
 _REFUSALS = (
     errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.VoucherNotYetValid, errors.StoreNotAllowed,
     errors.ChannelNotAllowed, errors.MinSpendNotMet,
@@ -120,8 +147,10 @@ _REFUSALS = (
     summary="What a scanned code is, whose, and whether this store may redeem it now (or the precise reason not)",
 )  # fmt: skip
 async def preview_redemption(request: web.Request, body: RedemptionPreviewIn) -> RedemptionPreviewOut:
-    found = await redemption_checks.preview(
-        code_config(request), request.app[REDIS], till_of(request), body.payload, body.order_amount
+    till = till_of(request)
+    config, redis = code_config(request), request.app[REDIS]
+    found = await _scan(
+        request, till, lambda: redemption_checks.preview(config, redis, till, body.payload, body.order_amount)
     )
     v, t = found.voucher, found.template
     refusal = found.refusal
@@ -155,10 +184,11 @@ class RedeemIn(Body):
     "order_ref make retries return the first answer",
 )  # fmt: skip
 async def redeem_voucher(request: web.Request, body: RedeemIn) -> web.Response:
-    view, replayed = await redemption.redeem(
-        code_config(request), request.app[REDIS], till_of(request), actor_of(request), body.payload,
-        body.order_amount, body.order_ref, idempotency_key(request),
-    )  # fmt: skip
+    till, key = till_of(request), idempotency_key(request)
+    config, redis, actor = code_config(request), request.app[REDIS], actor_of(request)
+    view, replayed = await _scan(request, till, lambda: redemption.redeem(
+        config, redis, till, actor, body.payload, body.order_amount, body.order_ref, key,
+    ))  # fmt: skip
     response = json_response(redemption_out(view), status=201)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -185,7 +215,7 @@ async def reverse_redemption(request: web.Request, body: ReverseIn) -> Redemptio
 
 
 class DayQuery(PageQuery):
-    date: dt.date | None = Field(default=None, description="a UTC day, YYYY-MM-DD; today by default")
+    date: Day | None = Field(default=None, description="a UTC day, YYYY-MM-DD; today by default")
 
 
 @routes.add(

@@ -9,7 +9,7 @@ from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot, Coupon
 from services.campaigns.editing import Policy
 from services.campaigns.exclusivity import exclusive_ids
 from services.campaigns.face import FACE_FIELDS, CouponFace, face_of
-from services.campaigns.spec import MAX_MONEY, CampaignIn, CampaignType, Channel, RefundPolicy
+from services.campaigns.spec import MAX_MONEY, CampaignIn, CampaignStatus, CampaignType, Channel, RefundPolicy
 
 __all__ = [
     "FACE_FIELDS",
@@ -17,6 +17,7 @@ __all__ = [
     "CampaignCatalog",
     "CampaignIn",
     "CampaignSnapshot",
+    "CampaignStatus",
     "CampaignType",
     "Channel",
     "CouponFace",

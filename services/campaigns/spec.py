@@ -18,6 +18,10 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whit
 CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral"]
 #: What a refund taking a completed goal back below its target does to the reward.
 RefundPolicy = Literal["claw_back", "keep"]
+#: The lifecycle states (models.campaigns.CAMPAIGN_STATUSES), for filters: an unknown one is a 422.
+CampaignStatus = Literal[
+    "draft", "in_review", "returned", "rejected", "approved", "scheduled", "active", "paused", "ended", "archived"
+]
 Channel = Literal["miniprogram", "pos", "h5", "app", "offline"]
 Visibility = Literal["public", "targeted", "hidden"]
 CouponKind = Literal["fixed", "percent", "threshold", "free_item"]

@@ -12,7 +12,7 @@ from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.principal import Principal, PrincipalKind
 from services.core.redis import AnyRedis, call_script, text
-from services.core.schema import Body, ErrorBody, ErrorOut, Id, Out, Query, find_nul, part_of
+from services.core.schema import Body, Day, DisplayName, ErrorBody, ErrorOut, Id, Out, Query, find_nul, part_of
 from services.core.shielded import run_to_end
 from services.core.sql import Dialect, Params, dialect_of
 from services.core.tokens import issue_access_token, verify_access_token
@@ -22,7 +22,9 @@ __all__ = [
     "AnyRedis",
     "AppError",
     "Body",
+    "Day",
     "Dialect",
+    "DisplayName",
     "ErrorBody",
     "ErrorOut",
     "Id",

@@ -6,13 +6,60 @@ text, so query models coerce ("10" -> 10) but still refuse unknown parameters.
 
 from __future__ import annotations
 
+import datetime as dt
+import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 #: A database id: positive and within a signed 64-bit column (larger is a 422, not an
 #: overflow in the driver).
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+#: The days a date filter may name. Outside these is a typing mistake, not a range anyone
+#: has data for; bounding them at the edge keeps day arithmetic ("the day after date_to")
+#: from overflowing Python's date range (9999-12-31 + 1 day) deep inside a query, and
+#: keeps four-digit years, which SQLite's text-ordered timestamps need.
+EARLIEST_DAY = dt.date(2000, 1, 1)
+LATEST_DAY = dt.date(2999, 12, 31)
+
+#: A UTC day in a query (YYYY-MM-DD) within [EARLIEST_DAY, LATEST_DAY]; anything else is
+#: a 422 naming the parameter. Every date filter uses this type, so none can overflow.
+Day = Annotated[dt.date, Field(ge=EARLIEST_DAY, le=LATEST_DAY)]
+
+
+#: Bidirectional controls: they reorder how the text around them is shown ("\u202eevI"
+#: reads "Ive"), so a name holding one may look like another.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Invisible format characters a name may hold: the joiners that emoji sequences and
+#: Persian or Indic spelling need. Every other format character (zero-width space, soft
+#: hyphen, word joiner, BOM ...) is refused.
+_JOINERS = frozenset("\u200c\u200d")
+#: Letters and symbols that draw nothing (Hangul fillers, the blank braille pattern).
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+#: Categories that draw nothing by themselves: controls, format, separators, marks.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _display_name(value: str) -> str:
+    """NFC, trimmed; refused if it could show as something else or as nothing."""
+    value = unicodedata.normalize("NFC", value).strip()
+    for char in value:
+        if char in _BIDI_CONTROLS:
+            raise ValueError("bidirectional control characters are not allowed")
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs") or (category == "Cf" and char not in _JOINERS):
+            raise ValueError("control and invisible format characters are not allowed")
+    if all(char in _BLANKS or unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in value):
+        raise ValueError("must have a visible character")
+    return value
+
+
+#: A name people read (a nickname shown to staff): stored NFC-normalised and trimmed;
+#: bidi controls, control and format characters (but the joiners) and names with
+#: nothing visible are a 422 naming the field. Length limits go on the field, checked
+#: before normalising.
+DisplayName = Annotated[str, AfterValidator(_display_name)]
 
 
 def find_nul(value: Any, path: str = "") -> str | None:

@@ -139,3 +139,39 @@ async def test_profile_update_with_an_unknown_store_changes_nothing(client):
     error = await error_of(resp)
     assert error["details"]["errors"][0]["field"] == "preferred_store_id"
     assert (await Customer.get(openid="o_hal")).nickname is None
+
+
+async def test_nicknames_are_normalised_and_deceptive_ones_refused(client):
+    """Staff see the nickname at the till: it must read as what it is."""
+    tokens = await customer_login(client, "o_ivy")
+    auth = bearer(tokens["access_token"])
+    refused = [
+        "\u202eevI",  # right-to-left override: shows as "Ive"
+        "Ivy\u2066x\u2069",  # isolates
+        "I\u200fvy",  # right-to-left mark
+        "\u200b\u200c\u200d",  # zero-width characters only
+        "\u3164\u3164",  # Hangul fillers: blank to the eye
+        "\u2800",  # braille blank
+        "   ",
+        "Ivy\u0007",  # a control character
+        "\u00ad",  # a soft hyphen alone
+    ]
+    for nickname in refused:
+        resp = await client.patch("/api/v1/me", json={"nickname": nickname}, headers=auth)
+        assert resp.status == 422, (nickname, resp.status, await resp.text())
+        error = await error_of(resp)
+        assert error["code"] == "validation_failed"
+        assert [e["field"] for e in error["details"]["errors"]] == ["nickname"], error
+    assert (await Customer.get(openid="o_ivy")).nickname is None
+    # Decomposed "é" (e + combining acute) is stored composed (NFC), trimmed; scripts of
+    # every kind, and emoji joined by a zero-width joiner, stay allowed.
+    for sent, stored in [
+        ("  Rene\u0301e ", "Ren\u00e9e"),
+        ("小明", "小明"),
+        ("محمد", "محمد"),
+        ("Ivy \U0001f469\u200d\U0001f4bb", "Ivy \U0001f469\u200d\U0001f4bb"),
+    ]:
+        resp = await client.patch("/api/v1/me", json={"nickname": sent}, headers=auth)
+        assert resp.status == 200, (sent, await resp.text())
+        assert (await resp.json())["nickname"] == stored
+        assert (await Customer.get(openid="o_ivy")).nickname == stored

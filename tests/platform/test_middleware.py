@@ -85,6 +85,17 @@ async def test_errors_carry_the_request_id_and_are_logged(client: TestClient, ca
         assert any(m.startswith("GET /api/v1/me 401 ") and m.endswith(f"rid={rid} who=-") for m in messages)
 
 
+async def test_a_denied_call_is_logged_with_its_caller(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    """A 403 is exactly the call an operator wants to trace back to someone."""
+    caplog.set_level(logging.INFO, logger="wxcampaign.access")
+    alice = await customer_login(client, "o_alice")
+    resp = await client.get("/api/v1/admin/me", headers={**bearer(alice["access_token"]), "X-Request-ID": "denied-1"})
+    assert resp.status == 403 and (await error_of(resp))["code"] == "forbidden"
+    messages = [r.getMessage() for r in caplog.records if r.name == "wxcampaign.access"]
+    (line,) = [m for m in messages if "rid=denied-1" in m]
+    assert re.match(rf"^GET /api/v1/admin/me 403 \d+\.\dms rid=denied-1 who=customer:{alice['user']['id']}$", line)
+
+
 async def test_aiohttp_errors_are_shaped(client: TestClient) -> None:
     resp = await client.get("/api/v1/no-such-route")
     assert resp.status == 404 and (await error_of(resp))["code"] == "not_found"
