@@ -5,8 +5,6 @@ for measuring what each override saves (issue 13). Bench-only: the product has n
 
 * ``connection``: redis-py's own ``Connection`` (and ``RedisCluster``) instead of
   ``server.redis_connection.FastConnection`` / ``FastCluster``;
-* ``pool``: redis-py's ``BlockingConnectionPool`` (same bound and timeout) instead of
-  ``server.redis_pool.BoundedConnectionPool``;
 * ``grab_body``: the grab's 201 answer as ``GrabOut(voucher=voucher_of(...))`` serialized by
   pydantic, instead of ``handlers.customer.grab_body``'s bytes;
 * ``sqlite_batch``: a redemption batch on SQLite through aiosqlite's public coroutines (a
@@ -27,9 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _client(*, plain_connection: bool, plain_pool: bool) -> None:
-    """``server.app.connect_redis`` as it is, but for the parts named plain."""
-    from redis.asyncio import BlockingConnectionPool, Redis
+def _connection() -> None:
+    """``server.app.connect_redis`` as it is, but with redis-py's own connections."""
+    from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.connection import Connection
 
@@ -39,15 +37,11 @@ def _client(*, plain_connection: bool, plain_pool: bool) -> None:
 
     def connect_redis(url: str, *, cluster: bool) -> Any:
         if cluster:
-            if plain_connection:
-                return RedisCluster.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
-            return original(url, cluster=True)
+            return RedisCluster.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
         ours = original(url, cluster=False).connection_pool
-        pool_class = BlockingConnectionPool if plain_pool else type(ours)
-        pool = pool_class.from_url(
+        pool = type(ours).from_url(
             url, max_connections=ours.max_connections, timeout=2.0, health_check_interval=30,
-            connection_class=Connection if plain_connection else ours.connection_class, socket_timeout=5.0,
-            socket_connect_timeout=2.0,
+            connection_class=Connection, socket_timeout=5.0, socket_connect_timeout=2.0,
         )  # fmt: skip
         return Redis.from_pool(pool)
 
@@ -165,23 +159,19 @@ def _sqlite_batch() -> None:
 
 
 PATCHES: dict[str, Callable[[], None]] = {
+    "connection": _connection,
     "sqlite_batch": _sqlite_batch,
     "grab_body": _grab_body,
     "feed_cards": _feed_cards,
 }
 
 
-CLIENT = ("connection", "pool")
-
-
 def apply(names: list[str]) -> None:
     """Apply the named replacements."""
-    unknown = set(names) - set(PATCHES) - set(CLIENT)
+    unknown = set(names) - set(PATCHES)
     if unknown:
-        raise SystemExit(f"BENCH_PLAIN: unknown {sorted(unknown)}; known: {sorted([*CLIENT, *PATCHES])}")
-    if set(names) & set(CLIENT):
-        _client(plain_connection="connection" in names, plain_pool="pool" in names)
-    for name in set(names) & set(PATCHES):
+        raise SystemExit(f"BENCH_PLAIN: unknown {sorted(unknown)}; known: {sorted(PATCHES)}")
+    for name in names:
         PATCHES[name]()
 
 

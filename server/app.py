@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from handlers import all_routes
@@ -21,7 +21,6 @@ from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
 from server.redis_connection import FastCluster, FastConnection
-from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core.redis import AnyRedis
@@ -48,7 +47,9 @@ def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
         return FastCluster.from_url(url, **options)
     # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
     # (briefly) for a connection instead of failing with "Too many connections".
-    pool = BoundedConnectionPool.from_url(
+    # redis-py's own blocking pool: a semaphore-based pool of ours measured 6% less CPU per
+    # grab, under the 10% an override must save to be kept (issue 13, bench/RESULTS.md).
+    pool = BlockingConnectionPool.from_url(
         url, max_connections=512, timeout=2.0, health_check_interval=30, connection_class=FastConnection, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it

@@ -1,20 +1,20 @@
-"""The server's Redis pool against a real redis-server: bounded, waiting for a free
-connection when full, failing after its timeout, and sound under concurrency."""
+"""The server's Redis pool (redis-py's ``BlockingConnectionPool``, as ``connect_redis``
+configures it) against a real redis-server: bounded, waiting for a free connection when
+full, failing after its timeout, and sound under concurrency."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.app import connect_redis
-from server.redis_pool import BoundedConnectionPool
 
 
 def _client(redis_url: str, *, size: int, timeout: float = 5.0) -> Redis:
-    return Redis.from_pool(BoundedConnectionPool.from_url(redis_url, max_connections=size, timeout=timeout))
+    return Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=size, timeout=timeout))
 
 
 async def test_commands_queue_for_the_connections_there_are(redis_url: str) -> None:
@@ -50,7 +50,7 @@ async def test_a_full_pool_fails_after_its_timeout(redis_url: str) -> None:
 async def test_the_server_uses_it(redis_url: str) -> None:
     client = connect_redis(redis_url, cluster=False)
     try:
-        assert isinstance(client.connection_pool, BoundedConnectionPool)
+        assert isinstance(client.connection_pool, BlockingConnectionPool)
         assert client.connection_pool.max_connections == 512
         assert await client.ping() is True
     finally:
