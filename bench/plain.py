@@ -1,12 +1,10 @@
 """`python -m server`, with some of its library overrides replaced by the plain library,
 for measuring what each override saves (issue 13). Bench-only: the product has no switch.
 
-    BENCH_PLAIN=connection,pool,grab_body,feed_cards .venv/bin/python -m bench.plain [server args]
+    BENCH_PLAIN=connection,feed_cards .venv/bin/python -m bench.plain [server args]
 
 * ``connection``: redis-py's own ``Connection`` (and ``RedisCluster``) instead of
   ``server.redis_connection.FastConnection`` / ``FastCluster``;
-* ``grab_body``: the grab's 201 answer as ``GrabOut(voucher=voucher_of(...))`` serialized by
-  pydantic, instead of ``handlers.customer.grab_body``'s bytes;
 * ``sqlite_batch``: a redemption batch on SQLite through aiosqlite's public coroutines (a
   hop to the database thread per statement) instead of one ``Connection._execute`` call
   running the whole transaction on the database thread;
@@ -46,17 +44,6 @@ def _connection() -> None:
         return Redis.from_pool(pool)
 
     app.connect_redis = connect_redis
-
-
-def _grab_body() -> None:
-    from handlers.customer import coupons
-    from handlers.customer.voucher_out import GrabOut, voucher_of
-
-    def grab_body(info: Any, claim: Any) -> bytes:
-        model = GrabOut(voucher=voucher_of(info, claim))
-        return GrabOut.__pydantic_serializer__.to_json(model)
-
-    coupons.grab_body = grab_body  # type: ignore[attr-defined]
 
 
 def _feed_cards() -> None:
@@ -161,7 +148,6 @@ def _sqlite_batch() -> None:
 PATCHES: dict[str, Callable[[], None]] = {
     "connection": _connection,
     "sqlite_batch": _sqlite_batch,
-    "grab_body": _grab_body,
     "feed_cards": _feed_cards,
 }
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.customer.grab_body import grab_body
-from handlers.customer.voucher_out import GrabOut
+from handlers.customer.voucher_out import GrabOut, voucher_of
 from handlers.request_meta import client_address
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, IP_LIMITER, SETTINGS, STOCK
@@ -25,7 +24,7 @@ routes = RouteTable()
             errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict, errors.RateLimited,
             errors.NotFound),
 )  # fmt: skip
-async def grab_coupon(request: web.Request) -> web.Response:
+async def grab_coupon(request: web.Request) -> GrabOut:
     wait = request.app[IP_LIMITER].take(client_address(request))
     if wait:
         raise errors.RateLimited("too many grabs from your address", details={"retry_after": retry_after(wait)})
@@ -38,5 +37,6 @@ async def grab_coupon(request: web.Request) -> web.Response:
         grabs.check_idempotency_key(request.headers.get("Idempotency-Key")),
         GrabPolicy(max_per_window=settings.grab_user_max, window_ms=settings.grab_user_window_ms),
     )
-    # GrabOut's JSON, with the coupon's part serialized once (handlers/customer/grab_body.py).
-    return web.Response(body=grab_body(info, claim), status=201, content_type="application/json")
+    # The declared model, serialized by the route: writing these bytes by hand from a
+    # per-coupon cached part measured no saving of CPU per grab (issue 13, bench/RESULTS.md).
+    return GrabOut(voucher=voucher_of(info, claim))
