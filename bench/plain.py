@@ -1,10 +1,8 @@
 """`python -m server`, with some of its library overrides replaced by the plain library,
 for measuring what each override saves (issue 13). Bench-only: the product has no switch.
 
-    BENCH_PLAIN=connection,feed_cards .venv/bin/python -m bench.plain [server args]
+    BENCH_PLAIN=sqlite_batch,feed_cards .venv/bin/python -m bench.plain [server args]
 
-* ``connection``: redis-py's own ``Connection`` (and ``RedisCluster``) instead of
-  ``server.redis_connection.FastConnection`` / ``FastCluster``;
 * ``sqlite_batch``: a redemption batch on SQLite through aiosqlite's public coroutines (a
   hop to the database thread per statement) instead of one ``Connection._execute`` call
   running the whole transaction on the database thread;
@@ -21,29 +19,6 @@ import os
 import sys
 from collections.abc import Callable
 from typing import Any
-
-
-def _connection() -> None:
-    """``server.app.connect_redis`` as it is, but with redis-py's own connections."""
-    from redis.asyncio import Redis
-    from redis.asyncio.cluster import RedisCluster
-    from redis.asyncio.connection import Connection
-
-    from server import app
-
-    original: Callable[..., Any] = app.connect_redis
-
-    def connect_redis(url: str, *, cluster: bool) -> Any:
-        if cluster:
-            return RedisCluster.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
-        ours = original(url, cluster=False).connection_pool
-        pool = type(ours).from_url(
-            url, max_connections=ours.max_connections, timeout=2.0, health_check_interval=30,
-            connection_class=Connection, socket_timeout=5.0, socket_connect_timeout=2.0,
-        )  # fmt: skip
-        return Redis.from_pool(pool)
-
-    app.connect_redis = connect_redis
 
 
 def _feed_cards() -> None:
@@ -146,7 +121,6 @@ def _sqlite_batch() -> None:
 
 
 PATCHES: dict[str, Callable[[], None]] = {
-    "connection": _connection,
     "sqlite_batch": _sqlite_batch,
     "feed_cards": _feed_cards,
 }

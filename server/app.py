@@ -20,7 +20,6 @@ from server.embedded_redis import start_embedded_redis
 from server.keys import COUPON_CACHE, HTTP_SESSION, IP_LIMITER, JOURNEY, OPENAPI, ORM, REDIS, SETTINGS, STOCK, WECHAT
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
-from server.redis_connection import FastCluster, FastConnection
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core.redis import AnyRedis
@@ -39,19 +38,16 @@ def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
     # A reply can wait on a saturated event loop (a flash sale on 2 cores) longer than
     # Redis takes: a short read timeout then drops healthy connections mid-command, and
     # redis-py's cluster client can race on the dropped connection. Connecting stays quick.
-    # FastConnection: redis-py's connection without a Task per write, packing in C
-    # (server/redis_connection.py); rediss:// and unix:// URLs keep redis-py's own
-    # connection classes.
+    # redis-py's own connections and pools: a connection class of ours (a write bounded
+    # without a task, packing in C) and a semaphore-based pool each measured ~6% less CPU
+    # per grab, under the 10% an override of library internals must save (issue 13,
+    # bench/RESULTS.md "Library overrides").
     options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
     if cluster:
-        return FastCluster.from_url(url, **options)
+        return RedisCluster.from_url(url, **options)
     # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
     # (briefly) for a connection instead of failing with "Too many connections".
-    # redis-py's own blocking pool: a semaphore-based pool of ours measured 6% less CPU per
-    # grab, under the 10% an override must save to be kept (issue 13, bench/RESULTS.md).
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=512, timeout=2.0, health_check_interval=30, connection_class=FastConnection, **options
-    )
+    pool = BlockingConnectionPool.from_url(url, max_connections=512, timeout=2.0, health_check_interval=30, **options)
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
