@@ -42,7 +42,7 @@ def _feed_cards() -> None:
             ends_at=snap.ends_at, participants=r.participants,
             distance_km=None if r.distance_km is None else round(r.distance_km, 2), score=r.score,
             reason=next((x.text for x in shown if x.code != "joined"), shown[0].text if shown else None),
-            reasons=[{"code": x.code, "text": x.text, "points": x.points} for x in shown],
+            reasons=[{"code": x.code, "text": x.text, "points": x.points} for x in shown],  # type: ignore[misc]
         )  # fmt: skip
         return found
 
@@ -117,7 +117,7 @@ def _sqlite_batch() -> None:
                 await db.execute("ROLLBACK")
                 raise
 
-    w._sqlite_batch = batch
+    w._sqlite_batch = batch  # type: ignore[assignment]
 
 
 PATCHES: dict[str, Callable[[], None]] = {
