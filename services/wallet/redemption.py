@@ -149,7 +149,7 @@ def _scanned(row: dict[str, Any]) -> Scanned:
     """A row of ``redemption_write.read_sql`` as values (pure: it may run on SQLite's
     database thread)."""
     # The public constructor (it converts each value as loading from the database does):
-    # tortoise's private ``_init_from_db`` saved ~20 µs of ~0.8 ms a redemption, under the
+    # tortoise's private ``_init_from_db`` saved 10-20 µs of ~1 ms a redemption, under the
     # 10% a private call must save to stay (issue 13). Read only: never saved.
     voucher = Voucher(**{c: row[c] for c in voucher_columns()})
     coupon = Coupon(
