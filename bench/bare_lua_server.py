@@ -1,7 +1,7 @@
 """The ceiling of one Python process for a coupon grab: an aiohttp endpoint that runs the
 very grab script of the product (services/stock/grab.lua, the same keys and arguments,
 through the same client: ``server.app.connect_redis``, i.e. the same connection pool and
-``server.redis_connection.FastConnection``, called with ``call_script`` and the claim id
+connections, called with ``call_script`` and the claim id
 and code from ``services.stock.random_token``, as ours) and nothing else: no auth, no validation, no
 eligibility, no IP limiter, no idempotency, no read-your-writes record.
 
@@ -82,7 +82,7 @@ def create_app(redis_url: str, stock: int) -> web.Application:
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         # The very client our server makes (server.app.connect_redis): the same pool,
-        # connection class (server/redis_connection.py) and timeouts, so the comparison
+        # connections and timeouts, so the comparison
         # is of everything around the round trip.
         client = connect_redis(redis_url, cluster=False)
         assert isinstance(client, Redis)

@@ -66,7 +66,9 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bench.grab import call, profile_summary, profiled, say, start_redis
-from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, wrk
+from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, start_variant, wrk
+from server.settings import DEFAULT_SECRET
+from services.core import Principal, issue_access_token
 from services.feed import catalog_changes, encode_offset
 from tests.campaigns.fixtures import coupon_body
 
@@ -468,6 +470,11 @@ def main() -> int:
     parser.add_argument("--coupon-share", type=float, default=0.1, help="campaigns with a coupon (0-1)")
     parser.add_argument("--aim-p99-ms", type=float, default=30.0)
     parser.add_argument("--profile", type=Path, help="py-spy the server during each feed run (PATH.first, PATH.opens)")
+    parser.add_argument(
+        "--plain", help="instead of the runs above: servers as is and with these library overrides replaced by "
+        "the plain library (BENCH_PLAIN names, bench/plain.py; ';' between variants), in turn, --pairs times",
+    )  # fmt: skip
+    parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args()
     sample = min(args.sample, args.customers)
     with contextlib.ExitStack() as stack:
@@ -509,8 +516,11 @@ def main() -> int:
         rng = random.Random(1)
         picked = sorted(rng.sample(range(args.customers), sample))
         t = time.monotonic()
-        tokens = asyncio.run(login_openids(server.url, [f"o_feed_{n}" for n in picked]))
-        say(f"{len(tokens):,} sampled customers logged in through the emulator in {time.monotonic() - t:.1f} s")
+        if args.plain:  # minted: the A/B needs more customers than logging in makes quickly
+            tokens = [issue_access_token(DEFAULT_SECRET, Principal("customer", n + 1), 7200) for n in picked]
+        else:
+            tokens = asyncio.run(login_openids(server.url, [f"o_feed_{n}" for n in picked]))
+            say(f"{len(tokens):,} sampled customers logged in through the emulator in {time.monotonic() - t:.1f} s")
         coords = {city: (lat, lng) for city, lat, lng, _ in CITIES}
         homes = []
         for n in picked:
@@ -521,7 +531,9 @@ def main() -> int:
         queries = request_queries(homes)
         # Three groups of customers: the warm-up's, then one per run, so that neither run
         # starts with rankings another one left in the server's cache.
-        warm, cold_n = max(1, sample // 10), (sample - max(1, sample // 10)) * 3 // 5
+        # (The A/B needs many customers for its runs, a warm-up of a thousand at most.)
+        warm = max(1, min(sample // 10, 1000) if args.plain else sample // 10)
+        cold_n = (sample - warm) * 3 // 5
         lines = request_lines(tokens[:warm], queries[:warm])
         cold = request_lines(tokens[warm : warm + cold_n], queries[warm : warm + cold_n])
         sessions = session_lines(tokens[warm + cold_n :], queries[warm + cold_n :])
@@ -535,8 +547,19 @@ def main() -> int:
         t = time.monotonic()
         built = asyncio.run(audiences_built(redis_url))
         say(f"{built} audience sets built (the rest of them in the background): {time.monotonic() - t:.1f} s more")
-        wrk("warm-up", server.url, lines, args.connections, args.warmup)
         pid = server.process.pid
+        if args.plain:
+            # Two more servers without background workers (the first one keeps them), so
+            # that neither measured one pays for them: as is, and plain.
+            where = {**SERVER_ENV, "DATA_DIR": str(server.data_dir), "REDIS_URL": redis_url}
+            servers = {
+                f"plain ({names})" if names else "as is": start_variant(stack, where, names)
+                for names in ["", *args.plain.split(";")]
+            }
+            for base, _ in servers.values():
+                asyncio.run(first_pass(base, lines[:300]))  # its index and the audience sets
+            return ab(args, servers, lines, cold, sessions)
+        wrk("warm-up", server.url, lines, args.connections, args.warmup)
         # What the server burns with no request (its background workers), for reading
         # the CPU per request below; first the warm-up's requests still queued finish.
         time.sleep(3.0)
@@ -600,6 +623,44 @@ def main() -> int:
             print(f"{run}:")
             print("\n".join(profile_summary(args.profile.with_suffix(suffix), parts=PARTS)))
     return 0 if ok else 1
+
+
+def ab(
+    args: argparse.Namespace, servers: dict[str, tuple[str, int]], warm: list[str], cold: list[str],
+    sessions: list[str],
+) -> int:  # fmt: skip
+    """First looks and app opens on each server in turn (as is, then each plain variant),
+    ``args.pairs`` times, each run with customers no run saw before; CPU per request of
+    each, and each variant's medians against the server as is."""
+    for label, (base, _) in servers.items():
+        wrk(f"warm-up {label}", base, warm, args.connections, args.warmup)
+    runs = len(servers) * args.pairs
+    size_cold, size_opens = len(cold) // runs, len(sessions) // 3 // runs * 3
+    cpu: dict[tuple[str, str], list[float]] = {}
+    n = 0
+    for _ in range(args.pairs):
+        for kind, lines, size in (("first look", cold, size_cold), ("app opens", sessions, size_opens)):
+            for j, (label, (base, pid)) in enumerate(servers.items()):
+                chunk = lines[(n + j) * size : (n + j + 1) * size]
+                figures, per = measured(pid, f"{kind} {label}", base, chunk, args.connections, args.seconds, threads=1)
+                cpu.setdefault((kind, label), []).append(per)
+                came_round = " (the list came round: raise --sample)" if figures.requests > len(chunk) else ""
+                say(f"{figures.line()}  server CPU {per:.3f} ms/req{came_round}")
+        n += len(servers)
+    print(f"feed A/B: {args.pairs} rounds of {args.seconds:.0f} s runs, {args.connections} connections, servers "
+          f"in turn; load average (1 min) at the end {os.getloadavg()[0]:.2f}")  # fmt: skip
+    for kind in ("first look", "app opens"):
+        medians = {}
+        for label in servers:
+            values = cpu[(kind, label)]
+            medians[label] = statistics.median(values)
+            print(f"  {kind:<11} {label:<34} CPU ms/req {' '.join(f'{v:.3f}' for v in values)}  "
+                  f"median {medians[label]:.3f}")  # fmt: skip
+        mine = medians["as is"]
+        for label, theirs in medians.items():
+            if label != "as is":
+                print(f"  {kind}: {label}: the override(s) save {1 - mine / theirs:+.1%} of the plain CPU per request")
+    return 0
 
 
 if __name__ == "__main__":

@@ -378,7 +378,7 @@ _PARTS = (
     ("    coupon cache look-up", "CouponCache.get (coupon_cache.py)"),
     ("    the grab script round trip", "Stock._run_grab (stock.py)"),
     ("      random_token (claim id + code)", "random_token (stock.py)"),
-    ("    the 201 body", "grab_body (handlers/customer/grab_body.py)"),
+    ("    the 201 body's model", "voucher_of (handlers/customer/voucher_out.py)"),
     ("  bearer token check", "authenticate (server/routing.py)"),
     ("  JSON error bodies (the 409s)", "error_response (server/middlewares.py)"),
     ("coupon cache reload (a task, every 2 s)", "CouponCache._load (coupon_cache.py)"),

@@ -4,6 +4,7 @@ through the emulator, and wrk driving a request list, with figures parsed back."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -69,6 +70,39 @@ def start_server(extra_env: dict[str, str] | None = None) -> Server:
         process.kill()
         raise RuntimeError("server did not start")
     return Server(url, process, data_dir)
+
+
+def start_variant(stack: contextlib.ExitStack, env: dict[str, str], plain: str) -> tuple[str, int]:
+    """One more server on the database and Redis ``env`` names (DATA_DIR, DATABASE_URL,
+    REDIS_URL), without background workers (the first server keeps them), with the library
+    overrides ``plain`` names replaced by the plain library (bench/plain.py; "": the server
+    as it is). Returns its URL and pid; stopped when ``stack`` closes."""
+    port = free_port()
+    env = {
+        **os.environ, **env, "RUN_WORKERS": "false", "BENCH_PLAIN": plain, "HOST": "127.0.0.1", "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "bench.plain"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+    def stop() -> None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server with BENCH_PLAIN={plain!r} exited at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return f"http://127.0.0.1:{port}", process.pid
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server with BENCH_PLAIN={plain!r} did not start")
 
 
 async def login_customers(base: str, count: int, prefix: str = "o_bench") -> list[str]:

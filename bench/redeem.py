@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ import aiohttp
 import asyncpg
 
 from bench.grab import call, profile_summary, profiled, start_postgres, stop_process
-from bench.harness import ROOT, Figures, cpu_seconds, login_customers, start_server, wrk
+from bench.harness import ROOT, Figures, cpu_seconds, login_customers, start_server, start_variant, wrk
 from tests.campaigns.fixtures import campaign_body, coupon_body
 
 DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
@@ -203,6 +204,11 @@ def main() -> int:
     where.add_argument("--database-url", default=None)
     parser.add_argument("--pg-pool", type=int, default=None, help="PostgreSQL pool size (tortoise's maxsize)")
     parser.add_argument("--profile", type=Path, help="py-spy the server during the redemption run (raw output)")
+    parser.add_argument(
+        "--plain", help="instead of the runs above: two more servers, as is and with these library overrides "
+        "replaced by the plain library (BENCH_PLAIN names, bench/plain.py), in turn, --pairs times",
+    )  # fmt: skip
+    parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -231,6 +237,14 @@ def main() -> int:
         tokens, payloads = asyncio.run(set_up(server.url, args.vouchers, args.clerks))
         say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
             f"{max(map(len, payloads))} characters")  # fmt: skip
+        if args.plain:
+            redeemed = ab(stack, args, env, tokens, payloads)
+            stop_process(server.process)
+            rows, distinct, used = asyncio.run(count_in_database(database_url))
+            exact = rows == distinct == used and redeemed <= rows <= redeemed + (2 * args.pairs + 2) * args.connections
+            print(f"exactly once: {'ok' if exact else 'FAILED'} (201s seen {redeemed}, redemption rows {rows}, "
+                  f"distinct vouchers {distinct}, used vouchers {used})")  # fmt: skip
+            return 0 if exact else 1
         cpu_before = cpu_seconds(server.process.pid)
         baseline = wrk("GET /healthz (baseline)", server.url, ["GET\t/healthz\t-\t-"], args.connections, args.seconds)
         cpu_healthz = cpu_seconds(server.process.pid) - cpu_before
@@ -272,6 +286,36 @@ def main() -> int:
     if args.profile:
         print("\n".join(profile_summary(args.profile, parts=_PARTS)))
     return 0 if exact and data["exhausted"] == 0 else 1
+
+
+def ab(
+    stack: contextlib.ExitStack, args: argparse.Namespace, env: dict[str, str], tokens: list[str], payloads: list[str]
+) -> int:  # fmt: skip
+    """Redemptions on two more servers in turn (as is, plain), ``args.pairs`` times, each
+    run with vouchers no run used; prints the CPU per request of each; returns the 201s."""
+    servers = {"as is": start_variant(stack, env, ""), f"plain ({args.plain})": start_variant(stack, env, args.plain)}
+    size = len(payloads) // (2 * args.pairs + 2)
+    cpu: dict[str, list[float]] = {label: [] for label in servers}
+    created, n = 0, 0
+    for i in range(args.pairs + 1):  # the first round warms up, unmeasured
+        for label, (base, pid) in servers.items():
+            before = cpu_seconds(pid)
+            data = wrk_redeem(base, tokens, payloads[n * size : (n + 1) * size], args.connections, args.seconds)
+            per = (cpu_seconds(pid) - before) * 1000 / max(1, data["requests"])
+            n += 1
+            created += data["statuses"].get("201", 0)
+            say(f"{'warm-up' if i == 0 else 'run'} {label}: {data['requests']} requests {data['statuses']}, "
+                f"lines left unsent {data['exhausted']}, server CPU {per:.3f} ms/req")  # fmt: skip
+            if i:
+                cpu[label].append(per)
+    print(f"redemption A/B: {args.pairs} pairs of {args.seconds:.0f} s runs, {args.connections} connections; load "
+          f"average (1 min) at the end {os.getloadavg()[0]:.2f}")  # fmt: skip
+    medians = {label: statistics.median(values) for label, values in cpu.items()}
+    for label, values in cpu.items():
+        print(f"  {label:<28} CPU ms/req {' '.join(f'{v:.3f}' for v in values)}  median {medians[label]:.3f}")
+    mine, theirs = medians.values()
+    print(f"  the override(s) save {1 - mine / theirs:+.1%} of the plain CPU per request")
+    return created
 
 
 if __name__ == "__main__":
