@@ -14,7 +14,8 @@ from aiohttp import web
 
 from server import logs
 from server.event_loop import loop_factory
-from server.settings import Settings, SettingsError, settings_table, with_table
+from server.settings import Settings, SettingsError
+from server.settings_table import settings_table, with_table
 
 if TYPE_CHECKING:
     from services.core import AnyRedis

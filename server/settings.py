@@ -1,28 +1,19 @@
-"""Settings read from the environment once, validated at start-up.
-
-Each setting is declared once, as a field of :class:`Settings`: its attribute name, its
-type (the annotation), its default, its environment variable, its range and its help
-text (:func:`setting`). ``Settings.from_env`` reads them from that declaration, and the
-README's configuration table is generated from it (``python -m server settings-table``;
-tests/test_settings_table.py fails when the two differ). Defaults that a domain policy
-also needs (the feed weights, the grab throttle, the notification sender's pace, ...) are
-taken from that policy's own defaults, so each value is written in one place.
-"""
+"""Settings read from the environment once, validated at start-up: each declared once, as
+a field of :class:`Settings` with :func:`~server.setting_spec.setting` (env name, type,
+default, range, help). The README's table is generated from them (server/settings_table.py).
+Defaults a domain policy also needs are read from that policy, so each is written once."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import os
-import re
-import types
-import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from functools import cache
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from server.setting_spec import SettingsError, choices_error, declared_of, parse_kids, parse_qr_keys, setting
 from services.feed import FeedPolicy
 from services.journey import JourneyPolicy
 from services.notify import NotifyTemplates, SenderPolicy, TemplateConfigError, default_templates_json, parse_templates
@@ -42,190 +33,6 @@ _FEED = FeedPolicy()
 _GRAB = GrabPolicy()
 _JOURNEY = JourneyPolicy()
 _SENDER = SenderPolicy()
-
-
-class SettingsError(ValueError):
-    """A setting is missing, malformed or unsafe; the message names it."""
-
-
-#: A QR signing key id: short, because it travels in every payload.
-_QR_KID = re.compile(r"^[A-Za-z0-9]{1,8}$")
-
-
-def parse_qr_keys(raw: str) -> tuple[tuple[str, str], ...]:
-    """``QR_SIGNING_KEYS`` as ((kid, secret), ...): "kid1:secret1,kid2:secret2", the first
-    signs. Kids are upper-cased (payloads use the QR alphanumeric alphabet). Messages name
-    the kid, never the secret."""
-    keys: list[tuple[str, str]] = []
-    for part in raw.split(","):
-        kid, sep, secret = part.strip().partition(":")
-        if not sep or not _QR_KID.match(kid):
-            raise SettingsError("QR_SIGNING_KEYS: kid:secret pairs separated by commas (kid: 1-8 letters, digits)")
-        if len(secret.strip()) < 32:
-            raise SettingsError(f"QR_SIGNING_KEYS: the secret of key {kid!r} must be at least 32 characters")
-        if any(k == kid.upper() for k, _ in keys):
-            raise SettingsError(f"QR_SIGNING_KEYS: key id {kid!r} is given twice")
-        keys.append((kid.upper(), secret.strip()))
-    return tuple(keys)
-
-
-def parse_kids(raw: str) -> frozenset[str]:
-    kids = [k.strip() for k in raw.split(",") if k.strip()]
-    for kid in kids:
-        if not _QR_KID.match(kid):
-            raise SettingsError(f"QR_RETIRED_KEYS: {kid!r} is not a key id (1-8 letters/digits)")
-    return frozenset(k.upper() for k in kids)
-
-
-# --- the declaration ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Setting:
-    """How one field of :class:`Settings` is read from the environment and documented."""
-
-    #: The environment variable.
-    env: str
-    #: The meaning, in the README table's markdown.
-    help: str
-    #: The inclusive range of a number (required for int and float settings).
-    lo: float | None = None
-    hi: float | None = None
-    #: A default computed from settings declared earlier (their parsed values by attribute).
-    derive: Callable[[Mapping[str, Any]], Any] | None = None
-    #: The default as the table shows it, when the bare value would mislead.
-    shown_default: str | None = None
-    #: Applied to a raw value before it is checked (LOG_LEVEL is case-insensitive).
-    normalize: Callable[[str], str] | None = None
-
-
-def setting(
-    env: str,
-    default: Any,
-    help: str,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    derive: Callable[[Mapping[str, Any]], Any] | None = None,
-    shown_default: str | None = None,
-    normalize: Callable[[str], str] | None = None,
-    repr: bool = True,
-) -> Any:
-    """A :class:`Settings` field: ``default`` is the value without the variable (and of
-    ``Settings()``); ``derive``, when given, computes it in ``from_env`` instead."""
-    spec = Setting(env, help, lo, hi, derive, shown_default, normalize)
-    return field(default=default, repr=repr, metadata={"setting": spec})
-
-
-def _raw(env: Mapping[str, str], name: str) -> str | None:
-    """The stripped value of a variable; None when unset or blank."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    return raw.strip()
-
-
-def _parse_int(name: str, raw: str, lo: float, hi: float) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {_number(lo)} and {_number(hi)}, got {value}")
-    return value
-
-
-def _parse_float(name: str, raw: str, lo: float, hi: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _choices_error(name: str, choices: tuple[str, ...], value: object) -> SettingsError:
-    listed = ", ".join(choices[:-1]) + " or " + choices[-1]
-    return SettingsError(f"{name} must be {listed}, got {value!r}")
-
-
-def _number(value: float) -> str:
-    """A number as written in messages and the table: 5.0 as 5, 1.5 as 1.5."""
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One setting with its attribute, type and default: what parsing and the table need."""
-
-    attr: str
-    kind: type  # bool, int, float, str or Path
-    optional: bool  # None is a value (unset)
-    choices: tuple[str, ...]  # a Literal type's values, else ()
-    default: Any
-    spec: Setting
-
-    def parse(self, env: Mapping[str, str], parsed: Mapping[str, Any]) -> Any:
-        """This setting's value from ``env``; ``parsed`` holds those declared before it."""
-        spec = self.spec
-        raw = _raw(env, spec.env)
-        if raw is None:
-            return spec.derive(parsed) if spec.derive is not None else self.default
-        if spec.normalize is not None:
-            raw = spec.normalize(raw)
-        if self.choices and raw not in self.choices:
-            raise _choices_error(spec.env, self.choices, raw)
-        if self.kind is bool:
-            return _parse_bool(spec.env, raw)
-        if self.kind is int:
-            assert spec.lo is not None and spec.hi is not None
-            return _parse_int(spec.env, raw, spec.lo, spec.hi)
-        if self.kind is float:
-            assert spec.lo is not None and spec.hi is not None
-            return _parse_float(spec.env, raw, spec.lo, spec.hi)
-        if self.kind is Path:
-            return Path(raw)
-        return raw
-
-
-def _kind(hint: Any) -> tuple[type, bool, tuple[str, ...]]:
-    """(base type, optional, choices) of a Settings annotation."""
-    args = typing.get_args(hint)
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        [base] = [a for a in args if a is not type(None)]
-        kind, _, choices = _kind(base)
-        return kind, True, choices
-    if typing.get_origin(hint) is Literal:
-        return str, False, tuple(args)
-    if hint in (bool, int, float, str, Path):
-        return hint, False, ()
-    raise TypeError(f"unsupported setting type {hint!r}")
-
-
-@cache
-def declared() -> tuple[Declared, ...]:
-    """Every setting in declaration order (the order ``from_env`` reads them in)."""
-    hints = typing.get_type_hints(Settings)
-    out = []
-    for f in fields(Settings):
-        spec = f.metadata.get("setting")
-        if spec is None:
-            continue
-        kind, optional, choices = _kind(hints[f.name])
-        if kind in (int, float) and (spec.lo is None or spec.hi is None):
-            raise TypeError(f"setting {spec.env} needs a range")
-        out.append(Declared(f.name, kind, optional, choices, f.default, spec))
-    return tuple(out)
 
 
 def _feed_weight(name: str, meaning: str) -> Any:
@@ -645,7 +452,7 @@ class Settings:
         they do not change derived defaults, and are checked by ``validate`` only."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
-        for one in declared():
+        for one in declared_of(Settings):
             values[one.attr] = one.parse(env, values)
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
@@ -658,10 +465,10 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse unsafe or inconsistent combinations; production is strict."""
-        for one in declared():
+        for one in declared_of(Settings):
             value = getattr(self, one.attr)
             if one.choices and value not in one.choices:
-                raise _choices_error(one.spec.env, one.choices, value)
+                raise choices_error(one.spec.env, one.choices, value)
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
             raise SettingsError("DATABASE_URL must be a sqlite:// or postgres:// URL")
         if self.redis_cluster and self.redis_url is None:
@@ -691,71 +498,3 @@ class Settings:
                 problems.append("QR signing keys derived from SECRET_KEY (set QR_SIGNING_KEYS)")
             if problems:
                 raise SettingsError("refusing to start in production with " + ", ".join(problems))
-
-
-# --- the README's table --------------------------------------------------------------------
-
-#: The README holds the generated table between these lines.
-TABLE_BEGIN = "<!-- settings-table:begin -->"
-TABLE_END = "<!-- settings-table:end -->"
-#: What regenerates it (named by the test that compares the two).
-TABLE_COMMAND = "python -m server settings-table --write README.md"
-
-
-def _shown_default(one: Declared) -> str:
-    if one.spec.shown_default is not None:
-        return one.spec.shown_default
-    value = one.default
-    if value is None:
-        return "*(unset)*"
-    if value == "":
-        return "*(none)*"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, int | float):
-        return f"`{_number(value)}`"
-    return f"`{value}`"
-
-
-def _shown_range(one: Declared) -> str:
-    if one.choices:
-        return ", ".join(f"`{c}`" for c in one.choices)
-    if one.kind is bool:
-        return "`true`, `false`"
-    if one.spec.lo is not None and one.spec.hi is not None:
-        return f"{_number(one.spec.lo)}–{_number(one.spec.hi)}"
-    return ""
-
-
-def settings_table() -> str:
-    """The markdown table of every setting, in declaration order (no trailing newline)."""
-    rows = ["| name | default | range | meaning |", "|---|---|---|---|"]
-    for one in declared():
-        cells = (f"`{one.spec.env}`", _shown_default(one), _shown_range(one), one.spec.help)
-        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(rows)
-
-
-def table_block() -> str:
-    """What a document holds between the markers: a do-not-edit note and the table."""
-    return f"<!-- generated from server/settings.py by `{TABLE_COMMAND}`: edit the declarations -->\n" + (
-        settings_table()
-    )
-
-
-def table_in(document: str) -> str | None:
-    """The text between the table markers of a document (stripped), None without them."""
-    begin, end = document.find(TABLE_BEGIN), document.find(TABLE_END)
-    if begin < 0 or end < begin:
-        return None
-    return document[begin + len(TABLE_BEGIN) : end].strip()
-
-
-def with_table(document: str) -> str:
-    """``document`` with the generated table between its markers.
-
-    Precondition: the document holds both markers, begin first (SettingsError otherwise)."""
-    begin, end = document.find(TABLE_BEGIN), document.find(TABLE_END)
-    if begin < 0 or end < begin:
-        raise SettingsError(f"no {TABLE_BEGIN} ... {TABLE_END} lines to put the settings table between")
-    return document[: begin + len(TABLE_BEGIN)] + "\n" + table_block() + "\n" + document[end:]

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from server.cli import main
-from server.settings import (
+from server.setting_spec import declared_of
+from server.settings import Settings, SettingsError
+from server.settings_table import (
     TABLE_BEGIN,
     TABLE_COMMAND,
     TABLE_END,
-    Settings,
-    SettingsError,
-    declared,
     settings_table,
     table_block,
     table_in,
@@ -42,7 +41,7 @@ def test_readme_table_is_the_declarations():
     if shown != expected:
         first_cells = [row.split("|")[1] for row in (shown or "").splitlines() if row.count("|") > 2]
         named = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", " ".join(first_cells)))
-        missing = [one.spec.env for one in declared() if one.spec.env not in named]
+        missing = [one.spec.env for one in declared_of(Settings) if one.spec.env not in named]
         changed = [row.split("`")[1] for row in expected.splitlines()[3:] if row not in (shown or "").splitlines()]
         pytest.fail(
             f"{holder.relative_to(ROOT)}'s configuration table differs from server/settings.py"
@@ -63,15 +62,15 @@ def test_a_missing_row_is_noticed():
 def test_every_field_is_a_declared_setting():
     """One declaration per setting: every field has its variable (its name upper-cased),
     its help text, and a number has a range its default lies in."""
-    by_attr = {one.attr: one for one in declared()}
+    by_attr = {one.attr: one for one in declared_of(Settings)}
     assert list(by_attr) == [f.name for f in dataclasses.fields(Settings)]
-    for one in declared():
+    for one in declared_of(Settings):
         assert one.spec.env == one.attr.upper(), one.attr
         assert one.spec.help and "|" not in one.spec.help, one.attr
         if one.kind in (int, float):
             assert one.spec.lo is not None and one.spec.hi is not None
             assert one.spec.lo <= one.default <= one.spec.hi, one.attr
-    assert settings_table().count("\n") == len(declared()) + 1
+    assert settings_table().count("\n") == len(declared_of(Settings)) + 1
 
 
 def test_defaults_are_unchanged():
