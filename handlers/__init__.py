@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers import integrations, media, system
 from handlers.admin import analytics as admin_analytics
 from handlers.admin import audiences as admin_audiences
 from handlers.admin import audit as admin_audit
@@ -28,6 +27,8 @@ from handlers.customer import me as customer_me
 from handlers.customer import referrals as customer_referrals
 from handlers.customer import subscriptions as customer_subscriptions
 from handlers.customer import vouchers as customer_vouchers
+from handlers.partner import events as partner_events
+from handlers.public import media, system
 from handlers.staff import auth as staff_auth
 from handlers.staff import redemptions as staff_redemptions
 from server.routing import RouteTable
@@ -41,7 +42,7 @@ def all_routes() -> RouteTable:
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions, admin_analytics,
         staff_auth, staff_redemptions,
-        customer_journey, customer_feed, integrations, admin_integrations, customer_exchange, customer_referrals,
+        customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications,
     )  # fmt: skip
     for module in modules:

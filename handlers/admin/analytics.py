@@ -9,8 +9,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers import csv_export
-from handlers.schemas import PageQuery
+from handlers.common import csv_export
+from handlers.common.schemas import PageQuery
 from server.access import ANY_ADMIN
 from server.keys import REDIS
 from server.routing import RouteTable, path_int

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
-from handlers.schemas import PageQuery
+from handlers.common.schemas import PageQuery
 from models.audience import Segment
 from server.access import admin
 from server.routing import RouteTable, path_int, principal_of

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from handlers.schemas import PageQuery
+from handlers.common.schemas import PageQuery
 from models.audit import AuditEntry
 from server.access import admin
 from server.routing import RouteTable

@@ -8,8 +8,8 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.login_flow import password_login
-from handlers.schemas import PasswordLoginIn, TokenPairOut
+from handlers.common.login_flow import password_login
+from handlers.common.schemas import PasswordLoginIn, TokenPairOut
 from models.admins import Admin
 from server.access import ANY_ADMIN, PUBLIC, admin
 from server.routing import RouteTable, principal_of

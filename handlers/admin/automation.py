@@ -9,7 +9,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.actors import actor_of
+from handlers.common.actors import actor_of
 from models.automation import AutomationRule, AutomationRun
 from server.access import admin
 from server.routing import RouteTable, path_int

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from handlers.schemas import GoalOut
+from handlers.common.schemas import GoalOut
 from services.campaigns import CampaignIn, CampaignStatus, CampaignType, Channel, CouponFace, RefundPolicy
 from services.core import Body, Id, Out, Query
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.actors import actor_of, campaign_policy
 from handlers.admin.campaign_schemas import (
     CampaignListQuery,
     CampaignOut,
@@ -19,6 +18,7 @@ from handlers.admin.campaign_schemas import (
     ReviewTrailOut,
     TransitionIn,
 )
+from handlers.common.actors import actor_of, campaign_policy
 from models.campaigns import Campaign, ReviewEvent
 from server.access import admin
 from server.keys import COUPON_CACHE, JOURNEY, STOCK

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
-from handlers.actors import actor_of
+from handlers.common.actors import actor_of
 from server.access import admin
 from server.keys import REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, path_int

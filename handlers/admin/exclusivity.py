@@ -7,7 +7,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import Field
 
-from handlers.actors import actor_of
+from handlers.common.actors import actor_of
 from server.access import admin
 from server.keys import JOURNEY
 from server.routing import RouteTable, path_int

@@ -7,8 +7,8 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import Field
 
-from handlers.actors import actor_of
-from handlers.schemas import PageQuery
+from handlers.common.actors import actor_of
+from handlers.common.schemas import PageQuery
 from models.journey import Integration
 from server.access import admin
 from server.keys import SETTINGS

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.schemas import PageQuery
+from handlers.common.schemas import PageQuery
 from server.access import ANY_ADMIN
 from server.routing import RouteTable
 from services.core import Id, Out

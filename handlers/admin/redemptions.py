@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pydantic import Field, model_validator
 
-from handlers import csv_export
-from handlers.schemas import PageQuery
+from handlers.common import csv_export
+from handlers.common.schemas import PageQuery
 from handlers.staff.redemptions import RedemptionPageOut, TotalsOut, redemption_out
 from server.access import ANY_ADMIN
 from server.keys import REDIS, WECHAT

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
-from handlers.schemas import PageQuery, StoreOut
+from handlers.common.schemas import PageQuery, StoreOut
 from models.stores import StaffMember, Store
 from server.access import admin
 from server.routing import RouteTable

@@ -9,8 +9,8 @@ from pydantic import Field
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from handlers.actors import actor_of
-from handlers.schemas import PageQuery
+from handlers.common.actors import actor_of
+from handlers.common.schemas import PageQuery
 from models.campaigns import Theme
 from server.access import admin
 from server.routing import RouteTable

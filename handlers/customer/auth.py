@@ -7,8 +7,8 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
+from handlers.common.schemas import TokenPairOut
 from handlers.customer.me import UserOut
-from handlers.schemas import TokenPairOut
 from models.customers import Customer
 from server.access import PUBLIC
 from server.keys import JOURNEY, SETTINGS, WECHAT

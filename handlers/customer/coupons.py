@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from handlers.common.request_meta import client_address, idempotency_key
 from handlers.customer.voucher_out import GrabOut, voucher_of
-from handlers.request_meta import client_address, idempotency_key
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, IP_LIMITER, POLICIES, STOCK
 from server.routing import RouteTable, json_response, path_int, principal_of

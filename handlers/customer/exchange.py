@@ -8,8 +8,8 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
+from handlers.common.request_meta import idempotency_key
 from handlers.customer.voucher_out import VoucherOut, voucher_of
-from handlers.request_meta import idempotency_key
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, JOURNEY
 from server.routing import RouteTable, json_response, principal_of

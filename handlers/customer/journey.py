@@ -8,7 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.schemas import GoalOut, PageQuery
+from handlers.common.schemas import GoalOut, PageQuery
 from models.journey import CustomerBadge
 from models.participations import Participation
 from server.access import CUSTOMER

@@ -10,7 +10,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.schemas import PageQuery
+from handlers.common.schemas import PageQuery
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, principal_of

@@ -6,8 +6,8 @@ from typing import Literal
 
 from aiohttp import web
 
-from handlers.login_flow import password_login
-from handlers.schemas import PasswordLoginIn, StoreOut, TokenPairOut
+from handlers.common.login_flow import password_login
+from handlers.common.schemas import PasswordLoginIn, StoreOut, TokenPairOut
 from models.stores import StaffMember
 from server.access import ANY_STAFF, PUBLIC
 from server.routing import RouteTable, principal_of

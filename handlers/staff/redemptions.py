@@ -10,9 +10,9 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import Field
 
-from handlers.actors import actor_of
-from handlers.request_meta import idempotency_key
-from handlers.schemas import PageQuery
+from handlers.common.actors import actor_of
+from handlers.common.request_meta import idempotency_key
+from handlers.common.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.request_meta import client_address
-from handlers.schemas import PasswordLoginIn
+from handlers.common.request_meta import client_address
+from handlers.common.schemas import PasswordLoginIn
 from server.keys import REDIS, SETTINGS
 from services.accounts import LoginLimiter, sessions
 from services.accounts import operators as accounts

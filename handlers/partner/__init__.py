@@ -1,0 +1,1 @@
+"""Routes for other systems (POS, CRM): signed events per integration."""

@@ -1,0 +1,1 @@
+"""Routes anyone may call: liveness, readiness, the API documentation and uploaded media."""
