@@ -147,7 +147,8 @@ async def _reconcile(settings: Settings, coupon_id: int | None) -> None:
             state = "repaired" if r.repaired else "ok"
             print(
                 f"coupon {r.coupon_id} (campaign {r.campaign_id}): issued {r.issued}, stock {r.stock_before} -> "
-                f"{r.stock_after}, holders {r.holders_before} -> {r.holders_after}: {state}",
+                f"{r.stock_after}, holder customers {r.holder_customers_before} -> {r.holder_customers_after} "
+                f"({r.holders_corrected} corrected): {state}",
                 flush=True,
             )
         print(f"{len(reports)} coupon(s) reconciled", flush=True)

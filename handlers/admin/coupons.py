@@ -31,15 +31,54 @@ class ReconcileIn(Body):
     coupon_id: Id | None = None
 
 
+class StockDriftOut(Out):
+    before: int | None = Field(description="stock left in Redis before; null when the coupon was not in Redis")
+    after: int = Field(description="stock left after the rebuild from the vouchers table")
+
+
+class HoldersDriftOut(Out):
+    before: int | None = Field(description="distinct customers in Redis's holders before; null: coupon not in Redis")
+    after: int = Field(description="distinct customers holding a voucher of the coupon, from the vouchers table")
+    corrected: int = Field(description="customers whose voucher count Redis had wrong, missing or extra")
+
+
+class DriftOut(Out):
+    stock: StockDriftOut | None = Field(description="null when Redis had the right stock")
+    holders: HoldersDriftOut | None = Field(description="null when Redis had every holder's count right")
+
+
 class CouponReportOut(Out):
     coupon_id: int
     campaign_id: int
-    issued: int
-    stock_before: int | None
+    issued: int = Field(description="vouchers of the coupon in the database")
+    stock_before: int | None = Field(description="stock left in Redis before; null when the coupon was not in Redis")
     stock_after: int
-    holders_before: int | None
-    holders_after: int
-    repaired: bool
+    holder_customers_before: int | None = Field(
+        description="distinct customers in Redis's holders before; null when the coupon was not in Redis"
+    )
+    holder_customers_after: int = Field(description="distinct customers holding a voucher of the coupon")
+    drift: DriftOut = Field(description="what reconciling changed; both null when nothing had drifted")
+    repaired: bool = Field(description="true only when something had drifted (drift.stock or drift.holders)")
+
+    @classmethod
+    def of(cls, r: reconcile.CouponReport) -> CouponReportOut:
+        holders = None
+        if r.holders_corrected:
+            holders = HoldersDriftOut(
+                before=r.holder_customers_before, after=r.holder_customers_after, corrected=r.holders_corrected
+            )
+        stock = StockDriftOut(before=r.stock_before, after=r.stock_after) if r.stock_drifted else None
+        return cls(
+            coupon_id=r.coupon_id,
+            campaign_id=r.campaign_id,
+            issued=r.issued,
+            stock_before=r.stock_before,
+            stock_after=r.stock_after,
+            holder_customers_before=r.holder_customers_before,
+            holder_customers_after=r.holder_customers_after,
+            drift=DriftOut(stock=stock, holders=holders),
+            repaired=r.repaired,
+        )
 
 
 class ReconcileOut(Out):
@@ -68,4 +107,4 @@ async def add_stock(request: web.Request, body: AddStockIn) -> StockOut:
 async def reconcile_stock(request: web.Request, body: ReconcileIn) -> ReconcileOut:
     worker = claims_worker(request.app[REDIS], request.app[SETTINGS])
     reports = await reconcile.reconcile(request.app[STOCK], worker, body.coupon_id)
-    return ReconcileOut(items=[CouponReportOut(**{**r.__dict__, "repaired": r.repaired}) for r in reports])
+    return ReconcileOut(items=[CouponReportOut.of(r) for r in reports])

@@ -49,42 +49,41 @@ def _field_error(field: str, message: str) -> errors.AppError:
     )
 
 
-async def _read_part(part: BodyPartReader, limit: int) -> bytes:
-    """The part's bytes, refusing as soon as they pass ``limit`` (nothing more is read)."""
-    buffer = bytearray()
+async def _read_part(part: BodyPartReader, limit: int, into: media.Incoming) -> None:
+    """Stream the part into ``into``, refusing as soon as it passes ``limit`` (nothing more is read)."""
     while chunk := await part.read_chunk(_CHUNK):
-        buffer += chunk
-        if len(buffer) > limit:
+        into.write(chunk)
+        if into.size > limit:
             raise errors.PayloadTooLarge(f"the file is over {limit} bytes", details={"max_bytes": limit})
-    return bytes(buffer)
 
 
-async def read_upload(request: web.Request, limit: int) -> bytes:
-    """The one ``file`` part of a multipart/form-data body, streamed within ``limit`` bytes.
+async def read_upload(request: web.Request, limit: int, into: media.Incoming) -> None:
+    """Stream the one ``file`` part of a multipart/form-data body into ``into``, within
+    ``limit`` bytes (the upload is never held whole in memory).
 
     The route table only parses JSON bodies, so this route reads its own. Other parts are
     refused like unknown fields in a JSON body.
     """
     if request.content_type != "multipart/form-data":
         raise errors.UnsupportedMediaType("send the image as multipart/form-data with one 'file' part")
-    data: bytes | None = None
+    seen = False
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader) or part.name != "file":
                 name = part.name if isinstance(part, BodyPartReader) and part.name else "(part)"
                 raise _field_error(name, "unexpected part; send only 'file'")
-            if data is not None:
+            if seen:
                 raise _field_error("file", "given more than once")
-            data = await _read_part(part, limit)
+            seen = True
+            await _read_part(part, limit, into)
     except (ValueError, HttpProcessingError, BadContentDispositionHeader, BadContentDispositionParam) as exc:
         # How aiohttp's multipart parser reports a malformed body (boundary, part headers).
         # A bad Content-Disposition is only a warning, unless warnings are errors (as in
         # the tests): then it is refused like the rest rather than becoming a 500.
         raise _field_error("(body)", "malformed multipart body") from exc
-    if data is None:
+    if not seen:
         raise _field_error("file", "missing: send the image as a part named 'file'")
-    return data
 
 
 @routes.add(
@@ -96,6 +95,10 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
 )  # fmt: skip
 async def upload_media(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    data = await read_upload(request, settings.max_upload_bytes)
-    row, created = await media.store(data, principal_of(request).id, settings.media_dir)
+    if request.content_type != "multipart/form-data":
+        # Refused before a temporary file is made for it.
+        raise errors.UnsupportedMediaType("send the image as multipart/form-data with one 'file' part")
+    with media.Incoming(settings.media_dir) as upload:
+        await read_upload(request, settings.max_upload_bytes, upload)
+        row, created = await media.store(upload, principal_of(request).id)
     return json_response(MediaOut.of(row), status=201 if created else 200)

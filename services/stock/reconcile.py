@@ -13,6 +13,7 @@ voucher of it is marked as taking part (additively; markers of other campaigns s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from models.campaigns import Campaign, CouponTemplate
@@ -30,21 +31,46 @@ LIVE = ("scheduled", "active", "paused")
 
 @dataclass(frozen=True)
 class CouponReport:
+    """What reconciling one coupon found and changed.
+
+    ``stock_*`` is what Redis had left to grab; ``holder_customers_*`` counts distinct
+    customers holding at least one voucher of the coupon (Redis's holders hash before, the
+    vouchers table after). ``*_before`` is None when the coupon was not in Redis at all.
+    ``holders_corrected`` counts customers whose voucher count Redis had wrong, missing or
+    extra (so equal totals with different customers still count as drift).
+    """
+
     coupon_id: int
     campaign_id: int
     issued: int
     stock_before: int | None  # None: the coupon was not in Redis at all
     stock_after: int
-    holders_before: int | None
-    holders_after: int
+    holder_customers_before: int | None
+    holder_customers_after: int
+    holders_corrected: int
+
+    @property
+    def stock_drifted(self) -> bool:
+        return self.stock_before != self.stock_after
 
     @property
     def repaired(self) -> bool:
-        return self.stock_before != self.stock_after or self.holders_before != self.holders_after
+        """Whether reconciling changed anything Redis had for this coupon."""
+        return self.stock_drifted or self.holders_corrected > 0
 
 
-async def _int(value: bytes | str | None) -> int | None:
+def _int(value: bytes | str | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _counts(raw: Mapping[bytes | str, bytes | str]) -> dict[int, int]:
+    """A holders hash (customer id -> vouchers) as integers."""
+    return {int(customer): int(n) for customer, n in raw.items()}
+
+
+def _corrected(before: dict[int, int], after: dict[int, int]) -> int:
+    """How many customers' voucher counts differ between ``before`` and ``after``."""
+    return sum(1 for customer in before.keys() | after.keys() if before.get(customer) != after.get(customer))
 
 
 async def reconcile(stock: Stock, worker: ClaimsWorker, coupon_id: int | None = None) -> list[CouponReport]:
@@ -67,16 +93,16 @@ async def _reconcile_campaign(
     keys = CampaignKeys(campaign_id)
     redis = stock.redis
     templates = await CouponTemplate.filter(campaign_id=campaign_id).order_by("id")
-    before: dict[int, tuple[int | None, int | None]] = {}
+    # Per coupon: its stock in Redis (None: not loaded), its holders hash, and whether
+    # Redis had the coupon at all.
+    before: dict[int, tuple[int | None, dict[int, int], bool]] = {}
     for template in templates:
         key = keys.coupon(template.id)
-        if await redis.exists(key):
+        loaded = bool(await redis.exists(key))
+        if loaded:
             await redis.hset(key, "state", "reconciling")
-        holders = await redis.hvals(keys.holders(template.id))
-        before[template.id] = (
-            await _int(await redis.hget(key, "stock")),
-            sum(int(v) for v in holders) if holders else None,
-        )
+        holders = _counts(await redis.hgetall(keys.holders(template.id)))
+        before[template.id] = (_int(await redis.hget(key, "stock")), holders, loaded or bool(holders))
     await worker.drain()
     # Rebuild the whole campaign (its coupons share the budget), from the database.
     await redis.delete(keys.budget, *(keys.coupon(t.id) for t in templates), *(keys.holders(t.id) for t in templates))
@@ -86,10 +112,21 @@ async def _reconcile_campaign(
     for template in templates:
         if only is not None and template.id != only:
             continue
-        issued = sum((await holders_of(template.id)).values())
+        holders_after = await holders_of(template.id)
         after = int(await redis.hget(keys.coupon(template.id), "stock") or 0)
-        stock_before, holders_before = before[template.id]
-        reports.append(CouponReport(template.id, campaign_id, issued, stock_before, after, holders_before, issued))
+        stock_before, holders_before, was_loaded = before[template.id]
+        reports.append(
+            CouponReport(
+                coupon_id=template.id,
+                campaign_id=campaign_id,
+                issued=sum(holders_after.values()),
+                stock_before=stock_before,
+                stock_after=after,
+                holder_customers_before=len(holders_before) if was_loaded else None,
+                holder_customers_after=len(holders_after),
+                holders_corrected=_corrected(holders_before, holders_after),
+            )
+        )
     return reports
 
 

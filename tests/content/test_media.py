@@ -6,7 +6,10 @@ import asyncio
 import dataclasses
 import hashlib
 import io
+import random
 import struct
+import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from PIL import Image
 
 from models.media import MediaFile
 from server.settings import Settings
+from services.content import media
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 
 UPLOAD = "/api/v1/admin/media"
@@ -179,6 +183,7 @@ async def test_a_lost_file_is_written_again_on_the_next_upload(
         (png_declaring(20000, 20000), 422, "image_too_large"),  # pillow: DecompressionBombError
         (png_declaring(10000, 9000), 422, "image_too_large"),  # pillow: DecompressionBombWarning
         (png_declaring(8001, 10), 422, "image_too_large"),
+        (png_declaring(8000, 8000), 422, "image_too_large"),  # within MAX_SIDE, over MAX_PIXELS
     ],
     ids=[
         "text",
@@ -191,6 +196,7 @@ async def test_a_lost_file_is_written_again_on_the_next_upload(
         "bomb",
         "bomb-warn",
         "wide",
+        "too-many-pixels",
     ],
 )
 async def test_files_that_are_not_acceptable_images_are_refused_and_not_kept(
@@ -200,6 +206,52 @@ async def test_files_that_are_not_acceptable_images_are_refused_and_not_kept(
     await assert_error(resp, status, code)
     assert await MediaFile.all().count() == 0
     assert stored_files(settings.media_dir) == []
+
+
+async def test_pixels_are_counted_from_the_header_before_decoding(
+    client: TestClient, operator: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_decoding(self: Image.Image) -> Any:
+        raise AssertionError("decoded a refused image")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    width, height = 6001, 4000  # each side fine, 24,004,000 pixels in all: over MAX_PIXELS
+    error = await assert_error(await upload(client, operator, png_declaring(width, height)), 422, "image_too_large")
+    assert error["details"] == {
+        "width": width, "height": height, "max_side": media.MAX_SIDE, "max_pixels": media.MAX_PIXELS,
+    }  # fmt: skip
+    assert stored_files(settings.media_dir) == []
+
+
+async def test_concurrent_uploads_decode_a_few_at_a_time(
+    client: TestClient, operator: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock, running, peak = threading.Lock(), [0], [0]
+    inspect = media.inspect_image
+
+    def counted(*args: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for every upload to be waiting at once
+            return inspect(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(media, "inspect_image", counted)
+    rng = random.Random(14)
+    images = []
+    for i in range(8):  # noise does not compress: each file is near the upload limit
+        out = io.BytesIO()
+        Image.frombytes("RGB", (240, 300 + i), rng.randbytes(240 * (300 + i) * 3)).save(out, "PNG")
+        images.append(out.getvalue())
+    assert all(MAX_UPLOAD // 2 < len(data) <= MAX_UPLOAD for data in images)
+    responses = await asyncio.gather(*(upload(client, operator, data) for data in images))
+    assert [r.status for r in responses] == [201] * 8
+    assert peak[0] == media.MAX_CONCURRENT_DECODES
+    assert len(stored_files(settings.media_dir)) == 8  # every temporary file moved or removed
 
 
 async def test_an_upload_over_the_limit_is_refused_while_streaming(

@@ -98,6 +98,47 @@ async def test_redis_loss_then_reconcile_restores_counters(client_with, monkeypa
     assert int(await stock.redis.hget(coupon_key, "stock")) == 1
 
 
+async def test_reconcile_reports_only_what_drifted_and_counts_holders_as_customers(client_with, monkeypatch):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    redis = client.server.app[REDIS]
+    cheap_password_hashing(monkeypatch)
+    root = bearer((await logged_in_admin(client, "superadmin", "root"))["access_token"])
+    untouched = await live_coupon(client, stock=5)  # nobody grabbed it: an empty holders hash
+    coupon = await live_coupon(client, stock=5, per_user_limit=2)
+    [auth] = await customers(client, 1)
+    for _ in range(2):
+        resp = await client.post(coupon.grab_path, headers=auth)
+        assert resp.status == 201, await resp.text()
+    await ClaimsWorker(redis, min_idle_ms=0).drain()
+
+    async def report_of(coupon_id: int) -> dict:
+        resp = await client.post("/api/v1/admin/coupons/reconcile", json={"coupon_id": coupon_id}, headers=root)
+        assert resp.status == 200, await resp.text()
+        [item] = (await resp.json())["items"]
+        return item
+
+    # Nothing drifted: nothing repaired, even for a coupon nobody holds.
+    report = await report_of(untouched.template.id)
+    assert report["repaired"] is False and report["drift"] == {"stock": None, "holders": None}
+    assert report["holder_customers_before"] == report["holder_customers_after"] == 0
+    report = await report_of(coupon.template.id)
+    assert report["repaired"] is False and report["drift"] == {"stock": None, "holders": None}
+    # One customer with two vouchers is one holder.
+    assert report["issued"] == 2 and report["holder_customers_after"] == 1
+    assert "holders_after" not in report and "holders_before" not in report
+
+    # Redis forgot the holder (but not the stock): the holders are repaired, not the stock.
+    await redis.delete(CampaignKeys(coupon.campaign.id).holders(coupon.template.id))
+    report = await report_of(coupon.template.id)
+    assert report["repaired"] is True
+    assert report["drift"] == {"stock": None, "holders": {"before": 0, "after": 1, "corrected": 1}}
+    # The stock drifted: only the stock is repaired.
+    await redis.hset(CampaignKeys(coupon.campaign.id).coupon(coupon.template.id), "stock", 99)
+    report = await report_of(coupon.template.id)
+    assert report["repaired"] is True
+    assert report["drift"] == {"stock": {"before": 99, "after": 3}, "holders": None}
+
+
 async def test_reconcile_command(client_with, settings):
     client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
     redis = client.server.app[REDIS]
