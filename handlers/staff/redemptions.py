@@ -136,8 +136,8 @@ async def _scan(request: web.Request, till: redemption.Till, scan: Callable[[], 
 
 
 _REFUSALS = (
-    errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.VoucherNotYetValid, errors.StoreNotAllowed,
-    errors.ChannelNotAllowed, errors.MinSpendNotMet,
+    errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.RedeemPeriodOver, errors.VoucherNotYetValid,
+    errors.StoreNotAllowed, errors.ChannelNotAllowed, errors.MinSpendNotMet,
 )  # fmt: skip
 
 

@@ -338,6 +338,12 @@ class VoucherExpired(AppError):
     default_message = "the voucher has expired"
 
 
+class RedeemPeriodOver(AppError):
+    code = "redeem_period_over"
+    status = 409
+    default_message = "the campaign's redemption period is over (details.redeem_until)"
+
+
 class VoucherNotYetValid(AppError):
     code = "voucher_not_yet_valid"
     status = 409

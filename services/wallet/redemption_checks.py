@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from models.campaigns import CouponTemplate
+from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
 from models.redemptions import Redemption
 from models.stores import Store
@@ -57,6 +57,9 @@ class Coupon:
     channels: list[str] | None
     #: The campaign's: whether it runs in every store (else CampaignStore rows say where).
     all_stores: bool
+    #: The campaign's: the end of its cool-down, after which none of its vouchers is
+    #: redeemed whatever their own validity (None: no such end).
+    redeem_until: datetime | None
 
 
 @dataclass
@@ -74,6 +77,9 @@ def _json(field: str, raw: Any) -> Any:
     return CouponTemplate._meta.fields_map[field].to_python_value(raw)
 
 
+_REDEEM_UNTIL = Campaign._meta.fields_map["redeem_until"]
+
+
 def scanned_of(row: dict[str, Any]) -> Scanned:
     """A row of ``redemption_rows.read_sql`` as values (pure: it may run on SQLite's
     database thread)."""
@@ -84,6 +90,7 @@ def scanned_of(row: dict[str, Any]) -> Scanned:
         min_spend=row["t_min_spend"], item_name=row["t_item_name"],
         store_ids=_json("store_ids", row["t_store_ids"]),
         channels=_json("channels", row["t_channels"]), all_stores=bool(row["c_all_stores"]),
+        redeem_until=_REDEEM_UNTIL.to_python_value(row["c_redeem_until"]),
     )  # fmt: skip
     return Scanned(voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"])
 
@@ -128,8 +135,8 @@ async def refusal(s: Scanned, store_id: int, order_amount: int | None, now: date
 def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datetime) -> errors.AppError | None:
     """Why this store may not redeem the voucher now, or None; pure (it may run on SQLite's
     database thread), so a used voucher is answered without its details (``refusal`` adds
-    them). Checked in this order: used, withdrawn, expired, not yet valid, store, channel,
-    minimum spend. ``s`` must have been read for ``store_id``."""
+    them). Checked in this order: used, withdrawn, expired, the campaign's redemption
+    period over, not yet valid, store, channel, minimum spend. ``s`` must have been read for ``store_id``."""
     v, t = s.voucher, s.template
     if v.status == "used":
         return errors.VoucherAlreadyUsed()
@@ -137,6 +144,8 @@ def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datet
         return errors.VoucherNotFound("the voucher was withdrawn")
     if wallet.effective_status(v.status, v.valid_until, now) == "expired":
         return errors.VoucherExpired(details={"valid_until": v.valid_until.isoformat()})
+    if t.redeem_until is not None and now >= t.redeem_until:
+        return errors.RedeemPeriodOver(details={"redeem_until": t.redeem_until.isoformat()})
     if v.valid_from > now:
         return errors.VoucherNotYetValid(details={"valid_from": v.valid_from.isoformat()})
     if not _store_allowed(s, store_id):

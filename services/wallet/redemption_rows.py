@@ -72,7 +72,7 @@ def read_select(voucher: str, store: str, staff: str) -> str:
         + ", ".join(f"v.{c}" for c in voucher_columns())
         + ", t.kind AS t_kind, t.title AS t_title, t.percent_off AS t_percent_off, t.min_spend AS t_min_spend,"
         " t.item_name AS t_item_name, t.store_ids AS t_store_ids, t.channels AS t_channels,"
-        " c.all_stores AS c_all_stores,"
+        " c.all_stores AS c_all_stores, c.redeem_until AS c_redeem_until,"
         f" EXISTS (SELECT 1 FROM campaign_stores cs WHERE cs.campaign_id = c.id AND cs.store_id = {store})"
         " AS c_store_listed,"
         f" (SELECT display_name FROM staff_members WHERE id = {staff}) AS n_staff,"
@@ -85,8 +85,9 @@ def read_select(voucher: str, store: str, staff: str) -> str:
 @cache
 def read_sql(dialect: Dialect) -> str:
     """The till's read of a voucher: its columns, its coupon's rules (``t_…``), its
-    campaign's (``c_…``), whether the campaign lists the store (``c_store_listed``), the
-    names of the clerk and the store (``n_…``). Parameters: voucher id, store id, staff id."""
+    campaign's (``c_…``: where it runs, when redeeming ends), whether the campaign lists
+    the store (``c_store_listed``), the names of the clerk and the store (``n_…``).
+    Parameters: voucher id, store id, staff id."""
     params = Params(dialect)
     voucher, store, staff = params(0), params(0), params(0)
     return read_select(voucher, store, staff)
