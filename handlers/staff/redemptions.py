@@ -24,8 +24,13 @@ routes = RouteTable()
 
 T = TypeVar("T")
 
-#: A scanned QR payload (about 50 characters) or a 16-digit barcode number.
-Payload = Field(min_length=1, max_length=200)
+#: A scanned QR payload (about 50 characters), a 16-digit barcode number, or the voucher's
+#: code as the wallet shows it, typed by hand (any case; I and L read as 1, O as 0).
+Payload = Field(
+    min_length=1, max_length=200,
+    description="a scanned QR payload, a barcode number, or the voucher code typed by hand (any case, I/L read as 1, "
+    "O as 0, spaces and dashes ignored)",
+)  # fmt: skip
 #: Fen; a till's order is below a hundred million yuan.
 Amount = Field(default=None, ge=0, le=10**10)
 
@@ -180,8 +185,8 @@ class RedeemIn(Body):
 @routes.add(
     "POST", "/api/v1/staff/redemptions", access=ANY_STAFF, tags=("staff",), body=RedeemIn, response=RedemptionOut,
     status=201, errors=(*_SCAN_ERRORS, *_REFUSALS, errors.Conflict),
-    summary="Redeem a scanned code (QR payload or barcode number), exactly once; Idempotency-Key header or "
-    "order_ref make retries return the first answer",
+    summary="Redeem a scanned or typed code (QR payload, barcode number or voucher code), exactly once; "
+    "Idempotency-Key header or order_ref make retries return the first answer",
 )  # fmt: skip
 async def redeem_voucher(request: web.Request, body: RedeemIn) -> web.Response:
     till, key = till_of(request), idempotency_key(request)

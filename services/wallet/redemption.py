@@ -23,8 +23,17 @@ from models.audit import AuditEntry
 from models.redemptions import Redemption
 from models.vouchers import Voucher
 from services.core import Actor, AnyRedis, audit, errors
-from services.wallet import qr, redemption_write
-from services.wallet.redemption_checks import CodeConfig, Scanned, Till, load_scanned, refusal, rule_refusal, scanned_of
+from services.wallet import redemption_write
+from services.wallet.redemption_checks import (
+    CodeConfig,
+    Scanned,
+    Till,
+    load_scanned,
+    refusal,
+    resolve,
+    rule_refusal,
+    scanned_of,
+)
 from services.wallet.redemption_lists import RedemptionView, describe, mask_code
 from services.wallet.redemption_rows import Decide, Outcome, VoucherUse
 
@@ -45,7 +54,7 @@ async def _replay(prior: Redemption, config: CodeConfig, redis: AnyRedis, payloa
     """The first answer again, if this retry names the same voucher (its code may have
     expired since: only its signature is checked). Another voucher is a conflict."""
     try:
-        voucher_id: int | None = await qr.resolve(config.keyring, redis, payload, config.ttl, check_age=False)
+        voucher_id: int | None = await resolve(config, redis, payload, check_age=False)
     except errors.QrInvalid:
         voucher_id = None  # e.g. a numeric code long gone: the key decides
     if voucher_id is not None and voucher_id != prior.voucher_id:
@@ -73,7 +82,7 @@ async def redeem(
         if prior is not None:
             [view] = await describe([await _replay(prior, config, redis, payload)])
             return view, True
-    voucher_id = await qr.resolve(config.keyring, redis, payload, config.ttl)
+    voucher_id = await resolve(config, redis, payload)
     now = datetime.now(UTC)
     before, after = _audit_snapshots(voucher_id, till, order_amount, order_ref)
 

@@ -8,6 +8,7 @@ Never log or put into an error message a voucher code or a scanned payload.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +96,43 @@ def scanned_of(row: dict[str, Any]) -> Scanned:
     return Scanned(voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"])
 
 
+#: A voucher code as the wallet shows it (Crockford base32, services.core.codes), once
+#: normalised: 16 characters today, a little latitude either way.
+_TYPED = re.compile(r"^[0-9A-HJKMNP-TV-Z]{12,24}$")
+#: What people type for what they read: Crockford's look-alikes, and no case, spaces or dashes.
+_READ_BACK = str.maketrans({"I": "1", "L": "1", "O": "0", " ": None, "-": None})
+
+
+def typed_code(payload: str) -> str | None:
+    """``payload`` as a voucher code typed by hand (any case; I and L read as 1, O as 0;
+    spaces and dashes ignored), or None if it cannot be one."""
+    code = payload.strip().upper().translate(_READ_BACK)
+    return code if _TYPED.match(code) else None
+
+
+async def resolve(config: CodeConfig, redis: AnyRedis, payload: str, *, check_age: bool = True) -> int:
+    """The voucher id behind what the till sent: a scanned QR payload, a barcode number, or
+    the voucher's code typed by hand (it does not expire: the scan limits,
+    services/wallet/scan_limits.py, are what stop guessing). QrInvalid / QrExpired as
+    ``qr.resolve``; a code naming no voucher is QrInvalid (``unknown_code``).
+    ``check_age=False`` only checks a QR payload's signature (an idempotent replay)."""
+    stripped = payload.strip()
+    if stripped.startswith(f"{qr.VERSION}."):
+        return await qr.resolve(config.keyring, redis, stripped, config.ttl, check_age=check_age)
+    if qr.is_numeric(stripped):
+        # A barcode number. A voucher code of 16 digits only (one in 10^8) cannot be typed:
+        # looking every unknown number up as a code too would slow the guesses the scan
+        # limits count, letting more of them run at once.
+        return await qr.resolve_numeric(redis, stripped, config.ttl, check_age=check_age)
+    code = typed_code(stripped)
+    if code is None:
+        return await qr.resolve(config.keyring, redis, stripped, config.ttl, check_age=check_age)
+    found = await Voucher.filter(code=code).only("id").first()
+    if found is None:
+        raise errors.QrInvalid("unknown or long-expired code", details={"reason": "unknown_code"})
+    return found.id
+
+
 async def load_scanned(voucher_id: int, till: Till) -> Scanned:
     """The voucher, what its coupon allows at the till's store, and the names the answer shows."""
     row = await redemption_write.read(voucher_id, till.store_id, till.staff_id)
@@ -168,9 +206,9 @@ class Preview:
 
 
 async def preview(config: CodeConfig, redis: AnyRedis, till: Till, payload: str, order_amount: int | None) -> Preview:
-    """What a scanned code is, whose, and whether this store may redeem it now (or why not).
-    A code that is malformed, forged, stale or names no voucher is raised."""
-    voucher_id = await qr.resolve(config.keyring, redis, payload, config.ttl)
+    """What a scanned or typed code is, whose, and whether this store may redeem it now
+    (or why not). A code that is malformed, forged, stale or names no voucher is raised."""
+    voucher_id = await resolve(config, redis, payload)
     scanned = await load_scanned(voucher_id, till)
     now = datetime.now(UTC)
     customer = await Customer.get(id=scanned.voucher.customer_id)
