@@ -142,7 +142,7 @@ async def _scan(request: web.Request, till: redemption.Till, scan: Callable[[], 
 
 _REFUSALS = (
     errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.RedeemPeriodOver, errors.VoucherNotYetValid,
-    errors.StoreNotAllowed, errors.ChannelNotAllowed, errors.MinSpendNotMet,
+    errors.StoreNotAllowed, errors.ChannelNotAllowed, errors.MinSpendNotMet, errors.VoucherNotStackable,
 )  # fmt: skip
 
 
@@ -178,8 +178,10 @@ class RedeemIn(Body):
     payload: str = Payload
     order_amount: int | None = Amount
     order_ref: str | None = Field(
-        default=None, min_length=1, max_length=64, description="the POS order number: unique per store"
-    )
+        default=None, min_length=1, max_length=64,
+        description="the POS order number: a retry of the same voucher with it is a replay; several vouchers "
+        "may share an order unless their campaigns are exclusive",
+    )  # fmt: skip
 
 
 @routes.add(

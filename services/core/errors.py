@@ -368,6 +368,12 @@ class MinSpendNotMet(AppError):
     default_message = "the order is below the voucher's minimum spend"
 
 
+class VoucherNotStackable(AppError):
+    code = "voucher_not_stackable"
+    status = 409
+    default_message = "this order already used a voucher of a campaign exclusive with this one"
+
+
 class ReversalWindowPassed(AppError):
     code = "reversal_window_passed"
     status = 409

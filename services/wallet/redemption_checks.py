@@ -72,6 +72,9 @@ class Scanned:
     #: The clerk's and the till's store's names (read with the voucher, for the answer).
     staff_name: str | None
     store_name: str | None
+    #: A redemption standing on the same order (read for an order_ref) of a campaign
+    #: exclusive with this voucher's: the two cannot share the order.
+    exclusive_on_order: int | None = None
 
 
 def _json(field: str, raw: Any) -> Any:
@@ -93,7 +96,9 @@ def scanned_of(row: dict[str, Any]) -> Scanned:
         channels=_json("channels", row["t_channels"]), all_stores=bool(row["c_all_stores"]),
         redeem_until=_REDEEM_UNTIL.to_python_value(row["c_redeem_until"]),
     )  # fmt: skip
-    return Scanned(voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"])
+    return Scanned(
+        voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"], row["o_exclusive_redemption"]
+    )
 
 
 #: A voucher code as the wallet shows it (Crockford base32, services.core.codes), once
@@ -133,9 +138,10 @@ async def resolve(config: CodeConfig, redis: AnyRedis, payload: str, *, check_ag
     return found.id
 
 
-async def load_scanned(voucher_id: int, till: Till) -> Scanned:
-    """The voucher, what its coupon allows at the till's store, and the names the answer shows."""
-    row = await redemption_write.read(voucher_id, till.store_id, till.staff_id)
+async def load_scanned(voucher_id: int, till: Till, order_ref: str | None = None) -> Scanned:
+    """The voucher, what its coupon allows at the till's store (on this order), and the
+    names the answer shows."""
+    row = await redemption_write.read(voucher_id, till.store_id, till.staff_id, order_ref)
     if row is None:
         raise errors.VoucherNotFound()
     return scanned_of(row)
@@ -174,7 +180,8 @@ def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datet
     """Why this store may not redeem the voucher now, or None; pure (it may run on SQLite's
     database thread), so a used voucher is answered without its details (``refusal`` adds
     them). Checked in this order: used, withdrawn, expired, the campaign's redemption
-    period over, not yet valid, store, channel, minimum spend. ``s`` must have been read for ``store_id``."""
+    period over, not yet valid, store, channel, minimum spend, stacking on the order.
+    ``s`` must have been read for ``store_id``."""
     v, t = s.voucher, s.template
     if v.status == "used":
         return errors.VoucherAlreadyUsed()
@@ -193,6 +200,8 @@ def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datet
     if t.min_spend > 0 and (order_amount is None or order_amount < t.min_spend):
         message = None if order_amount is not None else "this voucher has a minimum spend: send order_amount"
         return errors.MinSpendNotMet(message, details={"min_spend": t.min_spend, "order_amount": order_amount})
+    if s.exclusive_on_order is not None:
+        return errors.VoucherNotStackable(details={"redemption_id": s.exclusive_on_order})
     return None
 
 
