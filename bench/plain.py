@@ -24,7 +24,7 @@ from typing import Any
 def _feed_cards() -> None:
     from handlers.customer import feed_cards
     from handlers.customer.feed_schemas import FeedItemOut, FeedOut, SectionsOut, ThemeSectionOut
-    from services.feed import engine as feed
+    from services.feed import presentation as feed
 
     def item(ranking: Any, s: Any, accept: str | None, written: dict[int, FeedItemOut]) -> FeedItemOut:
         found = written.get(s.id)

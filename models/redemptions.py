@@ -11,8 +11,9 @@ class Redemption(Model):
     """One use of a voucher at a store, by a staff member.
 
     A voucher may have several rows over time (redeemed, reversed, redeemed again), at most
-    one of them not reversed. The order reference and the idempotency key are unique per
-    store (NULLs are distinct on both databases, so rows without them never collide).
+    one of them not reversed. The idempotency key is unique per store, the order reference
+    per store and voucher (an order carries several vouchers); NULLs are distinct on both
+    databases, so rows without them never collide.
     Money in fen. The voucher's face value, coupon, campaign and customer are copied here
     at redemption time so lists and totals read one table.
     """
@@ -47,7 +48,7 @@ class Redemption(Model):
 
     class Meta:
         table = "redemptions"
-        unique_together = (("store", "order_ref"), ("store", "idempotency_key"))
+        unique_together = (("store", "order_ref", "voucher"), ("store", "idempotency_key"))
         indexes = (
             Index(fields=("store_id", "created_at"), name="idx_redemptions_store_created"),
             Index(fields=("created_at",), name="idx_redemptions_created"),

@@ -24,8 +24,13 @@ routes = RouteTable()
 
 T = TypeVar("T")
 
-#: A scanned QR payload (about 50 characters) or a 16-digit barcode number.
-Payload = Field(min_length=1, max_length=200)
+#: A scanned QR payload (about 50 characters), a 16-digit barcode number, or the voucher's
+#: code as the wallet shows it, typed by hand (any case; I and L read as 1, O as 0).
+Payload = Field(
+    min_length=1, max_length=200,
+    description="a scanned QR payload, a barcode number, or the voucher code typed by hand (any case, I/L read as 1, "
+    "O as 0, spaces and dashes ignored)",
+)  # fmt: skip
 #: Fen; a till's order is below a hundred million yuan.
 Amount = Field(default=None, ge=0, le=10**10)
 
@@ -136,8 +141,8 @@ async def _scan(request: web.Request, till: redemption.Till, scan: Callable[[], 
 
 
 _REFUSALS = (
-    errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.VoucherNotYetValid, errors.StoreNotAllowed,
-    errors.ChannelNotAllowed, errors.MinSpendNotMet,
+    errors.VoucherAlreadyUsed, errors.VoucherExpired, errors.RedeemPeriodOver, errors.VoucherNotYetValid,
+    errors.StoreNotAllowed, errors.ChannelNotAllowed, errors.MinSpendNotMet, errors.VoucherNotStackable,
 )  # fmt: skip
 
 
@@ -173,15 +178,17 @@ class RedeemIn(Body):
     payload: str = Payload
     order_amount: int | None = Amount
     order_ref: str | None = Field(
-        default=None, min_length=1, max_length=64, description="the POS order number: unique per store"
-    )
+        default=None, min_length=1, max_length=64,
+        description="the POS order number: a retry of the same voucher with it is a replay; several vouchers "
+        "may share an order unless their campaigns are exclusive",
+    )  # fmt: skip
 
 
 @routes.add(
     "POST", "/api/v1/staff/redemptions", access=ANY_STAFF, tags=("staff",), body=RedeemIn, response=RedemptionOut,
     status=201, errors=(*_SCAN_ERRORS, *_REFUSALS, errors.Conflict),
-    summary="Redeem a scanned code (QR payload or barcode number), exactly once; Idempotency-Key header or "
-    "order_ref make retries return the first answer",
+    summary="Redeem a scanned or typed code (QR payload, barcode number or voucher code), exactly once; "
+    "Idempotency-Key header or order_ref make retries return the first answer",
 )  # fmt: skip
 async def redeem_voucher(request: web.Request, body: RedeemIn) -> web.Response:
     till, key = till_of(request), idempotency_key(request)

@@ -5,9 +5,10 @@ The names below are the package's public face: other packages, handlers and test
 import them from here; its modules import each other directly."""
 
 from services.accounts.customers import call_wechat
-from services.accounts.login_limits import LoginLimiter
+from services.accounts.login_limits import MAX_LOCKOUT_SECONDS, LoginLimiter
 
 __all__ = [
+    "MAX_LOCKOUT_SECONDS",
     "LoginLimiter",
     "call_wechat",
 ]

@@ -12,12 +12,25 @@ from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.principal import Principal, PrincipalKind
 from services.core.redis import AnyRedis, call_script, text
-from services.core.schema import Body, Day, DisplayName, ErrorBody, ErrorOut, Id, Out, Query, find_nul, part_of
+from services.core.schema import (
+    LATEST_DAY,
+    Body,
+    Day,
+    DisplayName,
+    ErrorBody,
+    ErrorOut,
+    Id,
+    Out,
+    Query,
+    find_nul,
+    part_of,
+)
 from services.core.shielded import run_to_end
 from services.core.sql import Dialect, Params, dialect_of
 from services.core.tokens import issue_access_token, verify_access_token
 
 __all__ = [
+    "LATEST_DAY",
     "Actor",
     "AnyRedis",
     "AppError",

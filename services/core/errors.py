@@ -338,6 +338,12 @@ class VoucherExpired(AppError):
     default_message = "the voucher has expired"
 
 
+class RedeemPeriodOver(AppError):
+    code = "redeem_period_over"
+    status = 409
+    default_message = "the campaign's redemption period is over (details.redeem_until)"
+
+
 class VoucherNotYetValid(AppError):
     code = "voucher_not_yet_valid"
     status = 409
@@ -360,6 +366,12 @@ class MinSpendNotMet(AppError):
     code = "min_spend_not_met"
     status = 409
     default_message = "the order is below the voucher's minimum spend"
+
+
+class VoucherNotStackable(AppError):
+    code = "voucher_not_stackable"
+    status = 409
+    default_message = "this order already used a voucher of a campaign exclusive with this one"
 
 
 class ReversalWindowPassed(AppError):

@@ -4,8 +4,10 @@ Exactly once: the voucher goes from ``available`` to ``used`` by one conditional
 (compare-and-set) in the transaction that also writes the redemption row and its audit
 entry (services/wallet/redemption_write.py). Of any number of concurrent attempts one
 updates the row; the others update nothing and are told when and where it was used.
-Retries are recognised by the ``Idempotency-Key`` or the ``order_ref`` (each unique per
-store) and get the first redemption back, changing nothing. What the till may redeem is
+Retries are recognised by the ``Idempotency-Key`` (unique per store) or the ``order_ref``
+with the same voucher (an order carries several vouchers: unique per store and voucher)
+and get the first redemption back, changing nothing. Vouchers of mutually exclusive
+campaigns do not share an order (``voucher_not_stackable``). What the till may redeem is
 services/wallet/redemption_checks.py.
 
 Never log or put into an error message a voucher code or a scanned payload.
@@ -23,34 +25,53 @@ from models.audit import AuditEntry
 from models.redemptions import Redemption
 from models.vouchers import Voucher
 from services.core import Actor, AnyRedis, audit, errors
-from services.wallet import qr, redemption_write
-from services.wallet.redemption_checks import CodeConfig, Scanned, Till, load_scanned, refusal, rule_refusal, scanned_of
+from services.wallet import redemption_write
+from services.wallet.redemption_checks import (
+    CodeConfig,
+    Scanned,
+    Till,
+    load_scanned,
+    refusal,
+    resolve,
+    rule_refusal,
+    scanned_of,
+)
 from services.wallet.redemption_lists import RedemptionView, describe, mask_code
 from services.wallet.redemption_rows import Decide, Outcome, VoucherUse
 
 # --------------------------------------------------------------------------- redeem
 
 
-async def _prior(store_id: int, idempotency_key: str | None, order_ref: str | None) -> Redemption | None:
+async def _prior(
+    store_id: int, idempotency_key: str | None, order_ref: str | None, voucher_id: int | None
+) -> Redemption | None:
+    """The redemption this request repeats: the one under its Idempotency-Key at the store,
+    else this voucher's under its order_ref (an order carries several vouchers)."""
     if idempotency_key is not None:
         found = await Redemption.get_or_none(store_id=store_id, idempotency_key=idempotency_key)
         if found is not None:
             return found
-    if order_ref is not None:
-        return await Redemption.get_or_none(store_id=store_id, order_ref=order_ref)
+    if order_ref is not None and voucher_id is not None:
+        return await Redemption.get_or_none(store_id=store_id, order_ref=order_ref, voucher_id=voucher_id)
     return None
+
+
+async def _signed_voucher(config: CodeConfig, redis: AnyRedis, payload: str) -> int | None:
+    """The voucher a payload names, its age unchecked (a retry may come after the code
+    expired), or None if it names none."""
+    try:
+        return await resolve(config, redis, payload, check_age=False)
+    except errors.QrInvalid:
+        return None  # e.g. a numeric code long gone
 
 
 async def _replay(prior: Redemption, config: CodeConfig, redis: AnyRedis, payload: str) -> Redemption:
     """The first answer again, if this retry names the same voucher (its code may have
     expired since: only its signature is checked). Another voucher is a conflict."""
-    try:
-        voucher_id: int | None = await qr.resolve(config.keyring, redis, payload, config.ttl, check_age=False)
-    except errors.QrInvalid:
-        voucher_id = None  # e.g. a numeric code long gone: the key decides
+    voucher_id = await _signed_voucher(config, redis, payload)  # None: the key decides
     if voucher_id is not None and voucher_id != prior.voucher_id:
         raise errors.Conflict(
-            "this Idempotency-Key or order_ref was already used at this store for another voucher",
+            "this Idempotency-Key was already used at this store for another voucher",
             details={"redemption_id": prior.id},
         )
     return prior
@@ -69,11 +90,12 @@ async def redeem(
     """Redeem the voucher behind ``payload`` at the till's store, exactly once.
     Returns (the redemption, replayed)."""
     if idempotency_key is not None or order_ref is not None:
-        prior = await _prior(till.store_id, idempotency_key, order_ref)
+        signed = await _signed_voucher(config, redis, payload) if order_ref is not None else None
+        prior = await _prior(till.store_id, idempotency_key, order_ref, signed)
         if prior is not None:
             [view] = await describe([await _replay(prior, config, redis, payload)])
             return view, True
-    voucher_id = await qr.resolve(config.keyring, redis, payload, config.ttl)
+    voucher_id = await resolve(config, redis, payload)
     now = datetime.now(UTC)
     before, after = _audit_snapshots(voucher_id, till, order_amount, order_ref)
 
@@ -93,10 +115,10 @@ async def redeem(
         )  # fmt: skip
 
     try:
-        outcome = await _redeem_once(voucher_id, till, decide)
+        outcome = await _redeem_once(voucher_id, till, order_ref, decide)
     except IntegrityError:
         # The key or order_ref was taken meanwhile (the whole transaction rolled back).
-        prior = await _prior(till.store_id, idempotency_key, order_ref)
+        prior = await _prior(till.store_id, idempotency_key, order_ref, voucher_id)
         if prior is not None:
             [view] = await describe([await _replay(prior, config, redis, payload)])
             return view, True
@@ -108,21 +130,21 @@ async def redeem(
         # Someone else used the voucher first (before the read, or between the read and the
         # compare-and-set on PostgreSQL). A concurrent retry of this same request may have
         # won: it is then a replay.
-        prior = await _prior(till.store_id, idempotency_key, order_ref)
+        prior = await _prior(till.store_id, idempotency_key, order_ref, voucher_id)
         if prior is not None and prior.voucher_id == voucher_id:
             [view] = await describe([prior])
             return view, True
     if not outcome.attempted:
         raise await refusal(scanned, till.store_id, order_amount, now) or errors.VoucherAlreadyUsed()
-    scanned = await load_scanned(voucher_id, till)
+    scanned = await load_scanned(voucher_id, till, order_ref)
     lost_to = await refusal(scanned, till.store_id, order_amount, datetime.now(UTC))
     raise lost_to or errors.VoucherAlreadyUsed()
 
 
-async def _redeem_once(voucher_id: int, till: Till, decide: Decide[Scanned]) -> Outcome[Scanned]:
+async def _redeem_once(voucher_id: int, till: Till, order_ref: str | None, decide: Decide[Scanned]) -> Outcome[Scanned]:
     """``redemption_write.redeem_once``; VoucherNotFound when the voucher does not exist,
-    IntegrityError when the key or order_ref is taken (nothing written)."""
-    outcome = await redemption_write.redeem_once(voucher_id, till.store_id, till.staff_id, decide)
+    IntegrityError when the key, or the order_ref for this voucher, is taken (nothing written)."""
+    outcome = await redemption_write.redeem_once(voucher_id, till.store_id, till.staff_id, order_ref, decide)
     if outcome is None:
         raise errors.VoucherNotFound()
     return outcome

@@ -21,7 +21,18 @@ from typing import Any
 
 import asyncpg
 
-from services.wallet.redemption_rows import Decide, Outcome, Result, T, VoucherUse, Work, read_select, read_sql, row_of
+from services.wallet.redemption_rows import (
+    Decide,
+    Outcome,
+    ReadParams,
+    Result,
+    T,
+    VoucherUse,
+    Work,
+    read_select,
+    read_sql,
+    row_of,
+)
 
 # --------------------------------------------------------------------------- PostgreSQL
 
@@ -50,13 +61,15 @@ SELECT (SELECT entity_id FROM aud) AS id
 
 @cache
 def _postgres_read_many() -> str:
-    """``read_sql`` for many (voucher, store, clerk) at once, each row with its position ``q_n``."""
+    """``read_sql`` for many (voucher, store, clerk, order) at once, each row with its position ``q_n``."""
     return (
-        read_select("q.voucher_id", "q.store_id", "q.staff_id").replace("SELECT ", "SELECT q.n AS q_n, ", 1)
+        read_select("q.voucher_id", "q.store_id", "q.staff_id", "q.order_ref")
+        .replace("SELECT ", "SELECT q.n AS q_n, ", 1)
         .replace(
             " FROM vouchers v JOIN",
-            " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
-            " WITH ORDINALITY AS q(voucher_id, store_id, staff_id, n) JOIN vouchers v ON v.id = q.voucher_id JOIN",
+            " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::varchar[])"
+            " WITH ORDINALITY AS q(voucher_id, store_id, staff_id, order_ref, n)"
+            " JOIN vouchers v ON v.id = q.voucher_id JOIN",
             1,
         )
         .replace(" WHERE v.id = q.voucher_id", "", 1)
@@ -114,21 +127,27 @@ async def postgres_batch(conn: Any, batch: list[Work]) -> list[Result]:
     """On one pooled connection, asyncpg called directly: one statement reads every
     voucher of the batch, ``decide`` judges each, one statement writes those to be used.
     Outside a transaction: the compare-and-set in the write keeps each exactly once
-    although the read ran before it. A voucher twice in the batch (retries, two clerks):
-    the later copies are read, judged and written one by one after the rest. If the
+    although the read ran before it. A voucher twice in the batch (retries, two clerks),
+    or an order twice at one store (a basket's vouchers, whose campaigns may exclude each
+    other): the later ones are read, judged and written one by one after the rest, so
+    each read sees what the earlier ones wrote. If the
     batched write fails (a taken key or order_ref fails the whole statement), each of its
     redemptions is written on its own and only the culprit fails."""
     results: list[Result | None] = [None] * len(batch)
     async with conn.acquire_connection() as connection:
         first: dict[int, int] = {}
+        orders: set[tuple[int, str]] = set()
         later: list[int] = []
         for index, (read_params, _) in enumerate(batch):
-            if read_params[0] in first:
+            voucher_id, store_id, _staff, order_ref = read_params
+            if voucher_id in first or (order_ref is not None and (store_id, order_ref) in orders):
                 later.append(index)
-            else:
-                first[read_params[0]] = index
+                continue
+            first[voucher_id] = index
+            if order_ref is not None:
+                orders.add((store_id, order_ref))
         indexes = list(first.values())
-        rows = await connection.fetch(_postgres_read_many(), *([batch[i][0][k] for i in indexes] for k in range(3)))
+        rows = await connection.fetch(_postgres_read_many(), *([batch[i][0][k] for i in indexes] for k in range(4)))
         by_position = {row["q_n"]: row for row in rows}
         uses: list[tuple[int, Any, VoucherUse]] = []
         for position, index in enumerate(indexes, start=1):
@@ -197,7 +216,7 @@ _SQLITE_AUDIT = (
 )
 
 
-def _sqlite_one(db: sqlite3.Connection, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
+def _sqlite_one(db: sqlite3.Connection, read_params: ReadParams, decide: Decide[T]) -> Outcome[T] | None:
     """One redemption inside the open transaction, between a savepoint and its release:
     on any error the caller rolls back to the savepoint (a half-done redemption is
     undone, the others in the batch are not)."""

@@ -8,11 +8,12 @@ Never log or put into an error message a voucher code or a scanned payload.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from models.campaigns import CouponTemplate
+from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer
 from models.redemptions import Redemption
 from models.stores import Store
@@ -57,6 +58,9 @@ class Coupon:
     channels: list[str] | None
     #: The campaign's: whether it runs in every store (else CampaignStore rows say where).
     all_stores: bool
+    #: The campaign's: the end of its cool-down, after which none of its vouchers is
+    #: redeemed whatever their own validity (None: no such end).
+    redeem_until: datetime | None
 
 
 @dataclass
@@ -68,10 +72,16 @@ class Scanned:
     #: The clerk's and the till's store's names (read with the voucher, for the answer).
     staff_name: str | None
     store_name: str | None
+    #: A redemption standing on the same order (read for an order_ref) of a campaign
+    #: exclusive with this voucher's: the two cannot share the order.
+    exclusive_on_order: int | None = None
 
 
 def _json(field: str, raw: Any) -> Any:
     return CouponTemplate._meta.fields_map[field].to_python_value(raw)
+
+
+_REDEEM_UNTIL = Campaign._meta.fields_map["redeem_until"]
 
 
 def scanned_of(row: dict[str, Any]) -> Scanned:
@@ -87,13 +97,54 @@ def scanned_of(row: dict[str, Any]) -> Scanned:
         min_spend=row["t_min_spend"], item_name=row["t_item_name"],
         store_ids=_json("store_ids", row["t_store_ids"]),
         channels=_json("channels", row["t_channels"]), all_stores=bool(row["c_all_stores"]),
+        redeem_until=_REDEEM_UNTIL.to_python_value(row["c_redeem_until"]),
     )  # fmt: skip
-    return Scanned(voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"])
+    return Scanned(
+        voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"], row["o_exclusive_redemption"]
+    )
 
 
-async def load_scanned(voucher_id: int, till: Till) -> Scanned:
-    """The voucher, what its coupon allows at the till's store, and the names the answer shows."""
-    row = await redemption_write.read(voucher_id, till.store_id, till.staff_id)
+#: A voucher code as the wallet shows it (Crockford base32, services.core.codes), once
+#: normalised: 16 characters today, a little latitude either way.
+_TYPED = re.compile(r"^[0-9A-HJKMNP-TV-Z]{12,24}$")
+#: What people type for what they read: Crockford's look-alikes, and no case, spaces or dashes.
+_READ_BACK = str.maketrans({"I": "1", "L": "1", "O": "0", " ": None, "-": None})
+
+
+def typed_code(payload: str) -> str | None:
+    """``payload`` as a voucher code typed by hand (any case; I and L read as 1, O as 0;
+    spaces and dashes ignored), or None if it cannot be one."""
+    code = payload.strip().upper().translate(_READ_BACK)
+    return code if _TYPED.match(code) else None
+
+
+async def resolve(config: CodeConfig, redis: AnyRedis, payload: str, *, check_age: bool = True) -> int:
+    """The voucher id behind what the till sent: a scanned QR payload, a barcode number, or
+    the voucher's code typed by hand (it does not expire: the scan limits,
+    services/wallet/scan_limits.py, are what stop guessing). QrInvalid / QrExpired as
+    ``qr.resolve``; a code naming no voucher is QrInvalid (``unknown_code``).
+    ``check_age=False`` only checks a QR payload's signature (an idempotent replay)."""
+    stripped = payload.strip()
+    if stripped.startswith(f"{qr.VERSION}."):
+        return await qr.resolve(config.keyring, redis, stripped, config.ttl, check_age=check_age)
+    if qr.is_numeric(stripped):
+        # A barcode number. A voucher code of 16 digits only (one in 10^8) cannot be typed:
+        # looking every unknown number up as a code too would slow the guesses the scan
+        # limits count, letting more of them run at once.
+        return await qr.resolve_numeric(redis, stripped, config.ttl, check_age=check_age)
+    code = typed_code(stripped)
+    if code is None:
+        return await qr.resolve(config.keyring, redis, stripped, config.ttl, check_age=check_age)
+    found = await Voucher.filter(code=code).only("id").first()
+    if found is None:
+        raise errors.QrInvalid("unknown or long-expired code", details={"reason": "unknown_code"})
+    return found.id
+
+
+async def load_scanned(voucher_id: int, till: Till, order_ref: str | None = None) -> Scanned:
+    """The voucher, what its coupon allows at the till's store (on this order), and the
+    names the answer shows."""
+    row = await redemption_write.read(voucher_id, till.store_id, till.staff_id, order_ref)
     if row is None:
         raise errors.VoucherNotFound()
     return scanned_of(row)
@@ -131,8 +182,9 @@ async def refusal(s: Scanned, store_id: int, order_amount: int | None, now: date
 def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datetime) -> errors.AppError | None:
     """Why this store may not redeem the voucher now, or None; pure (it may run on SQLite's
     database thread), so a used voucher is answered without its details (``refusal`` adds
-    them). Checked in this order: used, withdrawn, expired, not yet valid, store, channel,
-    minimum spend. ``s`` must have been read for ``store_id``."""
+    them). Checked in this order: used, withdrawn, expired, the campaign's redemption
+    period over, not yet valid, store, channel, minimum spend, stacking on the order.
+    ``s`` must have been read for ``store_id``."""
     v, t = s.voucher, s.template
     if v.status == "used":
         return errors.VoucherAlreadyUsed()
@@ -140,6 +192,8 @@ def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datet
         return errors.VoucherNotFound("the voucher was withdrawn")
     if wallet.effective_status(v.status, v.valid_until, now) == "expired":
         return errors.VoucherExpired(details={"valid_until": v.valid_until.isoformat()})
+    if t.redeem_until is not None and now >= t.redeem_until:
+        return errors.RedeemPeriodOver(details={"redeem_until": t.redeem_until.isoformat()})
     if v.valid_from > now:
         return errors.VoucherNotYetValid(details={"valid_from": v.valid_from.isoformat()})
     if not _store_allowed(s, store_id):
@@ -149,6 +203,8 @@ def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datet
     if t.min_spend > 0 and (order_amount is None or order_amount < t.min_spend):
         message = None if order_amount is not None else "this voucher has a minimum spend: send order_amount"
         return errors.MinSpendNotMet(message, details={"min_spend": t.min_spend, "order_amount": order_amount})
+    if s.exclusive_on_order is not None:
+        return errors.VoucherNotStackable(details={"redemption_id": s.exclusive_on_order})
     return None
 
 
@@ -162,9 +218,9 @@ class Preview:
 
 
 async def preview(config: CodeConfig, redis: AnyRedis, till: Till, payload: str, order_amount: int | None) -> Preview:
-    """What a scanned code is, whose, and whether this store may redeem it now (or why not).
-    A code that is malformed, forged, stale or names no voucher is raised."""
-    voucher_id = await qr.resolve(config.keyring, redis, payload, config.ttl)
+    """What a scanned or typed code is, whose, and whether this store may redeem it now
+    (or why not). A code that is malformed, forged, stale or names no voucher is raised."""
+    voucher_id = await resolve(config, redis, payload)
     scanned = await load_scanned(voucher_id, till)
     now = datetime.now(UTC)
     customer = await Customer.get(id=scanned.voucher.customer_id)

@@ -65,18 +65,25 @@ def voucher_columns() -> tuple[str, ...]:
     return tuple(sorted(set(Voucher._meta.fields_db_projection.values())))
 
 
-def read_select(voucher: str, store: str, staff: str) -> str:
-    """The till's read for the SQL expressions naming the voucher, the store and the clerk."""
+def read_select(voucher: str, store: str, staff: str, order_ref: str) -> str:
+    """The till's read for the SQL expressions naming the voucher, the store, the clerk and
+    the order (NULL: none)."""
     return (
         "SELECT "
         + ", ".join(f"v.{c}" for c in voucher_columns())
         + ", t.kind AS t_kind, t.title AS t_title, t.percent_off AS t_percent_off, t.min_spend AS t_min_spend,"
         " t.item_name AS t_item_name, t.store_ids AS t_store_ids, t.channels AS t_channels,"
-        " c.all_stores AS c_all_stores,"
+        " c.all_stores AS c_all_stores, c.redeem_until AS c_redeem_until,"
         f" EXISTS (SELECT 1 FROM campaign_stores cs WHERE cs.campaign_id = c.id AND cs.store_id = {store})"
         " AS c_store_listed,"
         f" (SELECT display_name FROM staff_members WHERE id = {staff}) AS n_staff,"
-        f" (SELECT name FROM stores WHERE id = {store}) AS n_store"
+        f" (SELECT name FROM stores WHERE id = {store}) AS n_store,"
+        # A redemption standing on the same order of a campaign exclusive with this one.
+        " (SELECT MIN(r.id) FROM redemptions r JOIN campaign_exclusivity x"
+        " ON (x.campaign_low_id = r.campaign_id AND x.campaign_high_id = c.id)"
+        " OR (x.campaign_high_id = r.campaign_id AND x.campaign_low_id = c.id)"
+        f" WHERE r.store_id = {store} AND r.order_ref = {order_ref} AND r.reversed_at IS NULL"
+        " AND r.voucher_id <> v.id) AS o_exclusive_redemption"
         " FROM vouchers v JOIN coupon_templates t ON t.id = v.template_id JOIN campaigns c ON c.id = t.campaign_id"
         f" WHERE v.id = {voucher}"
     )
@@ -85,11 +92,13 @@ def read_select(voucher: str, store: str, staff: str) -> str:
 @cache
 def read_sql(dialect: Dialect) -> str:
     """The till's read of a voucher: its columns, its coupon's rules (``t_…``), its
-    campaign's (``c_…``), whether the campaign lists the store (``c_store_listed``), the
-    names of the clerk and the store (``n_…``). Parameters: voucher id, store id, staff id."""
+    campaign's (``c_…``: where it runs, when redeeming ends), whether the campaign lists
+    the store (``c_store_listed``), the names of the clerk and the store (``n_…``), and a
+    standing redemption on the same order of a campaign exclusive with the voucher's
+    (``o_exclusive_redemption``). Parameters: voucher id, store id, staff id, order_ref."""
     params = Params(dialect)
-    voucher, store, staff = params(0), params(0), params(0)
-    return read_select(voucher, store, staff)
+    voucher, store, staff, order_ref = params(0), params(0), params(0), params(None)
+    return read_select(voucher, store, staff, order_ref)
 
 
 @cache
@@ -115,7 +124,9 @@ def row_of(raw: Any, dialect: Dialect) -> dict[str, Any]:
     return row
 
 
-#: A redemption waiting for the database: (voucher id, store id, staff id) and its ``decide``.
-Work = tuple[tuple[int, int, int], Decide[Any]]
+#: What the till's read is about: (voucher id, store id, staff id, order_ref or None).
+ReadParams = tuple[int, int, int, str | None]
+#: A redemption waiting for the database: what to read and its ``decide``.
+Work = tuple[ReadParams, Decide[Any]]
 #: Its result: (True, its Outcome, or None when there is no such voucher) or (False, what it raised).
 Result = tuple[bool, Any]

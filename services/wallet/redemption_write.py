@@ -41,26 +41,28 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 from services.core import dialect_of
 from services.wallet.redemption_batches import postgres_batch, sqlite_batch
-from services.wallet.redemption_rows import Decide, Outcome, Result, T, Work, read_sql, row_of
+from services.wallet.redemption_rows import Decide, Outcome, ReadParams, Result, T, Work, read_sql, row_of
 
 
-async def read(voucher_id: int, store_id: int, staff_id: int) -> dict[str, Any] | None:
+async def read(voucher_id: int, store_id: int, staff_id: int, order_ref: str | None = None) -> dict[str, Any] | None:
     """The till's read alone (a preview, a refusal's details): the row or None."""
     conn = connections.get("default")
     dialect = dialect_of(conn)
-    _, rows = await conn.execute_query(read_sql(dialect), [voucher_id, store_id, staff_id])
+    _, rows = await conn.execute_query(read_sql(dialect), [voucher_id, store_id, staff_id, order_ref])
     return row_of(rows[0], dialect) if rows else None
 
 
-async def redeem_once(voucher_id: int, store_id: int, staff_id: int, decide: Decide[T]) -> Outcome[T] | None:
+async def redeem_once(
+    voucher_id: int, store_id: int, staff_id: int, order_ref: str | None, decide: Decide[T]
+) -> Outcome[T] | None:
     """Read the voucher as ``read`` does, let ``decide`` judge it and, if it returns a
     write, mark the voucher used if it is still available and valid at ``use.at``, with its
     redemption and audit rows, atomically. None when there is no such voucher. Raises
-    IntegrityError when the idempotency key or order reference is already taken at this
-    store (nothing written)."""
+    IntegrityError when the idempotency key, or the order reference for this voucher, is
+    already taken at this store (nothing written)."""
     conn = connections.get("default")
     run = postgres_batch if dialect_of(conn) == "postgres" else sqlite_batch
-    return await _queued(conn, run, (voucher_id, store_id, staff_id), decide)
+    return await _queued(conn, run, (voucher_id, store_id, staff_id, order_ref), decide)
 
 
 # --------------------------------------------------------------------------- group commit
@@ -89,7 +91,7 @@ _queues: weakref.WeakKeyDictionary[Any, _Queue] = weakref.WeakKeyDictionary()
 RunBatch = Callable[[Any, list[Work]], Awaitable[list[Result]]]
 
 
-async def _queued(conn: Any, run: RunBatch, read_params: tuple[int, int, int], decide: Decide[T]) -> Outcome[T] | None:
+async def _queued(conn: Any, run: RunBatch, read_params: ReadParams, decide: Decide[T]) -> Outcome[T] | None:
     """Group commit: the redemptions that arrive while a batch is at the database go
     together in the next one, so a trip (SQLite: the connection's lock and a hop to its
     thread and back through a busy event loop; PostgreSQL: a pooled connection and two

@@ -64,19 +64,24 @@ async def test_twenty_concurrent_redemptions_from_two_clerks_one_wins(client):
 async def test_many_vouchers_redeemed_at_once_each_exactly_once_with_its_own_rows(client):
     # Concurrent redemptions of distinct vouchers go to the database together (group
     # commit): each must get its own redemption, audit entry and answer, and one taken
-    # order_ref must fail only its own redemption, not the others of its batch.
+    # Idempotency-Key must fail only its own redemption, not the others of its batch.
     shop = await store()
     clerks = [await staff_login(client, shop.id, "clara"), await staff_login(client, shop.id, "carl")]
     held = await vouchers(client, 16)
     payloads = [await qr_payload(client, h) for h in held]
     bodies = [{"payload": p, "order_ref": f"POS-{i}"} for i, p in enumerate(payloads)]
-    bodies[15]["order_ref"] = "POS-14"  # two tills typing the same order number
+    keys = [f"till-key-{i}" for i in range(16)]
+    keys[15] = "till-key-14"  # two tills sending the same key
+
+    def headers(i: int) -> dict[str, str]:
+        return {**clerks[i % 2], "Idempotency-Key": keys[i]}
+
     # First eight with nothing in the way, then the rest with the clash.
     resps = await asyncio.gather(
-        *(client.post(REDEEM, json=body, headers=clerks[i % 2]) for i, body in enumerate(bodies[:8]))
+        *(client.post(REDEEM, json=body, headers=headers(i)) for i, body in enumerate(bodies[:8]))
     )
     resps += await asyncio.gather(
-        *(client.post(REDEEM, json=body, headers=clerks[i % 2]) for i, body in enumerate(bodies[8:], start=8))
+        *(client.post(REDEEM, json=body, headers=headers(i)) for i, body in enumerate(bodies[8:], start=8))
     )
     statuses = [r.status for r in resps]
     assert statuses[:14] == [201] * 14, statuses

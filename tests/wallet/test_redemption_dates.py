@@ -63,7 +63,7 @@ async def test_an_export_failing_midway_is_visibly_incomplete(client, monkeypatc
         yield []
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(admin_redemptions.redemption, "export", failing)
+    monkeypatch.setattr(admin_redemptions.redemption_lists, "export", failing)
     resp = await client.get(CSV, headers=admin)
     assert resp.status == 200  # the header row was already on its way
     received = b""
