@@ -9,8 +9,8 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
 from handlers.common.schemas import GoalOut
-from services.campaigns import CampaignIn, CampaignStatus, CampaignType, Channel, CouponFace, RefundPolicy
-from services.core import Body, Id, Out, Query
+from services.campaigns import CampaignIn, CampaignStatus, CampaignType, Channel, RefundPolicy
+from services.core import Body, CouponFace, Id, Out, Query
 
 
 class CouponOut(Out, CouponFace):

@@ -15,8 +15,8 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.activity import events as journey_events
-from services.campaigns import CampaignSnapshot, face_of
-from services.core import Out, errors, localized, pick_language
+from services.campaigns import CampaignSnapshot
+from services.core import Out, errors, face_of, localized, pick_language
 from services.journey import Journey, ProgressView, points
 from services.journey import participation as journey
 from services.stock import gate as stock

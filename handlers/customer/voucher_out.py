@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.campaigns import CouponFace, face_of
-from services.core import Out
+from services.core import CouponFace, Out, face_of
 from services.stock import Claim, CouponInfo
 
 

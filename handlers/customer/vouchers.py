@@ -14,8 +14,7 @@ from handlers.common.schemas import PageQuery
 from server.access import CUSTOMER
 from server.keys import COUPON_CACHE, REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, principal_of
-from services.campaigns import CouponFace
-from services.core import Out, Query, errors
+from services.core import CouponFace, Out, Query, errors
 from services.wallet import qr, redemption_checks, redemption_codes
 from services.wallet import vouchers as wallet
 

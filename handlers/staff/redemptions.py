@@ -16,8 +16,7 @@ from handlers.common.schemas import PageQuery
 from server.access import ANY_STAFF, staff
 from server.keys import REDIS, SETTINGS
 from server.routing import RouteTable, json_response, path_int, principal_of
-from services.campaigns import CouponFace, face_of
-from services.core import Body, Day, ErrorBody, Out, errors
+from services.core import Body, CouponFace, Day, ErrorBody, Out, errors, face_of
 from services.wallet import ScanLimiter, qr, redemption, redemption_checks, redemption_lists
 
 routes = RouteTable()

@@ -8,11 +8,9 @@ from services.campaigns.calendar import title_of
 from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot, CouponSnapshot, load_snapshots
 from services.campaigns.editing import Policy
 from services.campaigns.exclusivity import exclusive_ids
-from services.campaigns.face import FACE_FIELDS, CouponFace, face_of
 from services.campaigns.spec import MAX_MONEY, CampaignIn, CampaignStatus, CampaignType, Channel, RefundPolicy
 
 __all__ = [
-    "FACE_FIELDS",
     "MAX_MONEY",
     "CampaignCatalog",
     "CampaignIn",
@@ -20,12 +18,10 @@ __all__ = [
     "CampaignStatus",
     "CampaignType",
     "Channel",
-    "CouponFace",
     "CouponSnapshot",
     "Policy",
     "RefundPolicy",
     "exclusive_ids",
-    "face_of",
     "load_snapshots",
     "title_of",
 ]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from models.campaigns import Campaign, CampaignStore, CouponTemplate, ExclusivityLink
-from services.campaigns.face import CouponFace, face_of
+from services.core import CouponFace, face_of
 
 #: Seconds a cached snapshot is trusted.
 CATALOG_TTL_SECONDS = 2.0

@@ -15,9 +15,8 @@ from tortoise.transactions import in_transaction
 from models.campaigns import Campaign, CampaignLabel, CampaignStore, CouponTemplate, ReviewEvent, Theme
 from models.media import MediaFile
 from models.stores import Store
-from services.campaigns.face import face_of
 from services.campaigns.spec import COPY_FIELDS, CampaignIn, CouponIn, FixedValidity, check_consistency
-from services.core import audit, column, errors
+from services.core import audit, column, errors, face_of
 
 #: States in which the builder may change anything, and which keep their state.
 OPEN_STATES = frozenset({"draft", "rejected", "returned"})

@@ -7,6 +7,7 @@ import them from here; its modules import each other directly."""
 from services.core.audit import Actor
 from services.core.codes import random_token
 from services.core.errors import AppError, catalogue
+from services.core.face import FACE_FIELDS, CouponFace, face_of
 from services.core.i18n import localized, pick_language
 from services.core.orm import column
 from services.core.pagination import newest_first
@@ -30,11 +31,13 @@ from services.core.sql import Dialect, Params, dialect_of
 from services.core.tokens import issue_access_token, verify_access_token
 
 __all__ = [
+    "FACE_FIELDS",
     "LATEST_DAY",
     "Actor",
     "AnyRedis",
     "AppError",
     "Body",
+    "CouponFace",
     "Day",
     "Dialect",
     "DisplayName",
@@ -50,6 +53,7 @@ __all__ = [
     "catalogue",
     "column",
     "dialect_of",
+    "face_of",
     "find_nul",
     "issue_access_token",
     "localized",

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from models.campaigns import Campaign, CouponTemplate
-from services.campaigns import CouponFace, exclusive_ids, face_of
-from services.core import errors
+from services.campaigns import exclusive_ids
+from services.core import CouponFace, errors, face_of
 
 #: Seconds a cached coupon is trusted. Admin changes that must act at once (pause, end,
 #: stock) also reach Redis directly; this bounds how stale the rest may be.

@@ -11,8 +11,7 @@ from tortoise.expressions import Q
 
 from models.campaigns import CouponTemplate
 from models.vouchers import Voucher
-from services.campaigns import CouponFace, face_of
-from services.core import errors, newest_first
+from services.core import CouponFace, errors, face_of, newest_first
 from services.stock import CouponCache, Stock
 
 WalletStatus = Literal["available", "used", "expired"]

@@ -1,4 +1,4 @@
-"""The coupon's face is declared once (services/campaigns/face.py) and every cache and
+"""The coupon's face is declared once (services/core/face.py) and every cache and
 answer carrying it has the same fields, with the same types, in its JSON schema."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from handlers.admin.campaign_schemas import CouponOut
 from handlers.customer.voucher_out import VoucherOut
 from handlers.customer.vouchers import VoucherDetailOut, WalletVoucherOut
 from handlers.staff.redemptions import PreviewVoucherOut
-from services.campaigns import FACE_FIELDS, CouponFace, CouponSnapshot, face_of
+from services.campaigns import CouponSnapshot
+from services.core import FACE_FIELDS, CouponFace, face_of
 from services.stock import CouponInfo
 from services.wallet import VoucherView
 
