@@ -20,7 +20,7 @@ Server CPU per request, four rounds: first look as is 6.70, 5.48, 6.11, 6.31 ms 
 and two pages) as is 4.06, 3.82, 3.65, 5.19 (median 3.94) against models 7.56, 5.06, 9.34,
 5.06 (median 6.31): 38% saved. It uses only public pydantic API (``model_dump``,
 ``pydantic_core.to_json``); pydantic is pinned in requirements.txt, and an upgrade that
-changed what the models write would fail tests/test_feed_cards.py. Re-measure with that
+changed what the models write would fail tests/feed/test_feed_cards.py. Re-measure with that
 command when the schemas or pydantic change.
 """
 
