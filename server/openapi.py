@@ -91,8 +91,11 @@ def _is_input(model: type[BaseModel], routes: list[Route]) -> bool:
     return any(model in (r.body, r.query) for r in routes)
 
 
-def _path_param_schema(name: str) -> dict[str, Any]:
-    # Ids are database keys; other parameters (a media file's name) are text.
+def _path_param_schema(name: str, text: dict[str, str]) -> dict[str, Any]:
+    # Ids are database keys unless the route declares them text (a voucher's claim id);
+    # other parameters (a media file's name) are text.
+    if name in text:
+        return {"type": "string", "pattern": text[name]}
     if name == "id" or name.endswith("_id"):
         return {"type": "integer", "minimum": 1}
     return {"type": "string"}
@@ -115,7 +118,7 @@ def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict
         "responses": {},
     }
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": _path_param_schema(name)}
+        {"name": name, "in": "path", "required": True, "schema": _path_param_schema(name, dict(route.text_params))}
         for name in _PATH_PARAM.findall(route.path)
     ]
     if route.query is not None:

@@ -45,6 +45,9 @@ class Route:
     #: Other success statuses with the same response (for the docs): an idempotent
     #: create answers 200 when it repeats.
     also: tuple[int, ...] = ()
+    #: Path parameters that are text, not database ids, with the pattern they must match
+    #: (a voucher's claim id): ``{name}`` and ``{name}_id`` are integers otherwise.
+    text_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -68,6 +71,7 @@ class RouteTable:
         request_media_type: str | None = None,
         guard: Callable[[web.Request], Awaitable[None]] | None = None,
         also: tuple[int, ...] = (),
+        text_params: tuple[tuple[str, str], ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Register a handler. It is called as ``handler(request, body=..., query=...)``
         with only the declared inputs, after the caller has been checked."""
@@ -76,7 +80,7 @@ class RouteTable:
             self.routes.append(
                 Route(
                     method, path, handler, access, summary, tags, body, query, response, status, errors, media_type,
-                    request_media_type, guard, also,
+                    request_media_type, guard, also, text_params,
                 )
             )  # fmt: skip
             return handler

@@ -70,7 +70,10 @@ async def list_vouchers(request: web.Request, query: WalletQuery) -> WalletPageO
 # --------------------------------------------------------------------------- one voucher, its code
 
 #: Voucher ids in paths are claim ids (never the voucher code, which is a secret).
-_CLAIM_ID = re.compile(r"^[0-9A-Z]{1,40}$")
+CLAIM_ID_PATTERN = r"^[0-9A-Z]{1,40}$"
+_CLAIM_ID = re.compile(CLAIM_ID_PATTERN)
+#: The voucher routes' ``{id}``, for the OpenAPI document.
+_VOUCHER_ID = (("id", CLAIM_ID_PATTERN),)
 
 
 def _claim_id(request: web.Request) -> str:
@@ -93,7 +96,8 @@ class VoucherDetailOut(WalletVoucherOut):
 
 
 @routes.add(
-    "GET", "/api/v1/me/vouchers/{id}", access=CUSTOMER, tags=("wallet",), response=VoucherDetailOut,
+    "GET", "/api/v1/me/vouchers/{id}", access=CUSTOMER, tags=("wallet",),
+    text_params=_VOUCHER_ID, response=VoucherDetailOut,
     summary="One voucher of the wallet (id: the voucher's id in the list) with its history",
     errors=(errors.VoucherNotFound,),
 )  # fmt: skip
@@ -140,7 +144,8 @@ _CODE_ERRORS = (errors.VoucherNotFound, errors.VoucherAlreadyUsed, errors.Vouche
 
 
 @routes.add(
-    "GET", "/api/v1/me/vouchers/{id}/qr", access=CUSTOMER, tags=("wallet",), response=QrOut,
+    "GET", "/api/v1/me/vouchers/{id}/qr", access=CUSTOMER, tags=("wallet",),
+    text_params=_VOUCHER_ID, response=QrOut,
     summary="A fresh signed QR payload for an available voucher (expires in QR_TTL_SECONDS)", errors=_CODE_ERRORS,
 )  # fmt: skip
 async def voucher_qr(request: web.Request) -> web.Response:
@@ -152,7 +157,8 @@ async def voucher_qr(request: web.Request) -> web.Response:
 
 
 @routes.add(
-    "GET", "/api/v1/me/vouchers/{id}/qr.png", access=CUSTOMER, tags=("wallet",), query=QrPngQuery,
+    "GET", "/api/v1/me/vouchers/{id}/qr.png", access=CUSTOMER, tags=("wallet",),
+    text_params=_VOUCHER_ID, query=QrPngQuery,
     media_type="image/png", summary="The QR code as a PNG (size 128-1024 px, default 256)", errors=_CODE_ERRORS,
 )  # fmt: skip
 async def voucher_qr_png(request: web.Request, query: QrPngQuery) -> web.Response:
@@ -161,7 +167,8 @@ async def voucher_qr_png(request: web.Request, query: QrPngQuery) -> web.Respons
 
 
 @routes.add(
-    "GET", "/api/v1/me/vouchers/{id}/barcode.png", access=CUSTOMER, tags=("wallet",), media_type="image/png",
+    "GET", "/api/v1/me/vouchers/{id}/barcode.png", access=CUSTOMER, tags=("wallet",),
+    text_params=_VOUCHER_ID, media_type="image/png",
     summary="A Code 128 barcode of a fresh short-lived numeric code, for 1-D scanners", errors=_CODE_ERRORS,
 )  # fmt: skip
 async def voucher_barcode_png(request: web.Request) -> web.Response:

@@ -25,9 +25,9 @@ from server.keys import REDIS
 from server.openapi import build_openapi
 from services.accounts import operators as accounts
 from services.stock import ClaimsWorker
-from tests.helpers import bearer, cheap_password_hashing, login_code
+from tests.helpers import cheap_password_hashing, login_code
 from tests.stock.fixtures import live_coupon
-from tests.wallet.fixtures import Held, qr_payload, store
+from tests.wallet.fixtures import store
 
 PACKAGE = "wxcampaign_generated_client"
 
@@ -80,6 +80,7 @@ async def test_login_grab_and_staff_preview_with_the_generated_client(
     grab_coupon = _api(generated, "api.coupons.grab_coupon")
     staff_login = _api(generated, "api.staff.staff_login")
     preview_redemption = _api(generated, "api.staff.preview_redemption")
+    voucher_qr = _api(generated, "api.wallet.voucher_qr")
 
     # Login: the code comes from the WeChat emulator, which is not part of the document.
     code = await login_code(client, "o_generated")
@@ -102,9 +103,12 @@ async def test_login_grab_and_staff_preview_with_the_generated_client(
     assert grabbed.voucher.campaign_id == coupon.campaign.id
     assert grabbed.voucher.face_value == 1500 and grabbed.voucher.status == "available"
     await ClaimsWorker(client.server.app[REDIS], min_idle_ms=0).drain()
-    # The QR payload over plain HTTP: the document types every ``{id}`` path parameter as
-    # an integer, so the generated voucher_qr cannot take a voucher's (string) claim id.
-    payload = await qr_payload(client, Held(grabbed.voucher.id, bearer(login.access_token)))
+    # The QR payload: the voucher's path id is its (text) claim id, as the document says.
+    async with generated.AuthenticatedClient(base_url=base_url, token=login.access_token) as customer:
+        resp = await voucher_qr.asyncio_detailed(grabbed.voucher.id, client=customer)
+    assert resp.status_code == 200, resp.content
+    assert isinstance(resp.parsed, models.QrOut)
+    payload = resp.parsed.payload
 
     # Staff login and preview: the route a generator once dropped.
     shop = await store()

@@ -104,3 +104,18 @@ def test_every_route_has_its_operation(document: dict[str, Any]) -> None:
     assert {(r.method, r.path) for r in routes} == operations
     operation_ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
     assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_path_ids_are_typed_as_the_server_reads_them(document: dict[str, Any]) -> None:
+    """A voucher's path id is its claim id (text); the other ``{id}``s are database keys.
+    Typed as integers, a generated client cannot call the wallet's voucher routes."""
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            for param in operation.get("parameters", []):
+                if param["in"] != "path" or param["name"] != "id":
+                    continue
+                schema = param["schema"]
+                if path.startswith("/api/v1/me/vouchers/"):
+                    assert schema["type"] == "string" and schema["pattern"] == "^[0-9A-Z]{1,40}$", (path, schema)
+                else:
+                    assert schema["type"] == "integer", (path, schema)
