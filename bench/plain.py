@@ -46,13 +46,16 @@ def _feed_cards() -> None:
         )  # fmt: skip
         return found
 
-    def page_json(ranking: Any, chosen: list[Any], next_cursor: str | None, accept: str | None) -> bytes:
+    # ``taken`` (live seats) is read by the handler either way; these cards ignore it.
+    def page_json(
+        ranking: Any, chosen: list[Any], next_cursor: str | None, accept: str | None, taken: Any = None
+    ) -> bytes:
         written: dict[int, FeedItemOut] = {}
         out = FeedOut(items=[item(ranking, s, accept, written) for s in chosen], next_cursor=next_cursor)
         return FeedOut.__pydantic_serializer__.to_json(out)
 
-    def sections_json(ranking: Any, n: int, accept: str | None) -> bytes:
-        chosen = ranking.sections(n)
+    def sections_json(ranking: Any, n: int, accept: str | None, taken: Any = None, chosen: Any = None) -> bytes:
+        chosen = chosen or ranking.sections(n)
         written: dict[int, FeedItemOut] = {}
 
         def items(picked: list[Any]) -> list[FeedItemOut]:

@@ -26,13 +26,14 @@ command when the schemas or pydantic change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic_core
 
 from handlers.customer.feed_schemas import FeedItemOut
 from services.core import part_of, pick_language
-from services.feed import FeedIndex, Ranking, Scored, texts_of
+from services.feed import FeedIndex, Ranking, Scored, Sections, full_reason, texts_of
 
 #: pydantic-core's serializer writes a whole answer in one call, five times faster than
 #: the json module's C encoder on these many small dicts; the dicts it is given hold only
@@ -67,11 +68,16 @@ def _campaign_part(index: FeedIndex, s: Scored, accept: str | None) -> dict[str,
 class CardWriter:
     """Writes the cards of one ranking for one ``Accept-Language`` (``FeedItemOut``'s
     fields, in its order); a campaign shown in several sections of one answer is
-    written once."""
+    written once.
 
-    def __init__(self, ranking: Ranking, accept: str | None) -> None:
+    ``taken``: seats taken now of the capped campaigns shown (services.feed's
+    ``seats_taken``); one at its cap is written not joinable, with a "full" note last
+    and its live count as ``participants``, as its page says (issue 14 item 2)."""
+
+    def __init__(self, ranking: Ranking, accept: str | None, taken: Mapping[int, int] | None = None) -> None:
         self.ranking = ranking
         self.accept = accept
+        self.taken = taken or {}
         self._written: dict[int, dict[str, Any]] = {}
 
     def card(self, s: Scored) -> dict[str, Any]:
@@ -88,14 +94,25 @@ class CardWriter:
         else:
             reason = next((x.text for x in r.reasons if x.text), None)
         running = r.phase == "running"
+        participants = r.participants
+        reasons = [{"code": x.code, "text": x.text, "points": x.points} for x in r.reasons if x.text]
+        joinable = running and not r.joined
+        live = self.taken.get(s.id)
+        if live is not None:
+            participants = live
+            cap = s.snap.participant_cap
+            if joinable and cap is not None and live >= cap:
+                joinable = False
+                full = full_reason(self.ranking.who.language)
+                reasons.append({"code": full.code, "text": full.text, "points": full.points})
         found = self._written[s.id] = {
             "id": c["id"], "type": c["type"], "phase": r.phase, "teaser": not running,
-            "joinable": running and not r.joined, "joined": r.joined, "language": c["language"], "title": c["title"],
+            "joinable": joinable, "joined": r.joined, "language": c["language"], "title": c["title"],
             "summary": c["summary"], "tags": c["tags"], "theme_id": c["theme_id"],
             "banner_media_id": c["banner_media_id"], "starts_at": c["starts_at"], "ends_at": c["ends_at"],
-            "participants": r.participants, "distance_km": None if r.distance_km is None else round(r.distance_km, 2),
+            "participants": participants, "distance_km": None if r.distance_km is None else round(r.distance_km, 2),
             "score": r.score, "reason": reason,
-            "reasons": [{"code": x.code, "text": x.text, "points": x.points} for x in r.reasons if x.text],
+            "reasons": reasons,
         }  # fmt: skip
         return found
 
@@ -103,15 +120,22 @@ class CardWriter:
         return [self.card(s) for s in chosen]
 
 
-def page_json(ranking: Ranking, chosen: list[Scored], next_cursor: str | None, accept: str | None) -> bytes:
-    """A ``FeedOut``."""
-    return _ENCODE({"items": CardWriter(ranking, accept).cards(chosen), "next_cursor": next_cursor})
+def page_json(
+    ranking: Ranking, chosen: list[Scored], next_cursor: str | None, accept: str | None,
+    taken: Mapping[int, int] | None = None,
+) -> bytes:  # fmt: skip
+    """A ``FeedOut`` (``taken``: see ``CardWriter``)."""
+    return _ENCODE({"items": CardWriter(ranking, accept, taken).cards(chosen), "next_cursor": next_cursor})
 
 
-def sections_json(ranking: Ranking, n: int, accept: str | None) -> bytes:
-    """A ``SectionsOut``, at most ``n`` campaigns a section."""
-    chosen = ranking.sections(n)
-    writer = CardWriter(ranking, accept)
+def sections_json(
+    ranking: Ranking, n: int, accept: str | None, taken: Mapping[int, int] | None = None,
+    chosen: Sections | None = None,
+) -> bytes:  # fmt: skip
+    """A ``SectionsOut``, at most ``n`` campaigns a section (``chosen``: the ranking's
+    ``sections(n)`` when already picked; ``taken``: see ``CardWriter``)."""
+    chosen = chosen or ranking.sections(n)
+    writer = CardWriter(ranking, accept, taken)
     return _ENCODE({
         "recommended": writer.cards(chosen.recommended), "ending_soon": writer.cards(chosen.ending_soon),
         "near_you": writer.cards(chosen.near_you),

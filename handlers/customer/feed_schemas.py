@@ -12,9 +12,11 @@ from services.core import Out
 
 
 class ReasonOut(Out):
-    code: str = Field(description="audience, interest, behaviour, store, distance, ending, popularity, joined, teaser")
+    code: str = Field(
+        description="audience, interest, behaviour, store, distance, ending, popularity, joined, teaser, full"
+    )
     text: str
-    points: float = Field(description="what it added to the score (0 for teaser)")
+    points: float = Field(description="what it added to the score (0 for teaser and full)")
 
 
 class FeedItemOut(Out):
@@ -22,7 +24,10 @@ class FeedItemOut(Out):
     type: str
     phase: Literal["teaser", "running"]
     teaser: bool = Field(description="visible before its start: shown, not joinable")
-    joinable: bool = Field(description="running and not joined yet (the join itself checks the rest)")
+    joinable: bool = Field(
+        description="running, not joined yet and, when capped, not full (seats read live; the join itself checks "
+        "the rest)"
+    )
     joined: bool
     language: str
     title: str

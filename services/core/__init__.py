@@ -1,5 +1,5 @@
 """What every domain shares: errors, pagination, SQL dialects, the audit log, Redis
-script calls, schema bases and the acting ``Principal``.
+script calls, shared Redis key names, schema bases and the acting ``Principal``.
 
 The names below are the package's public face: other packages, handlers and tests
 import them from here; its modules import each other directly."""
@@ -9,6 +9,7 @@ from services.core.codes import random_token
 from services.core.errors import AppError, catalogue
 from services.core.face import FACE_FIELDS, CouponFace, face_of
 from services.core.i18n import localized, pick_language
+from services.core.keys import SeatKeys, campaign_tag
 from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.principal import Principal, PrincipalKind
@@ -49,7 +50,9 @@ __all__ = [
     "Principal",
     "PrincipalKind",
     "Query",
+    "SeatKeys",
     "call_script",
+    "campaign_tag",
     "catalogue",
     "column",
     "dialect_of",

@@ -1,7 +1,8 @@
 """The personalised discovery feed: the per-process index (index.py), audience
 membership (audience_sets.py), the viewer (viewer.py), scoring, ranking and sections
-(scoring.py), the runtime that ties them (runtime.py), the cached rankings
-(rankings.py), reloaded on catalog changes (catalog_changes.py).
+(scoring.py), live seats of the capped campaigns shown (seats.py), the runtime that
+ties them (runtime.py), the cached rankings (rankings.py), reloaded on catalog changes
+(catalog_changes.py).
 
 The names below are the package's public face: other packages, handlers and tests
 import them from here; its modules import each other directly."""
@@ -13,7 +14,8 @@ from services.feed.policy import FeedPolicy
 from services.feed.presentation import decode_offset, encode_offset, texts_of
 from services.feed.rankings import RankingCache, viewer_changed
 from services.feed.runtime import Feed
-from services.feed.scoring import Ranked, Ranking, Scored, rank_one, score, score_rows
+from services.feed.scoring import Ranked, Ranking, Scored, Sections, full_reason, rank_one, score, score_rows
+from services.feed.seats import seats_taken
 from services.feed.viewer import Viewer
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Ranking",
     "RankingCache",
     "Scored",
+    "Sections",
     "Viewer",
     "build_index",
     "campaign_changed",
@@ -33,9 +36,11 @@ __all__ = [
     "decode_offset",
     "distance_km",
     "encode_offset",
+    "full_reason",
     "rank_one",
     "score",
     "score_rows",
+    "seats_taken",
     "texts_of",
     "viewer_changed",
 ]

@@ -220,7 +220,8 @@ async def _shown(now: datetime, ids: Iterable[int] | None = None) -> list[Campai
     return [s for s in await load_snapshots(await rows) if CUSTOMER_CHANNEL in s.channels]
 
 
-async def _participants(ids: list[int]) -> dict[int, int]:
+async def participant_counts(ids: list[int]) -> dict[int, int]:
+    """Participations per campaign (of ``ids``), from the database."""
     if not ids:
         return {}
     counted = (
@@ -239,7 +240,7 @@ async def _theme_names(theme_ids: set[int]) -> dict[int, str]:
 async def build_index(now: datetime, version: int) -> FeedIndex:
     """Every campaign a feed may show, with what ranking needs, in a fixed number of queries."""
     snaps = await _shown(now)
-    participants = await _participants([s.id for s in snaps])
+    participants = await participant_counts([s.id for s in snaps])
     stores = {
         int(i): (float(lat), float(lng))
         for i, lat, lng in await Store.filter(is_active=True).values_list("id", "latitude", "longitude")
@@ -258,7 +259,7 @@ async def update_index(old: FeedIndex, changed: set[int], now: datetime, version
     snaps = await _shown(now, changed)
     kept = [s for s in old.campaigns if s.id not in changed]
     participants = {i: n for i, n in old.participants.items() if i not in changed}
-    participants.update(await _participants([s.id for s in snaps]))
+    participants.update(await participant_counts([s.id for s in snaps]))
     themes = dict(old.themes)
     themes.update(await _theme_names({s.theme_id for s in snaps if s.theme_id is not None} - set(themes)))
     return FeedIndex(old.built_at, version, kept + snaps, participants, old.stores, themes)

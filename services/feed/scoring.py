@@ -65,6 +65,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "joined": "you joined",
         "teaser_days": "starts in {n} day{s}",
         "teaser_hours": "starts in {n} hour{s}",
+        "full": "fully booked",
     },
     "zh-CN": {
         "tier": "{tier}会员专享",
@@ -79,6 +80,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "joined": "已参加",
         "teaser_days": "{n}天后开始",
         "teaser_hours": "{n}小时后开始",
+        "full": "名额已满",
     },
 }
 
@@ -91,6 +93,12 @@ def _in(language: str, key: str, hours: float) -> str:
     """ "ends in 5 hours" below a day, else "ends in 2 days" (rounded)."""
     n, key = (max(1, math.ceil(hours)), f"{key}_hours") if hours < 24 else (max(1, round(hours / 24)), f"{key}_days")
     return _text(language, key, n=n, s="" if n == 1 else "s")
+
+
+def full_reason(language: str) -> Reason:
+    """The note a card of a full campaign ends with (0 points: it does not score; the
+    feed shows it not joinable, as its page refuses ``campaign_full``)."""
+    return Reason("full", _text(language, "full"), 0.0)
 
 
 def _r3(x: np.ndarray) -> np.ndarray:
@@ -318,6 +326,11 @@ class Sections:
     ending_soon: list[Scored]
     near_you: list[Scored]
     themed: list[tuple[int, str, list[Scored]]]  # (theme id, its name, its campaigns)
+
+    def shown(self) -> list[Scored]:
+        """Every campaign of every section (one may be in several)."""
+        themed = [s for _, _, items in self.themed for s in items]
+        return [*self.recommended, *self.ending_soon, *self.near_you, *themed]
 
 
 @dataclass

@@ -4,8 +4,9 @@ points for coupons.
 The names below are the package's public face: other packages, handlers and tests
 import them from here; its modules import each other directly."""
 
+from services.core import SeatKeys
 from services.journey.exchange import exchange_ref
-from services.journey.participation import Journey, JourneyPolicy, ProgressView, SeatKeys
+from services.journey.participation import Journey, JourneyPolicy, ProgressView
 from services.journey.rewards import RewardIssuer, claw_back, grant_in_transaction, issue_pending_forever
 
 __all__ = [

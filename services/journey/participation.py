@@ -35,33 +35,16 @@ from models.journey import ProgressEntry
 from models.participations import Participation
 from services.audience import rules as audience
 from services.campaigns import CampaignCatalog, CampaignSnapshot, exclusivity
-from services.core import AnyRedis, call_script, column, errors, newest_first, text
+from services.core import AnyRedis, SeatKeys, call_script, column, errors, newest_first, text
 from services.feed import campaign_changed, catalog_version, viewer_changed
 from services.journey.rewards import RewardIssuer, grant_in_transaction
-from services.stock import CampaignKeys, Stock
+from services.stock import Stock
 
 #: The channel customers join from.
 CUSTOMER_CHANNEL = "miniprogram"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 #: How long a join waits for another process rebuilding the seat set, at most.
 SEAT_LOAD_WAIT_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class SeatKeys:
-    campaign_id: int
-
-    @property
-    def members(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:participants"
-
-    @property
-    def loaded(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:participants:loaded"
-
-    @property
-    def lock(self) -> str:
-        return f"{CampaignKeys(self.campaign_id).tag}:participants:loading"
 
 
 @dataclass(frozen=True)

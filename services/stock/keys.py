@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.core import campaign_tag
+
 #: The set of claim streams the persistence worker reads (one stream per campaign).
 STREAMS_REGISTRY = "stock:streams"
 #: The worker's consumer group on every claims stream.
@@ -17,7 +19,7 @@ class CampaignKeys:
 
     @property
     def tag(self) -> str:
-        return f"{{cmp:{self.campaign_id}}}"
+        return campaign_tag(self.campaign_id)
 
     def coupon(self, template_id: int) -> str:
         return f"{self.tag}:coupon:{template_id}"
