@@ -15,7 +15,7 @@ from server.keys import FEED, JOURNEY
 from server.routing import RouteTable, principal_of
 from services.analytics import tracking
 from services.core import Body, Id, Out, Query, errors, pick_language
-from services.feed import Ranking, decode_offset, encode_offset, seats_taken
+from services.feed import Ranking, decode_offset, encode_offset, live_limits
 
 routes = RouteTable()
 
@@ -78,10 +78,11 @@ async def get_feed(request: web.Request, query: FeedQuery) -> web.Response:
     # Reasons and texts only for the page shown: the whole ranking needs scores alone.
     nxt = encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
     chosen = ranking.page(offset, query.limit)
-    # Live seats of the capped campaigns shown, not the index's cached counts: a full one
-    # is not joinable, as its page says (issue 14 item 2). Its place stays: see docs/feed.md.
-    taken = await seats_taken(request.app[FEED].redis, chosen)
-    body = feed_cards.page_json(ranking, chosen, nxt, request.headers.get("Accept-Language"), taken)
+    # Live seats and budgets of the campaigns shown, not the index's cached counts: a full
+    # one, or one whose budget is spent, is not joinable, as its page says (issue 14 item
+    # 2). Its place stays: see docs/feed.md.
+    live = await live_limits(request.app[FEED].redis, chosen)
+    body = feed_cards.page_json(ranking, chosen, nxt, request.headers.get("Accept-Language"), live)
     return _json(body)
 
 
@@ -97,9 +98,9 @@ def _json(body: bytes) -> web.Response:
 async def get_sections(request: web.Request, query: SectionsQuery) -> web.Response:
     ranking = await _ranking(request, query)
     chosen = ranking.sections(query.limit)
-    taken = await seats_taken(request.app[FEED].redis, chosen.shown())  # as get_feed
+    live = await live_limits(request.app[FEED].redis, chosen.shown())  # as get_feed
     accept = request.headers.get("Accept-Language")
-    return _json(feed_cards.sections_json(ranking, query.limit, accept, taken, chosen))
+    return _json(feed_cards.sections_json(ranking, query.limit, accept, live, chosen))
 
 
 @routes.add(

@@ -33,7 +33,7 @@ import pydantic_core
 
 from handlers.customer.feed_schemas import FeedItemOut
 from services.core import part_of, pick_language
-from services.feed import FeedIndex, Ranking, Scored, Sections, full_reason, texts_of
+from services.feed import FeedIndex, Live, Ranking, Scored, Sections, budget_spent_reason, full_reason, texts_of
 
 #: pydantic-core's serializer writes a whole answer in one call, five times faster than
 #: the json module's C encoder on these many small dicts; the dicts it is given hold only
@@ -70,14 +70,16 @@ class CardWriter:
     fields, in its order); a campaign shown in several sections of one answer is
     written once.
 
-    ``taken``: seats taken now of the capped campaigns shown (services.feed's
-    ``seats_taken``); one at its cap is written not joinable, with a "full" note last
-    and its live count as ``participants``, as its page says (issue 14 item 2)."""
+    ``live``: seats taken now and spent budgets of the campaigns shown (services.feed's
+    ``live_limits``); one at its cap is written not joinable, with a "full" note last
+    and its live count as ``participants``, and one whose budget is spent not joinable
+    with a "budget_spent" note last, as its page says (issue 14 item 2)."""
 
-    def __init__(self, ranking: Ranking, accept: str | None, taken: Mapping[int, int] | None = None) -> None:
+    def __init__(self, ranking: Ranking, accept: str | None, live: Live | None = None) -> None:
         self.ranking = ranking
         self.accept = accept
-        self.taken = taken or {}
+        self.taken: Mapping[int, int] = live.taken if live else {}
+        self.budget_spent: frozenset[int] = live.budget_spent if live else frozenset()
         self._written: dict[int, dict[str, Any]] = {}
 
     def card(self, s: Scored) -> dict[str, Any]:
@@ -100,11 +102,16 @@ class CardWriter:
         live = self.taken.get(s.id)
         if live is not None:
             participants = live
-            cap = s.snap.participant_cap
-            if joinable and cap is not None and live >= cap:
-                joinable = False
-                full = full_reason(self.ranking.who.language)
-                reasons.append({"code": full.code, "text": full.text, "points": full.points})
+        # The first refusal in the order the page checks them: the budget, then the seats.
+        cap = s.snap.participant_cap
+        refused = None
+        if joinable and s.id in self.budget_spent:
+            refused = budget_spent_reason(self.ranking.who.language)
+        elif joinable and live is not None and cap is not None and live >= cap:
+            refused = full_reason(self.ranking.who.language)
+        if refused is not None:
+            joinable = False
+            reasons.append({"code": refused.code, "text": refused.text, "points": refused.points})
         found = self._written[s.id] = {
             "id": c["id"], "type": c["type"], "phase": r.phase, "teaser": not running,
             "joinable": joinable, "joined": r.joined, "language": c["language"], "title": c["title"],
@@ -122,20 +129,20 @@ class CardWriter:
 
 def page_json(
     ranking: Ranking, chosen: list[Scored], next_cursor: str | None, accept: str | None,
-    taken: Mapping[int, int] | None = None,
+    live: Live | None = None,
 ) -> bytes:  # fmt: skip
-    """A ``FeedOut`` (``taken``: see ``CardWriter``)."""
-    return _ENCODE({"items": CardWriter(ranking, accept, taken).cards(chosen), "next_cursor": next_cursor})
+    """A ``FeedOut`` (``live``: see ``CardWriter``)."""
+    return _ENCODE({"items": CardWriter(ranking, accept, live).cards(chosen), "next_cursor": next_cursor})
 
 
 def sections_json(
-    ranking: Ranking, n: int, accept: str | None, taken: Mapping[int, int] | None = None,
+    ranking: Ranking, n: int, accept: str | None, live: Live | None = None,
     chosen: Sections | None = None,
 ) -> bytes:  # fmt: skip
     """A ``SectionsOut``, at most ``n`` campaigns a section (``chosen``: the ranking's
-    ``sections(n)`` when already picked; ``taken``: see ``CardWriter``)."""
+    ``sections(n)`` when already picked; ``live``: see ``CardWriter``)."""
     chosen = chosen or ranking.sections(n)
-    writer = CardWriter(ranking, accept, taken)
+    writer = CardWriter(ranking, accept, live)
     return _ENCODE({
         "recommended": writer.cards(chosen.recommended), "ending_soon": writer.cards(chosen.ending_soon),
         "near_you": writer.cards(chosen.near_you),

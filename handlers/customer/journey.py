@@ -269,7 +269,7 @@ async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
     also=(200,),
     summary="Join a campaign (one tap, idempotent: 201 the first time, 200 with the same participation after)",
     errors=(errors.NotFound, errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict,
-            errors.CampaignFull),
+            errors.CampaignFull, errors.BudgetExhausted),
 )  # fmt: skip
 async def join_campaign(request: web.Request) -> JoinOut | web.Response:
     j = _journey(request)

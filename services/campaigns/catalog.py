@@ -74,6 +74,8 @@ class CampaignSnapshot:
     exclusive_with: frozenset[int]
     #: "claw_back" or "keep" (services.campaigns.spec.RefundPolicy).
     refund_policy: str = "claw_back"
+    #: fen; None: no budget cap (what is left is live in Redis, services.core.budget_key).
+    budget_limit: int | None = None
 
     @property
     def targeted(self) -> bool:
@@ -166,7 +168,7 @@ async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
             goal_metric=c.goal_metric if c.goal_target else None, goal_target=c.goal_target,
             goal_window_days=c.goal_window_days, reward_points=c.reward_points, reward_badge=c.reward_badge,
             coupons=tuple(coupons.get(c.id, ())), exclusive_with=frozenset(exclusive.get(c.id, ())),
-            refund_policy=c.refund_policy,
+            refund_policy=c.refund_policy, budget_limit=c.budget_limit,
         )  # fmt: skip
         out.append(snap)
     return out

@@ -9,7 +9,7 @@ from services.core.codes import random_token
 from services.core.errors import AppError, catalogue
 from services.core.face import FACE_FIELDS, CouponFace, face_of
 from services.core.i18n import localized, pick_language
-from services.core.keys import SeatKeys, campaign_tag
+from services.core.keys import SeatKeys, budget_key, campaign_tag
 from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.principal import Principal, PrincipalKind
@@ -51,6 +51,7 @@ __all__ = [
     "PrincipalKind",
     "Query",
     "SeatKeys",
+    "budget_key",
     "call_script",
     "campaign_tag",
     "catalogue",

@@ -1,7 +1,9 @@
 """Redis key names that more than one domain reads: a campaign's hash tag and the seat
 set of a capped campaign. The journey takes seats (services/journey/join.lua); the feed
 reads how many are taken, to show a full campaign as not joinable like its page does,
-without importing the journey."""
+without importing the journey; and the budget left of a campaign with a budget cap,
+which the stock spends and the journey and the feed read to refuse joining a campaign
+whose budget is spent."""
 
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ from dataclasses import dataclass
 def campaign_tag(campaign_id: int) -> str:
     """The hash tag every Redis key of a campaign carries (one Redis Cluster slot)."""
     return f"{{cmp:{campaign_id}}}"
+
+
+def budget_key(campaign_id: int) -> str:
+    """The fen left of a capped campaign's budget (absent: no cap, or not loaded into
+    Redis yet; services/stock loads it from the database)."""
+    return f"{campaign_tag(campaign_id)}:budget"
 
 
 @dataclass(frozen=True)

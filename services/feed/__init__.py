@@ -14,8 +14,18 @@ from services.feed.policy import FeedPolicy
 from services.feed.presentation import decode_offset, encode_offset, texts_of
 from services.feed.rankings import RankingCache, viewer_changed
 from services.feed.runtime import Feed
-from services.feed.scoring import Ranked, Ranking, Scored, Sections, full_reason, rank_one, score, score_rows
-from services.feed.seats import seats_taken
+from services.feed.scoring import (
+    Ranked,
+    Ranking,
+    Scored,
+    Sections,
+    budget_spent_reason,
+    full_reason,
+    rank_one,
+    score,
+    score_rows,
+)
+from services.feed.seats import Live, budgets_spent, live_limits
 from services.feed.viewer import Viewer
 
 __all__ = [
@@ -23,12 +33,15 @@ __all__ = [
     "Feed",
     "FeedIndex",
     "FeedPolicy",
+    "Live",
     "Ranked",
     "Ranking",
     "RankingCache",
     "Scored",
     "Sections",
     "Viewer",
+    "budget_spent_reason",
+    "budgets_spent",
     "build_index",
     "campaign_changed",
     "catalog_changed",
@@ -37,10 +50,10 @@ __all__ = [
     "distance_km",
     "encode_offset",
     "full_reason",
+    "live_limits",
     "rank_one",
     "score",
     "score_rows",
-    "seats_taken",
     "texts_of",
     "viewer_changed",
 ]

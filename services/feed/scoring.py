@@ -66,6 +66,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "teaser_days": "starts in {n} day{s}",
         "teaser_hours": "starts in {n} hour{s}",
         "full": "fully booked",
+        "budget_spent": "all given out",
     },
     "zh-CN": {
         "tier": "{tier}会员专享",
@@ -81,6 +82,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "teaser_days": "{n}天后开始",
         "teaser_hours": "{n}小时后开始",
         "full": "名额已满",
+        "budget_spent": "已发完",
     },
 }
 
@@ -99,6 +101,12 @@ def full_reason(language: str) -> Reason:
     """The note a card of a full campaign ends with (0 points: it does not score; the
     feed shows it not joinable, as its page refuses ``campaign_full``)."""
     return Reason("full", _text(language, "full"), 0.0)
+
+
+def budget_spent_reason(language: str) -> Reason:
+    """The note a card of a campaign whose budget is spent ends with (0 points; the feed
+    shows it not joinable, as its page refuses ``budget_exhausted``)."""
+    return Reason("budget_spent", _text(language, "budget_spent"), 0.0)
 
 
 def _r3(x: np.ndarray) -> np.ndarray:

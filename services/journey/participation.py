@@ -8,7 +8,10 @@ must be visible, running and in its window (``campaign_not_active``), offered in
 program and, when targeted, to this customer (``not_eligible`` with ``details.reason``),
 not exclusive with one the customer takes part in (``exclusive_conflict``: the database
 first, then, atomically against a grab or join in flight, the customer's exclusivity
-marker in Redis, ``services.stock.exclusive``, held from here to the insert); a capped
+marker in Redis, ``services.stock.exclusive``, held from here to the insert); with a
+budget cap, its budget not spent (``budget_exhausted``: nothing left of it in Redis, or
+the database when Redis does not have it, read by ``services.feed.budgets_spent`` as the
+feed reads it); a capped
 campaign then takes a seat in Redis (``lua/join.lua``: a set of participant ids under the
 campaign's hash tag, so the same customer takes one seat and the cap is never exceeded
 at any concurrency; ``campaign_full``); finally the participation row is inserted (the
@@ -36,7 +39,7 @@ from models.participations import Participation
 from services.audience import rules as audience
 from services.campaigns import CampaignCatalog, CampaignSnapshot, exclusivity
 from services.core import AnyRedis, SeatKeys, call_script, column, errors, newest_first, text
-from services.feed import campaign_changed, catalog_version, viewer_changed
+from services.feed import budgets_spent, campaign_changed, catalog_version, viewer_changed
 from services.journey.rewards import RewardIssuer, grant_in_transaction
 from services.stock import Stock
 
@@ -200,6 +203,10 @@ async def join_refusal(
     conflicts = await exclusive_conflicts(journey, snap, customer_id)
     if conflicts:
         return errors.ExclusiveConflict(details={"campaign_ids": conflicts})
+    if snap.budget_limit is not None and await budgets_spent(journey.redis, [snap]):
+        # Nothing more can be given out: joining would promise what the grab then refuses.
+        # Before the seat, which join takes after these checks.
+        return errors.BudgetExhausted()  # as a grab says it (the limit cached here may be old)
     if check_cap and snap.participant_cap is not None:
         if await journey.seats_taken(snap.id) >= snap.participant_cap:
             return errors.CampaignFull(details={"participant_cap": snap.participant_cap})

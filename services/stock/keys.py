@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.core import campaign_tag
+from services.core import budget_key, campaign_tag
 
 #: The set of claim streams the persistence worker reads (one stream per campaign).
 STREAMS_REGISTRY = "stock:streams"
@@ -29,7 +29,7 @@ class CampaignKeys:
 
     @property
     def budget(self) -> str:
-        return f"{self.tag}:budget"
+        return budget_key(self.campaign_id)
 
     @property
     def stream(self) -> str:

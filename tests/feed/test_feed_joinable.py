@@ -1,11 +1,13 @@
 """The feed's ``joinable`` agrees with the campaign page: a capped campaign filled to its
 cap through real joins is shown not joinable, as its page refuses ``campaign_full``
-(issue 14 item 2)."""
+(issue 14 item 2); a flash sale whose budget is spent through real grabs likewise,
+as its page and a join refuse `budget_exhausted`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from models.campaigns import CouponTemplate
 from tests.journey.fixtures import make_campaign, shoppers
 
 
@@ -45,3 +47,23 @@ async def test_a_full_campaign_is_not_joinable_in_the_feed_as_on_its_page(client
     assert resp.status == 409
     # Below its cap (counted from the database while Redis has no seat set), joinable.
     assert (await _item(client, late, roomy.id))["joinable"] is True
+
+
+async def test_a_flash_sale_with_its_budget_spent_is_not_joinable_anywhere(client):
+    # One coupon whose face value is the whole budget: one grab spends it.
+    sale = await make_campaign(type="flash_sale", budget_limit=500, coupons=1, coupon={"face_value": 500})
+    grabber, late = await shoppers(client, 2, prefix="o_spent")
+    assert (await _item(client, late, sale.id))["joinable"] is True
+    template = await CouponTemplate.get(campaign_id=sale.id)
+    resp = await client.post(f"/api/v1/coupons/{template.id}/grab", headers=grabber.headers)
+    assert resp.status in (200, 201), await resp.text()
+
+    page = await (await client.get(f"/api/v1/campaigns/{sale.id}", headers=late.headers)).json()
+    assert page["can_join"] is False and page["join_refusal"]["code"] == "budget_exhausted"
+    resp = await client.post(f"/api/v1/campaigns/{sale.id}/join", headers=late.headers)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "budget_exhausted"
+    item = await _item(client, late, sale.id)
+    assert item["joinable"] is False
+    assert item["reasons"][-1]["code"] == "budget_spent" and item["reasons"][-1]["points"] == 0
+    shown = await _section_items(client, late, sale.id)
+    assert shown and all(i["joinable"] is False for i in shown)
