@@ -401,7 +401,13 @@ async def test_the_workers_announce_a_campaign_that_starts_and_send_it(client_wi
     [message] = await sent_messages(client)
     assert message["touser"] == fan.openid and message["template_id"] == NEW
     assert message["page"] == f"pages/campaign/detail?id={campaign.id}"
-    row = await Notification.get(key=f"new_campaign:{campaign.id}:{fan.id}")
+    # WeChat has the message before the sender records its answer: wait for the row.
+    key = f"new_campaign:{campaign.id}:{fan.id}"
+    for _ in range(300):
+        row = await Notification.get(key=key)
+        if row.status != "sending":
+            break
+        await asyncio.sleep(0.02)
     assert row.status == "sent" and await remaining(fan.id, NEW) == 0
 
 
