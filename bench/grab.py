@@ -224,7 +224,7 @@ async def call(session: aiohttp.ClientSession, method: str, url: str, token: str
         return answer
 
 
-def flash_sale(stock: int) -> dict[str, Any]:
+def flash_sale(stock: int, per_user_limit: int = 1) -> dict[str, Any]:
     """Opens in 3 s (long enough to publish first), one coupon, a budget covering the stock
     (so every grab also takes the script's budget branch)."""
     starts = datetime.now(UTC) + timedelta(seconds=3)
@@ -232,18 +232,18 @@ def flash_sale(stock: int) -> dict[str, Any]:
         type="flash_sale",
         starts_at=starts.isoformat(),
         ends_at=(starts + timedelta(days=1)).isoformat(),
-        coupons=[coupon_body(total_stock=stock, per_user_limit=1, face_value=FACE_VALUE)],
+        coupons=[coupon_body(total_stock=stock, per_user_limit=per_user_limit, face_value=FACE_VALUE)],
         budget_limit=stock * FACE_VALUE,
     )
 
 
-async def launch_campaign(base: str, stock: int) -> Coupon:
+async def launch_campaign(base: str, stock: int, per_user_limit: int = 1) -> Coupon:
     """Build, submit (REVIEW_LEVELS=0 approves at once) and publish; wait until active."""
     admin = f"{base}/api/v1/admin"
     async with aiohttp.ClientSession() as session:
         login = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
         token = (await call(session, "POST", f"{admin}/auth/login", None, login, 200))["access_token"]
-        campaign = await call(session, "POST", f"{admin}/campaigns", token, flash_sale(stock), 201)
+        campaign = await call(session, "POST", f"{admin}/campaigns", token, flash_sale(stock, per_user_limit), 201)
         path = f"{admin}/campaigns/{campaign['id']}"
         await call(session, "POST", f"{path}/submit", token, {}, 200)
         await call(session, "POST", f"{path}/publish", token, {}, 200)
@@ -431,14 +431,17 @@ LEDGER_SQL = (
     "SELECT total_stock FROM coupon_templates WHERE id = {p}",
     "SELECT count(*) FROM vouchers WHERE template_id = {p}",
     "SELECT count(*) FROM (SELECT customer_id FROM vouchers WHERE template_id = {p} GROUP BY customer_id"
-    " HAVING count(*) > 1) AS over",
+    " HAVING count(*) > {limit}) AS over",
     "SELECT coalesce(sum(face_value), 0) FROM vouchers WHERE template_id = {p}",
     "SELECT budget_spent FROM campaigns WHERE id = {p}",
 )
 
 
-async def read_ledger(database_url: str, coupon: Coupon) -> Ledger:
-    queries = list(zip(LEDGER_SQL, (coupon.template_id,) * 4 + (coupon.campaign_id,), strict=True))
+async def read_ledger(database_url: str, coupon: Coupon, limit: int = 1) -> Ledger:
+    """The coupon's books in the database; ``over_limit`` counts customers holding more
+    than ``limit`` (the coupon's per-customer limit)."""
+    sqls = [sql.replace("{limit}", str(int(limit))) for sql in LEDGER_SQL]
+    queries = list(zip(sqls, (coupon.template_id,) * 4 + (coupon.campaign_id,), strict=True))
     if database_url.startswith("sqlite://"):
         path = Path(database_url.removeprefix("sqlite://"))
         conn = sqlite3.connect(f"file:{path if path.is_absolute() else ROOT / path}?mode=ro", uri=True)
@@ -486,7 +489,7 @@ async def drain(redis_url: str, coupon: Coupon, limit: float = 300) -> tuple[flo
         await redis.aclose()
 
 
-def oversell_checks(ledger: Ledger, side: RedisSide, created: int) -> list[tuple[bool, str]]:
+def oversell_checks(ledger: Ledger, side: RedisSide, created: int, limit: int = 1) -> list[tuple[bool, str]]:
     return [
         (side.stream_length == 0, f"claims stream drained: {side.stream_length} entries left"),
         (
@@ -494,7 +497,7 @@ def oversell_checks(ledger: Ledger, side: RedisSide, created: int) -> list[tuple
             f"vouchers in the database {ledger.issued:,} == stock {ledger.total_stock:,} - Redis stock left "
             f"{side.left:,} ({ledger.total_stock - side.left:,})",
         ),
-        (ledger.over_limit == 0, f"customers holding more than the limit of 1: {ledger.over_limit}"),
+        (ledger.over_limit == 0, f"customers holding more than the limit of {limit}: {ledger.over_limit}"),
         (side.holders_total == ledger.issued, f"Redis holders total {side.holders_total:,} == database count"),
         (
             ledger.budget_spent == ledger.face_sum,
@@ -502,7 +505,7 @@ def oversell_checks(ledger: Ledger, side: RedisSide, created: int) -> list[tuple
         ),
         (
             created <= ledger.issued,
-            f"201s seen by wrk, warm-up included, {created:,} <= vouchers (in-flight ones land too)",
+            f"201 answers the load generator saw, warm-up included: {created:,} <= vouchers (in-flight ones land too)",
         ),
     ]
 

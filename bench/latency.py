@@ -1,0 +1,165 @@
+"""Latency measured open-loop (issue 19): at a fixed arrival rate, each request timed from
+its scheduled send, at stated fractions of the endpoint's measured capacity.
+
+    .venv/bin/python -m bench.latency [--customers 3000] [--per-customer 50] [--workers 1]
+                                      [--step-seconds 4] [--seconds 10] [--fractions 0.5,0.8]
+                                      [--max-rate 8000] [--timeout 1]
+
+The coupon grab, ``POST /api/v1/coupons/{id}/grab``, on the real server (``python -m
+server``, embedded defaults: SQLite, the claims worker in-process; ``--workers N`` passes
+``WORKERS=N`` to a server that supports it) against its ceiling in the same run, the bare
+Lua endpoint (bench.bare_lua_server: the same script, no checks) on the same Redis:
+
+1. set-up as bench.grab does (an operator from ``create-admin``, a live flash sale with
+   one coupon, customers logged in through the emulator), except that each customer may
+   hold ``--per-customer`` vouchers, so a few thousand logins feed a long run;
+2. **capacity**: bench.open_loop.find_capacity, ``--step-seconds`` runs from 250/s,
+   doubling until a rate fails, then three bisections. A rate is *served* when under 1%
+   of its requests fail, and a request fails when it is not answered 201 within
+   ``--timeout`` seconds of its scheduled send (a customer's tap, not a socket's turn);
+3. **latency**: ``--seconds`` runs at each of ``--fractions`` of that capacity: p50,
+   p99, p99.9 and the server's CPU per request (the process and its children, /proc);
+4. the bare endpoint's CPU per request at the same rates (its capacity is beyond what one
+   generator process sends here, so it is the CPU ratio that compares them);
+5. the oversell check of bench.grab after the claims worker drained.
+
+The generator (bench/open_loop.py) is its own process; its dispatch lag is printed with
+each run: when it is large the run measured the generator, not the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.grab import (
+    Coupon,
+    OurServer,
+    create_operator,
+    drain,
+    launch_campaign,
+    oversell_checks,
+    read_ledger,
+    say,
+    start_helper,
+    start_ours,
+    start_redis,
+)
+from bench.harness import login_customers
+from bench.open_loop import Capacity, Endpoint, Measured, find_capacity, measure
+
+
+@dataclass
+class Report:
+    ours: Capacity
+    at: dict[float, Measured]
+    bare_at: dict[float, Measured]
+    checks: list[tuple[bool, str]]
+    login_s: float
+    loads: tuple[float, float]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=3000, help="customers logged in through the emulator")
+    parser.add_argument("--per-customer", type=int, default=50, help="the coupon's per-customer limit")
+    parser.add_argument("--workers", type=int, default=1, help="WORKERS for our server")
+    parser.add_argument("--step-seconds", type=float, default=4.0, help="length of each capacity-search run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each latency run")
+    parser.add_argument("--fractions", default="0.5,0.8", help="of the capacity, comma-separated")
+    parser.add_argument("--max-rate", type=float, default=8000.0, help="the capacity search stops here")
+    parser.add_argument("--timeout", type=float, default=1.0, help="seconds; an answer later than this fails")
+    args = parser.parse_args()
+    args.fractions = [float(f) for f in args.fractions.split(",")]
+    return args
+
+
+def run_bench(args: argparse.Namespace, directory: Path) -> Report:
+    with contextlib.ExitStack() as stack:
+        redis_url = start_redis(stack)
+        env_loop = "uvloop"
+        # start_server passes its environment on: WORKERS reaches `python -m server`.
+        os.environ["WORKERS"] = str(args.workers)
+        ours: OurServer = start_ours(stack, redis_url, None, False, env_loop)
+        create_operator(ours)
+        stock = args.customers * args.per_customer
+        coupon: Coupon = asyncio.run(launch_campaign(ours.url, stock, args.per_customer))
+        started = time.monotonic()
+        tokens = asyncio.run(login_customers(ours.url, args.customers))
+        login_s = time.monotonic() - started
+        say(f"{len(tokens):,} customers logged in in {login_s:.0f} s; coupon stock {stock:,}")
+        path = f"/api/v1/coupons/{coupon.template_id}/grab"
+        # Customer after customer, round after round: a customer comes back only once
+        # every other customer has grabbed (their per-customer limit allows it).
+        mine = Endpoint("grab", ours.url, ours.pid, [f"POST\t{path}\tBearer {t}\t-" for t in tokens], ok=(201,))
+        bare_url, bare_pid = start_helper(
+            stack, "bench.bare_lua_server", env_loop, "--redis-url", redis_url, "--stock", str(10**7)
+        )
+        ids = range(1, 10**6)
+        bare = Endpoint("bare Lua", bare_url, bare_pid, [f"POST\t/grab/{uid}\t-\t-" for uid in ids], ok=(201,))
+        load_before = os.getloadavg()[0]
+        say("capacity of the grab:")
+        capacity = find_capacity(
+            mine, start=250, max_rate=args.max_rate, seconds=args.step_seconds, timeout=args.timeout,
+            directory=directory, say=say,
+        )  # fmt: skip
+        asyncio.run(drain(redis_url, coupon))
+        at: dict[float, Measured] = {}
+        bare_at: dict[float, Measured] = {}
+        for fraction in args.fractions:
+            rate = capacity.rate * fraction
+            say(f"{fraction:.0%} of capacity: {rate:,.0f}/s for {args.seconds:.0f} s")
+            runs = {"seconds": args.seconds, "timeout": args.timeout, "directory": directory}
+            at[fraction] = measure(mine, rate=rate, **runs)
+            asyncio.run(drain(redis_url, coupon))
+            bare_at[fraction] = measure(bare, rate=rate, **runs)
+        loads = (load_before, os.getloadavg()[0])
+        _, side = asyncio.run(drain(redis_url, coupon))
+        ledger = asyncio.run(read_ledger(ours.database_url, coupon, args.per_customer))
+        created = sum(m.result.statuses.get(201, 0) for m in [*capacity.steps, *at.values()])
+        return Report(capacity, at, bare_at, oversell_checks(ledger, side, created, args.per_customer), login_s, loads)
+
+
+def report(args: argparse.Namespace, out: Report) -> None:
+    print(
+        f"coupon grab, open-loop: our server with WORKERS={args.workers} on SQLite, embedded-mode Redis; "
+        f"{args.customers:,} customers x {args.per_customer} vouchers each; a request fails unless answered 201 "
+        f"within {args.timeout:g} s of its scheduled send; {os.cpu_count()} cores, load average "
+        f"{out.loads[0]:.2f} before, {out.loads[1]:.2f} after"
+    )
+    bound = " (the search's upper bound: at least this)" if out.ours.bounded_by_search else ""
+    print(f"capacity (highest rate with < 1% failures): {out.ours.rate:,.0f} grabs/s{bound}")
+    print("| load | rate/s | p50 ms | p99 ms | p99.9 ms | max ms | failed | server CPU ms/grab | bare Lua CPU ms/req "
+          "| CPU ratio | generator lag p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for fraction, got in out.at.items():
+        r, bare = got.result, out.bare_at[fraction]
+        print(
+            f"| {fraction:.0%} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.p999_ms:.1f} | {r.max_ms:.1f} "
+            f"| {r.error_rate:.2%} | {got.cpu_ms:.3f} | {bare.cpu_ms:.3f} | {got.cpu_ms / max(bare.cpu_ms, 1e-9):.2f}x "
+            f"| {r.lag_p99_ms:.1f} |"
+        )
+    print("oversell check (after the claims worker drained):")
+    print("\n".join(f"  {'ok  ' if ok else 'FAIL'}  {text}" for ok, text in out.checks))
+
+
+def main() -> int:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="wxc-bench-open-") as directory:
+        out = run_bench(args, Path(directory))
+    report(args, out)
+    return 0 if all(ok for ok, _ in out.checks) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
