@@ -57,6 +57,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,6 +68,7 @@ from redis.asyncio import Redis
 
 from bench.grab import call, profile_summary, profiled, say, start_redis
 from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_server, start_variant, wrk
+from bench.open_loop import Endpoint, profile, table
 from server.settings import DEFAULT_SECRET
 from services.core import Principal, issue_access_token
 from services.feed import catalog_changes, encode_offset
@@ -475,6 +477,13 @@ def main() -> int:
         "the plain library (BENCH_PLAIN names, bench/plain.py; ';' between variants), in turn, --pairs times",
     )  # fmt: skip
     parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument(
+        "--open-loop", action="store_true",
+        help="instead of the wrk runs: first looks open-loop (bench/open_loop.py), capacity then p50/p99/p99.9 at "
+        "--fractions of it, against /healthz's CPU at the same rates; customers' tokens minted, not logged in",
+    )  # fmt: skip
+    parser.add_argument("--fractions", default="0.5,0.8", help="with --open-loop: of the capacity")
+    parser.add_argument("--step-seconds", type=float, default=4.0, help="with --open-loop: capacity-search runs")
     args = parser.parse_args()
     sample = min(args.sample, args.customers)
     with contextlib.ExitStack() as stack:
@@ -516,7 +525,7 @@ def main() -> int:
         rng = random.Random(1)
         picked = sorted(rng.sample(range(args.customers), sample))
         t = time.monotonic()
-        if args.plain:  # minted: the A/B needs more customers than logging in makes quickly
+        if args.plain or args.open_loop:  # minted: they need more customers than logging in makes quickly
             tokens = [issue_access_token(DEFAULT_SECRET, Principal("customer", n + 1), 7200) for n in picked]
         else:
             tokens = asyncio.run(login_openids(server.url, [f"o_feed_{n}" for n in picked]))
@@ -548,6 +557,8 @@ def main() -> int:
         built = asyncio.run(audiences_built(redis_url))
         say(f"{built} audience sets built (the rest of them in the background): {time.monotonic() - t:.1f} s more")
         pid = server.process.pid
+        if args.open_loop:
+            return open_loop_first_looks(args, server.url, server.process.pid, cold, redis_url)
         if args.plain:
             # Two more servers without background workers (the first one keeps them), so
             # that neither measured one pays for them: as is, and plain.
@@ -623,6 +634,25 @@ def main() -> int:
             print(f"{run}:")
             print("\n".join(profile_summary(args.profile.with_suffix(suffix), parts=PARTS)))
     return 0 if ok else 1
+
+
+def open_loop_first_looks(args: argparse.Namespace, base: str, pid: int, cold: list[str], redis_url: str) -> int:
+    """First looks at a fixed arrival rate (issue 19): the capacity, then the latency at
+    ``--fractions`` of it, each run followed by ``/healthz`` at the same rate."""
+    first = Endpoint("feed, first look", base, pid, cold)
+    healthz = Endpoint("/healthz", base, pid, ["GET\t/healthz\t-\t-"])
+    with tempfile.TemporaryDirectory(prefix="wxc-bench-open-") as directory:
+        got = profile(
+            first, healthz, start=100, max_rate=5000, step_seconds=args.step_seconds, seconds=args.seconds,
+            fractions=[float(f) for f in args.fractions.split(",")], timeout=1.0, directory=Path(directory), say=say,
+        )  # fmt: skip
+    used = first.offset
+    print(f"feed, open-loop: {args.customers:,} customers, {args.campaigns:,} campaigns; a request fails unless "
+          f"answered 200 within 1 s of its scheduled send; {len(cold):,} first-look customers, {used:,} requests"
+          f"{'' if used <= len(cold) else ' (the list came round again: later requests reuse cached rankings)'}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
+    print("\n".join(table("GET /api/v1/feed, first look", "/healthz", got)))
+    return 0
 
 
 def ab(

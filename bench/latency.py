@@ -53,14 +53,12 @@ from bench.grab import (
     start_redis,
 )
 from bench.harness import login_customers
-from bench.open_loop import Capacity, Endpoint, Measured, find_capacity, measure
+from bench.open_loop import Endpoint, Profile, profile, table
 
 
 @dataclass
 class Report:
-    ours: Capacity
-    at: dict[float, Measured]
-    bare_at: dict[float, Measured]
+    grab: Profile
     checks: list[tuple[bool, str]]
     login_s: float
     loads: tuple[float, float]
@@ -105,26 +103,20 @@ def run_bench(args: argparse.Namespace, directory: Path) -> Report:
         ids = range(1, 10**6)
         bare = Endpoint("bare Lua", bare_url, bare_pid, [f"POST\t/grab/{uid}\t-\t-" for uid in ids], ok=(201,))
         load_before = os.getloadavg()[0]
-        say("capacity of the grab:")
-        capacity = find_capacity(
-            mine, start=250, max_rate=args.max_rate, seconds=args.step_seconds, timeout=args.timeout,
-            directory=directory, say=say,
-        )  # fmt: skip
-        asyncio.run(drain(redis_url, coupon))
-        at: dict[float, Measured] = {}
-        bare_at: dict[float, Measured] = {}
-        for fraction in args.fractions:
-            rate = capacity.rate * fraction
-            say(f"{fraction:.0%} of capacity: {rate:,.0f}/s for {args.seconds:.0f} s")
-            runs = {"seconds": args.seconds, "timeout": args.timeout, "directory": directory}
-            at[fraction] = measure(mine, rate=rate, **runs)
+
+        def settle() -> None:  # the claims worker persists a run's grabs before the next
             asyncio.run(drain(redis_url, coupon))
-            bare_at[fraction] = measure(bare, rate=rate, **runs)
+
+        got = profile(
+            mine, bare, start=250, max_rate=args.max_rate, step_seconds=args.step_seconds, seconds=args.seconds,
+            fractions=args.fractions, timeout=args.timeout, directory=directory, say=say,
+            settle=settle,
+        )  # fmt: skip
         loads = (load_before, os.getloadavg()[0])
         _, side = asyncio.run(drain(redis_url, coupon))
         ledger = asyncio.run(read_ledger(ours.database_url, coupon, args.per_customer))
-        created = sum(m.result.statuses.get(201, 0) for m in [*capacity.steps, *at.values()])
-        return Report(capacity, at, bare_at, oversell_checks(ledger, side, created, args.per_customer), login_s, loads)
+        created = sum(m.result.statuses.get(201, 0) for m in [*got.capacity.steps, *got.at.values()])
+        return Report(got, oversell_checks(ledger, side, created, args.per_customer), login_s, loads)
 
 
 def report(args: argparse.Namespace, out: Report) -> None:
@@ -134,18 +126,7 @@ def report(args: argparse.Namespace, out: Report) -> None:
         f"within {args.timeout:g} s of its scheduled send; {os.cpu_count()} cores, load average "
         f"{out.loads[0]:.2f} before, {out.loads[1]:.2f} after"
     )
-    bound = " (the search's upper bound: at least this)" if out.ours.bounded_by_search else ""
-    print(f"capacity (highest rate with < 1% failures): {out.ours.rate:,.0f} grabs/s{bound}")
-    print("| load | rate/s | p50 ms | p99 ms | p99.9 ms | max ms | failed | server CPU ms/grab | bare Lua CPU ms/req "
-          "| CPU ratio | generator lag p99 ms |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for fraction, got in out.at.items():
-        r, bare = got.result, out.bare_at[fraction]
-        print(
-            f"| {fraction:.0%} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.p999_ms:.1f} | {r.max_ms:.1f} "
-            f"| {r.error_rate:.2%} | {got.cpu_ms:.3f} | {bare.cpu_ms:.3f} | {got.cpu_ms / max(bare.cpu_ms, 1e-9):.2f}x "
-            f"| {r.lag_p99_ms:.1f} |"
-        )
+    print("\n".join(table("POST /api/v1/coupons/{id}/grab", "bare Lua", out.grab)))
     print("oversell check (after the claims worker drained):")
     print("\n".join(f"  {'ok  ' if ok else 'FAIL'}  {text}" for ok, text in out.checks))
 

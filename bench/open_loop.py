@@ -261,6 +261,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def wait_idle(pid: int, *, busy_below: float = 0.25, limit: float = 120.0) -> float:
+    """Wait until the server (``pid`` and its children) uses less than ``busy_below`` of a
+    core over half a second: requests a run gave up on are still queued in the server
+    (aiohttp finishes a handler whose client left), and the next run must not pay for
+    them. Returns the seconds waited (at most ``limit``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = tree_cpu_seconds(pid)
+        time.sleep(0.5)
+        if tree_cpu_seconds(pid) - before < busy_below * 0.5:
+            break
+    return time.monotonic() - started
+
+
 @dataclass
 class Endpoint:
     """What an open-loop run drives: a server (``pid``: its process, whose CPU and its
@@ -338,7 +352,7 @@ def find_capacity(
             f"  {endpoint.label} at {rate:,.0f}/s: errors {r.error_rate:.2%}, p50 {r.p50_ms:.1f} ms, "
             f"p99 {r.p99_ms:.1f} ms, CPU {got.cpu_ms:.3f} ms/req, generator lag p99 {r.lag_p99_ms:.1f} ms"
         )
-        time.sleep(1.0)  # let a queue the run left drain before the next one
+        wait_idle(endpoint.pid)  # the queue a failed run left must not land on the next
         return got.served
 
     good, bad = 0.0, None
@@ -359,6 +373,71 @@ def find_capacity(
         else:
             bad = middle
     return Capacity(good, steps, bounded_by_search=False)
+
+
+@dataclass
+class Profile:
+    """An endpoint's capacity, its latency at fractions of it, and a ceiling's CPU per
+    request at the same rates (the bare endpoint or ``/healthz``, same run)."""
+
+    capacity: Capacity
+    at: dict[float, Measured]
+    ceiling_at: dict[float, Measured]
+
+
+def profile(
+    endpoint: Endpoint,
+    ceiling: Endpoint,
+    *,
+    start: float,
+    max_rate: float,
+    step_seconds: float,
+    seconds: float,
+    fractions: list[float],
+    timeout: float,
+    directory: Path,
+    settle: Callable[[], None] = lambda: None,
+    say: Callable[[str], None] = print,
+) -> Profile:
+    """find_capacity, then a ``seconds``-long run at each fraction of the capacity found,
+    each followed by the ceiling at the same rate. ``settle`` runs after each run of the
+    endpoint (e.g. waiting for a background worker to drain) so the next is not charged
+    for it."""
+    say(f"capacity of {endpoint.label}:")
+    capacity = find_capacity(
+        endpoint, start=start, max_rate=max_rate, seconds=step_seconds, timeout=timeout, directory=directory, say=say
+    )
+    settle()
+    at: dict[float, Measured] = {}
+    ceiling_at: dict[float, Measured] = {}
+    for fraction in fractions:
+        rate = capacity.rate * fraction
+        wait_idle(endpoint.pid)
+        say(f"{fraction:.0%} of capacity: {rate:,.0f}/s for {seconds:.0f} s, then {ceiling.label} at that rate")
+        at[fraction] = measure(endpoint, rate=rate, seconds=seconds, timeout=timeout, directory=directory)
+        settle()
+        wait_idle(ceiling.pid)
+        ceiling_at[fraction] = measure(ceiling, rate=rate, seconds=seconds, timeout=timeout, directory=directory)
+    return Profile(capacity, at, ceiling_at)
+
+
+def table(label: str, ceiling: str, got: Profile) -> list[str]:
+    """The figures as a Markdown table, for bench/RESULTS.md."""
+    bound = " (the search's upper bound: at least this)" if got.capacity.bounded_by_search else ""
+    rows = [
+        f"{label}: capacity (highest rate with < 1% failures) {got.capacity.rate:,.0f}/s{bound}",
+        f"| load | rate/s | p50 ms | p99 ms | p99.9 ms | max ms | failed | server CPU ms/req | {ceiling} CPU ms/req "
+        "| CPU ratio | generator lag p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for fraction, measured in got.at.items():
+        r, base = measured.result, got.ceiling_at[fraction]
+        rows.append(
+            f"| {fraction:.0%} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.p999_ms:.1f} | {r.max_ms:.1f} "
+            f"| {r.error_rate:.2%} | {measured.cpu_ms:.3f} | {base.cpu_ms:.3f} "
+            f"| {measured.cpu_ms / max(base.cpu_ms, 1e-9):.2f}x | {r.lag_p99_ms:.1f} |"
+        )
+    return rows
 
 
 def main() -> None:
