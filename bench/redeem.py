@@ -43,6 +43,7 @@ import asyncpg
 
 from bench.grab import call, profile_summary, profiled, start_postgres, stop_process
 from bench.harness import ROOT, Figures, cpu_seconds, login_customers, start_server, start_variant, wrk
+from bench.open_loop import Endpoint, profile, table
 from tests.campaigns.fixtures import campaign_body, coupon_body
 
 DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
@@ -155,6 +156,47 @@ def wrk_redeem(base: str, tokens: list[str], payloads: list[str], connections: i
     raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
 
 
+def open_loop_redemptions(
+    args: argparse.Namespace,
+    base: str,
+    process: subprocess.Popen[bytes],
+    tokens: list[str],
+    payloads: list[str],
+    database_url: str,
+) -> int:
+    """Redemptions at a fixed arrival rate (issue 19), each request a different voucher,
+    the clerks' tokens in turn; then the exactly-once check against the database."""
+    lines = [
+        f"POST\t/api/v1/staff/redemptions\tBearer {tokens[i % len(tokens)]}\t{json.dumps({'payload': p})}"
+        for i, p in enumerate(payloads)
+    ]
+    redeem = Endpoint("redemption", base, process.pid, lines, ok=(201,))
+    healthz = Endpoint("/healthz", base, process.pid, ["GET\t/healthz\t-\t-"])
+    with tempfile.TemporaryDirectory(prefix="wxc-bench-open-") as directory:
+        got = profile(
+            redeem, healthz, start=250, max_rate=10_000, step_seconds=args.step_seconds, seconds=args.seconds,
+            fractions=[float(f) for f in args.fractions.split(",")], timeout=1.0, directory=Path(directory), say=say,
+        )  # fmt: skip
+    stop_process(process)  # requests the generator gave up on finish first
+    rows, distinct, used = asyncio.run(count_in_database(database_url))
+    runs = [*got.capacity.steps, *got.at.values()]
+    redeemed = sum(m.result.statuses.get(201, 0) for m in runs)
+    sent = sum(m.result.sent for m in runs)
+    backend = "PostgreSQL" if not database_url.startswith("sqlite://") else "SQLite"
+    wrapped = redeem.offset > len(lines)
+    print(f"redemption, open-loop: {backend}; {len(lines):,} vouchers, {redeem.offset:,} requests"
+          f"{' (MORE than vouchers: later runs re-sent used ones)' if wrapped else ''}; {args.clerks} clerks; a "
+          f"request fails unless answered 201 within 1 s of its scheduled send; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
+    print("\n".join(table("POST /api/v1/staff/redemptions", "/healthz", got)))
+    # The server finishes requests the generator gave up on: rows may exceed the 201s seen,
+    # never the requests sent.
+    exact = rows == distinct == used and redeemed <= rows <= sent
+    print(f"exactly once: {'ok' if exact else 'FAILED'} (201s seen {redeemed:,}, requests sent {sent:,}, redemption "
+          f"rows {rows:,}, distinct vouchers {distinct:,}, used vouchers {used:,})")  # fmt: skip
+    return 0 if exact and not wrapped else 1
+
+
 _COUNTS = (
     "SELECT COUNT(*) FROM redemptions",
     "SELECT COUNT(DISTINCT voucher_id) FROM redemptions",
@@ -209,8 +251,15 @@ def main() -> int:
         "replaced by the plain library (BENCH_PLAIN names, bench/plain.py), in turn, --pairs times",
     )  # fmt: skip
     parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument(
+        "--open-loop", action="store_true",
+        help="instead of the wrk runs: redemptions open-loop (bench/open_loop.py), capacity then p50/p99/p99.9 at "
+        "--fractions of it, against /healthz's CPU at the same rates; give it enough --vouchers for every run",
+    )  # fmt: skip
+    parser.add_argument("--fractions", default="0.5,0.8", help="with --open-loop: of the capacity")
+    parser.add_argument("--step-seconds", type=float, default=3.0, help="with --open-loop: capacity-search runs")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.open_loop:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     with contextlib.ExitStack() as stack:
         database_url = args.database_url
@@ -237,6 +286,8 @@ def main() -> int:
         tokens, payloads = asyncio.run(set_up(server.url, args.vouchers, args.clerks))
         say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
             f"{max(map(len, payloads))} characters")  # fmt: skip
+        if args.open_loop:
+            return open_loop_redemptions(args, server.url, server.process, tokens, payloads, database_url)
         if args.plain:
             redeemed = ab(stack, args, env, tokens, payloads)
             stop_process(server.process)
