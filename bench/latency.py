@@ -1,7 +1,7 @@
 """Latency measured open-loop (issue 19): at a fixed arrival rate, each request timed from
 its scheduled send, at stated fractions of the endpoint's measured capacity.
 
-    .venv/bin/python -m bench.latency [--customers 3000] [--per-customer 50] [--workers 1]
+    .venv/bin/python -m bench.latency [grab|join] [--customers 3000] [--campaigns 40] [--per-customer 50] [--workers 1]
                                       [--step-seconds 4] [--seconds 10] [--fractions 0.5,0.8]
                                       [--max-rate 8000] [--timeout 1]
 
@@ -23,6 +23,10 @@ Lua endpoint (bench.bare_lua_server: the same script, no checks) on the same Red
    generator process sends here, so it is the CPU ratio that compares them);
 5. the oversell check of bench.grab after the claims worker drained.
 
+``join``: ``POST /api/v1/campaigns/{id}/join`` the same way over ``--campaigns`` live
+campaigns without coupons (each request a customer and campaign not joined before),
+against ``/healthz`` at the same rates.
+
 The generator (bench/open_loop.py) is its own process; its dispatch lag is printed with
 each run: when it is large the run measured the generator, not the server.
 """
@@ -37,11 +41,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
+
 from bench.grab import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
     Coupon,
     OurServer,
+    call,
     create_operator,
     drain,
     launch_campaign,
@@ -54,6 +64,7 @@ from bench.grab import (
 )
 from bench.harness import login_customers
 from bench.open_loop import Endpoint, Profile, profile, table
+from tests.campaigns.fixtures import campaign_body
 
 
 @dataclass
@@ -66,7 +77,9 @@ class Report:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("endpoint", nargs="?", choices=("grab", "join"), default="grab")
     parser.add_argument("--customers", type=int, default=3000, help="customers logged in through the emulator")
+    parser.add_argument("--campaigns", type=int, default=40, help="join: campaigns each customer joins in turn")
     parser.add_argument("--per-customer", type=int, default=50, help="the coupon's per-customer limit")
     parser.add_argument("--workers", type=int, default=1, help="WORKERS for our server")
     parser.add_argument("--step-seconds", type=float, default=4.0, help="length of each capacity-search run")
@@ -77,6 +90,60 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.fractions = [float(f) for f in args.fractions.split(",")]
     return args
+
+
+async def launch_joinable(base: str, count: int) -> list[int]:
+    """``count`` live campaigns without coupons or caps (what a join costs, not a grab),
+    built, submitted (REVIEW_LEVELS=0) and published through the admin API."""
+    admin = f"{base}/api/v1/admin"
+    async with aiohttp.ClientSession() as session:
+        login = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+        token = (await call(session, "POST", f"{admin}/auth/login", None, login, 200))["access_token"]
+        starts = datetime.now(UTC) + timedelta(seconds=3)
+        ids = []
+        for _ in range(count):
+            body = campaign_body(
+                starts_at=starts.isoformat(), ends_at=(starts + timedelta(days=1)).isoformat(), coupons=[],
+                budget_limit=None,
+            )  # fmt: skip
+            campaign = await call(session, "POST", f"{admin}/campaigns", token, body, 201)
+            await call(session, "POST", f"{admin}/campaigns/{campaign['id']}/submit", token, {}, 200)
+            await call(session, "POST", f"{admin}/campaigns/{campaign['id']}/publish", token, {}, 200)
+            ids.append(campaign["id"])
+        for campaign_id in ids:
+            path = f"{admin}/campaigns/{campaign_id}"
+            while (await call(session, "GET", path, token, None, 200))["status"] != "active":
+                await asyncio.sleep(0.25)
+    return ids
+
+
+def run_join(args: argparse.Namespace, directory: Path) -> int:
+    """Joins open-loop: each request a (customer, campaign) pair not joined before, the
+    campaigns in turn for each customer; ceiling ``/healthz`` at the same rates."""
+    with contextlib.ExitStack() as stack:
+        os.environ["WORKERS"] = str(args.workers)
+        ours = start_ours(stack, start_redis(stack), None, False, "uvloop")
+        create_operator(ours)
+        campaigns = asyncio.run(launch_joinable(ours.url, args.campaigns))
+        tokens = asyncio.run(login_customers(ours.url, args.customers, prefix="o_join"))
+        say(f"{len(campaigns)} campaigns live, {len(tokens):,} customers logged in")
+        lines = [f"POST\t/api/v1/campaigns/{c}/join\tBearer {t}\t-" for t in tokens for c in campaigns]
+        join = Endpoint("join", ours.url, ours.pid, lines, ok=(201,))
+        healthz = Endpoint("/healthz", ours.url, ours.pid, ["GET\t/healthz\t-\t-"])
+        load_before = os.getloadavg()[0]
+        got = profile(
+            join, healthz, start=250, max_rate=args.max_rate, step_seconds=args.step_seconds, seconds=args.seconds,
+            fractions=args.fractions, timeout=args.timeout, directory=directory, say=say,
+        )  # fmt: skip
+    wrapped = join.offset > len(lines)
+    print(
+        f"join, open-loop: our server with WORKERS={args.workers} on SQLite; {len(lines):,} (customer, campaign) "
+        f"pairs, {join.offset:,} requests{' (MORE than pairs: later ones re-joined, answered 200)' if wrapped else ''}"
+        f"; a request fails unless answered 201 within {args.timeout:g} s of its scheduled send; load average "
+        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores"
+    )
+    print("\n".join(table("POST /api/v1/campaigns/{id}/join", "/healthz", got)))
+    return 0 if not wrapped else 1
 
 
 def run_bench(args: argparse.Namespace, directory: Path) -> Report:
@@ -134,6 +201,8 @@ def report(args: argparse.Namespace, out: Report) -> None:
 def main() -> int:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="wxc-bench-open-") as directory:
+        if args.endpoint == "join":
+            return run_join(args, Path(directory))
         out = run_bench(args, Path(directory))
     report(args, out)
     return 0 if all(ok for ok, _ in out.checks) else 1
