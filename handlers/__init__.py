@@ -28,7 +28,7 @@ from handlers.customer import referrals as customer_referrals
 from handlers.customer import subscriptions as customer_subscriptions
 from handlers.customer import vouchers as customer_vouchers
 from handlers.partner import events as partner_events
-from handlers.public import media, system
+from handlers.public import media, metrics, system
 from handlers.staff import auth as staff_auth
 from handlers.staff import redemptions as staff_redemptions
 from server.routing import RouteTable
@@ -37,7 +37,7 @@ from server.routing import RouteTable
 def all_routes() -> RouteTable:
     table = RouteTable()
     modules = (
-        system, media,
+        system, media, metrics,
         customer_auth, customer_me, customer_subscriptions, customer_coupons, customer_vouchers,
         admin_auth, admin_stores, admin_campaigns, admin_calendar, admin_media, admin_audiences, admin_themes,
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions, admin_analytics,

@@ -4,6 +4,7 @@ The emulator lives in ``miniprogram_api.emulator`` and is imported explicitly
 (it is test/dev tooling, not something production code should pull in).
 """
 
+from ._transport import CallHooks
 from .client import PRODUCTION_BASE_URL, SUBSCRIBE_SEND_PATH, MiniProgramClient
 from .errors import (
     AccessTokenInvalid,
@@ -26,6 +27,7 @@ __all__ = [
     "PRODUCTION_BASE_URL",
     "SUBSCRIBE_SEND_PATH",
     "AccessTokenInvalid",
+    "CallHooks",
     "Code2SessionResult",
     "CodeUsed",
     "InvalidCode",

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from .errors import SystemBusy, WeChatUnavailable, error_for
+from .errors import SystemBusy, WeChatError, WeChatUnavailable, error_for
 
 logger = logging.getLogger("miniprogram_api")
 
@@ -44,6 +44,17 @@ class _Retryable(Exception):
         self.reached = reached
 
 
+@dataclass(frozen=True)
+class CallHooks:
+    """What the application adds to each call: ``headers()`` gives extra request headers
+    (the server forwards its request id as ``X-Request-Id``), and ``observe(path,
+    outcome)`` hears how each attempt ended: the errcode as text (``"0"`` when fine) or
+    ``"transport"`` (no usable answer). Both must be cheap and must not raise."""
+
+    headers: Callable[[], Mapping[str, str]] | None = None
+    observe: Callable[[str, str], None] | None = None
+
+
 class Transport:
     """Sends requests to ``base_url`` + path and interprets WeChat's answers.
 
@@ -59,6 +70,7 @@ class Transport:
         timeout: float,
         max_retries: int,
         backoff: float,
+        hooks: CallHooks | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -70,6 +82,7 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_retries = max_retries
         self._backoff = backoff
+        self._hooks = hooks or CallHooks()
 
     @property
     def worst_case_seconds(self) -> float:
@@ -108,8 +121,9 @@ class Transport:
             if attempt:
                 await asyncio.sleep(self._delay_before(attempt))
             try:
-                return await self._attempt(method, path, params, json_body, binary_ok)
+                reply = await self._attempt(method, path, params, json_body, binary_ok)
             except _Retryable as failure:
+                self._observe(path, "transport" if failure.errcode is None else str(failure.errcode))
                 last = failure
                 logger.warning(
                     "wechat %s attempt %d/%d failed: %s",
@@ -118,10 +132,20 @@ class Transport:
                     attempts,
                     f"errcode={failure.errcode}" if failure.errcode is not None else failure.reason,
                 )
+            except WeChatError as refused:
+                self._observe(path, str(refused.errcode))
+                raise
+            else:
+                self._observe(path, "0")
+                return reply
         assert last is not None
         if last.errcode == _BUSY:
             raise SystemBusy(_BUSY, last.errmsg)
         raise WeChatUnavailable(path, attempts, last.reason, reached=last.reached)
+
+    def _observe(self, path: str, outcome: str) -> None:
+        if self._hooks.observe is not None:
+            self._hooks.observe(path, outcome)
 
     async def _attempt(
         self,
@@ -132,7 +156,7 @@ class Transport:
         binary_ok: bool,
     ) -> Reply:
         data: bytes | None = None
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {} if self._hooks.headers is None else dict(self._hooks.headers())
         if json_body is not None:
             # WeChat expects UTF-8 text, not \u escapes, in template data.
             data = json.dumps(json_body, ensure_ascii=False).encode()

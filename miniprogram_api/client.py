@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from ._transport import Reply, Transport, require_str
+from ._transport import CallHooks, Reply, Transport, require_str
 from .errors import AccessTokenInvalid, WeChatUnavailable
 from .results import Code2SessionResult, PhoneInfo, SecCheckResult
 from .token_cache import AccessTokenCache
@@ -42,6 +42,7 @@ class MiniProgramClient:
         max_retries: int = 2,
         backoff: float = 0.2,
         token_key_prefix: str = "wechat",
+        hooks: CallHooks | None = None,
     ) -> None:
         self._appid = appid
         self._secret = secret
@@ -51,6 +52,7 @@ class MiniProgramClient:
             timeout=timeout,
             max_retries=max_retries,
             backoff=backoff,
+            hooks=hooks,
         )
         # A refresh must finish well inside the lock's lifetime, and waiters
         # should not give up before a healthy refresh could have finished.

@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from handlers import all_routes
 from handlers.public.system import add_docs_static
-from miniprogram_api import MiniProgramClient
+from miniprogram_api import CallHooks, MiniProgramClient
 from server import __version__, logs
 from server.db import apply_migrations, open_orm
 from server.dependencies import DatabaseState, Dependency, safe_url
@@ -35,13 +35,14 @@ from server.keys import (
     STOCK,
     WECHAT,
 )
+from server.metrics import count_wechat_call
 from server.middlewares import request_middleware
 from server.openapi import build_openapi
 from server.policies import Policies, feed_policy, journey_policy
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
-from services.core import AnyRedis
+from services.core import AnyRedis, request_id_var
 from services.feed import Feed
 from services.journey import Journey
 from services.stock import CouponCache, IpLimiter, Stock
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_wechat_ctx)
     app.cleanup_ctx.append(workers_ctx)
+    app.cleanup_ctx.append(_metrics_listener_ctx)
     routes = all_routes()
     routes.install(app)
     add_docs_static(app)
@@ -176,20 +178,56 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
             await state.orm.close_connections()
 
 
+def _forwarded_request_id() -> dict[str, str]:
+    rid = request_id_var.get()
+    return {"X-Request-Id": rid} if rid else {}
+
+
+#: Each WeChat call carries the id of the request (or the worker's record of it) that
+#: caused it, and is counted by API path and errcode (server/metrics.py).
+WECHAT_HOOKS = CallHooks(headers=_forwarded_request_id, observe=count_wechat_call)
+
+
+def wechat_client(session: aiohttp.ClientSession, redis: AnyRedis, settings: Settings) -> MiniProgramClient:
+    """The WeChat client of one process, configured from settings."""
+    return MiniProgramClient(
+        session=session, redis=redis, appid=settings.appid, secret=settings.app_secret,
+        base_url=settings.wechat_base_url, timeout=settings.wechat_timeout,
+        max_retries=settings.wechat_max_retries, hooks=WECHAT_HOOKS,
+    )  # fmt: skip
+
+
 async def _wechat_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     session = aiohttp.ClientSession()
     app[HTTP_SESSION] = session
-    app[WECHAT] = MiniProgramClient(
-        session=session,
-        redis=app[REDIS],
-        appid=settings.appid,
-        secret=settings.app_secret,
-        base_url=settings.wechat_base_url,
-        timeout=settings.wechat_timeout,
-        max_retries=settings.wechat_max_retries,
-    )
+    app[WECHAT] = wechat_client(session, app[REDIS], settings)
     try:
         yield
     finally:
         await session.close()
+
+
+async def _metrics_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """METRICS_LISTEN: ``GET /metrics`` alone on an address of its own, without a token
+    (bind it where only Prometheus reaches). Bound with SO_REUSEPORT, so each of N
+    server processes binds it too; any of them answers for all (multiprocess metrics)."""
+    address = app[SETTINGS].metrics_address
+    if address is None:
+        yield
+        return
+    from handlers.public.metrics import metrics_response
+
+    async def serve(request: web.Request) -> web.Response:
+        return await metrics_response(app)
+
+    side = web.Application()
+    side.router.add_get("/metrics", serve)
+    runner = web.AppRunner(side, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, address[0], address[1], reuse_port=True).start()
+        log.info("metrics listening on http://%s:%d/metrics", *address)
+        yield
+    finally:
+        await runner.cleanup()

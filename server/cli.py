@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,11 +26,13 @@ if TYPE_CHECKING:
 _CANNOT_BIND = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, *, child: bool = False) -> None:
+    """Serve in this process; ``child``: one of ``--workers N`` (the port is shared with
+    SO_REUSEPORT, and the parent has done the once-per-machine work)."""
     from server.app import create_app
     from server.keys import DATABASE, REDIS_STATE
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"
     mode = (
@@ -41,14 +44,21 @@ def _serve(settings: Settings) -> None:
 
     def listening(_: str) -> None:
         # aiohttp calls this once the socket is bound: a taken port never claims to listen.
-        print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name})", flush=True)
+        worker = f"; worker pid {os.getpid()}" if child else ""
+        print(
+            f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name}{worker})",
+            flush=True,
+        )
         waiting = [state.name for state in (app[DATABASE], app[REDIS_STATE]) if not state.is_ready]
         if waiting:
             # Said once (the log has the reason and each retry): listening is not ready.
             print(f"not ready: {' and '.join(waiting)} unreachable; retrying, /readyz answers 503", flush=True)
 
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None, loop=new_loop())
+        web.run_app(
+            app, host=settings.host, port=settings.port, print=listening, access_log=None, loop=new_loop(),
+            reuse_port=child or None,
+        )  # fmt: skip
     except OSError as exc:
         if exc.errno not in _CANNOT_BIND:
             raise
@@ -104,8 +114,7 @@ async def _worker(settings: Settings) -> None:
     """The background workers alone, without HTTP (scale them apart from the servers)."""
     import aiohttp
 
-    from miniprogram_api import MiniProgramClient
-    from server.app import build_journey
+    from server.app import build_journey, wechat_client
     from server.workers import claims_worker, notify_sender, scheduler_loop
     from services.automation import execute_due_forever
     from services.journey import issue_pending_forever
@@ -121,11 +130,7 @@ async def _worker(settings: Settings) -> None:
         journey = build_journey(redis, stock, settings)
         async with aiohttp.ClientSession() as session:
             # The WeChat base URL: with the emulator, the one a server on HOST:PORT mounts.
-            client = MiniProgramClient(
-                session=session, redis=redis, appid=settings.appid, secret=settings.app_secret,
-                base_url=settings.wechat_base_url, timeout=settings.wechat_timeout,
-                max_retries=settings.wechat_max_retries,
-            )  # fmt: skip
+            client = wechat_client(session, redis, settings)
             await asyncio.gather(
                 scheduler_loop(redis, stock, settings),
                 claims_worker(redis, settings).run_forever(),
@@ -171,9 +176,19 @@ def _settings_table(target: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="WeChat campaign backend")
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="serve with N processes sharing the port (overrides WORKERS; see docs/operations.md)",
+    )  # fmt: skip
+    # A child of `--workers N` (server/supervisor.py): serve on the shared port.
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP server (the default)")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser(
+        "doctor",
+        help="check this deployment's settings, database, Redis, WeChat and persistence; exit 1 if anything is wrong",
+    )
     create = sub.add_parser("create-admin", help="create an admin account")
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
@@ -193,19 +208,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings-table":
         # Documentation only: needs no valid environment.
         return _settings_table(args.write)
+    if args.command == "doctor":
+        from server.doctor import doctor
+
+        return doctor()
     try:
         settings = Settings.from_env()
+        workers = settings.workers if args.workers is None else args.workers
+        if not 1 <= workers <= 64:
+            raise SettingsError(f"--workers must be between 1 and 64, got {workers}")
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from services.core import AppError
 
     try:
+        if args.command in (None, "serve") and workers > 1 and not args.child:
+            from server.supervisor import supervise
+
+            return supervise(settings, workers)
         if args.command in (None, "serve"):
-            _serve(settings)
+            _serve(settings, child=args.child)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "worker":
+            logs.configure(settings.log_level, settings.log_format)
             new_loop, loop_name = loop_factory(settings.uvloop)
             print(f"event loop: {loop_name}", flush=True)
             with asyncio.Runner(loop_factory=new_loop) as runner:

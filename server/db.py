@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import hashlib
 import os
 import sqlite3
-from pathlib import PurePath
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePath
 from typing import Any
 
 import asyncpg
@@ -53,15 +58,56 @@ def orm_config(database_url: str) -> dict[str, Any]:
     }
 
 
+#: The PostgreSQL advisory lock key migrations run under (any constant shared by every
+#: process of this application: "wxcampaign migrate" as a 63-bit number).
+MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wxcampaign migrate").digest()[:8], "big") >> 1
+
+
 async def apply_migrations(database_url: str) -> None:
-    """Bring the schema to the newest migration. Idempotent; safe to run at every start."""
-    config = orm_config(database_url)
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=config, init_connections=False)
+    """Bring the schema to the newest migration. Idempotent; safe to run at every start,
+    from any number of processes at once: they take turns under a lock (an advisory lock
+    on PostgreSQL, an ``flock`` on a file beside a SQLite database), and each one after
+    the first finds nothing left to apply. Without it two processes starting on a fresh
+    database both create the first table (``table audit_log already exists``)."""
+    async with _migration_lock(database_url):
+        config = orm_config(database_url)
+        async with TortoiseContext() as ctx:
+            await ctx.init(config=config, init_connections=False)
+            try:
+                await migrate_api(config=config)
+            finally:
+                await ctx.close_connections()
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(database_url: str) -> AsyncIterator[None]:
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+        if path == ":memory:":  # private to this process: nobody to race
+            yield
+            return
+        lock_path = Path(path + ".migrate.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as lock:  # noqa: ASYNC230 -- opening a local lock file: microseconds
+            # Blocking: waits in a thread while another process migrates (the kernel
+            # releases the lock however that process ends).
+            await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return
+    dsn = "postgres://" + database_url.split("://", 1)[1]
+    connection = await asyncpg.connect(dsn)
+    try:
+        # Session-level: held until unlocked or the connection closes (a crash frees it).
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
-            await migrate_api(config=config)
+            yield
         finally:
-            await ctx.close_connections()
+            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    finally:
+        await connection.close()
 
 
 async def open_orm(database_url: str) -> TortoiseContext:

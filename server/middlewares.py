@@ -15,8 +15,9 @@ from tortoise import exceptions as orm_errors
 
 from server.db import database_unwritable
 from server.keys import DATABASE, PRINCIPAL, REDIS_STATE, REQUEST_ID
+from server.metrics import observe_request
 from server.routing import json_body
-from services.core import ErrorBody, ErrorOut, errors
+from services.core import ErrorBody, ErrorOut, errors, request_id_var
 
 access_log = logging.getLogger("wxcampaign.access")
 error_log = logging.getLogger("wxcampaign.errors")
@@ -78,51 +79,68 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     incoming = request.headers.get(_X_REQUEST_ID, "")
     request_id = incoming if _REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
     request[REQUEST_ID] = request_id
+    # Every log line of this request (services, WeChat calls) carries its id, and so does
+    # what it hands to workers (a grab's claim). aiohttp runs each request in its own
+    # task, so the variable is this request's alone; reset for keep-alive's next request.
+    context_token = request_id_var.set(request_id)
     started = time.perf_counter()
     try:
-        response = await handler(request)
-    except errors.AppError as exc:
-        response = error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        response = _http_error(exc)
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError):
-        error_log.warning("redis unavailable on %s %s rid=%s", request.method, request.path, request_id)
-        response = error_response(errors.RedisUnavailable())
-    except (orm_errors.DBConnectionError, ConnectionRefusedError) as exc:
-        error_log.warning("database unavailable: %s rid=%s", type(exc).__name__, request_id)
-        response = error_response(errors.DatabaseUnavailable())
-    except Exception as exc:
-        app = request.app
-        if not app[DATABASE].is_ready or not app[REDIS_STATE].is_ready:
-            # Not reached since start-up (retrying): the ORM or the cluster's slot map is
-            # missing, and what fails then is no bug. Checked only on failure: free otherwise.
-            missing = errors.DatabaseUnavailable() if not app[DATABASE].is_ready else errors.RedisUnavailable()
-            error_log.warning("%s on %s %s rid=%s", missing.code, request.method, request.path, request_id)
-            response = error_response(missing)
-        elif database_unwritable(exc):
-            # Read-only or full: every write fails alike; one line, not a traceback each.
-            error_log.warning(
-                "database refuses writes on %s %s: %s rid=%s", request.method, request.path, exc, request_id
-            )
+        try:
+            response = await handler(request)
+        except errors.AppError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_error(exc)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError):
+            error_log.warning("redis unavailable on %s %s rid=%s", request.method, request.path, request_id)
+            response = error_response(errors.RedisUnavailable())
+        except (orm_errors.DBConnectionError, ConnectionRefusedError) as exc:
+            error_log.warning("database unavailable: %s rid=%s", type(exc).__name__, request_id)
             response = error_response(errors.DatabaseUnavailable())
-        else:
-            response = _internal_error(request, request_id)
-    response.headers[_X_REQUEST_ID] = request_id
-    # The arguments cost more than a disabled logger's call (LOG_LEVEL=WARNING).
-    if access_log.isEnabledFor(logging.INFO):
-        principal = request.get(PRINCIPAL)
-        access_log.info(
-            "%s %s %d %.1fms rid=%s who=%s",
-            request.method,
-            request.path,
-            response.status,
-            (time.perf_counter() - started) * 1000,
-            request_id,
-            f"{principal.kind}:{principal.id}" if principal else "-",
-        )
-    return response
+        except Exception as exc:
+            app = request.app
+            if not app[DATABASE].is_ready or not app[REDIS_STATE].is_ready:
+                # Not reached since start-up (retrying): the ORM or the cluster's slot map is
+                # missing, and what fails then is no bug. Checked only on failure: free otherwise.
+                missing = errors.DatabaseUnavailable() if not app[DATABASE].is_ready else errors.RedisUnavailable()
+                error_log.warning("%s on %s %s rid=%s", missing.code, request.method, request.path, request_id)
+                response = error_response(missing)
+            elif database_unwritable(exc):
+                # Read-only or full: every write fails alike; one line, not a traceback each.
+                error_log.warning(
+                    "database refuses writes on %s %s: %s rid=%s", request.method, request.path, exc, request_id
+                )
+                response = error_response(errors.DatabaseUnavailable())
+            else:
+                response = _internal_error(request, request_id)
+        response.headers[_X_REQUEST_ID] = request_id
+        elapsed = time.perf_counter() - started
+        # The route's template, never the raw path: ids would make a metric series each.
+        resource = request.match_info.route.resource
+        observe_request(request.method, resource.canonical if resource is not None else "-", response.status, elapsed)
+        status = response.status
+        # A denied request (401/403) is logged at WARNING with the caller, so it stays in a
+        # log kept at LOG_LEVEL=WARNING. The arguments cost more than a disabled logger's call.
+        level = logging.WARNING if status in (401, 403) else logging.INFO
+        if access_log.isEnabledFor(level):
+            principal = request.get(PRINCIPAL)
+            who = f"{principal.kind}:{principal.id}" if principal else "-"
+            access_log.log(
+                level,
+                "%s %s %d %.1fms rid=%s who=%s",
+                request.method,
+                request.path,
+                status,
+                elapsed * 1000,
+                request_id,
+                who,
+                extra={"method": request.method, "path": request.path, "status": status, "who": who},
+            )
+        return response
+    finally:
+        request_id_var.reset(context_token)
 
 
 def _internal_error(request: web.Request, request_id: str) -> web.Response:

@@ -25,10 +25,13 @@ is used here.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from server.metrics import REDIS_POOL_WAIT
 
 
 class BoundedConnectionPool(ConnectionPool):
@@ -42,11 +45,15 @@ class BoundedConnectionPool(ConnectionPool):
 
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> AbstractConnection:
         if self._slots.locked():
+            # Only a full pool waits: the wait is measured here, off the common path.
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.timeout):
                     await self._slots.acquire()
             except TimeoutError as err:
+                REDIS_POOL_WAIT.observe(time.perf_counter() - started)
                 raise RedisConnectionError("No connection available.") from err
+            REDIS_POOL_WAIT.observe(time.perf_counter() - started)
         else:
             await self._slots.acquire()  # a free slot: returns without suspending
         try:

@@ -21,6 +21,7 @@ from services.stock import GrabPolicy
 
 AppEnv = Literal["development", "test", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 #: The development secret. Production refuses to start with it.
 DEFAULT_SECRET = "dev-insecure-secret-change-me-0123456789abcdef"
@@ -153,6 +154,43 @@ class Settings:
         hi=10,
     )
     log_level: LogLevel = setting("LOG_LEVEL", "INFO", "log level (any case)", normalize=str.upper)
+    log_format: LogFormat = setting(
+        "LOG_FORMAT",
+        "text",
+        "`text`: one human-readable line per event (for a terminal); `json`: one JSON object per line (`ts`,"
+        " `level`, `logger`, `msg`, `request_id`, `pid`, …) for a log shipper",
+        normalize=str.lower,
+    )
+    workers: int = setting(
+        "WORKERS",
+        1,
+        "server processes sharing `PORT` (`SO_REUSEPORT`); above 1 a parent process applies migrations, starts"
+        " the embedded Redis if any, restarts a child that dies and stops them all on SIGTERM; `--workers N`"
+        " overrides it; see [docs/operations.md](docs/operations.md)",
+        lo=1,
+        hi=64,
+    )
+    metrics_token: str | None = setting(
+        "METRICS_TOKEN",
+        None,
+        "a bearer token `GET /metrics` requires (`Authorization: Bearer …`); unset: `/metrics` is open outside"
+        " production and answers 404 in production (unless `METRICS_LISTEN` serves it apart)",
+        repr=False,
+    )
+    metrics_listen: str | None = setting(
+        "METRICS_LISTEN",
+        None,
+        "`host:port` of a separate listener serving only `GET /metrics` (no token there: bind it to an"
+        " address only Prometheus reaches); with `--workers N` the parent serves it for all processes",
+    )
+    ready_claims_max_age: float = setting(
+        "READY_CLAIMS_MAX_AGE",
+        60.0,
+        "`/readyz` answers 503 when the oldest grab not yet written to the database waits longer than this,"
+        " seconds (the claims worker is stuck)",
+        lo=1.0,
+        hi=86_400.0,
+    )
     # None = DATA_DIR/media (media_dir).
     media_root: Path | None = setting(
         "MEDIA_ROOT",
@@ -402,6 +440,16 @@ class Settings:
     )
 
     @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of METRICS_LISTEN, or None."""
+        if self.metrics_listen is None:
+            return None
+        host, sep, port = self.metrics_listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"METRICS_LISTEN must be host:port, got {self.metrics_listen!r}")
+        return host.strip("[]"), int(port)
+
+    @property
     def emulator_enabled(self) -> bool:
         """True when no real WeChat app is configured: the local emulator stands in."""
         return self.wechat_appid is None
@@ -471,6 +519,9 @@ class Settings:
                 raise choices_error(one.spec.env, one.choices, value)
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
             raise SettingsError("DATABASE_URL must be a sqlite:// or postgres:// URL")
+        self.metrics_address  # noqa: B018 -- parsed for its errors
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise SettingsError("METRICS_TOKEN must be at least 16 characters")
         if self.redis_cluster and self.redis_url is None:
             raise SettingsError("REDIS_CLUSTER needs REDIS_URL (a node of the cluster)")
         if (self.wechat_appid is None) != (self.wechat_secret is None):

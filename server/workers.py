@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
 from server.keys import DATABASE, FEED, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
+from server.metrics import WORKER_PASS, timed_pass
 from server.policies import sender_policy
 from server.settings import Settings
 from services.audience import facts as audience_facts
@@ -22,13 +24,15 @@ from services.campaigns import review
 from services.core import AnyRedis, run_to_end
 from services.feed import catalog_changed
 from services.journey import issue_pending_forever
-from services.notify import NotifySender, send_forever
+from services.notify import NotifySender, SendReport, send_forever
 from services.notify import outbox as notify_outbox
 from services.stock import ClaimsWorker, Stock
 from services.stock import sync as stock_sync
 from services.wallet import expiry as voucher_expiry
 
 log = logging.getLogger("wxcampaign.workers")
+
+CLAIMS_PASS = WORKER_PASS.labels("claims")
 
 _SCHEDULER_LOCK = "lock:scheduler"
 _FANOUT_LOCK = "lock:notify-fanout"
@@ -113,9 +117,17 @@ async def notify_fanout_pass(redis: AnyRedis, settings: Settings) -> bool:
         await redis.eval(_RELEASE, 1, _FANOUT_LOCK, token)
 
 
+class _MeasuredSender(NotifySender):
+    """The sender, each pass timed (``wxcampaign_worker_pass_seconds{worker="notifications"}``)."""
+
+    async def run_once(self) -> SendReport:
+        with timed_pass("notifications"):
+            return await super().run_once()
+
+
 def notify_sender(redis: AnyRedis, client: MiniProgramClient, settings: Settings) -> NotifySender:
     policy = sender_policy(settings)
-    return NotifySender(redis, client, settings.notify, policy)
+    return _MeasuredSender(redis, client, settings.notify, policy)
 
 
 async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> None:
@@ -126,11 +138,12 @@ async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> N
     # Checked each pass: a library may swallow the CancelledError it was given.
     while me is None or not me.cancelling():
         try:
-            await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
-            await daily_facts_pass(redis)
-            await voucher_expiry_pass(redis, settings.voucher_expiry_interval, settings.voucher_reminder_hours)
-            await notify_fanout_pass(redis, settings)
-            await inactive_customers_pass(redis, settings.automation_inactive_interval)
+            with timed_pass("scheduler"):
+                await scheduler_pass(redis, stock, hold_seconds=max(30.0, interval * 2))
+                await daily_facts_pass(redis)
+                await voucher_expiry_pass(redis, settings.voucher_expiry_interval, settings.voucher_reminder_hours)
+                await notify_fanout_pass(redis, settings)
+                await inactive_customers_pass(redis, settings.automation_inactive_interval)
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():
@@ -140,8 +153,20 @@ async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> N
     raise asyncio.CancelledError
 
 
+class _MeasuredClaimsWorker(ClaimsWorker):
+    """The claims worker, each pass that found work timed
+    (``wxcampaign_worker_pass_seconds{worker="claims"}``: idle passes would bury them)."""
+
+    async def run_once(self, *, recover: bool = True) -> int:
+        started = time.perf_counter()
+        handled = await super().run_once(recover=recover)
+        if handled:
+            CLAIMS_PASS.observe(time.perf_counter() - started)
+        return handled
+
+
 def claims_worker(redis: AnyRedis, settings: Settings) -> ClaimsWorker:
-    return ClaimsWorker(redis, batch=settings.claims_batch, min_idle_ms=settings.claims_min_idle_ms)
+    return _MeasuredClaimsWorker(redis, batch=settings.claims_batch, min_idle_ms=settings.claims_min_idle_ms)
 
 
 def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:

@@ -6,6 +6,7 @@ import them from here; its modules import each other directly."""
 
 from services.core.audit import Actor
 from services.core.codes import random_token
+from services.core.context import request_id_var
 from services.core.errors import AppError, catalogue
 from services.core.face import FACE_FIELDS, CouponFace, face_of
 from services.core.i18n import localized, pick_language
@@ -65,6 +66,7 @@ __all__ = [
     "part_of",
     "pick_language",
     "random_token",
+    "request_id_var",
     "run_to_end",
     "text",
     "verify_access_token",

@@ -4,7 +4,7 @@ rate-limited sender.
 The names below are the package's public face: other packages, handlers and tests
 import them from here; its modules import each other directly."""
 
-from services.notify.sender import NotifySender, SenderPolicy, send_forever
+from services.notify.sender import NotifySender, SenderPolicy, SendReport, send_forever
 from services.notify.subscriptions import Allowance
 from services.notify.templates import (
     NotifyTemplates,
@@ -18,6 +18,7 @@ __all__ = [
     "Allowance",
     "NotifySender",
     "NotifyTemplates",
+    "SendReport",
     "SenderPolicy",
     "TemplateConfigError",
     "default_templates_json",

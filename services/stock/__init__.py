@@ -4,7 +4,7 @@ database, the coupon cache, reconciliation and the IP limiter on the grab.
 The names below are the package's public face: other packages, handlers and tests
 import them from here; its modules import each other directly."""
 
-from services.stock.claims import ClaimEntry, ClaimsWorker, persist
+from services.stock.claims import ClaimEntry, ClaimsBacklog, ClaimsWorker, backlog, persist
 from services.stock.coupon_cache import CouponCache, CouponInfo
 from services.stock.exclusive import ExclusiveMarks
 from services.stock.gate import IDEMPOTENCY_TTL_SECONDS, Claim, GrabPolicy, Stock, stock_left
@@ -20,6 +20,7 @@ __all__ = [
     "CampaignKeys",
     "Claim",
     "ClaimEntry",
+    "ClaimsBacklog",
     "ClaimsWorker",
     "CouponCache",
     "CouponInfo",
@@ -27,6 +28,7 @@ __all__ = [
     "GrabPolicy",
     "IpLimiter",
     "Stock",
+    "backlog",
     "persist",
     "retry_after",
     "stock_left",

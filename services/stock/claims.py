@@ -40,6 +40,8 @@ class ClaimEntry:
     customer_id: int
     face_value: int
     grabbed_at: datetime
+    #: The id of the request that made the claim ("" for claims recorded without one).
+    request_id: str = ""
 
 
 def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
@@ -52,6 +54,7 @@ def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
         customer_id=int(f["uid"]),
         face_value=int(f["face"]),
         grabbed_at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
+        request_id=f.get("rid", ""),
     )
 
 
@@ -131,6 +134,73 @@ def _recoded(entry: ClaimEntry) -> ClaimEntry:
     return ClaimEntry(**{**entry.__dict__, "code": random_token(16)})
 
 
+#: At most this many request ids on a batch's log line (a flash-sale batch holds hundreds).
+_LOGGED_REQUEST_IDS = 100
+
+
+def _log_persisted(stream: str, entries: list[ClaimEntry], fresh: int) -> None:
+    """One INFO line per batch naming the requests whose grabs it wrote (``request_ids``;
+    ``request_id`` too when the batch came from one request), and one DEBUG line per
+    claim logged under its own request's id."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    rids = list(dict.fromkeys(e.request_id for e in entries if e.request_id))
+    extra: dict[str, object] = {"request_ids": rids[:_LOGGED_REQUEST_IDS], "stream": stream}
+    if len(rids) == 1:
+        extra["request_id"] = rids[0]
+    log.info("claims: %d written to the database (%d new) from %s", len(entries), fresh, stream, extra=extra)
+    if log.isEnabledFor(logging.DEBUG):
+        for e in entries:
+            log.debug(
+                "claim %s of customer %d persisted", e.claim_id, e.customer_id, extra={"request_id": e.request_id}
+            )
+
+
+@dataclass(frozen=True)
+class ClaimsBacklog:
+    """What waits in the claim streams: per stream its length and its consumer group's
+    lag (entries not read yet), and the age of the oldest claim not yet written."""
+
+    lengths: dict[str, int]
+    lags: dict[str, int]
+    oldest_age_seconds: float
+
+
+async def backlog(redis: AnyRedis, now_ms: int | None = None) -> ClaimsBacklog:
+    """Read the claims backlog: one pipelined round trip per call (XLEN, XINFO GROUPS and
+    the first entry of every registered stream). An entry is deleted once its voucher is
+    committed, so the first entry of a stream is its oldest unwritten claim."""
+    streams = sorted(text(s) for s in await redis.smembers(STREAMS_REGISTRY))
+    if not streams:
+        return ClaimsBacklog({}, {}, 0.0)
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xlen(stream)
+            pipe.xrange(stream, "-", "+", count=1)
+        replies = await pipe.execute()
+    lengths: dict[str, int] = {}
+    lags: dict[str, int] = {}
+    oldest: int | None = None
+    for i, stream in enumerate(streams):
+        lengths[stream] = int(replies[2 * i])
+        first = replies[2 * i + 1]
+        if first:
+            at_ms = int(text(first[0][0]).split("-", 1)[0])
+            oldest = at_ms if oldest is None else min(oldest, at_ms)
+        try:
+            groups = await redis.xinfo_groups(stream)
+        except redis_errors.ResponseError:  # the stream is gone (no key): nothing waits
+            groups = []
+        for group in groups:
+            if text(group.get("name", b"")) == CONSUMER_GROUP:
+                lag = group.get("lag")
+                # None: Redis cannot tell (entries were deleted mid-range); the length bounds it.
+                lags[stream] = lengths[stream] if lag is None else int(lag)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    age = 0.0 if oldest is None else max(0.0, (now - oldest) / 1000)
+    return ClaimsBacklog(lengths, lags, age)
+
+
 class ClaimsWorker:
     """Moves claims from every registered stream into the database."""
 
@@ -197,7 +267,8 @@ class ClaimsWorker:
                 continue
             entries = [_parse(entry_id, fields) for entry_id, fields in raw.items() if fields]
             # Cancelled here, the batch still commits; it just stays unacknowledged.
-            await run_to_end(persist(entries))
+            fresh = await run_to_end(persist(entries))
+            _log_persisted(stream, entries, fresh)
             ids = list(raw)
             await self.redis.xack(stream, CONSUMER_GROUP, *ids)
             await self.redis.xdel(stream, *ids)

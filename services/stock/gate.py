@@ -18,7 +18,7 @@ from tortoise.functions import Count
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
-from services.core import AnyRedis, call_script, column, errors, random_token, text
+from services.core import AnyRedis, call_script, column, errors, random_token, request_id_var, text
 from services.stock.coupon_cache import CouponInfo
 from services.stock.exclusive import ExclusiveMarks
 from services.stock.keys import (
@@ -187,7 +187,7 @@ class Stock:
             args=[
                 customer_id, _ms(now), random_token(20), random_token(16), info.template_id,
                 IDEMPOTENCY_TTL_SECONDS, policy.max_per_window, policy.window_ms, "1" if idempotency_key else "0",
-                RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
+                RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT, request_id_var.get(),
             ],
         )  # fmt: skip
         return [text(part) for part in raw]

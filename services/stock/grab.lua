@@ -16,7 +16,8 @@
 --         shows them before the worker has written the vouchers)
 -- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
 --       rate limit (grabs per window), rate window (ms), has idempotency key ("1"/"0"),
---       recent claims ttl (ms), recent claims kept
+--       recent claims ttl (ms), recent claims kept, request id (copied into the claim:
+--       the worker that writes the voucher logs under it; "" when none)
 local uid, now = ARGV[1], tonumber(ARGV[2])
 
 if ARGV[9] == "1" then
@@ -55,7 +56,7 @@ local left = redis.call("HINCRBY", KEYS[1], "stock", -1)
 redis.call("HINCRBY", KEYS[2], uid, 1)
 if budget then redis.call("DECRBY", KEYS[3], face) end
 redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
-           "face", m[5], "at", ARGV[2])
+           "face", m[5], "at", ARGV[2], "rid", ARGV[12] or "")
 local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
 if ARGV[9] == "1" then redis.call("SET", KEYS[5], record, "EX", ARGV[6]) end
 redis.call("LPUSH", KEYS[8], record .. ":" .. ARGV[5])

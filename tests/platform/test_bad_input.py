@@ -291,7 +291,8 @@ async def test_healthz_and_readyz(client: TestClient) -> None:
     assert resp.status == 200 and await resp.json() == {"status": "ok"}
     resp = await client.get("/readyz")
     assert resp.status == 200, await resp.text()
-    assert await resp.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    body = await resp.json()
+    assert body["status"] == "ok" and body["checks"] == {"database": "ok", "redis": "ok", "claims": "ok"}
 
 
 async def test_redis_down(settings: Settings) -> None:
@@ -310,7 +311,7 @@ async def test_redis_down(settings: Settings) -> None:
         assert resp.status == 503, await resp.text()
         error = await error_of(resp)
         assert error["code"] == "not_ready" and "redis" in error["message"]
-        assert error["details"]["checks"] == {"database": "ok", "redis": "failed"}
+        assert error["details"]["checks"] == {"database": "ok", "redis": "failed", "claims": "failed"}
 
         assert (await client.get("/healthz")).status == 200
 

@@ -60,7 +60,7 @@ async def test_read_only_database_is_503_and_not_ready(
         assert resp.status == 503, await resp.text()
         error = await error_of(resp)
         assert error["code"] == "not_ready"
-        assert error["details"]["checks"] == {"database": "failed", "redis": "ok"}
+        assert error["details"]["checks"] == {"database": "failed", "redis": "ok", "claims": "ok"}
     finally:
         await _set_read_only(client, db_backend, request, on=False)
     resp = await client.get("/readyz")

@@ -29,7 +29,12 @@ async def test_healthz_and_readyz(client):
     assert resp.status == 200 and (await resp.json()) == {"status": "ok"}
     resp = await client.get("/readyz")
     assert resp.status == 200
-    assert (await resp.json()) == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    body = await resp.json()
+    assert body == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok", "claims": "ok"},
+        "claims_backlog_age_seconds": 0.0,
+    }
 
 
 async def test_openapi_document_is_valid_and_complete(client):

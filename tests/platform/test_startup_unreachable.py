@@ -63,7 +63,7 @@ async def test_unreachable_database_and_redis_at_start_up(tmp_path: Path) -> Non
 
         status, body = await _readyz(port)
         assert status == 503
-        assert body["error"]["details"]["checks"] == {"database": "failed", "redis": "failed"}  # type: ignore[index]
+        assert body["error"]["details"]["checks"] == {"database": "failed", "redis": "failed", "claims": "failed"}  # type: ignore[index]
         # A request that needs the database is a 503, not a 500.
         async with aiohttp.ClientSession() as session:
             login = {"username": "root", "password": "whatever-password"}
