@@ -74,7 +74,7 @@ from services.core import Principal, issue_access_token
 from services.feed import catalog_changes, encode_offset
 from tests.campaigns.fixtures import coupon_body
 
-ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
+ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-superadmin-secret-0123"
 SERVER_ENV = {
     "REVIEW_LEVELS": "0",
     "SCHEDULER_INTERVAL": "1",
@@ -494,9 +494,10 @@ def main() -> int:
         stack.callback(server.stop)
         env = {**os.environ, **SERVER_ENV, "DATA_DIR": str(server.data_dir)}
         subprocess.run(
-            [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER, "--password", ADMIN_PASSWORD,
+            [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER,
              "--role", "superadmin"],
-            cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=120,
+            cwd=ROOT, env={**env, "ADMIN_PASSWORD": ADMIN_PASSWORD}, check=True,
+            stdout=subprocess.DEVNULL, timeout=120,
         )  # fmt: skip
         token, stores, themes, integration_id = asyncio.run(admin_setup(server.url))
         db = sqlite3.connect(f"{server.data_dir}/app.sqlite3", timeout=60)

@@ -47,7 +47,7 @@ from bench.open_loop import Endpoint, profile, table
 from tests.campaigns.fixtures import campaign_body, coupon_body
 
 DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
-ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-root-password-0123"
+ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-superadmin-secret-0123"
 PER_CUSTOMER = 100
 SERVER_ENV = {
     "GRAB_USER_MAX": "1000000",
@@ -278,9 +278,10 @@ def main() -> int:
         database_url = database_url or f"sqlite://{server.data_dir}/app.sqlite3"
         env["DATABASE_URL"] = database_url
         subprocess.run(
-            [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER, "--password", ADMIN_PASSWORD,
+            [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER,
              "--role", "superadmin"],
-            cwd=ROOT, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL, timeout=120,
+            cwd=ROOT, env={**os.environ, **env, "ADMIN_PASSWORD": ADMIN_PASSWORD}, check=True,
+            stdout=subprocess.DEVNULL, timeout=120,
         )  # fmt: skip
         started = time.monotonic()
         tokens, payloads = asyncio.run(set_up(server.url, args.vouchers, args.clerks))

@@ -29,6 +29,9 @@ class Integration(Model):
     name = fields.CharField(max_length=64, unique=True)
     key_id = fields.CharField(max_length=40, unique=True)
     secret_encrypted = fields.CharField(max_length=200)
+    # The secret before the last rotation, still accepted until the grace period ends.
+    previous_secret_encrypted = fields.CharField(max_length=200, null=True)
+    previous_secret_expires_at = fields.DatetimeField(null=True)
     is_active = fields.BooleanField(default=True)
     created_by = fields.BigIntField()
     created_at = fields.DatetimeField(auto_now_add=True)

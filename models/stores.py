@@ -7,6 +7,7 @@ from tortoise.indexes import Index
 from tortoise.models import Model
 
 STAFF_ROLES = ("clerk", "manager")
+STORE_STATES = ("open", "closed")
 
 
 class Store(Model):
@@ -16,6 +17,9 @@ class Store(Model):
     city = fields.CharField(max_length=64)
     latitude = fields.FloatField()
     longitude = fields.FloatField()
+    address = fields.CharField(max_length=255, default="")
+    # Opening state: a closed store takes no redemptions (its staff may still log in).
+    state = fields.CharField(max_length=8, default="open")
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -37,6 +41,9 @@ class StaffMember(Model):
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)
+    # As on Admin: in every access token, raised to revoke the tokens already issued.
+    token_epoch = fields.IntField(default=0)
+    must_change_password = fields.BooleanField(default=False)
 
     class Meta:
         table = "staff_members"

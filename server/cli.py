@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import getpass
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,32 @@ async def _migrate(settings: Settings) -> None:
 
     await apply_migrations(settings.database_url)
     print("migrations applied", flush=True)
+
+
+#: Where create-admin reads the password when no terminal can be asked (scripts, CI,
+#: the README tour). Never argv: a command line is visible to every user of the machine
+#: (ps, /proc/<pid>/cmdline) and stays in shell history.
+ADMIN_PASSWORD_ENV = "ADMIN_PASSWORD"
+
+
+class PasswordUnavailable(Exception):
+    """No password could be read for create-admin."""
+
+
+def _read_admin_password(username: str) -> str:
+    """The new admin's password: ADMIN_PASSWORD if set, else asked twice on the terminal
+    (getpass: not echoed). Checked against the password rules either way."""
+    from services.accounts.passwords import check_password_rules
+
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise PasswordUnavailable(f"set {ADMIN_PASSWORD_ENV} or run in a terminal to be asked for the password")
+        password = getpass.getpass("password: ")
+        if getpass.getpass("password (again): ") != password:
+            raise PasswordUnavailable("the two passwords differ")
+    check_password_rules(password, username)
+    return password
 
 
 async def _create_admin(settings: Settings, username: str, password: str, role: str) -> None:
@@ -189,9 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         "doctor",
         help="check this deployment's settings, database, Redis, WeChat and persistence; exit 1 if anything is wrong",
     )
-    create = sub.add_parser("create-admin", help="create an admin account")
+    create = sub.add_parser(
+        "create-admin",
+        help=f"create an admin account; the password is asked twice on the terminal, or read from {ADMIN_PASSWORD_ENV}"
+        " (never from the command line)",
+    )
     create.add_argument("--username", required=True)
-    create.add_argument("--password", required=True)
     create.add_argument("--role", required=True, choices=["operator", "reviewer", "approver", "superadmin"])
     sub.add_parser(
         "worker", help="run the background workers (scheduler, claims, grants, automation, notifications) without HTTP"
@@ -240,11 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reconcile-stock":
             asyncio.run(_reconcile(settings, args.coupon))
         elif args.command == "create-admin":
-            asyncio.run(_create_admin(settings, args.username, args.password, args.role))
+            password = _read_admin_password(args.username)
+            asyncio.run(_create_admin(settings, args.username, password, args.role))
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except AppError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except PasswordUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -161,6 +161,8 @@ def _operation(route: Route, refs: dict[type[BaseModel], Any], definitions: dict
     if route.access is not PUBLIC:
         statuses.setdefault(401, []).extend(["unauthenticated", "invalid_token", "token_expired"])
         statuses.setdefault(403, []).append("forbidden")
+        if route.access.kind in ("admin", "staff") and not route.open_during_password_change:
+            statuses[403].append(errors.PasswordChangeRequired.code)
     for status, codes in sorted(statuses.items()):
         op["responses"][str(status)] = {"description": "Error: " + ", ".join(f"`{c}`" for c in codes), **error_ref}
     return op

@@ -330,6 +330,14 @@ class Settings:
         lo=10,
         hi=3600,
     )
+    integration_secret_grace: int = setting(
+        "INTEGRATION_SECRET_GRACE",
+        86_400,
+        "seconds an integration's previous secret keeps signing valid events after `POST"
+        " /api/v1/admin/integrations/{id}/rotate` (time to deploy the new one); `0`: refused at once",
+        lo=0,
+        hi=30 * 86_400,
+    )
     feed_weight_audience: float = _feed_weight("audience", "when the campaign is targeted at you")
     feed_weight_interest: float = _feed_weight("interest", "× the share of the campaign's tags among your interests")
     feed_weight_behaviour: float = _feed_weight("behaviour", "when its categories meet those of your recent purchases")

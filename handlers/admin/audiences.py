@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
+from handlers.common.actors import actor_of
 from handlers.common.schemas import PageQuery
 from models.audience import Segment
 from server.access import admin
 from server.routing import RouteTable, path_int, principal_of
 from services.audience import MAX_RULE_BYTES, rule_size_ok, segments
 from services.audience import rules as audience
-from services.core import Body, Out, errors, newest_first
+from services.core import Body, Out, audit, errors, newest_first
 
 routes = RouteTable()
 
@@ -103,6 +104,10 @@ async def preview(request: web.Request, body: AudiencePreviewIn) -> AudiencePrev
 )  # fmt: skip
 async def create_segment(request: web.Request, body: SegmentIn) -> SegmentOut:
     segment = await segments.create_segment(body.name, body.rule, body.description, principal_of(request).id)
+    # Recorded after the insert (the service has no actor); a failure here leaves the
+    # segment unaudited, never an audit entry without its segment.
+    after = {"name": segment.name, "rule": segment.rule, "description": segment.description}
+    await audit.record(actor_of(request), "segment.create", "segment", segment.id, None, after)
     return SegmentOut.model_validate(segment)
 
 

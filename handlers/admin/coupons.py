@@ -10,7 +10,7 @@ from server.access import admin
 from server.keys import REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, path_int
 from server.workers import claims_worker
-from services.core import Body, Id, Out, errors
+from services.core import Body, Id, Out, audit, errors
 from services.stock import CampaignKeys, reconcile
 from services.stock import admin as stock_admin
 
@@ -107,4 +107,8 @@ async def add_stock(request: web.Request, body: AddStockIn) -> StockOut:
 async def reconcile_stock(request: web.Request, body: ReconcileIn) -> ReconcileOut:
     worker = claims_worker(request.app[REDIS], request.app[SETTINGS])
     reports = await reconcile.reconcile(request.app[STOCK], worker, body.coupon_id)
+    # One entry per run: what Redis had (before) and has now (after), per coupon.
+    before = {str(r.coupon_id): {"stock": r.stock_before, "holders": r.holder_customers_before} for r in reports}
+    after = {str(r.coupon_id): {"stock": r.stock_after, "holders": r.holder_customers_after} for r in reports}
+    await audit.record(actor_of(request), "stock.reconcile", "coupon", body.coupon_id, before, after)
     return ReconcileOut(items=[CouponReportOut.of(r) for r in reports])

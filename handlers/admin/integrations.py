@@ -12,7 +12,7 @@ from handlers.common.schemas import PageQuery
 from models.journey import Integration
 from server.access import admin
 from server.keys import SETTINGS
-from server.routing import RouteTable
+from server.routing import RouteTable, path_int
 from services.activity import integrations
 from services.core import Body, Out, errors, newest_first
 
@@ -30,9 +30,17 @@ class IntegrationOut(Out):
     is_active: bool
     created_at: datetime
 
+    previous_secret_expires_at: datetime | None = Field(
+        description="after a rotation: until when the previous secret is still accepted"
+    )
+
 
 class IntegrationCreatedOut(IntegrationOut):
     secret: str = Field(description="the HMAC key: shown this once, never again")
+
+
+class IntegrationPatchIn(Body):
+    active: bool
 
 
 class IntegrationPageOut(Out):
@@ -47,9 +55,7 @@ class IntegrationPageOut(Out):
 )  # fmt: skip
 async def create_integration(request: web.Request, body: IntegrationIn) -> IntegrationCreatedOut:
     row, secret = await integrations.create(body.name, request.app[SETTINGS].secret_key, actor_of(request))
-    return IntegrationCreatedOut(
-        id=row.id, name=row.name, key_id=row.key_id, is_active=row.is_active, created_at=row.created_at, secret=secret
-    )
+    return IntegrationCreatedOut(**IntegrationOut.model_validate(row).model_dump(), secret=secret)
 
 
 @routes.add(
@@ -59,3 +65,27 @@ async def create_integration(request: web.Request, body: IntegrationIn) -> Integ
 async def list_integrations(request: web.Request, query: PageQuery) -> IntegrationPageOut:
     page, nxt = await newest_first(Integration.all(), query.cursor, query.limit)
     return IntegrationPageOut(items=[IntegrationOut.model_validate(i) for i in page], next_cursor=nxt)
+
+
+@routes.add(
+    "PATCH", "/api/v1/admin/integrations/{id}", access=admin("superadmin"), tags=("integrations",),
+    body=IntegrationPatchIn, response=IntegrationOut, errors=(errors.NotFound,),
+    summary="Enable or disable an integration (a disabled one's events are refused: invalid_api_key); audited",
+)  # fmt: skip
+async def patch_integration(request: web.Request, body: IntegrationPatchIn) -> IntegrationOut:
+    row = await integrations.set_active(path_int(request, "id"), body.active, actor_of(request))
+    return IntegrationOut.model_validate(row)
+
+
+@routes.add(
+    "POST", "/api/v1/admin/integrations/{id}/rotate", access=admin("superadmin"), tags=("integrations",),
+    response=IntegrationCreatedOut, errors=(errors.NotFound,),
+    summary="A new secret (shown once); the old one keeps signing valid events for INTEGRATION_SECRET_GRACE "
+    "seconds (24 h by default), then is refused; audited",
+)  # fmt: skip
+async def rotate_integration(request: web.Request) -> IntegrationCreatedOut:
+    settings = request.app[SETTINGS]
+    row, secret = await integrations.rotate(
+        path_int(request, "id"), settings.secret_key, settings.integration_secret_grace, actor_of(request)
+    )
+    return IntegrationCreatedOut(**IntegrationOut.model_validate(row).model_dump(), secret=secret)

@@ -6,12 +6,13 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
+from handlers.common.actors import actor_of
 from models.media import MediaFile
 from server.access import admin
 from server.keys import SETTINGS
 from server.routing import RouteTable, json_response, principal_of
 from services.content import media
-from services.core import Out, errors
+from services.core import Out, audit, errors
 
 routes = RouteTable()
 
@@ -101,4 +102,10 @@ async def upload_media(request: web.Request) -> web.Response:
     with media.Incoming(settings.media_dir) as upload:
         await read_upload(request, settings.max_upload_bytes, upload)
         row, created = await media.store(upload, principal_of(request).id)
+    if created:  # a repeat upload of the same bytes creates nothing
+        after = {
+            "sha256": row.sha256, "content_type": row.content_type, "width": row.width, "height": row.height,
+            "size_bytes": row.size_bytes,
+        }  # fmt: skip
+        await audit.record(actor_of(request), "media.create", "media", row.id, None, after)
     return json_response(MediaOut.of(row), status=201 if created else 200)

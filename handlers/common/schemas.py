@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from services.core import Body, Out, Query
+from services.core import Body, Out, Query, errors
 
 
 class PageQuery(Query):
@@ -29,6 +29,26 @@ class GoalOut(Out):
     window_days: int | None
 
 
+class PasswordChangeIn(Body):
+    old_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256, description="see the password rules in docs/accounts.md")
+
+
+class OneTimePasswordOut(Out):
+    one_time_password: str = Field(
+        description="shown this once: the account must change it at its next login (password_change_required)"
+    )
+
+
+def refuse_empty(body: BaseModel) -> None:
+    """A PATCH that changes nothing is a 422 (a console bug, not a no-op to audit)."""
+    if not body.model_fields_set:
+        raise errors.ValidationFailed(
+            "the body names no field to change",
+            details={"errors": [{"field": "body", "message": "no field to change", "type": "empty"}]},
+        )
+
+
 class PasswordLoginIn(Body):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
@@ -41,4 +61,6 @@ class StoreOut(Out):
     city: str
     latitude: float
     longitude: float
+    address: str
+    state: Literal["open", "closed"] = Field(description="a closed store takes no redemptions")
     is_active: bool

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
+from pydantic import Field
 
-from handlers.common.login_flow import password_login
-from handlers.common.schemas import PasswordLoginIn, StoreOut, TokenPairOut
+from handlers.common.actors import actor_of
+from handlers.common.login_flow import new_session, password_login
+from handlers.common.schemas import PasswordChangeIn, PasswordLoginIn, StoreOut, TokenPairOut
 from models.stores import StaffMember
 from server.access import ANY_STAFF, PUBLIC
+from server.keys import REDIS
 from server.routing import RouteTable, principal_of
+from services.accounts import operators as accounts
 from services.core import Out, errors
 
 routes = RouteTable()
@@ -26,6 +30,10 @@ class StaffSelfOut(Out):
 
 class StaffTokenOut(TokenPairOut):
     staff: StaffSelfOut
+    password_change_required: bool = Field(
+        description="the password was reset: every route but POST /api/v1/staff/me/password (and logout) "
+        "answers 403 password_change_required until it is changed"
+    )
 
 
 def _self_out(member: StaffMember) -> StaffSelfOut:
@@ -51,6 +59,7 @@ async def staff_login(request: web.Request, body: PasswordLoginIn) -> StaffToken
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
         staff=_self_out(member),
+        password_change_required=principal.password_change,
     )
 
 
@@ -67,3 +76,18 @@ async def staff_me(request: web.Request) -> StaffSelfOut:
     if member is None:
         raise errors.InvalidToken("this account is disabled")
     return _self_out(member)
+
+
+@routes.add(
+    "POST", "/api/v1/staff/me/password", access=ANY_STAFF, tags=("staff",), body=PasswordChangeIn,
+    response=TokenPairOut, open_during_password_change=True,
+    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon),
+    summary="Change your own password (old + new, see the password rules); ends every session of the account "
+    "and answers a new token pair",
+)  # fmt: skip
+async def change_staff_password(request: web.Request, body: PasswordChangeIn) -> TokenPairOut:
+    me = principal_of(request)
+    principal = await accounts.change_password(
+        request.app[REDIS], actor_of(request), "staff", me.id, body.old_password, body.new_password
+    )
+    return await new_session(request, principal)

@@ -147,7 +147,7 @@ _REFUSALS = (
 
 @routes.add(
     "POST", "/api/v1/staff/redemptions/preview", access=ANY_STAFF, tags=("staff",), body=RedemptionPreviewIn,
-    response=RedemptionPreviewOut, errors=_SCAN_ERRORS,
+    response=RedemptionPreviewOut, errors=(*_SCAN_ERRORS, errors.StoreClosed),
     summary="What a scanned code is, whose, and whether this store may redeem it now (or the precise reason not)",
 )  # fmt: skip
 async def preview_redemption(request: web.Request, body: RedemptionPreviewIn) -> RedemptionPreviewOut:
@@ -185,7 +185,7 @@ class RedeemIn(Body):
 
 @routes.add(
     "POST", "/api/v1/staff/redemptions", access=ANY_STAFF, tags=("staff",), body=RedeemIn, response=RedemptionOut,
-    status=201, errors=(*_SCAN_ERRORS, *_REFUSALS, errors.Conflict),
+    status=201, errors=(*_SCAN_ERRORS, *_REFUSALS, errors.Conflict, errors.StoreClosed),
     summary="Redeem a scanned or typed code (QR payload, barcode number or voucher code), exactly once; "
     "Idempotency-Key header or order_ref make retries return the first answer",
 )  # fmt: skip

@@ -5,10 +5,12 @@ The names below are the package's public face: other packages, handlers and test
 import them from here; its modules import each other directly."""
 
 from services.accounts.customers import call_wechat
+from services.accounts.epochs import check_session
 from services.accounts.login_limits import MAX_LOCKOUT_SECONDS, LoginLimiter
 
 __all__ = [
     "MAX_LOCKOUT_SECONDS",
     "LoginLimiter",
     "call_wechat",
+    "check_session",
 ]

@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
+from models.admins import Admin
 from models.sessions import RefreshToken
+from models.stores import StaffMember
 from services.core import Principal, errors, issue_access_token
 
 
@@ -23,6 +25,31 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+
+
+def account_principal(account: Admin | StaffMember) -> Principal:
+    """The principal to issue tokens for: role, store, token epoch and the pending password
+    change as the account has them now."""
+    if isinstance(account, StaffMember):
+        return Principal(
+            kind="staff", id=account.id, role=account.role, store_id=account.store_id,
+            epoch=account.token_epoch, password_change=account.must_change_password,
+        )  # fmt: skip
+    return Principal(
+        kind="admin", id=account.id, role=account.role, epoch=account.token_epoch,
+        password_change=account.must_change_password,
+    )  # fmt: skip
+
+
+async def _current_principal(kind: str, subject_id: int) -> Principal | None:
+    """An admin's or staff member's principal read afresh (None if disabled or gone): a
+    rotated token never keeps a role, store or epoch the account no longer has."""
+    account: Admin | StaffMember | None
+    if kind == "admin":
+        account = await Admin.get_or_none(id=subject_id, is_active=True)
+    else:
+        account = await StaffMember.get_or_none(id=subject_id, is_active=True, store__is_active=True)
+    return None if account is None else account_principal(account)
 
 
 def _hash(token: str) -> str:
@@ -65,17 +92,20 @@ async def rotate(refresh_token: str, *, secret: str, access_ttl: int, refresh_tt
         if row.revoked_at is not None or row.expires_at <= now:
             raise errors.InvalidRefreshToken()
         claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
+        principal: Principal | None = None
         if claimed == 1:
-            principal = Principal(
-                kind=row.subject_kind,  # type: ignore[arg-type]  # a str column, written from a Principal's kind
-                id=row.subject_id,
-                role=row.role,
-                store_id=row.store_id,
-            )
-            pair = await start_session(
-                principal, secret=secret, access_ttl=access_ttl, refresh_ttl=refresh_ttl, family_id=row.family_id
-            )
-            return principal, pair
+            if row.subject_kind == "customer":
+                principal = Principal(kind="customer", id=row.subject_id)
+            else:
+                principal = await _current_principal(row.subject_kind, row.subject_id)
+            if principal is not None:
+                pair = await start_session(
+                    principal, secret=secret, access_ttl=access_ttl, refresh_ttl=refresh_ttl, family_id=row.family_id
+                )
+                return principal, pair
+    if claimed == 1:  # the account is disabled: its session ends here
+        await revoke_family(row.family_id)
+        raise errors.InvalidRefreshToken("this account is disabled")
     # Reuse: revoke outside the failed branch's transaction so the revocation commits.
     await revoke_family(row.family_id)
     raise errors.RefreshTokenReused()

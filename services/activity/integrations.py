@@ -17,6 +17,12 @@ The secret is needed in clear to verify an HMAC, so it cannot be stored hashed: 
 stored encrypted with AES-256-GCM under a key derived from SECRET_KEY (HMAC-SHA256 of a
 fixed label), the key id as associated data. Changing SECRET_KEY makes stored secrets
 unreadable: integrations must then be created again.
+
+Rotation (``rotate``) issues a new secret under the same key id and keeps the previous
+one, accepted until ``previous_secret_expires_at`` (INTEGRATION_SECRET_GRACE after the
+rotation, 24 h by default) so the POS can switch without dropping events; a second
+rotation replaces the kept one. A disabled integration (``set_active``) is refused
+(invalid_api_key) whatever it signs with.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import os
 import re
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -97,14 +105,62 @@ async def authenticate(
     if abs(now - int(timestamp)) > max_skew:
         raise errors.StaleRequest(details={"server_time": int(now), "max_skew_seconds": max_skew})
     try:
-        secret = decrypt_secret(secret_key, key_id, integration.secret_encrypted)
+        secrets_now = [decrypt_secret(secret_key, key_id, integration.secret_encrypted)]
+        grace_ends = integration.previous_secret_expires_at
+        if integration.previous_secret_encrypted and grace_ends is not None and now < grace_ends.timestamp():
+            secrets_now.append(decrypt_secret(secret_key, key_id, integration.previous_secret_encrypted))
     except (InvalidTag, ValueError):
         raise errors.InvalidApiKey("the integration's secret cannot be read: create it again") from None
     if not nonce or not _NONCE.match(nonce):
         raise errors.InvalidSignature("X-Nonce must be 8-64 characters of A-Z a-z 0-9 _ -")
-    expected = sign(secret, timestamp, nonce, body)
-    if not signature or not hmac.compare_digest(expected, signature.strip().lower()):
+    given = (signature or "").strip().lower()
+    # Every candidate is compared (no early exit): the time taken says nothing of which matched.
+    matched = [hmac.compare_digest(sign(secret, timestamp, nonce, body), given) for secret in secrets_now]
+    if not signature or not any(matched):
         raise errors.InvalidSignature()
     if not await redis.set(f"integration-nonce:{key_id}:{nonce}", "1", nx=True, ex=2 * max_skew):
         raise errors.ReplayedRequest()
     return integration
+
+
+def _snapshot(row: Integration) -> dict[str, Any]:
+    return {
+        "name": row.name, "key_id": row.key_id, "is_active": row.is_active,
+        "previous_secret_expires_at": (
+            row.previous_secret_expires_at.isoformat() if row.previous_secret_expires_at else None
+        ),
+    }  # fmt: skip
+
+
+async def set_active(integration_id: int, active: bool, actor: audit.Actor) -> Integration:
+    """Enable or disable an integration (a disabled one's events are refused with
+    invalid_api_key), audited (``integration.update``)."""
+    async with in_transaction():
+        row = await Integration.filter(id=integration_id).select_for_update().first()
+        if row is None:
+            raise errors.NotFound(f"no integration {integration_id}")
+        before = _snapshot(row)
+        row.is_active = active
+        await row.save(update_fields=["is_active"])
+        await audit.record(actor, "integration.update", "integration", row.id, before, _snapshot(row))
+    return row
+
+
+async def rotate(
+    integration_id: int, secret_key: str, grace_seconds: int, actor: audit.Actor, now: datetime | None = None
+) -> tuple[Integration, str]:
+    """A new secret for the integration (returned once, never again); the current one stays
+    valid for ``grace_seconds`` more. Audited (``integration.rotate``, without secrets)."""
+    now = now or datetime.now(UTC)
+    secret = "sk_" + secrets.token_urlsafe(32)
+    async with in_transaction():
+        row = await Integration.filter(id=integration_id).select_for_update().first()
+        if row is None:
+            raise errors.NotFound(f"no integration {integration_id}")
+        before = _snapshot(row)
+        row.previous_secret_encrypted = row.secret_encrypted
+        row.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+        row.secret_encrypted = encrypt_secret(secret_key, row.key_id, secret)
+        await row.save(update_fields=["secret_encrypted", "previous_secret_encrypted", "previous_secret_expires_at"])
+        await audit.record(actor, "integration.rotate", "integration", row.id, before, _snapshot(row))
+    return row, secret

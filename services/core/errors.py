@@ -120,6 +120,48 @@ class TooManyAttempts(AppError):
     default_message = "too many failed attempts; try again later"
 
 
+class PasswordChangeRequired(AppError):
+    code = "password_change_required"
+    status = 403
+    default_message = "this account's password was reset: change it (POST .../me/password) before anything else"
+
+
+class WrongPassword(AppError):
+    code = "wrong_password"
+    status = 403
+    default_message = "the current password is not right"
+
+
+class PasswordTooShort(AppError):
+    code = "password_too_short"
+    status = 422
+    default_message = "the new password is too short"
+
+
+class PasswordContainsUsername(AppError):
+    code = "password_contains_username"
+    status = 422
+    default_message = "the new password must not be or contain the username"
+
+
+class PasswordTooCommon(AppError):
+    code = "password_too_common"
+    status = 422
+    default_message = "the new password is one of the most common passwords"
+
+
+class LastSuperadmin(AppError):
+    code = "last_superadmin"
+    status = 409
+    default_message = "the last active superadmin cannot be demoted or disabled"
+
+
+class StoreClosed(AppError):
+    code = "store_closed"
+    status = 403
+    default_message = "this store is closed: it takes no redemptions"
+
+
 # WeChat
 class InvalidLoginCode(AppError):
     code = "invalid_login_code"

@@ -217,9 +217,18 @@ class Preview:
     refusal: errors.AppError | None
 
 
+async def ensure_store_open(store_id: int) -> None:
+    """Refuse (403 store_closed) at a store whose opening state is ``closed``: it takes no
+    redemptions (its staff may still log in and read their lists)."""
+    if await Store.filter(id=store_id, state="closed").exists():
+        raise errors.StoreClosed(details={"store_id": store_id})
+
+
 async def preview(config: CodeConfig, redis: AnyRedis, till: Till, payload: str, order_amount: int | None) -> Preview:
     """What a scanned or typed code is, whose, and whether this store may redeem it now
-    (or why not). A code that is malformed, forged, stale or names no voucher is raised."""
+    (or why not). A code that is malformed, forged, stale or names no voucher is raised;
+    so is a closed store (store_closed)."""
+    await ensure_store_open(till.store_id)
     voucher_id = await resolve(config, redis, payload)
     scanned = await load_scanned(voucher_id, till)
     now = datetime.now(UTC)

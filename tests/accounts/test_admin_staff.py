@@ -76,16 +76,31 @@ async def test_cli_creates_the_first_superadmin_who_can_log_in(client: TestClien
     }
     password = "first-superadmin-password"
 
-    async def cli(*args: str) -> tuple[int, str, str]:
+    async def cli(*args: str, password: str | None = None) -> tuple[int, str, str]:
+        extra = {} if password is None else {"ADMIN_PASSWORD": password}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", "create-admin", *args,
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT, env=env | extra, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 
+    # Never from argv: a command line is readable by every user of the machine.
     code, out, err = await cli("--username", "root", "--password", password, "--role", "superadmin")
+    assert code == 2 and "unrecognized arguments: --password" in err, (code, err)
+    # No terminal to ask and no ADMIN_PASSWORD: refused, nothing created.
+    code, out, err = await cli("--username", "root", "--role", "superadmin")
+    assert code == 1 and "ADMIN_PASSWORD" in err, (code, err)
+    # The password rules apply.
+    code, out, err = await cli("--username", "root", "--role", "superadmin", password="short")
+    assert code == 1 and "at least 10 characters" in err, (code, err)
+    code, out, err = await cli("--username", "root", "--role", "superadmin", password="my-root-password")
+    assert code == 1 and "username" in err, (code, err)
+    assert not await Admin.filter(username="root").exists()
+
+    code, out, err = await cli("--username", "root", "--role", "superadmin", password=password)
     assert code == 0, err
     assert "created admin 'root'" in out and "superadmin" in out, out
     assert password not in out + err
@@ -102,7 +117,7 @@ async def test_cli_creates_the_first_superadmin_who_can_log_in(client: TestClien
     assert login["admin"]["id"] == row.id and login["admin"]["role"] == "superadmin"
 
     # Running it again for the same name fails cleanly and changes nothing.
-    code, out, err = await cli("--username", "root", "--password", "another-password-1", "--role", "operator")
+    code, out, err = await cli("--username", "root", "--role", "operator", password="another-password-1")
     assert code == 1, (out, err)
     assert "already exists" in err
     assert await Admin.filter(username="root").count() == 1
@@ -153,10 +168,13 @@ async def test_admin_login_returns_tokens_and_the_admin(client: TestClient, sett
     row = await create_admin("olga", password, "operator")
     resp = await post_login(client, ADMIN_LOGIN, "olga", password)
     assert resp.status == 200, await resp.text()
-    text = await resp.text()
+    # No password in any form (the password_change_required flag aside).
+    text = (await resp.text()).replace('"password_change_required"', "")
     assert "password" not in text and "$argon2" not in text and password not in text
     body = await resp.json()
-    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in", "admin"}
+    keys = {"access_token", "refresh_token", "token_type", "expires_in", "admin", "password_change_required"}
+    assert set(body) == keys
+    assert body["password_change_required"] is False
     assert body["token_type"] == "Bearer" and body["expires_in"] == settings.access_token_ttl
     assert body["admin"]["id"] == row.id
     assert {k: body["admin"][k] for k in ("username", "role", "is_active")} == {
@@ -368,7 +386,7 @@ async def test_staff_login_binds_the_token_to_the_store(client: TestClient, sett
 
     login = await post_login(client, STAFF_LOGIN, "clara", "pw-clara-123")
     assert login.status == 200, await login.text()
-    assert "password" not in await login.text()
+    assert "password" not in (await login.text()).replace('"password_change_required"', "")
     body = await login.json()
     assert body["token_type"] == "Bearer" and body["staff"]["store"]["id"] == store["id"]
     principal = verify_access_token(settings.secret_key, body["access_token"])
