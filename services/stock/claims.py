@@ -40,6 +40,8 @@ class ClaimEntry:
     customer_id: int
     face_value: int
     grabbed_at: datetime
+    #: A manual grant's admin (the stream entry's optional "by"); None for grabs and rewards.
+    granted_by: int | None = None
 
 
 def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
@@ -52,6 +54,7 @@ def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
         customer_id=int(f["uid"]),
         face_value=int(f["face"]),
         grabbed_at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
+        granted_by=int(f["by"]) if "by" in f else None,
     )
 
 
@@ -62,7 +65,7 @@ def consumer_name() -> str:
 #: The columns persist() writes (every other column of ``vouchers`` has its default).
 _VOUCHER_COLUMNS = (
     "claim_id", "template_id", "campaign_id", "customer_id", "code", "status", "face_value", "valid_from",
-    "valid_until", "issued_at",
+    "valid_until", "issued_at", "granted_by", "stock_returned",
 )  # fmt: skip
 
 
@@ -81,6 +84,7 @@ async def _voucher_rows(entries: list[ClaimEntry]) -> list[tuple[Any, ...]]:
             (
                 e.claim_id, e.template_id, template.campaign_id,
                 e.customer_id, e.code, "available", e.face_value, valid_from, valid_until, e.grabbed_at,
+                e.granted_by, False,
             )
         )  # fmt: skip
     return rows
