@@ -11,6 +11,7 @@ from handlers.admin import budget as admin_budget
 from handlers.admin import calendar as admin_calendar
 from handlers.admin import campaigns as admin_campaigns
 from handlers.admin import coupons as admin_coupons
+from handlers.admin import customers as admin_customers
 from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
@@ -43,7 +44,7 @@ def all_routes() -> RouteTable:
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions, admin_analytics,
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
-        admin_automation, admin_notifications,
+        admin_automation, admin_notifications, admin_customers,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -12,7 +12,9 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-TRIGGERS = ("registered", "first_purchase", "campaign_completed", "inactive_for_days", "voucher_expiring")
+TRIGGERS = (
+    "registered", "first_purchase", "campaign_completed", "inactive_for_days", "voucher_expiring", "tier_changed",
+)  # fmt: skip
 RUN_STATUSES = ("pending", "done", "refused", "failed")
 
 

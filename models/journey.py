@@ -13,7 +13,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-EVENT_TYPES = ("purchase", "visit", "refund")
+EVENT_TYPES = ("purchase", "visit", "refund", "profile")
 EVENT_STATUSES = ("applied", "refunded", "pending")
 GRANT_STATUSES = ("pending", "issued", "refused")
 
@@ -139,9 +139,12 @@ class PointsEntry(Model):
     customer_id: int
     delta = fields.BigIntField()
     balance_after = fields.BigIntField()
-    reason = fields.CharField(max_length=32)  # purchase, refund, campaign_reward
+    reason = fields.CharField(max_length=32)  # purchase, refund, campaign_reward, manual
     ref = fields.CharField(max_length=80, unique=True)
     campaign_id = fields.BigIntField(null=True)
+    # A manual adjustment: the admin's stated reason and who made it.
+    note = fields.CharField(max_length=200, null=True)
+    admin_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -32,6 +32,16 @@ class Voucher(Model):
     used_at = fields.DatetimeField(null=True)
     used_store_id = fields.BigIntField(null=True)
     used_by_staff_id = fields.BigIntField(null=True)
+    # A manual grant by customer service: the admin who granted it (null for grabs and
+    # rewards). Carried on the claim through the stream.
+    granted_by = fields.BigIntField(null=True)
+    # A void by customer service: when, by whom and why. ``stock_returned`` says its
+    # stock and budget went back to the coupon (a claw-back's void keeps them spent), so
+    # loading and reconciling the coupon do not count it as issued.
+    voided_at = fields.DatetimeField(null=True)
+    voided_by = fields.BigIntField(null=True)
+    void_reason = fields.CharField(max_length=200, null=True)
+    stock_returned = fields.BooleanField(default=False)
 
     class Meta:
         table = "vouchers"

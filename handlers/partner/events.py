@@ -26,10 +26,11 @@ Category = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_w
 
 class EventIn(Body):
     """One event. ``purchase`` needs ``order_ref`` and ``amount``; ``refund`` needs
-    ``refund_of`` (the purchase's external id); every event names the customer by
-    ``customer_id`` or ``openid`` (one of them)."""
+    ``refund_of`` (the purchase's external id); ``profile`` needs ``tier`` (a CRM syncing
+    the membership tier); every event names the customer by ``customer_id`` or
+    ``openid`` (one of them)."""
 
-    type: Literal["purchase", "visit", "refund"]
+    type: Literal["purchase", "visit", "refund", "profile"]
     external_id: ExternalId = Field(description="unique per integration: the same id again is a replay")
     occurred_at: AwareDatetime
     customer_id: Id | None = None
@@ -39,6 +40,9 @@ class EventIn(Body):
     store_id: Id | None = None
     categories: list[Category] = Field(default_factory=list, max_length=20)
     refund_of: ExternalId | None = Field(default=None, description="refunds: the purchase's external_id")
+    tier: Literal["standard", "silver", "gold", "platinum"] | None = Field(
+        default=None, description="profile events: the customer's membership tier in the CRM"
+    )
 
     @model_validator(mode="after")
     def per_type(self) -> EventIn:
@@ -52,6 +56,10 @@ class EventIn(Body):
             raise ValueError("a refund needs refund_of (the purchase's external_id)")
         if self.type != "refund" and self.refund_of is not None:
             raise ValueError("refund_of is for refunds")
+        if (self.type == "profile") != (self.tier is not None):
+            raise ValueError("a profile event needs tier, and tier is for profile events")
+        if self.type == "profile" and (self.order_ref is not None or self.store_id is not None):
+            raise ValueError("order_ref and store_id are not for profile events")
         return self
 
 
@@ -61,6 +69,12 @@ class EventProgressOut(Out):
     delta: int
     value: int
     completed: bool = Field(description="this event completed the goal (the reward was granted)")
+
+
+class EventTierOut(Out):
+    from_tier: str
+    to_tier: str
+    changed: bool = Field(description="false: the customer already had this tier (nothing recorded)")
 
 
 class EventOut(Out):
@@ -73,6 +87,7 @@ class EventOut(Out):
     )
     points: int = Field(description="points this event gave (negative: taken back)")
     progress: list[EventProgressOut]
+    tier: EventTierOut | None = Field(default=None, description="profile events: the tier before and after")
     replayed: bool = Field(description="true: this external_id was processed before; this is the first result")
 
 
@@ -93,10 +108,11 @@ async def _verify(request: web.Request) -> None:
 @routes.add(
     "POST", "/api/v1/integrations/events", access=PUBLIC, tags=("integrations",), body=EventIn, response=EventOut,
     status=201, also=(200,), guard=_verify,
-    summary="Post a purchase, visit or refund (X-Api-Key, X-Timestamp, X-Nonce, X-Signature: hex HMAC-SHA256 of "
+    summary="Post a purchase, visit, refund or profile (tier sync) event (X-Api-Key, X-Timestamp, X-Nonce, "
+    "X-Signature: hex HMAC-SHA256 of "
     "'<timestamp>.<nonce>.<body>'). 201 when new, 200 with the first result when the external_id was seen",
     errors=(errors.InvalidApiKey, errors.InvalidSignature, errors.StaleRequest, errors.ReplayedRequest,
-            errors.EventConflict, errors.UnknownCustomer, errors.UnknownStore),
+            errors.EventConflict, errors.UnknownCustomer, errors.UnknownStore, errors.Conflict),
 )  # fmt: skip
 async def post_event(request: web.Request, body: EventIn) -> EventOut | web.Response:
     skew = request.app[SETTINGS].integration_max_skew
@@ -108,7 +124,7 @@ async def post_event(request: web.Request, body: EventIn) -> EventOut | web.Resp
     spec = journey_events.EventSpec(
         type=body.type, external_id=body.external_id, occurred_at=body.occurred_at.astimezone(UTC),
         customer_id=body.customer_id, openid=body.openid, order_ref=body.order_ref, amount=body.amount or 0,
-        store_id=body.store_id, categories=tuple(body.categories), refund_of=body.refund_of,
+        store_id=body.store_id, categories=tuple(body.categories), refund_of=body.refund_of, tier=body.tier,
     )  # fmt: skip
     result: dict[str, Any]
     result, created = await journey_events.ingest(request.app[JOURNEY], request[INTEGRATION].id, spec)

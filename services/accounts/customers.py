@@ -16,7 +16,7 @@ from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
 from miniprogram_api import errors as wx
-from models.customers import Customer
+from models.customers import Customer, phone_suffix_of
 from models.stores import Store
 from services.core import AnyRedis, errors
 from services.feed import viewer_changed
@@ -119,9 +119,10 @@ class PhoneNumber:
 async def bind_phone(customer_id: int, phone: PhoneNumber) -> Customer:
     customer = await get(customer_id)
     customer.phone_number = phone.phone_number
+    customer.phone_suffix = phone_suffix_of(phone.phone_number)
     customer.phone_country_code = phone.country_code
     customer.phone_bound_at = datetime.now(UTC)
-    await customer.save(update_fields=["phone_number", "phone_country_code", "phone_bound_at"])
+    await customer.save(update_fields=["phone_number", "phone_suffix", "phone_country_code", "phone_bound_at"])
     return customer
 
 

@@ -16,6 +16,9 @@ events apply one after another while different customers' run in parallel. Insid
   completed`` decides who grants the reward, so two events completing it at once grant
   it once
 - a purchase earns ``points_per_yuan`` points per 100 fen
+- a profile event (a CRM syncing the membership tier) sets the customer's tier
+  (services.activity.tiers: recorded with the integration as its source, a
+  ``tier_changed`` trigger, the feed's audiences and ranking follow after the commit)
 - a refund takes back the progress steps and points its purchase gave (points only as far
   as the balance allows: the balance never goes negative). A refund that arrives before
   its purchase is kept ``pending``; when the purchase comes, it is recorded as refunded
@@ -47,11 +50,12 @@ from models.customers import Customer
 from models.journey import CheckIn, IntegrationEvent, ProgressEntry
 from models.participations import Participation
 from models.stores import Store
+from services.activity import tiers
 from services.audience import record_activity
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
 from services.campaigns import CampaignSnapshot
-from services.core import column, errors
+from services.core import audit, column, errors
 from services.feed import viewer_changed
 from services.journey import Journey, claw_back, grant_in_transaction, points
 
@@ -73,14 +77,18 @@ class EventSpec:
     store_id: int | None = None
     categories: tuple[str, ...] = ()
     refund_of: str | None = None
+    #: A profile event's membership tier (a CRM syncing it).
+    tier: str | None = None
 
     def body_hash(self) -> str:
-        canonical = {
+        canonical: dict[str, Any] = {
             "type": self.type, "external_id": self.external_id, "occurred_at": self.occurred_at.isoformat(),
             "customer_id": self.customer_id, "openid": self.openid, "order_ref": self.order_ref,
             "amount": self.amount, "store_id": self.store_id, "categories": sorted(self.categories),
             "refund_of": self.refund_of,
         }  # fmt: skip
+        if self.tier is not None:  # only profile events carry it: older events keep their hash
+            canonical["tier"] = self.tier
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -90,11 +98,14 @@ class _Outcome:
     grant_ids: list[int]
     #: Automation runs recorded in the transaction: executed after the commit.
     run_ids: list[int]
+    #: A profile event's tier change, finished after the commit.
+    tier: tiers.TierOutcome | None
 
     def __init__(self) -> None:
         self.progress = []
         self.grant_ids = []
         self.run_ids = []
+        self.tier = None
 
 
 async def _lock_customer(customer_id: int) -> None:
@@ -220,6 +231,8 @@ async def ingest(journey: Journey, integration_id: int, spec: EventSpec) -> tupl
         await IntegrationEvent.filter(id=event.id).update(result=result)
     if spec.type in ("purchase", "refund"):  # what they bought ranks the feed
         await viewer_changed(journey.redis, customer_id)
+    if outcome.tier is not None:  # the audiences and the feed ranking follow the new tier
+        await tiers.after_commit(journey, outcome.tier, [])
     await journey.rewards.issue_pending(outcome.grant_ids)
     await automation.execute(journey, outcome.run_ids)
     return {**result, "replayed": False}, True
@@ -231,6 +244,18 @@ async def _apply(
 ) -> dict[str, Any]:  # fmt: skip
     day = spec.occurred_at.date()
     ref = f"event:{event.id}"
+    if spec.type == "profile":
+        assert spec.tier is not None  # the handler's schema requires it
+        changed, run_ids = await tiers.change_in_transaction(
+            customer_id, spec.tier, source=tiers.TierSource("integration", integration_id=integration_id),
+            reason=f"event {spec.external_id}", actor=audit.Actor.system(),
+        )  # fmt: skip
+        outcome.tier = changed
+        outcome.run_ids += run_ids
+        return {
+            "status": "applied", "points": 0,
+            "tier": {"from_tier": changed.from_tier, "to_tier": changed.to_tier, "changed": changed.changed},
+        }  # fmt: skip
     if spec.type == "visit":
         await record_activity(customer_id, day, visits=1, store_id=spec.store_id)
         await _feed(journey, customer_id, {"visits": 1}, "visit", ref, spec.occurred_at, spec.store_id, (), outcome)

@@ -5,7 +5,8 @@ Recording is the cheap, transactional half (``services.automation`` executes). A
 unique per (rule, customer), so a trigger that happens again, or twice at once, records
 nothing more: a rule acts on a customer at most once.
 
-- Triggers inside a request (``registered``, ``first_purchase``, ``campaign_completed``)
+- Triggers inside a request (``registered``, ``first_purchase``, ``campaign_completed``,
+  ``tier_changed``)
   call ``fire`` in the transaction that records what happened, so the run commits with
   it or not at all, and the request executes it after the commit. Its ``run_after`` is
   ``GRACE_SECONDS`` ahead: the worker only takes it over if the request did not finish
@@ -39,6 +40,9 @@ def _matches(rule: AutomationRule, context: dict[str, Any]) -> bool:
     if rule.trigger == "campaign_completed":
         wanted = rule.trigger_params.get("campaign_id")
         return wanted is None or wanted == context.get("campaign_id")
+    if rule.trigger == "tier_changed":
+        tier = rule.trigger_params.get("tier")
+        return tier is None or tier == context.get("to")
     return True
 
 

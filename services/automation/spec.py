@@ -41,8 +41,16 @@ class VoucherExpiring(Body):
     )  # fmt: skip
 
 
+class TierChanged(Body):
+    type: Literal["tier_changed"]
+    tier: Literal["standard", "silver", "gold", "platinum"] | None = Field(
+        default=None, description="only when the customer's new tier is this one (null: any change)"
+    )
+
+
 Trigger = Annotated[
-    Registered | FirstPurchase | CampaignCompleted | InactiveForDays | VoucherExpiring, Field(discriminator="type")
+    Registered | FirstPurchase | CampaignCompleted | InactiveForDays | VoucherExpiring | TierChanged,
+    Field(discriminator="type"),
 ]
 
 

@@ -374,6 +374,12 @@ class VoucherAlreadyUsed(AppError):
     default_message = "the voucher was already used (details: when and where)"
 
 
+class VoucherAlreadyVoid(AppError):
+    code = "voucher_already_void"
+    status = 409
+    default_message = "this voucher was voided already"
+
+
 class VoucherExpired(AppError):
     code = "voucher_expired"
     status = 409

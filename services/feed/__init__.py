@@ -7,7 +7,7 @@ ties them (runtime.py), the cached rankings (rankings.py), reloaded on catalog c
 The names below are the package's public face: other packages, handlers and tests
 import them from here; its modules import each other directly."""
 
-from services.feed.audience_sets import INLINE_AUDIENCE_BUILDS
+from services.feed.audience_sets import INLINE_AUDIENCE_BUILDS, set_member
 from services.feed.catalog_changes import campaign_changed, catalog_changed, catalog_version
 from services.feed.index import FeedIndex, build_index, distance_km
 from services.feed.policy import FeedPolicy
@@ -54,6 +54,7 @@ __all__ = [
     "rank_one",
     "score",
     "score_rows",
+    "set_member",
     "texts_of",
     "viewer_changed",
 ]

@@ -71,6 +71,20 @@ async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) ->
         await redis.eval(_RELEASE, 1, keys.building, token)
 
 
+async def set_member(redis: AnyRedis, campaign_id: int, customer_id: int, member: bool) -> None:
+    """One customer joined or left a targeted campaign's audience (their tier changed):
+    update its set now rather than at the next rebuild. A set that is not there is left
+    alone (the next request builds it from the rule, which reads the committed change).
+    Precondition: the change is committed."""
+    keys = AudienceKeys(campaign_id)
+    if not await redis.exists(keys.members):
+        return
+    if member:
+        await redis.sadd(keys.members, customer_id)
+    else:
+        await redis.srem(keys.members, customer_id)
+
+
 def audience_ids(targeted: list[CampaignSnapshot]) -> str:
     """The script's list of campaigns: their ids, comma-separated (kept per index)."""
     return ",".join(str(snap.id) for snap in targeted)

@@ -10,7 +10,8 @@
 -- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record, KEYS[6] the
 -- customer's recent claims in the campaign (read-your-writes, as in grab.lua)
 -- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
---       recent claims ttl (ms), recent claims kept
+--       recent claims ttl (ms), recent claims kept, and optionally the admin id of a
+--       manual grant by customer service (carried on the claim as "by")
 local uid = ARGV[1]
 
 local first = redis.call("GET", KEYS[5])
@@ -36,8 +37,13 @@ if budget and tonumber(budget) < face then return refuse("budget") end
 redis.call("HINCRBY", KEYS[1], "stock", -1)
 redis.call("HINCRBY", KEYS[2], uid, 1)
 if budget then redis.call("DECRBY", KEYS[3], face) end
-redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
-           "face", m[3], "at", ARGV[2])
+if ARGV[9] then
+  redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
+             "face", m[3], "at", ARGV[2], "by", ARGV[9])
+else
+  redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
+             "face", m[3], "at", ARGV[2])
+end
 local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
 redis.call("SET", KEYS[5], record, "EX", ARGV[6])
 redis.call("LPUSH", KEYS[6], record .. ":" .. ARGV[5])

@@ -178,6 +178,41 @@ class RewardIssuer:
         await self._refuse(grant, reply[0])
         return 0
 
+    async def grant_manual(
+        self, *, campaign_id: int, template_id: int, customer_id: int, admin_id: int, key: str
+    ) -> tuple[str, str, bool]:
+        """One voucher granted by customer service through grant.lua: the same stock,
+        per-customer limit and budget as a grab (not the grab window, throttle or
+        audience: an admin decided), marked with ``admin_id`` on its claim. ``key`` names
+        the attempt (an Idempotency-Key): the same key again replays the first answer.
+        Returns (status, record, replayed): status "ok" with the record
+        "claim:code:at_ms", or the refusal ("limit", "sold_out", "budget", "not_loaded")
+        with an empty record."""
+        keys = CampaignKeys(campaign_id)
+        reply: list[str] = []
+        for attempt in range(2):
+            raw = await self._grant(
+                keys=[
+                    keys.coupon(template_id), keys.holders(template_id), keys.budget, keys.stream,
+                    keys.manual(admin_id, key), keys.recent(customer_id),
+                ],
+                args=[
+                    customer_id, int(datetime.now(UTC).timestamp() * 1000), random_token(20), random_token(16),
+                    template_id, GRANT_RECORD_TTL_SECONDS, RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT, admin_id,
+                ],
+            )  # fmt: skip
+            reply = [text(p) for p in raw]
+            if reply[0] != "not_loaded" or attempt == 1:
+                break
+            await self.stock.load_campaign(campaign_id)
+        if reply[0] == "dup":
+            if reply[1].startswith(REFUSED):
+                return reply[1].removeprefix(REFUSED), "", True
+            return "ok", reply[1], True
+        if reply[0] == "ok":
+            return "ok", reply[1], False
+        return reply[0], "", False
+
     async def _refuse(self, grant: RewardGrant, reason: str) -> None:
         """Mark a pending grant refused (a compare-and-set) and, for an exchange, give the
         points back in the same transaction: exactly once, whoever gets here first."""

@@ -42,6 +42,8 @@ class ClaimEntry:
     grabbed_at: datetime
     #: The id of the request that made the claim ("" for claims recorded without one).
     request_id: str = ""
+    #: A manual grant's admin (the stream entry's optional "by"); None for grabs and rewards.
+    granted_by: int | None = None
 
 
 def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
@@ -55,6 +57,7 @@ def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
         face_value=int(f["face"]),
         grabbed_at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
         request_id=f.get("rid", ""),
+        granted_by=int(f["by"]) if "by" in f else None,
     )
 
 
@@ -65,7 +68,7 @@ def consumer_name() -> str:
 #: The columns persist() writes (every other column of ``vouchers`` has its default).
 _VOUCHER_COLUMNS = (
     "claim_id", "template_id", "campaign_id", "customer_id", "code", "status", "face_value", "valid_from",
-    "valid_until", "issued_at",
+    "valid_until", "issued_at", "granted_by", "stock_returned",
 )  # fmt: skip
 
 
@@ -84,6 +87,7 @@ async def _voucher_rows(entries: list[ClaimEntry]) -> list[tuple[Any, ...]]:
             (
                 e.claim_id, e.template_id, template.campaign_id,
                 e.customer_id, e.code, "available", e.face_value, valid_from, valid_until, e.grabbed_at,
+                e.granted_by, False,
             )
         )  # fmt: skip
     return rows

@@ -35,6 +35,8 @@ log = logging.getLogger("wxcampaign.stock")
 _LUA = Path(__file__).parent
 #: How long a grab's Idempotency-Key answer is kept.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+#: How long a voided voucher's give-back marker is kept (a retry comes within seconds).
+GIVE_BACK_MARKER_TTL_SECONDS = 30 * 24 * 3600
 #: Redis state of a coupon by campaign status: only "open" coupons can be grabbed.
 STATE_OF_STATUS = {"scheduled": "open", "active": "open", "paused": "paused"}
 
@@ -66,6 +68,7 @@ class Stock:
         self.redis = redis
         self._grab = redis.register_script((_LUA / "grab.lua").read_text())
         self._load = redis.register_script((_LUA / "load.lua").read_text())
+        self._give_back = redis.register_script((_LUA / "give_back.lua").read_text())
         #: Per-customer exclusivity markers (grabs and joins of exclusive campaigns).
         self.exclusive = ExclusiveMarks(redis)
 
@@ -112,6 +115,17 @@ class Stock:
         await self.redis.delete(keys.audience)
         for start in range(0, len(members), 5000):
             await self.redis.sadd(keys.audience, *members[start : start + 5000])
+
+    async def set_audience_member(self, campaign_id: int, customer_id: int, member: bool) -> None:
+        """One customer joined or left a targeted campaign's grab audience (their tier
+        changed). Only a loaded set is updated: loading builds it from the rule."""
+        key = CampaignKeys(campaign_id).audience
+        if not await self.redis.exists(key):
+            return
+        if member:
+            await self.redis.sadd(key, customer_id)
+        else:
+            await self.redis.srem(key, customer_id)
 
     async def unregister_stream(self, campaign_id: int) -> bool:
         """Stop watching an archived campaign's claims stream once it is drained: the
@@ -213,6 +227,22 @@ class Stock:
         """Which of ``among`` the customer grabbed from lately (claims maybe not yet persisted)."""
         return {int(r["cmp"]) for r in await self.recent_claims(customer_id, among)} if among else set()
 
+    async def give_back(self, voucher: Voucher) -> str:
+        """Return a voided voucher's stock, limit place and budget to its loaded coupon,
+        once (give_back.lua): "returned", "dup" (done before) or "not_loaded" (nothing to
+        do: loading reads the database). Precondition: the void, with ``stock_returned``,
+        is committed, so a later load does not count the voucher either."""
+        keys = CampaignKeys(voucher.campaign_id)
+        reply = await call_script(
+            self._give_back,
+            keys=[
+                keys.coupon(voucher.template_id), keys.holders(voucher.template_id), keys.budget,
+                keys.returned(voucher.id),
+            ],
+            args=[voucher.customer_id, voucher.face_value, GIVE_BACK_MARKER_TTL_SECONDS],
+        )  # fmt: skip
+        return text(reply)
+
     async def add_stock(self, template_id: int, amount: int) -> None:
         """Add to a loaded coupon's stock (the database total is raised by the caller)."""
         template = await CouponTemplate.get(id=template_id)
@@ -271,9 +301,10 @@ def _refusal(status: str, reply: list[str], info: CouponInfo, now: datetime) -> 
 
 
 async def holders_of(template_id: int) -> dict[int, int]:
-    """Vouchers per customer of one coupon, from the database."""
+    """Vouchers per customer of one coupon, from the database (a voided voucher whose
+    stock was given back no longer counts)."""
     rows = (
-        await Voucher.filter(template_id=template_id)
+        await Voucher.filter(template_id=template_id, stock_returned=False)
         .annotate(n=Count("id"))
         .group_by("customer_id")
         .values_list("customer_id", "n")
@@ -307,7 +338,7 @@ async def stock_left(
             left[template_id] = (max(0, int(counter)), "redis")
     if missing:
         issued = dict(
-            await Voucher.filter(template_id__in=missing)
+            await Voucher.filter(template_id__in=missing, stock_returned=False)
             .annotate(n=Count("id"))
             .group_by("template_id")
             .values_list("template_id", "n")

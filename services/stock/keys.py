@@ -46,6 +46,14 @@ class CampaignKeys:
     def rate(self, customer_id: int) -> str:
         return f"{self.tag}:rate:{customer_id}"
 
+    def returned(self, voucher_id: int) -> str:
+        """Marker of a voided voucher whose stock and budget were given back (once)."""
+        return f"{self.tag}:returned:{voucher_id}"
+
+    def manual(self, admin_id: int, key: str) -> str:
+        """The record of a manual grant by an admin (its Idempotency-Key, or a fresh one)."""
+        return f"{self.tag}:manual:{admin_id}:{key}"
+
     def recent(self, customer_id: int) -> str:
         """The customer's latest claims in this campaign, newest first, written by the
         grab and grant scripts in the same step as the claim (read-your-writes)."""
