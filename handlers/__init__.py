@@ -12,6 +12,7 @@ from handlers.admin import calendar as admin_calendar
 from handlers.admin import campaigns as admin_campaigns
 from handlers.admin import coupons as admin_coupons
 from handlers.admin import customers as admin_customers
+from handlers.admin import data_rights as admin_data_rights
 from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
@@ -21,6 +22,7 @@ from handlers.admin import stores as admin_stores
 from handlers.admin import themes as admin_themes
 from handlers.customer import auth as customer_auth
 from handlers.customer import coupons as customer_coupons
+from handlers.customer import data_rights as customer_data_rights
 from handlers.customer import exchange as customer_exchange
 from handlers.customer import feed as customer_feed
 from handlers.customer import journey as customer_journey
@@ -44,7 +46,7 @@ def all_routes() -> RouteTable:
         admin_exclusivity, admin_budget, admin_audit, admin_coupons, admin_redemptions, admin_analytics,
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
-        admin_automation, admin_notifications, admin_customers,
+        admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

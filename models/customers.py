@@ -31,6 +31,9 @@ class Customer(Model):
     membership_tier = fields.CharField(max_length=16, default="standard")
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)
+    # Set when the personal data was erased (services/privacy): the row stays, under a
+    # tombstone openid, for the vouchers, redemptions and ledger that name it.
+    erased_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "customers"

@@ -77,6 +77,8 @@ class Notification(Model):
         indexes = (
             Index(fields=("status", "next_attempt_at", "id"), name="idx_notifications_due"),
             Index(fields=("customer_id", "id"), name="idx_notifications_customer"),
+            # The retention purge deletes finished rows by age.
+            Index(fields=("finished_at",), name="idx_notifications_finished"),
         )
 
 

@@ -23,6 +23,7 @@ from server.embedded_redis import start_embedded_redis
 from server.keys import (
     COUPON_CACHE,
     DATABASE,
+    ERASED,
     FEED,
     HTTP_SESSION,
     IP_LIMITER,
@@ -45,6 +46,7 @@ from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
 from services.feed import Feed
 from services.journey import Journey
+from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
 
 log = logging.getLogger("wxcampaign.server")
@@ -80,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     app[POLICIES] = Policies.of(settings)
     app[COUPON_CACHE] = CouponCache()
     app[IP_LIMITER] = IpLimiter(rate=settings.grab_ip_rate, burst=settings.grab_ip_burst)
+    app[ERASED] = ErasedCustomers(settings.access_token_ttl)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_wechat_ctx)

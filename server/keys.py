@@ -19,6 +19,7 @@ from server.settings import Settings
 from services.core import AnyRedis, Principal
 from services.feed import Feed
 from services.journey import Journey
+from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -39,6 +40,8 @@ JOURNEY = web.AppKey("journey", Journey)
 POLICIES = web.AppKey("policies", Policies)
 #: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.
 FEED = web.AppKey("feed", Feed)
+#: Customers whose data was erased: their access tokens are refused (services/privacy/gate.py).
+ERASED = web.AppKey("erased", ErasedCustomers)
 #: The OpenAPI document, built once when the app is created.
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
 

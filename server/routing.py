@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
 from server.access import PUBLIC, Access
-from server.keys import PRINCIPAL, REDIS, SETTINGS
+from server.keys import ERASED, PRINCIPAL, REDIS, SETTINGS
 from services.accounts import check_session
 from services.core import Principal, errors, find_nul, verify_access_token
 
@@ -119,6 +119,8 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if not public:
             principal = authenticate(request)
+            if principal.kind == "customer":
+                await _refuse_erased(request, principal.id)
             # Recorded before the check: the access log names the caller of a 403 too.
             request[PRINCIPAL] = principal
             if not access.allows(principal):
@@ -166,6 +168,17 @@ def authenticate(request: web.Request) -> Principal:
     if not token or scheme.lower() != "bearer":
         raise errors.InvalidToken("use 'Authorization: Bearer <access_token>'")
     return verify_access_token(request.app[SETTINGS].secret_key, token)
+
+
+async def _refuse_erased(request: web.Request, customer_id: int) -> None:
+    """A customer whose data was erased holds no valid token any more (services/privacy/gate.py:
+    a set lookup, and a Redis read at most once a second per process)."""
+    erased = request.app[ERASED]
+    redis = request.app.get(REDIS)
+    if redis is not None and erased.stale():
+        await erased.refresh(redis)
+    if erased.blocks(customer_id):
+        raise errors.InvalidToken("this account was closed")
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -316,6 +316,42 @@ class Settings:
         lo=1,
         hi=7 * 86_400,
     )
+    retention_interval: int = setting(
+        "RETENTION_INTERVAL",
+        3600,
+        "seconds between retention purges (once per interval across processes); see"
+        " [Data rights](docs/data-rights.md#retention)",
+        lo=1,
+        hi=7 * 86_400,
+    )
+    tracking_retention_days: int = setting(
+        "TRACKING_RETENTION_DAYS",
+        90,
+        "days the per-day unique reach and clickers of campaigns (derived from customer ids) are kept",
+        lo=1,
+        hi=400,
+    )
+    outbox_retention_days: int = setting(
+        "OUTBOX_RETENTION_DAYS",
+        30,
+        "days finished subscribe messages and sent voucher reminders are kept after they finished",
+        lo=1,
+        hi=3650,
+    )
+    idempotency_retention_days: int = setting(
+        "IDEMPOTENCY_RETENTION_DAYS",
+        7,
+        "days a redemption's `Idempotency-Key` is kept (a retry after that is a new request)",
+        lo=1,
+        hi=3650,
+    )
+    retention_batch: int = setting(
+        "RETENTION_BATCH",
+        1000,
+        "rows a retention purge deletes or updates per statement (short transactions)",
+        lo=1,
+        hi=100_000,
+    )
     points_per_yuan: int = setting(
         "POINTS_PER_YUAN",
         _JOURNEY.points_per_yuan,

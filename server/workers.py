@@ -26,6 +26,8 @@ from services.feed import catalog_changed
 from services.journey import issue_pending_forever
 from services.notify import NotifySender, SendReport, send_forever
 from services.notify import outbox as notify_outbox
+from services.privacy import RetentionPolicy
+from services.privacy import purge as retention_purge
 from services.stock import ClaimsWorker, Stock
 from services.stock import sync as stock_sync
 from services.wallet import expiry as voucher_expiry
@@ -37,6 +39,7 @@ CLAIMS_PASS = WORKER_PASS.labels("claims")
 _SCHEDULER_LOCK = "lock:scheduler"
 _FANOUT_LOCK = "lock:notify-fanout"
 _INACTIVE_LOCK = "lock:automation-inactive"
+_RETENTION_LOCK = "lock:retention"
 # Release the lock only if we still hold it (it may have expired and passed on).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -123,6 +126,26 @@ class _MeasuredSender(NotifySender):
     async def run_once(self) -> SendReport:
         with timed_pass("notifications"):
             return await super().run_once()
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        tracking_days=settings.tracking_retention_days,
+        outbox_days=settings.outbox_retention_days,
+        idempotency_days=settings.idempotency_retention_days,
+        batch=settings.retention_batch,
+    )
+
+
+async def retention_pass(redis: AnyRedis, settings: Settings) -> bool:
+    """Purge data past its retention (services.privacy.retention), once per interval
+    across processes: the first to take the lock runs, and the lock is left to lapse so
+    no other process runs before the interval is over (a purge repeated early would only
+    find less to do: the lock saves work)."""
+    if not await redis.set(_RETENTION_LOCK, "1", nx=True, ex=max(1, settings.retention_interval)):
+        return False
+    report = await run_to_end(retention_purge(redis, retention_policy(settings)))
+    if report.total:
+        log.info("retention: purged %s", ", ".join(f"{n} {what}" for what, n in report.counts.items() if n))
+    return True
 
 
 def notify_sender(redis: AnyRedis, client: MiniProgramClient, settings: Settings) -> NotifySender:
@@ -144,6 +167,7 @@ async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> N
                 await voucher_expiry_pass(redis, settings.voucher_expiry_interval, settings.voucher_reminder_hours)
                 await notify_fanout_pass(redis, settings)
                 await inactive_customers_pass(redis, settings.automation_inactive_interval)
+                await retention_pass(redis, settings)
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():

@@ -86,8 +86,8 @@ async def login(
 
 async def get(customer_id: int) -> Customer:
     customer = await Customer.get_or_none(id=customer_id)
-    if customer is None:
-        # A valid token for a deleted customer: the session is no longer meaningful.
+    if customer is None or customer.erased_at is not None:
+        # A valid token for a deleted (or erased) customer: the session is no longer meaningful.
         raise errors.InvalidToken("this account no longer exists")
     return customer
 

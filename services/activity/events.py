@@ -192,10 +192,11 @@ async def _take_back(journey: Journey, purchase: IntegrationEvent, ref: str, at:
 
 
 async def _resolve_customer(spec: EventSpec) -> int:
+    # An erased customer is nobody any more: events naming it are refused like unknown ones.
     if spec.customer_id is not None:
-        found = await column(Customer.filter(id=spec.customer_id), "id")
+        found = await column(Customer.filter(id=spec.customer_id, erased_at__isnull=True), "id")
     else:
-        found = await column(Customer.filter(openid=spec.openid), "id")
+        found = await column(Customer.filter(openid=spec.openid, erased_at__isnull=True), "id")
     if not found:
         raise errors.UnknownCustomer(details={"customer_id": spec.customer_id, "openid": spec.openid})
     return int(found[0])

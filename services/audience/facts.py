@@ -232,7 +232,8 @@ def _recompute_statements(dialect: Dialect, today: date, now: datetime, lo: int,
     statements.append((
         f"INSERT INTO customer_facts (customer_id, {', '.join(zero_columns)}, lifecycle_stage, updated_at) "
         f"SELECT c.id, {', '.join('0' for _ in zero_columns)}, 'new', {p(now)} FROM customers c "
-        f"WHERE c.id >= {p(lo)} AND c.id < {p(hi)} ON CONFLICT (customer_id) DO NOTHING",
+        # An erased customer (services/privacy) has no facts: profiling is what was erased.
+        f"WHERE c.id >= {p(lo)} AND c.id < {p(hi)} AND c.erased_at IS NULL ON CONFLICT (customer_id) DO NOTHING",
         p.values,
     ))  # fmt: skip
 

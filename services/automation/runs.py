@@ -94,7 +94,7 @@ async def record_inactive(now: datetime, batch: int = BATCH) -> int:
         after = 0
         while True:
             ids = await column(
-                Customer.filter(id__gt=after, created_at__lt=cutoff)
+                Customer.filter(id__gt=after, created_at__lt=cutoff, erased_at__isnull=True)
                 .filter(Q(last_login_at__isnull=True) | Q(last_login_at__lt=cutoff))
                 .exclude(id__in=recent)
                 .exclude(id__in=_not_run(rule))

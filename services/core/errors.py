@@ -509,6 +509,13 @@ class AnalyticsTooBroad(AppError):
     default_message = "too many campaigns times days to rank by traffic: narrow the range or sort otherwise"
 
 
+# Data rights
+class CustomerErased(AppError):
+    code = "customer_erased"
+    status = 409
+    default_message = "this customer's personal data was already erased"
+
+
 # Infrastructure
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"

@@ -89,6 +89,8 @@ def test_defaults_are_unchanged():
         "grab_ip_burst": 200, "claims_batch": 500, "claims_min_idle_ms": 30000, "qr_ttl_seconds": 60,
         "qr_signing_keys": None, "qr_retired_keys": "", "redemption_reverse_window_seconds": 1800,
         "voucher_expiry_interval": 300, "voucher_reminder_hours": 72, "automation_inactive_interval": 3600,
+        "retention_interval": 3600, "tracking_retention_days": 90, "outbox_retention_days": 30,
+        "idempotency_retention_days": 7, "retention_batch": 1000,
         "points_per_yuan": 1, "integration_max_skew": 300, "integration_secret_grace": 86400,
         "feed_weight_audience": 3.0,
         "feed_weight_interest": 2.0, "feed_weight_behaviour": 1.5, "feed_weight_store": 2.0,
