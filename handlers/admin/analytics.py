@@ -1,4 +1,5 @@
-"""Campaign analytics for admins: one campaign per day (JSON and CSV), and an overview."""
+"""Campaign analytics for admins: one campaign per day (JSON and CSV), an overview, and a
+theme's roll-up of its campaigns (JSON and CSV)."""
 
 from __future__ import annotations
 
@@ -195,5 +196,108 @@ async def analytics_overview(request: web.Request, query: OverviewQuery) -> Over
                 vouchers_redeemed=r.vouchers_redeemed, budget_spent=r.budget_spent,
             )
             for r in o.rows
+        ],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- a theme
+
+
+class ThemeFiguresOut(Out):
+    impressions: int
+    clicks: int
+    reach: int = Field(
+        description="customers shown the campaign (HyperLogLog); a theme's total sums its campaigns': a customer "
+        "reached by two of them counts twice"
+    )
+    clickers: int
+    ctr: float = Field(description="clicks / impressions, 4 places")
+    joined: int
+    completed: int
+    vouchers_issued: int
+    face_value_issued: int
+    vouchers_redeemed: int = Field(description="redemptions not reversed")
+    face_value_redeemed: int
+    order_amount: int
+    redemption_rate: float
+    budget_spent: int = Field(description="face value issued over the campaigns' lives (fen), whatever the range")
+
+
+class ThemeCampaignOut(ThemeFiguresOut):
+    campaign_id: int
+    title: str | None
+    status: str
+    type: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+class ThemeAnalyticsOut(Out):
+    theme_id: int
+    name: str
+    date_from: dt.date
+    date_to: dt.date
+    totals: ThemeFiguresOut
+    campaigns: list[ThemeCampaignOut] = Field(description="the theme's campaigns, in order of start")
+
+
+def _theme_figures(f: analytics.Figures, budget_spent: int) -> dict[str, Any]:
+    return {k: v for k, v in _figures(f).items() if k != "sections"} | {"budget_spent": budget_spent}
+
+
+async def _theme(request: web.Request, query: RangeQuery) -> analytics.ThemeAnalytics:
+    return await analytics.theme_analytics(
+        request.app[REDIS], path_int(request, "id"), query.date_from, query.date_to, _today()
+    )
+
+
+# Declared before the JSON route: its path would take "1.csv" as an id.
+THEME_CSV_COLUMNS = (
+    "campaign_id", "campaign_title", "status", "impressions", "clicks", "reach", "clickers", "ctr", "joined",
+    "completed", "vouchers_issued", "face_value_issued", "vouchers_redeemed", "face_value_redeemed", "order_amount",
+    "redemption_rate", "budget_spent",
+)  # fmt: skip
+
+
+@routes.add(
+    "GET", "/api/v1/admin/analytics/themes/{id}.csv", access=ANY_ADMIN, tags=("analytics",), query=RangeQuery,
+    media_type="text/csv", errors=(errors.NotFound,),
+    summary="The theme's campaign rows as CSV, then a totals row (campaign_id empty; text cells guarded)",
+)  # fmt: skip
+async def export_theme_analytics(request: web.Request, query: RangeQuery) -> web.StreamResponse:
+    # Computed before the response starts, so a bad range or unknown theme is still a JSON error.
+    a = await _theme(request, query)
+    values = [
+        {"campaign_id": row.campaign.id, "campaign_title": row.title, "status": row.campaign.status,
+         **_theme_figures(row.figures, row.budget_spent)}
+        for row in a.campaigns
+    ]  # fmt: skip
+    total = _theme_figures(a.totals, a.budget_spent)
+    values.append({"campaign_id": "", "campaign_title": "total", "status": "", **total})
+
+    async def batches() -> AsyncIterator[list[list[str]]]:
+        yield [[csv_export.cell(v[c]) for c in THEME_CSV_COLUMNS] for v in values]
+
+    return await csv_export.stream(request, f"theme-{a.theme.id}-analytics.csv", THEME_CSV_COLUMNS, batches())
+
+
+@routes.add(
+    "GET", "/api/v1/admin/analytics/themes/{id}", access=ANY_ADMIN, tags=("analytics",), query=RangeQuery,
+    response=ThemeAnalyticsOut, errors=(errors.NotFound,),
+    summary="A theme's roll-up: each of its campaigns and all together over the range (default: from the first "
+    "start to the last end, up to today): reach, traffic, joins, vouchers issued and redeemed, budget spent",
+)  # fmt: skip
+async def theme_analytics(request: web.Request, query: RangeQuery) -> ThemeAnalyticsOut:
+    a = await _theme(request, query)
+    return ThemeAnalyticsOut(
+        theme_id=a.theme.id, name=a.theme.name, date_from=a.range.first, date_to=a.range.last,
+        totals=ThemeFiguresOut(**_theme_figures(a.totals, a.budget_spent)),
+        campaigns=[
+            ThemeCampaignOut(
+                campaign_id=row.campaign.id, title=row.title, status=row.campaign.status, type=row.campaign.type,
+                starts_at=row.campaign.starts_at, ends_at=row.campaign.ends_at,
+                **_theme_figures(row.figures, row.budget_spent),
+            )
+            for row in a.campaigns
         ],
     )  # fmt: skip

@@ -30,7 +30,7 @@ class CampaignOut(Out):
     status: str
     version: int = Field(description="send it back as `version` to make an edit or decision conditional")
     theme_id: int | None
-    content: dict[str, dict[str, str]]
+    content: dict[str, dict[str, str | int]]
     default_language: str
     tags: list[str]
     categories: list[str]

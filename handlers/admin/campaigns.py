@@ -195,7 +195,7 @@ async def return_campaign(request: web.Request, body: CommentRequiredIn) -> Camp
     return await campaign_out(campaign)
 
 
-def _transition(name: str, summary: str, action: Any) -> None:
+def _transition(name: str, summary: str, action: Any, refusals: tuple[type[errors.AppError], ...] = ()) -> None:
     async def handler(request: web.Request, body: TransitionIn) -> CampaignOut:
         campaign = await action(path_int(request, "id"), actor_of(request), body.version)
         await stock_sync.after_transition(request.app[STOCK], campaign.id, campaign.status)
@@ -203,10 +203,10 @@ def _transition(name: str, summary: str, action: Any) -> None:
         await request.app[JOURNEY].campaign_changed(campaign.id)
         return await campaign_out(campaign)
 
-    handler.__name__ = f"{name}_campaign"
+    handler.__name__ = f"{name.replace('-', '_')}_campaign"
     routes.add(
         "POST", f"{_PATH}/{name}", access=BUILDERS, tags=("campaigns",), body=TransitionIn, response=CampaignOut,
-        summary=summary, errors=(*_TRANSITION_ERRORS, errors.InvalidSchedule),
+        summary=summary, errors=(*_TRANSITION_ERRORS, errors.InvalidSchedule, *refusals),
     )(handler)  # fmt: skip
 
 
@@ -215,3 +215,10 @@ _transition("pause", "Active → paused", review.pause)
 _transition("resume", "Paused → active", review.resume)
 _transition("end", "End now (scheduled, active or paused)", review.end)
 _transition("archive", "Ended → archived", review.archive)
+_transition(
+    "start-now",
+    "Approved or scheduled → active now: starts_at moves to now, without a new review (audited); refused when "
+    "the earlier start breaks the approved window's rules (see docs/campaigns.md)",
+    review.start_now,
+    (errors.CampaignWindowOver, errors.TeaserRequired, errors.ExclusiveOverlap),
+)

@@ -44,7 +44,8 @@ _ENCODE = pydantic_core.to_json
 #: The viewer-independent part of a card: these fields of ``FeedItemOut``.
 _CardCampaign = part_of(
     FeedItemOut, "_CardCampaign",
-    ("id", "type", "language", "title", "summary", "tags", "theme_id", "banner_media_id", "starts_at", "ends_at"),
+    ("id", "type", "language", "title", "summary", "tags", "theme_id", "banner_media_id", "banner_url", "starts_at",
+     "ends_at"),
 )  # fmt: skip
 
 
@@ -59,8 +60,8 @@ def _campaign_part(index: FeedIndex, s: Scored, accept: str | None) -> dict[str,
         _, title, summary = texts_of(snap, language)
         found = index.memo[key] = _CardCampaign(
             id=snap.id, type=snap.type, language=language, title=title, summary=summary, tags=list(snap.tags),
-            theme_id=snap.theme_id, banner_media_id=snap.banner_media_id, starts_at=snap.starts_at,
-            ends_at=snap.ends_at,
+            theme_id=snap.theme_id, banner_media_id=snap.banner_media_id, banner_url=snap.banner_url,
+            starts_at=snap.starts_at, ends_at=snap.ends_at,
         ).model_dump(mode="json")  # fmt: skip
     return found
 
@@ -116,7 +117,8 @@ class CardWriter:
             "id": c["id"], "type": c["type"], "phase": r.phase, "teaser": not running,
             "joinable": joinable, "joined": r.joined, "language": c["language"], "title": c["title"],
             "summary": c["summary"], "tags": c["tags"], "theme_id": c["theme_id"],
-            "banner_media_id": c["banner_media_id"], "starts_at": c["starts_at"], "ends_at": c["ends_at"],
+            "banner_media_id": c["banner_media_id"], "banner_url": c["banner_url"], "starts_at": c["starts_at"],
+            "ends_at": c["ends_at"],
             "participants": participants, "distance_km": None if r.distance_km is None else round(r.distance_km, 2),
             "score": r.score, "reason": reason,
             "reasons": reasons,

@@ -35,6 +35,7 @@ class FeedItemOut(Out):
     tags: list[str]
     theme_id: int | None
     banner_media_id: int | None
+    banner_url: str | None = Field(description="where the banner is served (GET it), relative to this server")
     starts_at: datetime
     ends_at: datetime
     participants: int

@@ -15,7 +15,7 @@ from server.access import CUSTOMER
 from server.keys import JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.activity import events as journey_events
-from services.campaigns import CampaignSnapshot
+from services.campaigns import CampaignSnapshot, Phase
 from services.core import Out, errors, face_of, localized, pick_language
 from services.journey import Journey, ProgressView, points
 from services.journey import participation as journey
@@ -77,7 +77,10 @@ class CouponRewardOut(Out):
 
 class RewardsOut(Out):
     points: int
-    badge: str | None
+    badge: str | None = Field(description="the badge's key (null: no badge)")
+    badge_name: str | None = Field(description="its display name in the page's language")
+    badge_icon_media_id: int | None
+    badge_icon_url: str | None = Field(description="where its icon is served (GET it), relative to this server")
     coupons: list[CouponRewardOut]
     granted_on: Literal["join", "completion"] | None = Field(
         description="when points, badge (and join/completion coupons) are granted; null: nothing is granted"
@@ -106,7 +109,9 @@ class CustomerCampaignPageOut(Out):
     categories: list[str]
     theme_id: int | None
     banner_media_id: int | None
+    banner_url: str | None = Field(description="where the banner is served (GET it), relative to this server")
     poster_media_id: int | None
+    poster_url: str | None = Field(description="where the poster is served (GET it), relative to this server")
     visible_from: datetime | None
     starts_at: datetime
     ends_at: datetime
@@ -170,9 +175,16 @@ class PointsOut(Out):
 
 
 class BadgeOut(Out):
-    badge: str
-    campaign_id: int
+    badge: str = Field(description="the badge's key")
+    campaign_id: int = Field(description="the campaign that granted it (its texts name and picture it)")
     earned_at: datetime
+    language: str | None = Field(
+        description="the language of name and icon (Accept-Language, as the campaign has it); null: the campaign "
+        "no longer names this badge, so the key is shown"
+    )
+    name: str = Field(description="the display name in that language (the key when the campaign gives none)")
+    icon_media_id: int | None
+    icon_url: str | None = Field(description="where the icon is served (GET it), relative to this server")
 
 
 class BadgesOut(Out):
@@ -217,13 +229,28 @@ async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
         if not await journey.in_audience(snap, customer_id):
             raise journey.audience_refusal()
         refusal = await journey.join_refusal(j, snap, customer_id, now, check_cap=True, check_audience=False)
-    language = _language(request, snap)
+    return await shape_page(
+        j, snap, _language(request, snap), now, phase=snap.phase(now),  # type: ignore[arg-type]  # visible_snapshot: never None
+        participation=participation, refusal=refusal,
+    )  # fmt: skip
+
+
+async def shape_page(
+    j: Journey, snap: CampaignSnapshot, language: str, now: datetime, *, phase: Phase,
+    participation: Participation | None, refusal: errors.AppError | None,
+) -> CustomerCampaignPageOut:  # fmt: skip
+    """The campaign page as ``GET /api/v1/campaigns/{id}`` answers it, for a customer
+    whose participation (None: not joined) and join refusal (None: may join) the caller
+    found; the admin preview shapes its page here too. ``language``: one of the
+    campaign's (``_language``)."""
     content = snap.content.get(language, {})
     totals = {c.id: c.total_stock for c in snap.coupons}
     stock_left = {cid: left for cid, (left, _) in (await stock.stock_left(j.redis, snap.id, totals)).items()}
     how = _coupon_how(snap)
+    badge_name, badge_icon, badge_icon_url = snap.badge_face(language)
     rewards = RewardsOut(
-        points=snap.reward_points, badge=snap.reward_badge,
+        points=snap.reward_points, badge=snap.reward_badge, badge_name=badge_name, badge_icon_media_id=badge_icon,
+        badge_icon_url=badge_icon_url,
         coupons=[
             CouponRewardOut(
                 id=c.id, **face_of(c, title=localized(c.title, language, snap.default_language)),
@@ -246,11 +273,12 @@ async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
     else:
         join_refusal = None
     return CustomerCampaignPageOut(
-        id=snap.id, type=snap.type, status=snap.status, phase=snap.phase(now),  # type: ignore[arg-type]  # visible_snapshot: never None
+        id=snap.id, type=snap.type, status=snap.status, phase=phase,
         language=language, title=content.get("title", ""), summary=content.get("summary", ""),
         benefits=content.get("benefits", ""), how_to_join=content.get("how_to_join", ""),
         terms=content.get("terms", ""), tags=list(snap.tags), categories=list(snap.categories), theme_id=snap.theme_id,
-        banner_media_id=snap.banner_media_id, poster_media_id=snap.poster_media_id, visible_from=snap.visible_from,
+        banner_media_id=snap.banner_media_id, banner_url=snap.banner_url, poster_media_id=snap.poster_media_id,
+        poster_url=snap.poster_url, visible_from=snap.visible_from,
         starts_at=snap.starts_at, ends_at=snap.ends_at, redeem_until=snap.redeem_until, channels=list(snap.channels),
         store_ids=None if snap.store_ids is None else sorted(snap.store_ids),
         goal=GoalOut(metric=snap.goal_metric, target=snap.goal_target, window_days=snap.goal_window_days)
@@ -344,5 +372,22 @@ async def my_points(request: web.Request, query: PageQuery) -> PointsOut:
     summary="The badges the caller earned, newest first",
 )  # fmt: skip
 async def my_badges(request: web.Request) -> BadgesOut:
+    j = _journey(request)
     rows = await CustomerBadge.filter(customer_id=principal_of(request).id).order_by("-id")
-    return BadgesOut(items=[BadgeOut.model_validate(b) for b in rows])
+    # The granting campaigns' snapshots carry the names and icon URLs: one batch, cached.
+    snaps = await j.catalog.get_many(sorted({b.campaign_id for b in rows}))
+    accept = request.headers.get("Accept-Language")
+    items = []
+    for b in rows:
+        snap = snaps.get(b.campaign_id)
+        language: str | None = None
+        name, icon, icon_url = b.badge, None, None
+        if snap is not None and snap.reward_badge == b.badge:
+            language = pick_language(accept, list(snap.content), snap.default_language)
+            shown, icon, icon_url = snap.badge_face(language)
+            name = shown or b.badge
+        items.append(BadgeOut(
+            badge=b.badge, campaign_id=b.campaign_id, earned_at=b.earned_at, language=language, name=name,
+            icon_media_id=icon, icon_url=icon_url,
+        ))  # fmt: skip
+    return BadgesOut(items=items)

@@ -179,3 +179,15 @@ async def funnel_by_campaign(r: DateRange) -> dict[int, Funnel]:
     for kind, key, n, face, amount in await _run(_funnel_sql(p, scope, "campaign_id", r), p):
         out.setdefault(int(key), Funnel()).add(kind, n, face, amount)
     return out
+
+
+async def funnel_of_campaigns(campaign_ids: list[int], r: DateRange) -> dict[int, Funnel]:
+    """The funnel of each of these campaigns over the range (one statement)."""
+    if not campaign_ids:
+        return {}
+    p = Params(dialect_of(connections.get("default")))
+    scope = f"campaign_id IN ({', '.join(p(int(i)) for i in campaign_ids)})"
+    out: dict[int, Funnel] = {}
+    for kind, key, n, face, amount in await _run(_funnel_sql(p, scope, "campaign_id", r), p):
+        out.setdefault(int(key), Funnel()).add(kind, n, face, amount)
+    return out

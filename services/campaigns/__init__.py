@@ -5,7 +5,7 @@ The names below are the package's public face: other packages, handlers and test
 import them from here; its modules import each other directly."""
 
 from services.campaigns.calendar import title_of
-from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot, CouponSnapshot, load_snapshots
+from services.campaigns.catalog import CampaignCatalog, CampaignSnapshot, CouponSnapshot, Phase, load_snapshots
 from services.campaigns.editing import Policy
 from services.campaigns.exclusivity import exclusive_ids
 from services.campaigns.spec import MAX_MONEY, CampaignIn, CampaignStatus, CampaignType, Channel, RefundPolicy
@@ -19,6 +19,7 @@ __all__ = [
     "CampaignType",
     "Channel",
     "CouponSnapshot",
+    "Phase",
     "Policy",
     "RefundPolicy",
     "exclusive_ids",

@@ -10,12 +10,13 @@ handler calls ``forget``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from models.campaigns import Campaign, CampaignStore, CouponTemplate, ExclusivityLink
-from services.core import CouponFace, face_of
+from services.core import CouponFace, face_of, urls_of
 
 #: Seconds a cached snapshot is trusted.
 CATALOG_TTL_SECONDS = 2.0
@@ -76,6 +77,12 @@ class CampaignSnapshot:
     refund_policy: str = "claw_back"
     #: fen; None: no budget cap (what is left is live in Redis, services.core.budget_key).
     budget_limit: int | None = None
+    #: Public URLs of the banner and poster (services.core.media_url), looked up with the
+    #: snapshot so that customer routes derive none per request.
+    banner_url: str | None = None
+    poster_url: str | None = None
+    #: media id -> URL of every image the campaign names (banner, poster, badge icons).
+    media_urls: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def targeted(self) -> bool:
@@ -97,6 +104,20 @@ class CampaignSnapshot:
         if self.status == "scheduled" or now < self.starts_at:
             return "teaser"
         return "running"
+
+    def badge_face(self, language: str) -> tuple[str | None, int | None, str | None]:
+        """The reward badge as ``language`` reads it: (display name, icon media id, icon
+        URL); the name falls back to the badge's key, and each part to the default
+        language's. All None without a reward badge. Precondition: ``language`` is one of
+        the content's languages (``pick_language``) or absent from it."""
+        if not self.reward_badge:
+            return None, None, None
+        texts = self.content.get(language) or {}
+        fallback = self.content.get(self.default_language) or {}
+        name = texts.get("badge_name") or fallback.get("badge_name") or self.reward_badge
+        icon = texts.get("badge_icon_media_id") or fallback.get("badge_icon_media_id")
+        icon_id = int(icon) if isinstance(icon, int) else None
+        return str(name), icon_id, self.media_urls.get(icon_id) if icon_id is not None else None
 
     def grants_on_join(self) -> bool:
         return self.goal_metric is None and self.type in GRANT_ON_JOIN
@@ -139,8 +160,21 @@ def _coupon(t: CouponTemplate) -> CouponSnapshot:
     )  # fmt: skip
 
 
+def _media_ids(campaigns: list[Campaign]) -> list[int]:
+    """The images these campaigns name: banner, poster, and each language's badge icon."""
+    ids: list[int] = []
+    for c in campaigns:
+        ids += [i for i in (c.banner_media_id, c.poster_media_id) if i is not None]
+        for texts in (c.content or {}).values():
+            icon = (texts or {}).get("badge_icon_media_id")
+            if isinstance(icon, int):
+                ids.append(icon)
+    return ids
+
+
 async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
-    """Snapshots of these campaigns in four queries, whatever their number."""
+    """Snapshots of these campaigns in five queries, whatever their number (the fifth:
+    the URLs of their images)."""
     ids = [c.id for c in campaigns]
     if not ids:
         return []
@@ -156,8 +190,10 @@ async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
     for low, high in links:
         exclusive.setdefault(low, set()).add(high)
         exclusive.setdefault(high, set()).add(low)
+    urls = await urls_of(_media_ids(campaigns))
     out = []
     for c in campaigns:
+        own = {i: urls[i] for i in _media_ids([c]) if i in urls}
         snap = CampaignSnapshot(
             id=c.id, type=c.type, status=c.status, visibility=c.visibility, audience_rule=c.audience_rule,
             content=dict(c.content or {}), default_language=c.default_language, tags=tuple(c.tags or ()),
@@ -169,6 +205,8 @@ async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
             goal_window_days=c.goal_window_days, reward_points=c.reward_points, reward_badge=c.reward_badge,
             coupons=tuple(coupons.get(c.id, ())), exclusive_with=frozenset(exclusive.get(c.id, ())),
             refund_policy=c.refund_policy, budget_limit=c.budget_limit,
+            banner_url=own.get(c.banner_media_id) if c.banner_media_id else None,
+            poster_url=own.get(c.poster_media_id) if c.poster_media_id else None, media_urls=own,
         )  # fmt: skip
         out.append(snap)
     return out

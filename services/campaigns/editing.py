@@ -50,8 +50,9 @@ async def _validate_references(spec: CampaignIn, audience_validator: AudienceVal
             "theme_id: no such theme",
             details={"errors": [{"field": "theme_id", "message": "no such theme", "type": "not_found"}]},
         )
-    for field in ("banner_media_id", "poster_media_id"):
-        media_id = getattr(spec, field)
+    images = [(field, getattr(spec, field)) for field in ("banner_media_id", "poster_media_id")]
+    images += [(f"content.{lang}.badge_icon_media_id", c.badge_icon_media_id) for lang, c in spec.content.items()]
+    for field, media_id in images:
         if media_id is not None and not await MediaFile.filter(id=media_id).exists():
             raise errors.ValidationFailed(
                 f"{field}: no such image",
@@ -66,7 +67,7 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
     return {
         "type": spec.type,
         "theme_id": spec.theme_id,
-        "content": {lang: c.model_dump() for lang, c in spec.content.items()},
+        "content": {lang: c.model_dump(exclude_none=True) for lang, c in spec.content.items()},
         "default_language": spec.default_language,
         "tags": list(dict.fromkeys(spec.tags)),
         "categories": list(dict.fromkeys(spec.categories)),

@@ -51,7 +51,11 @@ async def exclusive_ids(campaign_id: int) -> set[int]:
 async def overlaps(campaign_id: int) -> list[Overlap]:
     """Other live or in-review campaigns whose time and scope (stores, and categories
     when both name some) overlap this one's."""
-    campaign = await get(campaign_id)
+    return await overlaps_of(await get(campaign_id))
+
+
+async def overlaps_of(campaign: Campaign) -> list[Overlap]:
+    """``overlaps`` for a campaign row as given (its window may be one not saved yet)."""
     mine = await _stores(campaign)
     linked = await exclusive_ids(campaign.id)
     found: list[Overlap] = []

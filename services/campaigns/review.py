@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, ReviewEvent
 from services.campaigns.editing import OPEN_STATES, Policy, get
+from services.campaigns.exclusivity import exclusive_ids, overlaps_of
 from services.core import audit, errors
 
 #: Who may decide at a level, given how many levels the submission needs.
@@ -59,7 +60,12 @@ async def _apply(campaign: Campaign, move: Move, actor: audit.Actor, expected_ve
             f"campaign.{move.action}",
             "campaign",
             campaign.id,
-            {"status": campaign.status, "version": campaign.version},
+            # The moved fields' values before, too (start-now's old starts_at).
+            {
+                "status": campaign.status,
+                "version": campaign.version,
+                **_jsonable({k: getattr(campaign, k) for k in move.values}),
+            },
             {"status": move.to, "version": campaign.version + 1, **_jsonable(move.values)},
         )
     return await get(campaign.id)
@@ -168,6 +174,56 @@ async def publish(campaign_id: int, actor: audit.Actor, expected_version: int | 
     if campaign.ends_at <= _now():
         raise errors.InvalidSchedule("ends_at: the campaign would already be over", details={"field": "ends_at"})
     return await _apply(campaign, Move("scheduled", {}, "publish"), actor, expected_version)
+
+
+async def start_now(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:
+    """Approved or scheduled → active now: ``starts_at`` moves to now (when later), with
+    no new review, audited as ``campaign.start_now`` (before and after).
+
+    What was approved is the window, and start-now only moves its start earlier, so it is
+    refused when the earlier start breaks one of the window's rules:
+
+    - not approved or scheduled: ``invalid_transition``;
+    - ``ends_at`` has passed: ``campaign_window_over``;
+    - a teaser period was approved (``visible_from``) and has not begun: starting before
+      it would break ``visible_from <= starts_at`` (``teaser_required``); once the teaser
+      shows, starting now ends it;
+    - the earlier window would overlap, in time and scope, a campaign this one is marked
+      exclusive with that the approved window did not overlap (``exclusive_overlap``).
+
+    Coupons' own rules still hold: a ``grab_starts_at`` within the old window is within the
+    new one, and a fixed validity ending after the old start ends after now. The caller
+    loads the stock and refreshes the catalog (the scheduler's path after an activation).
+    """
+    campaign = await get(campaign_id)
+    if campaign.status not in ("approved", "scheduled"):
+        raise _refuse(campaign, "start now", "approved or scheduled")
+    now = _now()
+    if campaign.ends_at <= now:
+        raise errors.CampaignWindowOver(details={"ends_at": campaign.ends_at.isoformat()})
+    if campaign.visible_from is not None and campaign.visible_from > now:
+        raise errors.TeaserRequired(
+            details={"visible_from": campaign.visible_from.isoformat(), "starts_at": campaign.starts_at.isoformat()}
+        )
+    starts_at = min(campaign.starts_at, now)
+    if starts_at < campaign.starts_at:
+        created = await _new_exclusive_overlaps(campaign, starts_at)
+        if created:
+            raise errors.ExclusiveOverlap(details={"campaign_ids": created})
+    values: dict[str, Any] = {"starts_at": starts_at, "activated_at": now}
+    return await _apply(campaign, Move("active", values, "start_now"), actor, expected_version)
+
+
+async def _new_exclusive_overlaps(campaign: Campaign, starts_at: datetime) -> list[int]:
+    """Campaigns exclusive with this one whose window and scope overlap
+    [starts_at, ends_at) but not the approved [campaign.starts_at, ends_at)."""
+    linked = await exclusive_ids(campaign.id)
+    if not linked:
+        return []
+    moved = await get(campaign.id)
+    moved.starts_at = starts_at  # never saved: the overlap search reads the window from it
+    found = await overlaps_of(moved)
+    return sorted(o.campaign.id for o in found if o.campaign.id in linked and o.campaign.ends_at <= campaign.starts_at)
 
 
 async def pause(campaign_id: int, actor: audit.Actor, expected_version: int | None = None) -> Campaign:

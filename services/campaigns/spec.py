@@ -38,6 +38,13 @@ class ContentIn(Body):
     benefits: str = Field(default="", max_length=2000)
     how_to_join: str = Field(default="", max_length=2000)
     terms: str = Field(default="", max_length=8000)
+    badge_name: str | None = Field(
+        default=None, min_length=1, max_length=32,
+        description="the reward badge's display name in this language (null: the badge's key, reward_badge)",
+    )  # fmt: skip
+    badge_icon_media_id: Id | None = Field(
+        default=None, description="the reward badge's icon in this language (an uploaded image's id)"
+    )
 
 
 class FixedValidity(Body):

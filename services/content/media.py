@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from tortoise.exceptions import IntegrityError
 
 from models.media import MediaFile
-from services.core import errors
+from services.core import errors, media_url
 
 #: The largest width or height accepted.
 MAX_SIDE = 8000
@@ -174,8 +174,9 @@ def file_path(media_dir: Path, sha256: str, ext: str) -> Path:
 
 
 def url_of(sha256: str, ext: str) -> str:
-    """The public path the file is served at (relative to this server)."""
-    return f"/media/{sha256}.{ext}"
+    """The public path the file is served at (relative to this server): see
+    ``services.core.media_url``, the one place it is derived."""
+    return media_url(sha256, ext)
 
 
 def ext_of(content_type: str) -> str:

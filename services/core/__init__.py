@@ -11,6 +11,7 @@ from services.core.errors import AppError, catalogue
 from services.core.face import FACE_FIELDS, CouponFace, face_of
 from services.core.i18n import localized, pick_language
 from services.core.keys import SeatKeys, budget_key, campaign_tag
+from services.core.media_urls import media_url, media_url_for, urls_of
 from services.core.orm import column
 from services.core.pagination import newest_first
 from services.core.principal import Principal, PrincipalKind
@@ -62,6 +63,8 @@ __all__ = [
     "find_nul",
     "issue_access_token",
     "localized",
+    "media_url",
+    "media_url_for",
     "newest_first",
     "part_of",
     "pick_language",
@@ -69,5 +72,6 @@ __all__ = [
     "request_id_var",
     "run_to_end",
     "text",
+    "urls_of",
     "verify_access_token",
 ]

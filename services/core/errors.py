@@ -256,6 +256,32 @@ class InvalidTransition(AppError):
     default_message = "the campaign cannot make that transition from its state"
 
 
+# Starting a campaign now (POST /api/v1/admin/campaigns/{id}/start-now): the refusals
+# that keep the approved window's rules.
+class CampaignWindowOver(AppError):
+    code = "campaign_window_over"
+    status = 409
+    default_message = "the campaign's window is over (ends_at has passed): it cannot start"
+
+
+class TeaserRequired(AppError):
+    code = "teaser_required"
+    status = 409
+    default_message = "the campaign was approved with a teaser period that has not begun: it cannot start before it"
+
+
+class ExclusiveOverlap(AppError):
+    code = "exclusive_overlap"
+    status = 409
+    default_message = "starting now would overlap a campaign this one is exclusive with (details.campaign_ids)"
+
+
+class ThemeInUse(AppError):
+    code = "theme_in_use"
+    status = 409
+    default_message = "campaigns use this theme (details.campaigns): move them to another theme first"
+
+
 class CampaignStateChanged(AppError):
     code = "campaign_state_changed"
     status = 409

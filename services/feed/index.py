@@ -253,15 +253,17 @@ async def update_index(old: FeedIndex, changed: set[int], now: datetime, version
     """``old`` with the ``changed`` campaigns reloaded (or left out, when no longer
     shown): what a catalog change costs instead of a full build (a few queries about
     these campaigns, and the columns computed again: ~10 ms at 1,000 campaigns, against
-    about a second). The other campaigns' participant counts, the stores and the theme
-    names stay as ``old`` has them until the next full build, which comes when ``old``'s
+    about a second). The other campaigns' participant counts, the stores and the other
+    themes' names stay as ``old`` has them until the next full build, which comes when ``old``'s
     would have (its ``built_at`` carries over)."""
     snaps = await _shown(now, changed)
     kept = [s for s in old.campaigns if s.id not in changed]
     participants = {i: n for i, n in old.participants.items() if i not in changed}
     participants.update(await participant_counts([s.id for s in snaps]))
     themes = dict(old.themes)
-    themes.update(await _theme_names({s.theme_id for s in snaps if s.theme_id is not None} - set(themes)))
+    # The changed campaigns' themes are read again: a renamed theme is announced as a
+    # change of its campaigns (handlers/admin/themes.py).
+    themes.update(await _theme_names({s.theme_id for s in snaps if s.theme_id is not None}))
     return FeedIndex(old.built_at, version, kept + snaps, participants, old.stores, themes)
 
 

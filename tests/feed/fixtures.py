@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timedelta
 
 from services.campaigns import CampaignSnapshot
+from services.core import media_url
 
 TAGS = ["coffee", "tea", "bakery", "books", "wine", "pets"]
 CATEGORIES = ["drinks", "food", "toys", "home"]
@@ -26,7 +27,8 @@ def random_snapshot(i: int, rng: random.Random, now: datetime, store_ids: list[i
         id=i, type="offer", status=status, visibility="targeted" if targeted else "public",
         audience_rule=rule if targeted else None, content={"en": {"title": f"c{i}"}}, default_language="en",
         tags=tuple(rng.sample(TAGS, rng.randint(0, 3))), categories=tuple(rng.sample(CATEGORIES, rng.randint(0, 2))),
-        theme_id=None, banner_media_id=None, poster_media_id=None, visible_from=visible_from, starts_at=starts,
+        theme_id=None, banner_media_id=i if i % 2 else None, poster_media_id=None, visible_from=visible_from,
+        starts_at=starts, banner_url=media_url(f"{i:064x}", "png") if i % 2 else None,
         ends_at=ends, redeem_until=None, channels=("miniprogram",),
         store_ids=None if rng.random() < 0.5 else frozenset(rng.sample(store_ids, rng.randint(0, 4))),
         participant_cap=None, goal_metric=None, goal_target=None, goal_window_days=None, reward_points=0,

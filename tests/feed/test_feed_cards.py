@@ -61,7 +61,8 @@ def _item(r: Ranked, accept: str | None) -> FeedItemOut:
     return FeedItemOut(
         id=snap.id, type=snap.type, phase=r.phase, teaser=r.phase == "teaser", joinable=r.joinable, joined=r.joined,  # type: ignore[arg-type]
         language=language, title=title, summary=summary, tags=list(snap.tags), theme_id=snap.theme_id,
-        banner_media_id=snap.banner_media_id, starts_at=snap.starts_at, ends_at=snap.ends_at,
+        banner_media_id=snap.banner_media_id, banner_url=snap.banner_url, starts_at=snap.starts_at,
+        ends_at=snap.ends_at,
         participants=r.participants, distance_km=None if r.distance_km is None else round(r.distance_km, 2),
         score=r.score, reason=next((x.text for x in shown if x.code != "joined"), shown[0].text if shown else None),
         reasons=[{"code": x.code, "text": x.text, "points": x.points} for x in shown],  # type: ignore[misc]
