@@ -22,7 +22,7 @@ async def nothing(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_order_ref_per_voucher')]
+    dependencies = [('models', '0013_accounts_access')]
 
     initial = False
 

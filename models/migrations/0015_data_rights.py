@@ -4,7 +4,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0012_order_ref_per_voucher")]
+    dependencies = [("models", "0014_customer_service")]
 
     initial = False
 
