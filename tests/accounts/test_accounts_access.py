@@ -22,6 +22,7 @@ from services.accounts import epoch_key
 from services.accounts import operators as accounts
 from services.activity import integrations
 from services.core import Actor, Principal, errors, issue_access_token
+from tests.content.test_media import form, image_bytes
 from tests.helpers import admin_login, bearer, cheap_password_hashing, create_admin, error_of, logged_in_admin
 from tests.journey.fixtures import Pos, pos, shoppers, visit
 from tests.wallet.fixtures import PREVIEW, REDEEM, qr_payload, store, vouchers
@@ -613,6 +614,17 @@ async def test_creating_admins_staff_and_segments_is_audited(client: TestClient)
         201,
     )
     assert as_dict((await audit_of("segment.create", segment["id"])).after)["name"] == "vips"
+
+    picture = image_bytes("PNG")
+    media = await ok(await client.post("/api/v1/admin/media", data=form(picture), headers=root), 201)
+    assert as_dict((await audit_of("media.create", media["id"])).after)["sha256"] == media["sha256"]
+    # The same bytes again create nothing, and record nothing.
+    await ok(await client.post("/api/v1/admin/media", data=form(picture), headers=root), 200)
+    assert await AuditEntry.filter(action="media.create").count() == 1
+
+    await ok(await client.post("/api/v1/admin/coupons/reconcile", json={}, headers=root))
+    run = await AuditEntry.get(action="stock.reconcile")
+    assert run.actor_kind == "admin" and run.entity_type == "coupon"
 
 
 async def test_store_of_staff_moved_by_the_admin_is_the_one_the_new_token_carries(client: TestClient) -> None:
