@@ -88,7 +88,7 @@ class PasswordUnavailable(Exception):
 def _read_admin_password(username: str) -> str:
     """The new admin's password: ADMIN_PASSWORD if set, else asked twice on the terminal
     (getpass: not echoed). Checked against the password rules either way."""
-    from services.accounts.passwords import check_password_rules
+    from services.accounts import check_password_rules
 
     password = os.environ.get(ADMIN_PASSWORD_ENV)
     if password is None:

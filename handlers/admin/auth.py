@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import Field
 
 from handlers.common.actors import actor_of
-from handlers.common.login_flow import new_session, password_login
+from handlers.common.login_flow import change_password, password_login
 from handlers.common.schemas import (
     OneTimePasswordOut,
     PageQuery,
@@ -168,13 +168,10 @@ async def reset_admin_password(request: web.Request) -> OneTimePasswordOut:
 @routes.add(
     "POST", "/api/v1/admin/me/password", access=ANY_ADMIN, tags=("admin",), body=PasswordChangeIn,
     response=TokenPairOut, open_during_password_change=True,
-    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon),
+    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon,
+            errors.TooManyAttempts),
     summary="Change your own password (old + new, see the password rules); ends every session of the account "
     "and answers a new token pair",
 )  # fmt: skip
 async def change_admin_password(request: web.Request, body: PasswordChangeIn) -> TokenPairOut:
-    me = principal_of(request)
-    principal = await accounts.change_password(
-        request.app[REDIS], actor_of(request), "admin", me.id, body.old_password, body.new_password
-    )
-    return await new_session(request, principal)
+    return await change_password(request, "admin", body.old_password, body.new_password)

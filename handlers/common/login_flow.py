@@ -4,19 +4,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from handlers.common.actors import actor_of
 from handlers.common.request_meta import client_address
 from handlers.common.schemas import PasswordLoginIn, TokenPairOut
-from server.keys import REDIS, SETTINGS
+from server.keys import PRINCIPAL, REDIS, SETTINGS
 from services.accounts import LoginLimiter, sessions
 from services.accounts import operators as accounts
 from services.core import Principal
 
 
+def login_limiter(request: web.Request) -> LoginLimiter:
+    settings = request.app[SETTINGS]
+    return LoginLimiter(request.app[REDIS], settings.login_max_failures, settings.login_lockout_seconds)
+
+
+async def change_password(request: web.Request, realm: accounts.Realm, old: str, new: str) -> TokenPairOut:
+    """The caller's own password change (under the login throttle), then a new session."""
+    me = request[PRINCIPAL]
+    principal = await accounts.change_password(
+        request.app[REDIS], actor_of(request), realm, me.id, old, new,
+        limiter=login_limiter(request), address=client_address(request),
+    )  # fmt: skip
+    return await new_session(request, principal)
+
+
 async def password_login(
     request: web.Request, realm: accounts.Realm, body: PasswordLoginIn
 ) -> tuple[Principal, sessions.TokenPair]:
-    settings = request.app[SETTINGS]
-    limiter = LoginLimiter(request.app[REDIS], settings.login_max_failures, settings.login_lockout_seconds)
+    limiter = login_limiter(request)
     principal = await accounts.password_login(realm, body.username, body.password, client_address(request), limiter)
     return principal, await _start(request, principal)
 

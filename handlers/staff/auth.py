@@ -7,14 +7,11 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.common.actors import actor_of
-from handlers.common.login_flow import new_session, password_login
+from handlers.common.login_flow import change_password, password_login
 from handlers.common.schemas import PasswordChangeIn, PasswordLoginIn, StoreOut, TokenPairOut
 from models.stores import StaffMember
 from server.access import ANY_STAFF, PUBLIC
-from server.keys import REDIS
 from server.routing import RouteTable, principal_of
-from services.accounts import operators as accounts
 from services.core import Out, errors
 
 routes = RouteTable()
@@ -81,13 +78,10 @@ async def staff_me(request: web.Request) -> StaffSelfOut:
 @routes.add(
     "POST", "/api/v1/staff/me/password", access=ANY_STAFF, tags=("staff",), body=PasswordChangeIn,
     response=TokenPairOut, open_during_password_change=True,
-    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon),
+    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon,
+            errors.TooManyAttempts),
     summary="Change your own password (old + new, see the password rules); ends every session of the account "
     "and answers a new token pair",
 )  # fmt: skip
 async def change_staff_password(request: web.Request, body: PasswordChangeIn) -> TokenPairOut:
-    me = principal_of(request)
-    principal = await accounts.change_password(
-        request.app[REDIS], actor_of(request), "staff", me.id, body.old_password, body.new_password
-    )
-    return await new_session(request, principal)
+    return await change_password(request, "staff", body.old_password, body.new_password)

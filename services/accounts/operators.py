@@ -252,15 +252,26 @@ async def _account(kind: Realm, account_id: int) -> Admin | StaffMember:
 
 
 async def change_password(
-    redis: AnyRedis, actor: Actor, kind: Realm, account_id: int, old_password: str, new_password: str
-) -> Principal:
+    redis: AnyRedis, actor: Actor, kind: Realm, account_id: int, old_password: str, new_password: str,
+    *, limiter: LoginLimiter, address: str,
+) -> Principal:  # fmt: skip
     """The account's own password change: the old one must match, the new one pass the
     rules (check_password_rules) and differ from the old. Ends every session the account
     holds (the epoch rises) and clears a pending reset; returns the principal to start the
-    caller's new session with. Audited (``<kind>.password_change``, no secrets)."""
+    caller's new session with. Audited (``<kind>.password_change``, no secrets).
+
+    A wrong old password counts as a failed login of the account (``limiter``): a stolen
+    access token cannot be used to guess the password faster than the login allows."""
     account = await _account(kind, account_id)
-    if not await verify_password(account.password_hash, old_password):
-        raise errors.WrongPassword()
+    await limiter.acquire(kind, account.username, address)
+    try:
+        ok = await verify_password(account.password_hash, old_password)
+    except Exception:
+        await limiter.release(kind, account.username, address)  # no verdict: not a failure
+        raise
+    if not ok:
+        raise errors.WrongPassword()  # stays counted as a failure
+    await limiter.record_success(kind, account.username, address)
     check_password_rules(new_password, account.username)
     if new_password == old_password:
         raise errors.ValidationFailed(

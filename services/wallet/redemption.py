@@ -30,7 +30,6 @@ from services.wallet.redemption_checks import (
     CodeConfig,
     Scanned,
     Till,
-    ensure_store_open,
     load_scanned,
     refusal,
     resolve,
@@ -96,9 +95,6 @@ async def redeem(
         if prior is not None:
             [view] = await describe([await _replay(prior, config, redis, payload)])
             return view, True
-    # After the replay check: a retry of a redemption made before the store closed still
-    # gets its first answer.
-    await ensure_store_open(till.store_id)
     voucher_id = await resolve(config, redis, payload)
     now = datetime.now(UTC)
     before, after = _audit_snapshots(voucher_id, till, order_amount, order_ref)

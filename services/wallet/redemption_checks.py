@@ -75,6 +75,8 @@ class Scanned:
     #: A redemption standing on the same order (read for an order_ref) of a campaign
     #: exclusive with this voucher's: the two cannot share the order.
     exclusive_on_order: int | None = None
+    #: The till's store is closed (its opening state, read with the voucher).
+    store_closed: bool = False
 
 
 def _json(field: str, raw: Any) -> Any:
@@ -100,8 +102,9 @@ def scanned_of(row: dict[str, Any]) -> Scanned:
         redeem_until=_REDEEM_UNTIL.to_python_value(row["c_redeem_until"]),
     )  # fmt: skip
     return Scanned(
-        voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"], row["o_exclusive_redemption"]
-    )
+        voucher, coupon, bool(row["c_store_listed"]), row["n_staff"], row["n_store"], row["o_exclusive_redemption"],
+        store_closed=row["s_state"] == "closed",
+    )  # fmt: skip
 
 
 #: A voucher code as the wallet shows it (Crockford base32, services.core.codes), once
@@ -183,9 +186,11 @@ def rule_refusal(s: Scanned, store_id: int, order_amount: int | None, now: datet
     """Why this store may not redeem the voucher now, or None; pure (it may run on SQLite's
     database thread), so a used voucher is answered without its details (``refusal`` adds
     them). Checked in this order: used, withdrawn, expired, the campaign's redemption
-    period over, not yet valid, store, channel, minimum spend, stacking on the order.
-    ``s`` must have been read for ``store_id``."""
+    period over, not yet valid, store, channel, minimum spend, stacking on the order;
+    before all of them, the store being closed. ``s`` must have been read for ``store_id``."""
     v, t = s.voucher, s.template
+    if s.store_closed:
+        return errors.StoreClosed(details={"store_id": store_id})
     if v.status == "used":
         return errors.VoucherAlreadyUsed()
     if v.status not in ("available", "expired"):
@@ -217,20 +222,14 @@ class Preview:
     refusal: errors.AppError | None
 
 
-async def ensure_store_open(store_id: int) -> None:
-    """Refuse (403 store_closed) at a store whose opening state is ``closed``: it takes no
-    redemptions (its staff may still log in and read their lists)."""
-    if await Store.filter(id=store_id, state="closed").exists():
-        raise errors.StoreClosed(details={"store_id": store_id})
-
-
 async def preview(config: CodeConfig, redis: AnyRedis, till: Till, payload: str, order_amount: int | None) -> Preview:
     """What a scanned or typed code is, whose, and whether this store may redeem it now
     (or why not). A code that is malformed, forged, stale or names no voucher is raised;
-    so is a closed store (store_closed)."""
-    await ensure_store_open(till.store_id)
+    so is a closed store (store_closed: it takes no redemptions)."""
     voucher_id = await resolve(config, redis, payload)
     scanned = await load_scanned(voucher_id, till)
+    if scanned.store_closed:
+        raise errors.StoreClosed(details={"store_id": till.store_id})
     now = datetime.now(UTC)
     customer = await Customer.get(id=scanned.voucher.customer_id)
     return Preview(

@@ -78,6 +78,8 @@ def read_select(voucher: str, store: str, staff: str, order_ref: str) -> str:
         " AS c_store_listed,"
         f" (SELECT display_name FROM staff_members WHERE id = {staff}) AS n_staff,"
         f" (SELECT name FROM stores WHERE id = {store}) AS n_store,"
+        # The store's opening state: a closed store takes no redemptions (store_closed).
+        f" (SELECT state FROM stores WHERE id = {store}) AS s_state,"
         # A redemption standing on the same order of a campaign exclusive with this one.
         " (SELECT MIN(r.id) FROM redemptions r JOIN campaign_exclusivity x"
         " ON (x.campaign_low_id = r.campaign_id AND x.campaign_high_id = c.id)"
@@ -93,7 +95,8 @@ def read_select(voucher: str, store: str, staff: str, order_ref: str) -> str:
 def read_sql(dialect: Dialect) -> str:
     """The till's read of a voucher: its columns, its coupon's rules (``t_…``), its
     campaign's (``c_…``: where it runs, when redeeming ends), whether the campaign lists
-    the store (``c_store_listed``), the names of the clerk and the store (``n_…``), and a
+    the store (``c_store_listed``), the names of the clerk and the store (``n_…``), the
+    store's opening state (``s_state``), and a
     standing redemption on the same order of a campaign exclusive with the voucher's
     (``o_exclusive_redemption``). Parameters: voucher id, store id, staff id, order_ref."""
     params = Params(dialect)

@@ -18,10 +18,11 @@ from models.audit import AuditEntry
 from models.journey import Integration
 from models.stores import StaffMember, Store
 from server.keys import REDIS, SETTINGS
+from services.accounts import epoch_key
 from services.accounts import operators as accounts
-from services.accounts.epochs import epoch_key
 from services.activity import integrations
 from services.core import Actor, Principal, errors, issue_access_token
+from tests.content.test_media import form, image_bytes
 from tests.helpers import admin_login, bearer, cheap_password_hashing, create_admin, error_of, logged_in_admin
 from tests.journey.fixtures import Pos, pos, shoppers, visit
 from tests.wallet.fixtures import PREVIEW, REDEEM, qr_payload, store, vouchers
@@ -284,16 +285,26 @@ async def test_a_closed_store_takes_no_redemptions(client: TestClient) -> None:
     shop = await store()
     _, login = await staff_account(client, shop.id)
     clerk = bearer(login["access_token"])
-    [held] = await vouchers(client)
+    held, earlier = await vouchers(client, count=2)
     payload = await qr_payload(client, held)
+    earlier_payload = await qr_payload(client, earlier)
+    keyed = clerk | {"Idempotency-Key": "till-1-0001"}
+    first = await ok(await client.post(REDEEM, json={"payload": earlier_payload}, headers=keyed), 201)
 
     closed = await ok(await client.patch(f"/api/v1/admin/stores/{shop.id}", json={"state": "closed"}, headers=root))
     assert closed["state"] == "closed"
     await refused(await client.post(PREVIEW, json={"payload": payload}, headers=clerk), 403, "store_closed")
     await refused(await client.post(REDEEM, json={"payload": payload}, headers=clerk), 403, "store_closed")
+    many = await asyncio.gather(*(client.post(REDEEM, json={"payload": payload}, headers=clerk) for _ in range(20)))
+    for resp in many:
+        await refused(resp, 403, "store_closed")
     assert (await held.row()).status == "available"
+    # A retry of a redemption made before the store closed still gets its first answer.
+    replay = await client.post(REDEEM, json={"payload": earlier_payload}, headers=keyed)
+    assert (await ok(replay, 201))["id"] == first["id"] and replay.headers["Idempotent-Replayed"] == "true"
     # Staff of a closed store still log in and read their day.
     assert (await client.get("/api/v1/staff/me", headers=clerk)).status == 200
+    assert (await client.get("/api/v1/staff/redemptions", headers=clerk)).status == 200
 
     await ok(await client.patch(f"/api/v1/admin/stores/{shop.id}", json={"state": "open"}, headers=root))
     await ok(await client.post(REDEEM, json={"payload": payload}, headers=clerk), 201)
@@ -426,6 +437,25 @@ async def test_admins_change_their_password(client: TestClient) -> None:
     await refused(await client.get("/api/v1/admin/me", headers=headers), 401, "invalid_token")
     assert (await client.get("/api/v1/admin/me", headers=bearer(pair["access_token"]))).status == 200
     await admin_login(client, "olga", "correct horse battery")
+
+
+async def test_guessing_the_old_password_is_throttled_like_a_login(client: TestClient) -> None:
+    """A stolen access token gives no faster way to guess the password than the login."""
+    login = await logged_in_admin(client, "operator", "olga")
+    headers = bearer(login["access_token"])
+    limit = client.server.app[SETTINGS].login_max_failures
+    for i in range(limit):
+        resp = await client.post(
+            "/api/v1/admin/me/password", json={"old_password": f"guess-{i}", "new_password": "x" * 12}, headers=headers
+        )
+        await refused(resp, 403, "wrong_password")
+    right = await client.post(
+        "/api/v1/admin/me/password",
+        json={"old_password": "pw-olga-0123456789", "new_password": "a-brand-new-secret"},
+        headers=headers,
+    )
+    await refused(right, 429, "too_many_attempts")
+    assert int(right.headers["Retry-After"]) > 0
 
 
 @pytest.mark.parametrize("kind", ["staff", "admin"])
@@ -584,6 +614,17 @@ async def test_creating_admins_staff_and_segments_is_audited(client: TestClient)
         201,
     )
     assert as_dict((await audit_of("segment.create", segment["id"])).after)["name"] == "vips"
+
+    picture = image_bytes("PNG")
+    media = await ok(await client.post("/api/v1/admin/media", data=form(picture), headers=root), 201)
+    assert as_dict((await audit_of("media.create", media["id"])).after)["sha256"] == media["sha256"]
+    # The same bytes again create nothing, and record nothing.
+    await ok(await client.post("/api/v1/admin/media", data=form(picture), headers=root), 200)
+    assert await AuditEntry.filter(action="media.create").count() == 1
+
+    await ok(await client.post("/api/v1/admin/coupons/reconcile", json={}, headers=root))
+    run = await AuditEntry.get(action="stock.reconcile")
+    assert run.actor_kind == "admin" and run.entity_type == "coupon"
 
 
 async def test_store_of_staff_moved_by_the_admin_is_the_one_the_new_token_carries(client: TestClient) -> None:
