@@ -26,9 +26,10 @@ class SubscriptionsIn(Body):
         description="templates the customer accepted in wx.requestSubscribeMessage (each counts one message)",
     )  # fmt: skip
     language: str | None = Field(
-        default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
-        description="the customer's language (wx.getSystemInfo's, e.g. zh_CN sent as zh-CN): these templates' "
-        "messages read the campaign's texts in it where the campaign has it; default: the Accept-Language header",
+        default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$",
+        description="the customer's language (`zh-CN`, or wx.getSystemInfo's `zh_CN`, read as `zh-CN`): these "
+        "templates' messages read the campaign's texts in it where the campaign has it; default: the "
+        "Accept-Language header",
     )  # fmt: skip
 
 
@@ -58,7 +59,10 @@ def _known(request: web.Request) -> dict[str, list[str]]:
     errors=(errors.ValidationFailed,),
 )  # fmt: skip
 async def report_subscriptions(request: web.Request, body: SubscriptionsIn) -> SubscriptionsOut:
-    language = body.language or reported_language(request.headers.get("Accept-Language"))
+    if body.language is not None:
+        language: str | None = body.language.replace("_", "-")
+    else:
+        language = reported_language(request.headers.get("Accept-Language"))
     rows = await notify_subscriptions.accept(principal_of(request).id, body.template_ids, _known(request), language)
     return SubscriptionsOut(items=[AllowanceOut.of(a) for a in rows])
 

@@ -47,7 +47,7 @@ async def test_the_acceptance_records_the_customers_language(client: TestClient)
     languages = dict(await NotifySubscription.filter(template_id=REWARD).values_list("customer_id", "language"))
     assert languages == {a.id: "en", b.id: "en-US", c.id: None}
     # A later acceptance in another language replaces it.
-    await subscribe_in(client, a, REWARD, language="zh-CN")
+    await subscribe_in(client, a, REWARD, language="zh_CN")  # wx.getSystemInfo's spelling
     assert (await NotifySubscription.get(customer_id=a.id, template_id=REWARD)).language == "zh-CN"
     bad = await client.post(SUBS, json={"template_ids": [REWARD], "language": "not a tag"}, headers=a.headers)
     assert bad.status == 422
@@ -56,7 +56,7 @@ async def test_the_acceptance_records_the_customers_language(client: TestClient)
 async def test_a_reward_message_is_in_the_customers_language(client: TestClient) -> None:
     english, chinese, unknown = await shoppers(client, 3)
     await subscribe_in(client, english, REWARD, language="en")
-    await subscribe_in(client, chinese, REWARD, header="zh-CN")
+    await subscribe_in(client, chinese, REWARD, language="zh_CN")  # as wx.getSystemInfo says it
     await subscribe_in(client, unknown, REWARD, language="fr")  # the campaign has no French
     campaign = await make_campaign(reward_points=5, reward_badge="early", content=BILINGUAL)
     for who in (english, chinese, unknown):
