@@ -17,6 +17,7 @@ from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
 from handlers.admin import notifications as admin_notifications
+from handlers.admin import preview as admin_preview
 from handlers.admin import redemptions as admin_redemptions
 from handlers.admin import stores as admin_stores
 from handlers.admin import themes as admin_themes
@@ -47,6 +48,7 @@ def all_routes() -> RouteTable:
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
+        admin_preview,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

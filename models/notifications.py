@@ -33,6 +33,9 @@ class NotifySubscription(Model):
     template_id = fields.CharField(max_length=64)
     remaining = fields.IntField(default=0)
     accepted_total = fields.IntField(default=0)
+    # The customer's language at their last acceptance (body language or Accept-Language):
+    # messages of this template read campaign texts in it. Null: the campaign's default.
+    language = fields.CharField(max_length=16, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -12,7 +12,7 @@ from server.access import CUSTOMER
 from server.keys import SETTINGS
 from server.routing import RouteTable, principal_of
 from services.core import Body, Out, errors
-from services.notify import Allowance
+from services.notify import Allowance, reported_language
 from services.notify import subscriptions as notify_subscriptions
 
 routes = RouteTable()
@@ -24,6 +24,12 @@ class SubscriptionsIn(Body):
     template_ids: list[TemplateId] = Field(
         min_length=1, max_length=notify_subscriptions.MAX_REPORTED,
         description="templates the customer accepted in wx.requestSubscribeMessage (each counts one message)",
+    )  # fmt: skip
+    language: str | None = Field(
+        default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$",
+        description="the customer's language (`zh-CN`, or wx.getSystemInfo's `zh_CN`, read as `zh-CN`): these "
+        "templates' messages read the campaign's texts in it where the campaign has it; default: the "
+        "Accept-Language header",
     )  # fmt: skip
 
 
@@ -53,7 +59,11 @@ def _known(request: web.Request) -> dict[str, list[str]]:
     errors=(errors.ValidationFailed,),
 )  # fmt: skip
 async def report_subscriptions(request: web.Request, body: SubscriptionsIn) -> SubscriptionsOut:
-    rows = await notify_subscriptions.accept(principal_of(request).id, body.template_ids, _known(request))
+    if body.language is not None:
+        language: str | None = body.language.replace("_", "-")
+    else:
+        language = reported_language(request.headers.get("Accept-Language"))
+    rows = await notify_subscriptions.accept(principal_of(request).id, body.template_ids, _known(request), language)
     return SubscriptionsOut(items=[AllowanceOut.of(a) for a in rows])
 
 

@@ -233,7 +233,7 @@ async def participant_counts(ids: list[int]) -> dict[int, int]:
     return {int(c): int(n) for c, n in counted}
 
 
-async def _theme_names(theme_ids: set[int]) -> dict[int, str]:
+async def theme_names(theme_ids: set[int]) -> dict[int, str]:
     return dict(await Theme.filter(id__in=theme_ids).values_list("id", "name")) if theme_ids else {}
 
 
@@ -245,7 +245,7 @@ async def build_index(now: datetime, version: int) -> FeedIndex:
         int(i): (float(lat), float(lng))
         for i, lat, lng in await Store.filter(is_active=True).values_list("id", "latitude", "longitude")
     }
-    themes = await _theme_names({s.theme_id for s in snaps if s.theme_id is not None})
+    themes = await theme_names({s.theme_id for s in snaps if s.theme_id is not None})
     return FeedIndex(time.monotonic(), version, snaps, participants, stores, themes)
 
 
@@ -263,7 +263,7 @@ async def update_index(old: FeedIndex, changed: set[int], now: datetime, version
     themes = dict(old.themes)
     # The changed campaigns' themes are read again: a renamed theme is announced as a
     # change of its campaigns (handlers/admin/themes.py).
-    themes.update(await _theme_names({s.theme_id for s in snaps if s.theme_id is not None}))
+    themes.update(await theme_names({s.theme_id for s in snaps if s.theme_id is not None}))
     return FeedIndex(old.built_at, version, kept + snaps, participants, old.stores, themes)
 
 

@@ -22,7 +22,7 @@ from services.campaigns import CampaignSnapshot
 from services.core import AnyRedis, errors
 from services.feed import catalog_changes
 from services.feed.audience_sets import audience_ids, audience_of, refresh_audience
-from services.feed.index import FeedIndex, build_index, update_index
+from services.feed.index import FeedIndex, build_index, participant_counts, theme_names, update_index
 from services.feed.policy import FeedPolicy
 from services.feed.rankings import RankingCache, versions
 from services.feed.scoring import Ranking, score_rows
@@ -170,3 +170,23 @@ class Feed:
         ranking = Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
         ranking.complete = complete
         return ranking
+
+    async def preview(
+        self, snap: CampaignSnapshot, customer_id: int, language: str, now: datetime, *, member: bool
+    ) -> Ranking:
+        """How the feed would rank ``snap`` for this customer now, whatever its state (the
+        admin preview: a draft included). Precondition: ``snap`` is as customers would see
+        it (status and visibility as published). It is scored alone in an index with the
+        live index's stores, theme names and participant counts (so its popularity is
+        measured against the others'), without a store or location; ``member``: whether
+        the customer is in its audience, when targeted. Empty when the feed would not
+        show it now (ended, or targeted at others)."""
+        live = await self.index(now)
+        themes = dict(live.themes)
+        if snap.theme_id is not None and snap.theme_id not in themes:
+            themes.update(await theme_names({snap.theme_id}))
+        participants = {**live.participants, **await participant_counts([snap.id])}
+        index = FeedIndex(time.monotonic(), live.version, [snap], participants, live.stores, themes)
+        who = await viewer(customer_id, language, now, store_id=None, lat=None, lng=None)
+        members = {snap.id} if member else set()
+        return Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)

@@ -49,6 +49,7 @@ from services.campaigns import CampaignSnapshot, CouponSnapshot
 from services.core import AnyRedis, audit, random_token, text
 from services.journey import points
 from services.notify import outbox as notify_outbox
+from services.notify import reward_text_in, titles_of
 from services.stock import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys, Stock
 
 log = logging.getLogger("wxcampaign.rewards")
@@ -112,6 +113,12 @@ async def grant_in_transaction(
                     "campaign_title": notify_outbox.title_of(snap.content, snap.default_language),
                     "reward": notify_outbox.reward_text(snap.reward_points, snap.reward_badge, len(coupons)),
                     "points": snap.reward_points, "earned_at": datetime.now(UTC).isoformat(),
+                    # The same in each of the campaign's languages (services/notify/languages.py).
+                    "campaign_titles": titles_of(snap.content), "default_language": snap.default_language,
+                    "reward_texts": {
+                        lang: reward_text_in(lang, snap.reward_points, snap.badge_face(lang)[0], len(coupons))
+                        for lang in snap.content
+                    },
                 },
             )  # fmt: skip
         return grant_ids

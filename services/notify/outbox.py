@@ -43,6 +43,7 @@ from models.notifications import NOTIFICATION_STATUSES, Notification, NotifyFano
 from models.participations import Participation
 from services.audience import rules as audience
 from services.core import column, newest_first
+from services.notify.languages import reward_text_in, titles_of
 from services.notify.templates import NotifyTemplates
 
 #: A campaign that became active longer ago than this is not announced any more.
@@ -87,14 +88,9 @@ async def enqueue_many(rows: list[tuple[str, str, int, dict[str, Any]]]) -> None
 
 
 def reward_text(points: int, badge: str | None, coupons: int) -> str:
-    parts = []
-    if points:
-        parts.append(f"{points}积分")
-    if badge:
-        parts.append(f"徽章{badge}")
-    if coupons:
-        parts.append(f"{coupons}张优惠券")
-    return "、".join(parts)
+    """What a reward holds, in Chinese (the payload's ``reward``; ``reward_texts`` holds
+    it in each of the campaign's languages, see services/notify/languages.py)."""
+    return reward_text_in("zh-CN", points, badge, coupons)
 
 
 # --- fan-outs -------------------------------------------------------------------------
@@ -136,6 +132,7 @@ async def _announce(campaign: Campaign, template_id: str) -> int:
     payload = {
         "campaign_id": campaign.id, "campaign_title": title,
         "starts_at": campaign.starts_at.isoformat(), "ends_at": campaign.ends_at.isoformat(),
+        "campaign_titles": titles_of(campaign.content or {}), "default_language": campaign.default_language,
     }  # fmt: skip
     targeted = campaign.visibility == "targeted" and campaign.audience_rule is not None
     total = 0
@@ -175,7 +172,10 @@ async def _warn_ending(campaign: Campaign, template_id: str) -> int:
     only active campaigns inside the warning window, so a finished walk costs one query."""
     state = await _fanout_state(f"campaign_ending_joins:{campaign.id}")
     title = title_of(campaign.content or {}, campaign.default_language)
-    payload = {"campaign_id": campaign.id, "campaign_title": title, "ends_at": campaign.ends_at.isoformat()}
+    payload = {
+        "campaign_id": campaign.id, "campaign_title": title, "ends_at": campaign.ends_at.isoformat(),
+        "campaign_titles": titles_of(campaign.content or {}), "default_language": campaign.default_language,
+    }  # fmt: skip
     total = 0
     for _ in range(FANOUT_BATCHES_PER_PASS):
         rows = (

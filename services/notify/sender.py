@@ -50,10 +50,11 @@ from tortoise.transactions import in_transaction
 
 import miniprogram_api as wx
 from models.customers import Customer
-from models.notifications import Notification
+from models.notifications import Notification, NotifySubscription
 from models.redemptions import REMINDER_KIND, VoucherReminder
-from services.core import AnyRedis, run_to_end
+from services.core import AnyRedis, column, run_to_end
 from services.notify import subscriptions as notify_subscriptions
+from services.notify.languages import localize
 from services.notify.templates import NotifyTemplates, TemplateSpec, render
 
 log = logging.getLogger("wxcampaign.notify")
@@ -207,7 +208,12 @@ class NotifySender:
 
     async def _send(self, claim: Claim, spec: TemplateSpec) -> str:
         openid = (await Customer.filter(id=claim.customer_id).values_list("openid", flat=True))[0]
-        data, page = render(spec, claim.payload, timedelta(minutes=self.policy.utc_offset_minutes))
+        # The customer's language, as reported with the allowance this message takes.
+        language = await column(
+            NotifySubscription.filter(customer_id=claim.customer_id, template_id=claim.template_id), "language"
+        )
+        payload = localize(claim.payload, language[0] if language else None)
+        data, page = render(spec, payload, timedelta(minutes=self.policy.utc_offset_minutes))
         try:
             msgid = await self.client.send_subscribe_message(
                 str(openid), claim.template_id, data, page=page, retry=False

@@ -76,13 +76,21 @@ async def _add_one(customer_id: int, template_id: str) -> None:
     raise RuntimeError("could not record the subscription")
 
 
-async def accept(customer_id: int, template_ids: list[str], known: Mapping[str, list[str]]) -> list[Allowance]:
-    """Count one acceptance of each template (all or none). Raises ValidationFailed for an
-    id not in ``known`` (configured template id -> kinds) or repeated."""
+async def accept(
+    customer_id: int, template_ids: list[str], known: Mapping[str, list[str]], language: str | None = None
+) -> list[Allowance]:
+    """Count one acceptance of each template (all or none), and remember ``language``
+    (when given) as the one these templates' messages are written in. Raises
+    ValidationFailed for an id not in ``known`` (configured template id -> kinds) or
+    repeated."""
     check_known(template_ids, known)
     async with in_transaction():
         for template_id in template_ids:
             await _add_one(customer_id, template_id)
+        if language is not None:
+            await NotifySubscription.filter(customer_id=customer_id, template_id__in=template_ids).update(
+                language=language
+            )
     return await allowances(customer_id, known)
 
 

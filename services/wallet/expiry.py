@@ -66,12 +66,12 @@ async def queue_reminders(now: datetime, within: timedelta, batch: int = BATCH) 
         )
         if not rows:
             return total
-        titles = {
-            t: notify_outbox.title_of({}, lang, titles=title or {})
-            for t, title, lang in await CouponTemplate.filter(id__in={r[3] for r in rows}).values_list(
-                "id", "title", "campaign__default_language"
-            )
-        }
+        templates = await CouponTemplate.filter(id__in={r[3] for r in rows}).values_list(
+            "id", "title", "campaign__default_language"
+        )
+        titles = {t: notify_outbox.title_of({}, lang, titles=title or {}) for t, title, lang in templates}
+        # Every language the coupon has, for the customer's (services/notify/languages.py).
+        translations = {t: ({k: str(v) for k, v in (title or {}).items() if v}, lang) for t, title, lang in templates}
         async with in_transaction():
             reminders = [
                 VoucherReminder(voucher_id=v, customer_id=c, kind=REMINDER_KIND, valid_until=u) for v, c, u, *_ in rows
@@ -79,8 +79,10 @@ async def queue_reminders(now: datetime, within: timedelta, batch: int = BATCH) 
             await VoucherReminder.bulk_create(reminders, ignore_conflicts=True)
             messages = []
             for v, c, u, t, cmp in rows:
+                coupon_titles, default_language = translations.get(t, ({}, "zh-CN"))
                 payload = {"voucher_id": v, "campaign_id": cmp, "coupon_title": titles.get(t, ""),
-                           "valid_until": u.isoformat()}  # fmt: skip
+                           "valid_until": u.isoformat(), "coupon_titles": coupon_titles,
+                           "default_language": default_language}  # fmt: skip
                 messages.append((f"voucher_expiring:{v}", "voucher_expiring", c, payload))
             await notify_outbox.enqueue_many(messages)
         total += len(rows)
