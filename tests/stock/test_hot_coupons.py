@@ -14,8 +14,10 @@ import pytest
 from redis.crc import key_slot
 
 from models.campaigns import Campaign
+from models.customers import Customer
+from models.journey import RewardGrant
 from models.vouchers import Voucher
-from server.keys import REDIS, STOCK
+from server.keys import JOURNEY, REDIS, STOCK
 from services.core import text
 from services.stock import CampaignKeys, ClaimsWorker, Stock, home_bucket, stock_left
 from services.stock import reconcile as stock_reconcile
@@ -220,3 +222,18 @@ async def test_reconcile_rebuilds_buckets_and_drops_leftover_reservations(client
     await _worker(client).drain()
     assert await Voucher.filter(template_id=coupon.template.id).count() == 50
     assert (await Campaign.get(id=coupon.campaign.id)).budget_spent == 50_000
+
+
+async def test_a_grant_of_a_hot_coupon_is_refused(client_with):
+    # Grants (rewards, automation) decide in the campaign's slot only: they would miss
+    # the counts and stock of the other buckets.
+    client = await client_with()
+    coupon = await live_coupon(client, stock=20, stock_buckets=K)
+    customer = (await Customer.create(openid="o_grant_1")).id
+    grant = await RewardGrant.create(
+        participation_id=None, ref=f"automation:1:{customer}", customer_id=customer, campaign_id=coupon.campaign.id,
+        template_id=coupon.template.id, trigger="automation",
+    )  # fmt: skip
+    assert await client.server.app[JOURNEY].rewards.issue_pending([grant.id]) == 0
+    assert (await RewardGrant.get(id=grant.id)).refusal == "hot_coupon"
+    assert await _left(client, coupon) == 20
