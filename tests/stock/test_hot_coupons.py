@@ -237,3 +237,20 @@ async def test_a_grant_of_a_hot_coupon_is_refused(client_with):
     assert await client.server.app[JOURNEY].rewards.issue_pending([grant.id]) == 0
     assert (await RewardGrant.get(id=grant.id)).refusal == "hot_coupon"
     assert await _left(client, coupon) == 20
+
+
+@pytest.mark.parametrize("budget", [None, 100_000])
+async def test_idempotency_key_replays_a_hot_grab_and_its_refusal(client_with, budget):
+    client = await client_with()
+    coupon = await live_coupon(client, stock=4, per_user_limit=1, budget_limit=budget, stock_buckets=K)
+    [auth] = await customers(client, 1)
+    first = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-1"})
+    again = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-1"})
+    assert first.status == again.status == 201
+    assert (await first.json())["voucher"] == (await again.json())["voucher"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    refused = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-2"})
+    assert (await error_of(refused))["code"] == "coupon_limit_reached"
+    replayed = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-2"})
+    assert (await error_of(replayed))["code"] == "coupon_limit_reached"
+    assert await _left(client, coupon) == 3
