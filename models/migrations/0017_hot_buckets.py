@@ -3,15 +3,15 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_order_ref_per_voucher')]
+    dependencies = [("models", "0012_order_ref_per_voucher")]
 
     initial = False
 
     operations = [
         # Existing coupons keep one Redis slot (services/stock/hot.py: hot coupons).
         ops.AddField(
-            model_name='CouponTemplate',
-            name='stock_buckets',
+            model_name="CouponTemplate",
+            name="stock_buckets",
             field=fields.IntField(default=1),
         ),
     ]
