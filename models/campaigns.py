@@ -145,6 +145,9 @@ class CouponTemplate(Model):
     channels = fields.JSONField[list[Any] | None](null=True)
     # Points a customer may pay for one (POST /api/v1/me/points/exchange). None = not for points.
     points_price = fields.IntField(null=True)
+    # A hot coupon's stock is split over this many Redis slots (services/stock/hot.py);
+    # 1 = one slot, as every other coupon. Fixed once the campaign is published.
+    stock_buckets = fields.IntField(default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

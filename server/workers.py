@@ -60,6 +60,7 @@ async def scheduler_pass(redis: AnyRedis, stock: Stock, hold_seconds: float) -> 
             await stock_sync.after_transition(stock, campaign_id, status)
         if done:  # the feed and campaign pages show the new states at once, in every process
             await catalog_changed(redis, [campaign_id for campaign_id, _ in done])
+        await stock_sync.sweep_hot_coupons(stock)  # hot coupons' leftovers into one bucket
         return done
     finally:
         await redis.eval(_RELEASE, 1, _SCHEDULER_LOCK, token)

@@ -22,6 +22,7 @@ class CouponOut(Out, CouponFace):
     store_ids: list[int] | None
     channels: list[str] | None
     points_price: int | None = Field(description="points for one voucher; null: not exchangeable")
+    stock_buckets: int = Field(description="Redis slots the stock is split over (1: not a hot coupon)")
 
 
 class CampaignOut(Out):

@@ -11,8 +11,8 @@ from server.keys import REDIS, SETTINGS, STOCK
 from server.routing import RouteTable, path_int
 from server.workers import claims_worker
 from services.core import Body, Id, Out, audit, errors
-from services.stock import CampaignKeys, reconcile
 from services.stock import admin as stock_admin
+from services.stock import reconcile, stock_left
 
 routes = RouteTable()
 
@@ -93,9 +93,11 @@ class ReconcileOut(Out):
 async def add_stock(request: web.Request, body: AddStockIn) -> StockOut:
     stock = request.app[STOCK]
     template = await stock_admin.add_stock(stock, path_int(request, "id"), body.add, actor_of(request))
-    left = await stock.redis.hget(CampaignKeys(template.campaign_id).coupon(template.id), "stock")
+    # Summed over a hot coupon's buckets (services.stock.hot).
+    found = await stock_left(stock.redis, template.campaign_id, {template.id: template.total_stock})
+    left, source = found[template.id]
     return StockOut(
-        coupon_id=template.id, total_stock=template.total_stock, redis_stock=None if left is None else int(left)
+        coupon_id=template.id, total_stock=template.total_stock, redis_stock=left if source == "redis" else None
     )
 
 

@@ -111,6 +111,7 @@ def _coupon_values(coupon: CouponIn) -> dict[str, Any]:
         "store_ids": coupon.store_ids,
         "channels": coupon.channels,
         "points_price": coupon.points_price,
+        "stock_buckets": coupon.stock_buckets,
     }
 
 
@@ -185,6 +186,7 @@ def _coupon_spec(template: CouponTemplate) -> dict[str, Any]:
         "store_ids": template.store_ids,
         "channels": template.channels,
         "points_price": template.points_price,
+        "stock_buckets": template.stock_buckets,
     }
 
 

@@ -30,6 +30,8 @@ GoalMetric = Literal["visits", "spend", "purchases", "checkin_streak", "referral
 #: Fields whose change alters only how a campaign reads, not what it does.
 COPY_FIELDS = frozenset({"content", "default_language", "tags", "banner_media_id", "poster_media_id", "theme_id"})
 MAX_MONEY = 100_000_000_000  # fen: ¥1,000,000,000, far beyond any real campaign
+#: The most Redis slots a hot coupon's stock is split over (services/stock/hot.py).
+MAX_STOCK_BUCKETS = 16
 
 
 class ContentIn(Body):
@@ -80,6 +82,11 @@ class CouponIn(Body):
         default=None, ge=1, le=100_000_000,
         description="points for one voucher (POST /api/v1/me/points/exchange); null: not exchangeable",
     )  # fmt: skip
+    stock_buckets: int = Field(
+        default=1, ge=1, le=MAX_STOCK_BUCKETS,
+        description="a hot coupon's stock split over this many Redis slots (docs/stock.md, Hot coupons); "
+        "1: one slot. Grabbed only (no points price, not a reward); fixed once the campaign is published",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def kind_fields(self) -> CouponIn:
@@ -91,6 +98,9 @@ class CouponIn(Body):
             raise ValueError("a threshold coupon needs min_spend above its face_value")
         if self.kind == "free_item" and not self.item_name:
             raise ValueError("a free_item coupon needs item_name")
+        if self.stock_buckets > 1 and self.points_price is not None:
+            # An exchange is a grant, which decides in the campaign's slot only.
+            raise ValueError("a coupon with stock_buckets above 1 cannot have a points_price")
         return self
 
 
@@ -147,6 +157,11 @@ class CampaignIn(Body):
             raise ValueError("a flash sale needs at least one coupon")
         if self.visibility == "targeted" and self.audience_rule is None:
             raise ValueError("a targeted campaign needs an audience_rule")
+        hot = any(c.stock_buckets > 1 for c in self.coupons)
+        if hot and (self.type != "flash_sale" or self.visibility != "public"):
+            # Only a grab takes from buckets: other types grant their coupons (a grant
+            # decides in the campaign's slot), and the audience set lives in that slot.
+            raise ValueError("only a public flash_sale's coupons can have stock_buckets above 1")
         if len({c.id for c in self.coupons if c.id is not None}) != len([c for c in self.coupons if c.id]):
             raise ValueError("a coupon id appears twice")
         return self

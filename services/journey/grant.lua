@@ -17,7 +17,7 @@ local uid = ARGV[1]
 local first = redis.call("GET", KEYS[5])
 if first then return {"dup", first} end
 
-local m = redis.call("HMGET", KEYS[1], "stock", "limit", "face")
+local m = redis.call("HMGET", KEYS[1], "stock", "limit", "face", "buckets")
 if not m[1] then return {"not_loaded"} end
 
 -- A refusal is recorded too, and final: an issuer that read the grant before another
@@ -26,6 +26,10 @@ local function refuse(reason)
   redis.call("SET", KEYS[5], "refused:" .. reason, "EX", ARGV[6])
   return {reason}
 end
+
+-- A hot coupon (services/stock/hot.py) counts customers and stock over buckets in
+-- other slots: only grabs take from it.
+if m[4] and tonumber(m[4]) > 1 then return refuse("hot_coupon") end
 
 local held = tonumber(redis.call("HGET", KEYS[2], uid) or "0")
 if held >= tonumber(m[2]) then return refuse("limit") end

@@ -8,6 +8,7 @@ from services.stock.claims import ClaimEntry, ClaimsBacklog, ClaimsWorker, backl
 from services.stock.coupon_cache import CouponCache, CouponInfo
 from services.stock.exclusive import ExclusiveMarks
 from services.stock.gate import IDEMPOTENCY_TTL_SECONDS, Claim, GrabPolicy, Stock, stock_left
+from services.stock.hot import home_bucket
 from services.stock.ip_limiter import IpLimiter, retry_after
 from services.stock.keys import CONSUMER_GROUP, RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, STREAMS_REGISTRY, CampaignKeys
 
@@ -29,6 +30,7 @@ __all__ = [
     "IpLimiter",
     "Stock",
     "backlog",
+    "home_bucket",
     "persist",
     "retry_after",
     "stock_left",

@@ -34,6 +34,8 @@ class CouponInfo(CouponFace):
     exclusive_with: frozenset[int]
     #: A challenge's coupons are its completion reward: granted, never grabbed.
     reward_only: bool = False
+    #: Redis slots the stock is split over (a hot coupon: services/stock/hot.py); 1: one.
+    stock_buckets: int = 1
 
     def validity(self, grabbed_at: datetime) -> tuple[datetime, datetime]:
         """The window a voucher grabbed at ``grabbed_at`` is usable in."""
@@ -65,6 +67,7 @@ async def load_info(template_id: int) -> CouponInfo:
         valid_days=template.valid_days,
         exclusive_with=frozenset(await exclusive_ids(campaign.id)),
         reward_only=campaign.type == "challenge",
+        stock_buckets=template.stock_buckets,
     )
 
 

@@ -18,14 +18,16 @@ from tortoise.functions import Count
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
-from services.core import AnyRedis, call_script, column, errors, random_token, request_id_var, text
+from services.core import AnyRedis, call_script, errors, random_token, request_id_var, text
 from services.stock.coupon_cache import CouponInfo
 from services.stock.exclusive import ExclusiveMarks
+from services.stock.hot import HotBuckets, home_bucket
 from services.stock.keys import (
     RECENT_CLAIMS_KEPT,
     RECENT_CLAIMS_TTL_MS,
     STREAMS_REGISTRY,
     CampaignKeys,
+    bucket_of_stream,
     campaign_of_stream,
     parse_recent,
 )
@@ -71,6 +73,8 @@ class Stock:
         self._give_back = redis.register_script((_LUA / "give_back.lua").read_text())
         #: Per-customer exclusivity markers (grabs and joins of exclusive campaigns).
         self.exclusive = ExclusiveMarks(redis)
+        #: Coupons whose stock is split over several slots (services.stock.hot).
+        self.hot = HotBuckets(redis)
 
     async def load_campaign(self, campaign_id: int) -> int:
         """Put a campaign's coupons into Redis from the database; returns how many were
@@ -90,6 +94,16 @@ class Stock:
             holders = await holders_of(template.id)
             issued = sum(holders.values())
             opens = template.grab_starts_at or campaign.starts_at
+            if template.stock_buckets > 1:
+                config = [
+                    template.per_user_limit, _ms(opens), _ms(campaign.ends_at), template.face_value, state,
+                    "0" if campaign.budget_limit is None else "1",
+                ]  # fmt: skip
+                loaded += await self.hot.load(
+                    campaign_id=campaign.id, template_id=template.id, buckets=template.stock_buckets,
+                    left=max(0, template.total_stock - issued), config=config, budget=budget, holders=holders,
+                )  # fmt: skip
+                continue
             args: list[Any] = [
                 max(0, template.total_stock - issued), template.per_user_limit, _ms(opens), _ms(campaign.ends_at),
                 template.face_value, state, "1" if campaign.visibility == "targeted" else "0", budget,
@@ -132,19 +146,32 @@ class Stock:
         claims worker and the wallet's read-your-writes look at every registered stream.
         A stream with claims left stays registered until a later archive transition or
         reconciliation (nothing can be added to it: its coupons are closed)."""
-        stream = CampaignKeys(campaign_id).stream
-        if await self.redis.xlen(stream):
-            return False
-        return bool(await self.redis.srem(STREAMS_REGISTRY, stream))
+        streams = [
+            s for s in map(text, await self.redis.smembers(STREAMS_REGISTRY)) if campaign_of_stream(s) == campaign_id
+        ]  # a hot coupon's buckets have their own streams
+        removed = False
+        for stream in streams or [CampaignKeys(campaign_id).stream]:
+            if not await self.redis.xlen(stream):
+                removed = bool(await self.redis.srem(STREAMS_REGISTRY, stream)) or removed
+        return removed
 
     async def set_state(self, campaign_id: int, status: str) -> None:
         """Mirror a campaign's status onto its loaded coupons (pause, resume, end)."""
-        keys = CampaignKeys(campaign_id)
         state = STATE_OF_STATUS.get(status, "closed")
-        for template_id in await column(CouponTemplate.filter(campaign_id=campaign_id), "id"):
-            key = keys.coupon(template_id)
-            if await self.redis.exists(key):
-                await self.redis.hset(key, "state", state)
+        rows = await CouponTemplate.filter(campaign_id=campaign_id).values_list("id", "stock_buckets")
+        for template_id, buckets in rows:
+            for bucket in range(int(buckets)):  # a hot coupon's buckets each check the state
+                key = CampaignKeys(campaign_id, bucket).coupon(int(template_id))
+                if await self.redis.exists(key):
+                    await self.redis.hset(key, "state", state)
+
+    async def sweep(self, campaign_id: int) -> int:
+        """Move what is left in a campaign's hot coupons' extra buckets into bucket 0
+        (services.stock.hot). Returns how many units moved."""
+        rows = await CouponTemplate.filter(campaign_id=campaign_id, stock_buckets__gt=1).values_list(
+            "id", "stock_buckets"
+        )
+        return sum([await self.hot.sweep(campaign_id, int(t), int(k)) for t, k in rows])
 
     async def grab(
         self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
@@ -166,7 +193,7 @@ class Stock:
 
     async def first_answer(self, info: CouponInfo, customer_id: int, idempotency_key: str) -> str | None:
         """The record of an earlier grab of this coupon with this key, if any."""
-        key = CampaignKeys(info.campaign_id).idempotency(customer_id, info.template_id, idempotency_key)
+        key = _idempotency_key(info, customer_id, idempotency_key)
         record = await self.redis.get(key)
         return None if record is None else text(record)
 
@@ -176,7 +203,7 @@ class Stock:
         """Record a refusal decided before the grab script (eligibility from the cache,
         exclusivity) as this key's first answer. Returns the record already there when
         another request with the key answered first (replay that one instead)."""
-        key = CampaignKeys(info.campaign_id).idempotency(customer_id, info.template_id, idempotency_key)
+        key = _idempotency_key(info, customer_id, idempotency_key)
         record = REFUSED_JSON + json.dumps(
             {"code": refusal.code, "message": refusal.message, "details": refusal.details}, separators=(",", ":")
         )
@@ -188,6 +215,13 @@ class Stock:
     async def _run_grab(
         self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
     ) -> list[str]:
+        if info.stock_buckets > 1:
+            return await self.hot.grab(
+                campaign_id=info.campaign_id, template_id=info.template_id, buckets=info.stock_buckets,
+                customer_id=customer_id, now_ms=_ms(now), idempotency_key=idempotency_key,
+                idempotency_ttl=IDEMPOTENCY_TTL_SECONDS, rate_limit=policy.max_per_window,
+                rate_window_ms=policy.window_ms,
+            )  # fmt: skip
         keys = CampaignKeys(info.campaign_id)
         # call_script, not AsyncScript.__call__: the same EVALSHA (and reload on NOSCRIPT)
         # without its per-call import and isinstance against a typing.Protocol class.
@@ -211,15 +245,19 @@ class Stock:
         stock in Redis), newest first: what the wallet shows before the worker has written
         the vouchers. One pipelined round trip."""
         if campaign_ids is None:
-            campaign_ids = {campaign_of_stream(text(s)) for s in await self.redis.smembers(STREAMS_REGISTRY)}
-        if not campaign_ids:
+            # Every registered stream's slot: a hot coupon's grabs keep the customer's
+            # recent claims in the customer's home bucket.
+            streams = [text(s) for s in await self.redis.smembers(STREAMS_REGISTRY)]
+            slots = sorted({(campaign_of_stream(s), bucket_of_stream(s)) for s in streams})
+        else:
+            slots = [(campaign_id, 0) for campaign_id in sorted(campaign_ids)]
+        if not slots:
             return []
-        ordered = sorted(campaign_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for campaign_id in ordered:
-                pipe.lrange(CampaignKeys(campaign_id).recent(customer_id), 0, -1)
+            for campaign_id, bucket in slots:
+                pipe.lrange(CampaignKeys(campaign_id, bucket).recent(customer_id), 0, -1)
             lists = await pipe.execute()
-        found = [parse_recent(cid, text(row)) for cid, rows in zip(ordered, lists, strict=True) for row in rows]
+        found = [parse_recent(cid, text(row)) for (cid, _), rows in zip(slots, lists, strict=True) for row in rows]
         found.sort(key=lambda r: r["at"], reverse=True)
         return found
 
@@ -254,6 +292,13 @@ class Stock:
         key = CampaignKeys(campaign_id).budget
         if await self.redis.exists(key):
             await self.redis.incrby(key, amount)
+
+
+def _idempotency_key(info: CouponInfo, customer_id: int, idempotency_key: str) -> str:
+    """Where a grab's first answer is kept: the campaign's slot, or a hot coupon's
+    customer's home bucket (where its grab script records it)."""
+    bucket = home_bucket(customer_id, info.stock_buckets)
+    return CampaignKeys(info.campaign_id, bucket).idempotency(customer_id, info.template_id, idempotency_key)
 
 
 #: How a refusal decided before the grab script is recorded (then its JSON).
@@ -327,15 +372,29 @@ async def stock_left(
     ids = list(totals)
     async with redis.pipeline(transaction=False) as pipe:
         for template_id in ids:
-            pipe.hget(keys.coupon(template_id), "stock")
+            pipe.hmget(keys.coupon(template_id), "stock", "buckets")
         live = await pipe.execute()
     left: dict[int, tuple[int, StockSource]] = {}
     missing = []
-    for template_id, counter in zip(ids, live, strict=True):
+    hot: dict[int, int] = {}
+    for template_id, (counter, buckets) in zip(ids, live, strict=True):
         if counter is None:
             missing.append(template_id)
         else:
             left[template_id] = (max(0, int(counter)), "redis")
+            if buckets is not None and int(buckets) > 1:
+                hot[template_id] = int(buckets)
+    if hot:
+        # A hot coupon's stock is bucket 0's (read above) plus its other buckets'
+        # (services.stock.hot): a second round trip, for hot coupons only.
+        async with redis.pipeline(transaction=False) as pipe:
+            for template_id, buckets in hot.items():
+                for bucket in range(1, buckets):
+                    pipe.hget(CampaignKeys(campaign_id, bucket).coupon(template_id), "stock")
+            extra = iter(await pipe.execute())
+        for template_id, buckets in hot.items():
+            more = sum(max(0, int(next(extra) or 0)) for _ in range(1, buckets))
+            left[template_id] = (left[template_id][0] + more, "redis")
     if missing:
         issued = dict(
             await Voucher.filter(template_id__in=missing, stock_returned=False)

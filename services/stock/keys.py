@@ -15,10 +15,17 @@ CONSUMER_GROUP = "persist"
 
 @dataclass(frozen=True)
 class CampaignKeys:
+    """A campaign's keys in its own slot (``bucket`` 0), or in one of the extra slots of
+    its hot coupons (``bucket`` 1..15: tag ``{cmp:ID:bN}``, services/stock/hot.py). The
+    budget is always the campaign's own."""
+
     campaign_id: int
+    bucket: int = 0
 
     @property
     def tag(self) -> str:
+        if self.bucket:
+            return f"{{cmp:{self.campaign_id}:b{self.bucket}}}"
         return campaign_tag(self.campaign_id)
 
     def coupon(self, template_id: int) -> str:
@@ -67,8 +74,15 @@ RECENT_CLAIMS_KEPT = 50
 
 
 def campaign_of_stream(stream: str) -> int:
-    """The campaign id in a claims stream's name (``{cmp:ID}:claims``)."""
-    return int(stream[len("{cmp:") : stream.index("}")])
+    """The campaign id in a claims stream's name (``{cmp:ID}:claims``, or a hot coupon
+    bucket's ``{cmp:ID:bN}:claims``)."""
+    return int(stream[len("{cmp:") : stream.index("}")].split(":")[0])
+
+
+def bucket_of_stream(stream: str) -> int:
+    """The bucket of a claims stream: 0 for the campaign's own, N for ``{cmp:ID:bN}``."""
+    inside = stream[len("{cmp:") : stream.index("}")].split(":")
+    return int(inside[1][1:]) if len(inside) > 1 else 0
 
 
 def parse_recent(campaign_id: int, entry: str) -> dict[str, str | int]:

@@ -13,6 +13,7 @@ voucher of it is marked as taking part (additively; markers of other campaigns s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,10 +24,14 @@ from services.campaigns import exclusive_ids
 from services.core import column, errors
 from services.stock.claims import ClaimsWorker
 from services.stock.gate import Stock, holders_of
+from services.stock.hot import bucket_keys
 from services.stock.keys import CampaignKeys
 
 #: Campaigns whose coupons live in Redis.
 LIVE = ("scheduled", "active", "paused")
+#: Seconds a reconciliation waits, once a hot coupon's buckets are closed, for grabs
+#: already between their steps (services.stock.hot) to finish before it counts.
+HOT_SETTLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,17 +100,34 @@ async def _reconcile_campaign(
     templates = await CouponTemplate.filter(campaign_id=campaign_id).order_by("id")
     # Per coupon: its stock in Redis (None: not loaded), its holders hash, and whether
     # Redis had the coupon at all.
+    # A hot coupon (services.stock.hot) counts over its buckets: stock summed, holders merged.
     before: dict[int, tuple[int | None, dict[int, int], bool]] = {}
     for template in templates:
-        key = keys.coupon(template.id)
-        loaded = bool(await redis.exists(key))
-        if loaded:
-            await redis.hset(key, "state", "reconciling")
-        holders = _counts(await redis.hgetall(keys.holders(template.id)))
-        before[template.id] = (_int(await redis.hget(key, "stock")), holders, loaded or bool(holders))
+        stock_sum: int | None = None
+        holders: dict[int, int] = {}
+        loaded_any = False
+        for bucket in range(template.stock_buckets):
+            bk = CampaignKeys(campaign_id, bucket)
+            key = bk.coupon(template.id)
+            loaded = bool(await redis.exists(key))
+            if loaded:
+                await redis.hset(key, "state", "reconciling")
+                loaded_any = True
+            holders.update(_counts(await redis.hgetall(bk.holders(template.id))))
+            left = _int(await redis.hget(key, "stock"))
+            if left is not None:
+                stock_sum = (stock_sum or 0) + left
+        before[template.id] = (stock_sum, holders, loaded_any or bool(holders))
+    if any(t.stock_buckets > 1 for t in templates):
+        # A hot grab is several steps: let those already past the closed check finish
+        # (each step is one round trip) before the counters are rebuilt.
+        await asyncio.sleep(HOT_SETTLE_SECONDS)
     await worker.drain()
     # Rebuild the whole campaign (its coupons share the budget), from the database.
+    extra = [k for t in templates for k in bucket_keys(campaign_id, t.id, t.stock_buckets)]
     await redis.delete(keys.budget, *(keys.coupon(t.id) for t in templates), *(keys.holders(t.id) for t in templates))
+    if extra:
+        await redis.delete(*extra)  # other slots: one DEL per slot on a cluster
     await stock.load_campaign(campaign_id)
     await _rebuild_exclusive_marks(stock, campaign_id)
     reports = []
@@ -113,7 +135,7 @@ async def _reconcile_campaign(
         if only is not None and template.id != only:
             continue
         holders_after = await holders_of(template.id)
-        after = int(await redis.hget(keys.coupon(template.id), "stock") or 0)
+        after = sum(v or 0 for v in await stock.hot.left(campaign_id, template.id, template.stock_buckets))
         stock_before, holders_before, was_loaded = before[template.id]
         reports.append(
             CouponReport(

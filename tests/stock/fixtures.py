@@ -36,6 +36,7 @@ async def live_coupon(
     opens_at: datetime | None = None,
     status: str = "active",
     campaign: dict[str, Any] | None = None,
+    stock_buckets: int = 1,
 ) -> LiveCoupon:
     now = datetime.now(UTC)
     row = await Campaign.create(
@@ -46,6 +47,7 @@ async def live_coupon(
     template = await CouponTemplate.create(
         campaign=row, kind="fixed", title={"zh-CN": "立减"}, face_value=face_value, total_stock=stock,
         per_user_limit=per_user_limit, grab_starts_at=opens_at, validity_kind="relative", valid_days=7,
+        stock_buckets=stock_buckets,
     )  # fmt: skip
     await client.server.app[STOCK].load_campaign(row.id)
     return LiveCoupon(row, template)
