@@ -3,6 +3,7 @@ and the ledger kept under an anonymous id; the same WeChat account is a new cust
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -156,3 +157,16 @@ async def test_other_processes_refuse_the_erased_token_within_their_refresh(clie
     assert other.stale()
     await other.refresh(client.server.app[REDIS])
     assert other.blocks(me.id)
+
+
+async def test_concurrent_erasures_of_one_customer_erase_once(client: TestClient) -> None:
+    me = await person(client)
+    headers = await superadmin(client)
+    resps = await asyncio.gather(
+        *(client.post(admin_erase(me.id), json={"reason": f"race {i}"}, headers=headers) for i in range(8)),
+        client.delete(ME, headers=me.headers),
+    )
+    statuses = sorted(r.status for r in resps)
+    assert statuses.count(200) == 1, [(r.status, await r.text()) for r in resps]
+    assert set(statuses) <= {200, 401, 409}, statuses
+    assert await AuditEntry.filter(action="customer.erase", entity_id=me.id).count() == 1
