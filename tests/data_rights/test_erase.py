@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from tortoise import Tortoise
 
@@ -46,6 +47,7 @@ def _personal(me: Person) -> list[str]:
     return [me.openid, me.unionid, PHONE, "Erin", "Hangzhou", "coffee", "running"]
 
 
+@pytest.mark.both_redis
 async def test_closing_my_account_erases_me_everywhere_and_keeps_finance_anonymously(client: TestClient) -> None:
     me = await person(client)
     await history(client, me)

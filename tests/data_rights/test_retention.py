@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
@@ -82,6 +83,7 @@ async def _purged(client: TestClient, ids: dict[str, int]) -> None:
     assert await redis.exists(new_counts, new_reach, new_clickers) == 3
 
 
+@pytest.mark.both_redis
 async def test_old_rows_are_purged_in_batches_and_new_ones_kept(client_with: object) -> None:
     client = await client_with(retention_batch=2)  # type: ignore[operator]
     ids = await _seed(client)
