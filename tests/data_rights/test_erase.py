@@ -134,7 +134,8 @@ async def test_a_superadmin_erases_with_a_reason_once(client: TestClient) -> Non
 
 
 async def test_an_erased_customer_stays_erased(client: TestClient) -> None:
-    """No job brings profiling back, and a POS event naming the old id is refused."""
+    """No job brings profiling back, no audience takes the id in, and a POS event naming
+    the old id is refused."""
     me = await person(client)
     shop = await pos(client)
     resp = await client.delete(ME, headers=me.headers)
@@ -145,6 +146,11 @@ async def test_an_erased_customer_stays_erased(client: TestClient) -> None:
 
     assert not await CustomerFacts.filter(customer_id=me.id).exists()
     assert await CustomerFacts.filter(customer_id=me.id - 1).exists()  # others got theirs
+    # In no audience, though its tier is "standard" like everybody's.
+    from services.audience import rules as audience
+
+    everybody = await audience.customer_ids_matching({"tier": "standard"})
+    assert me.id not in everybody and me.id - 1 in everybody
     event = await shop.post(purchase("late-1", Shopper(me.id, me.openid, me.headers), 100))
     assert event.status == 422 and (await error_of(event))["code"] == "unknown_customer"
 
