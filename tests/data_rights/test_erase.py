@@ -19,7 +19,7 @@ from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from server.workers import daily_facts_pass
 from services import privacy
-from services.privacy import ErasedCustomers
+from services.privacy import ErasedCustomers, redis_data
 from tests.data_rights.fixtures import (
     EXPORT,
     ME,
@@ -178,3 +178,25 @@ async def test_concurrent_erasures_of_one_customer_erase_once(client: TestClient
     assert statuses.count(200) == 1, [(r.status, await r.text()) for r in resps]
     assert set(statuses) <= {200, 401, 409}, statuses
     assert await AuditEntry.filter(action="customer.erase", entity_id=me.id).count() == 1
+
+
+async def test_a_redis_failure_after_the_commit_is_repaired_by_repeating(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = await person(client)
+    headers = await superadmin(client)
+    assert await redis_keys_naming(client, str(me.id))  # the viewer version of the profile edit
+    real = redis_data.erase
+
+    async def redis_fails(redis: Any, customer_id: int) -> int:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(redis_data, "erase", redis_fails)
+    first = await client.post(admin_erase(me.id), json={"reason": "ticket 7"}, headers=headers)
+    assert first.status >= 500
+    assert (await Customer.get(id=me.id)).erased_at is not None  # the database part committed
+    assert await redis_keys_naming(client, str(me.id))
+    monkeypatch.setattr(redis_data, "erase", real)
+    again = await client.post(admin_erase(me.id), json={"reason": "ticket 7, again"}, headers=headers)
+    assert again.status == 409 and (await error_of(again))["code"] == "customer_erased"
+    assert await redis_keys_naming(client, str(me.id), me.openid) == []
