@@ -200,3 +200,17 @@ async def test_a_redis_failure_after_the_commit_is_repaired_by_repeating(
     again = await client.post(admin_erase(me.id), json={"reason": "ticket 7, again"}, headers=headers)
     assert again.status == 409 and (await error_of(again))["code"] == "customer_erased"
     assert await redis_keys_naming(client, str(me.id), me.openid) == []
+
+
+async def test_the_token_gate_keeps_its_copy_when_redis_fails() -> None:
+    """A customer request is not failed by the gate: Redis down keeps the ids it had."""
+    from redis.asyncio import Redis
+
+    gate = ErasedCustomers(900, refresh_seconds=0.0)
+    gate.add(41)
+    down = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    try:
+        await gate.refresh(down)
+    finally:
+        await down.aclose()
+    assert gate.blocks(41) and not gate.blocks(42)
