@@ -155,6 +155,8 @@ def compile_query(
     p = Params(dialect)
     compiler = _Compiler(p, now)
     where, _ = compiler.expr(node)
+    # An erased customer (services/privacy) is in no audience: targeting is profiling.
+    where = f"c.erased_at IS NULL AND ({where})"
     source = "customers c"
     if compiler.uses_facts or purpose == "sample":
         source += " LEFT JOIN customer_facts f ON f.customer_id = c.id"

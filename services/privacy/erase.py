@@ -17,6 +17,7 @@ no reason to re-offer a coupon. docs/data-rights.md says so.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,24 @@ _CLEARED: dict[str, Any] = {
     "preferred_store_id": None, "phone_number": None, "phone_country_code": None, "phone_bound_at": None,
     "last_login_at": None, "membership_tier": "standard",
 }  # fmt: skip
+
+
+async def _erase_in_redis(
+    redis: AnyRedis, customer_id: int, token_ttl_seconds: int, erased: gate.ErasedCustomers | None
+) -> int:
+    """The Redis part, after the commit: publish the erasure to every process's token
+    gate, delete the customer's keys. A failure leaves the database erased: it is logged,
+    and repeating the erasure (which answers ``customer_erased``) does this part again."""
+    if erased is not None:
+        erased.add(customer_id)
+    try:
+        await gate.mark_erased(redis, customer_id, token_ttl_seconds)
+        return await redis_data.erase(redis, customer_id)
+    except Exception:
+        log.error(
+            "customer %d: erased in the database, not yet in Redis; repeat the erasure", customer_id, exc_info=True
+        )
+        raise
 
 
 @dataclass(frozen=True)
@@ -72,51 +91,59 @@ async def erase_customer(
     """Erase one customer. ``reason`` is recorded in the audit entry (the customer's own
     request says so); ``erased`` is this process's token gate, updated at once.
 
-    Raises NotFound for no such customer, CustomerErased when already erased.
+    Raises NotFound for no such customer, CustomerErased when already erased (after doing
+    the Redis part again: the first erasure may have failed there after its commit).
     """
     at = now or datetime.now(UTC)
-    deleted: dict[str, int] = {}
     async with in_transaction():
         customer = await Customer.filter(id=customer_id).select_for_update().first()
         if customer is None:
             raise errors.NotFound("no such customer")
-        if customer.erased_at is not None:
-            raise errors.CustomerErased(details={"erased_at": customer.erased_at.isoformat()})
-        before = {"erased": False, "membership_tier": customer.membership_tier}
-        await Customer.filter(id=customer_id).update(
-            openid=f"{TOMBSTONE_PREFIX}{random_token(32)}", erased_at=at, **_CLEARED
-        )
-        for holding in HOLDINGS:
-            if holding.erasure == "delete":
-                deleted[holding.table] = await holding.model.filter(holding.rows_of(customer_id)).delete()
-        outstanding = Voucher.filter(customer_id=customer_id, status="available")
-        voided = [int(i) for i in await column(outstanding, "id")]
-        if voided:
-            await Voucher.filter(id__in=voided, status="available").update(status="void")
-        refused = await RewardGrant.filter(customer_id=customer_id, status="pending").update(
-            status="refused", refusal="customer_erased"
-        )
-        redacted = 0
-        audit_rows = next(h for h in HOLDINGS if h.model is AuditEntry).rows_of(customer_id)
-        for entry in await AuditEntry.filter(audit_rows).select_for_update():
-            new_before, hit_before = _redact(entry.before)
-            new_after, hit_after = _redact(entry.after)
-            if hit_before or hit_after:
-                await AuditEntry.filter(id=entry.id).update(before=new_before, after=new_after)
-                redacted += 1
-        after = {
-            "erased": True, "membership_tier": "standard", "reason": reason, "vouchers_voided": voided,
-            "grants_refused": refused, "rows_deleted": {k: v for k, v in deleted.items() if v},
-        }  # fmt: skip
-        await audit_log.record(actor, "customer.erase", "customer", customer_id, before, after)
-    if erased is not None:
-        erased.add(customer_id)
-    # After the commit: a failure here leaves the database erased and is retried by
-    # nobody, so it is logged loudly; the gate entry and the keys are what it concerns.
-    await gate.mark_erased(redis, customer_id, token_ttl_seconds)
-    keys = await redis_data.erase(redis, customer_id)
-    log.info("customer %d erased: %d vouchers voided, %d Redis keys deleted", customer_id, len(voided), keys)
+        already = customer.erased_at
+        if already is None:
+            report = await _erase_rows(customer, actor=actor, reason=reason, at=at)
+    if already is not None:
+        await _erase_in_redis(redis, customer_id, token_ttl_seconds, erased)
+        raise errors.CustomerErased(details={"erased_at": already.isoformat()})
+    keys = await _erase_in_redis(redis, customer_id, token_ttl_seconds, erased)
+    log.info(
+        "customer %d erased: %d vouchers voided, %d Redis keys deleted", customer_id, len(report.vouchers_voided), keys
+    )
+    return dataclasses.replace(report, redis_keys_deleted=keys)
+
+
+async def _erase_rows(customer: Customer, *, actor: Actor, reason: str, at: datetime) -> ErasureReport:
+    """The database part, inside the caller's transaction, the customers row locked."""
+    customer_id = customer.id
+    before = {"erased": False, "membership_tier": customer.membership_tier}
+    await Customer.filter(id=customer_id).update(
+        openid=f"{TOMBSTONE_PREFIX}{random_token(32)}", erased_at=at, **_CLEARED
+    )
+    deleted: dict[str, int] = {}
+    for holding in HOLDINGS:
+        if holding.erasure == "delete":
+            deleted[holding.table] = await holding.model.filter(holding.rows_of(customer_id)).delete()
+    outstanding = Voucher.filter(customer_id=customer_id, status="available")
+    voided = [int(i) for i in await column(outstanding, "id")]
+    if voided:
+        await Voucher.filter(id__in=voided, status="available").update(status="void")
+    refused = await RewardGrant.filter(customer_id=customer_id, status="pending").update(
+        status="refused", refusal="customer_erased"
+    )
+    redacted = 0
+    audit_rows = next(h for h in HOLDINGS if h.model is AuditEntry).rows_of(customer_id)
+    for entry in await AuditEntry.filter(audit_rows).select_for_update():
+        new_before, hit_before = _redact(entry.before)
+        new_after, hit_after = _redact(entry.after)
+        if hit_before or hit_after:
+            await AuditEntry.filter(id=entry.id).update(before=new_before, after=new_after)
+            redacted += 1
+    after = {
+        "erased": True, "membership_tier": "standard", "reason": reason, "vouchers_voided": voided,
+        "grants_refused": refused, "rows_deleted": {k: v for k, v in deleted.items() if v},
+    }  # fmt: skip
+    await audit_log.record(actor, "customer.erase", "customer", customer_id, before, after)
     return ErasureReport(
         customer_id=customer_id, erased_at=at, rows_deleted=deleted, vouchers_voided=voided,
-        grants_refused=refused, audit_entries_redacted=redacted, redis_keys_deleted=keys,
+        grants_refused=refused, audit_entries_redacted=redacted,
     )  # fmt: skip

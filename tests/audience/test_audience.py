@@ -499,15 +499,16 @@ def test_compiler_shapes() -> None:
     now = datetime(2026, 1, 31, 12, tzinfo=UTC)
     sql, params = audience.compile_query({"not": {"joined_campaign": 7}}, "postgres", now=now)
     # Never NULL: a plain NOT EXISTS, which PostgreSQL plans as an anti-join.
+    # Erased customers (services/privacy) are in no audience.
     assert sql == (
-        "SELECT COUNT(*) AS n FROM customers c WHERE NOT EXISTS (SELECT 1 FROM participations pa "
-        "WHERE pa.customer_id = c.id AND pa.campaign_id = $1)"
+        "SELECT COUNT(*) AS n FROM customers c WHERE c.erased_at IS NULL AND (NOT EXISTS (SELECT 1 FROM participations"
+        " pa WHERE pa.customer_id = c.id AND pa.campaign_id = $1))"
     )
     assert params == [7]
     sql, _ = audience.compile_query({"not": {"lifecycle_stage": "churned"}}, "sqlite", now=now)
     assert "LEFT JOIN customer_facts f" in sql and "NOT COALESCE(" in sql
     sql, params = audience.compile_query({"spend_at_least": {"days": 30, "amount": 0}}, "sqlite", now=now)
-    assert sql.endswith("WHERE 1=1") and params == []
+    assert sql.endswith("WHERE c.erased_at IS NULL AND (1=1)") and params == []
     sql, params = audience.compile_query({"registered_within_days": 10}, "sqlite", purpose="ids", limit=5, now=now)
     assert params == [now - timedelta(days=10), 5, 0]
 

@@ -3,9 +3,11 @@ and the ledger kept under an anonymous id; the same WeChat account is a new cust
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from tortoise import Tortoise
 
@@ -17,7 +19,7 @@ from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
 from server.workers import daily_facts_pass
 from services import privacy
-from services.privacy import ErasedCustomers
+from services.privacy import ErasedCustomers, redis_data
 from tests.data_rights.fixtures import (
     EXPORT,
     ME,
@@ -45,6 +47,7 @@ def _personal(me: Person) -> list[str]:
     return [me.openid, me.unionid, PHONE, "Erin", "Hangzhou", "coffee", "running"]
 
 
+@pytest.mark.both_redis
 async def test_closing_my_account_erases_me_everywhere_and_keeps_finance_anonymously(client: TestClient) -> None:
     me = await person(client)
     await history(client, me)
@@ -131,7 +134,8 @@ async def test_a_superadmin_erases_with_a_reason_once(client: TestClient) -> Non
 
 
 async def test_an_erased_customer_stays_erased(client: TestClient) -> None:
-    """No job brings profiling back, and a POS event naming the old id is refused."""
+    """No job brings profiling back, no audience takes the id in, and a POS event naming
+    the old id is refused."""
     me = await person(client)
     shop = await pos(client)
     resp = await client.delete(ME, headers=me.headers)
@@ -142,6 +146,11 @@ async def test_an_erased_customer_stays_erased(client: TestClient) -> None:
 
     assert not await CustomerFacts.filter(customer_id=me.id).exists()
     assert await CustomerFacts.filter(customer_id=me.id - 1).exists()  # others got theirs
+    # In no audience, though its tier is "standard" like everybody's.
+    from services.audience import rules as audience
+
+    everybody = await audience.customer_ids_matching({"tier": "standard"})
+    assert me.id not in everybody and me.id - 1 in everybody
     event = await shop.post(purchase("late-1", Shopper(me.id, me.openid, me.headers), 100))
     assert event.status == 422 and (await error_of(event))["code"] == "unknown_customer"
 
@@ -156,3 +165,52 @@ async def test_other_processes_refuse_the_erased_token_within_their_refresh(clie
     assert other.stale()
     await other.refresh(client.server.app[REDIS])
     assert other.blocks(me.id)
+
+
+async def test_concurrent_erasures_of_one_customer_erase_once(client: TestClient) -> None:
+    me = await person(client)
+    headers = await superadmin(client)
+    resps = await asyncio.gather(
+        *(client.post(admin_erase(me.id), json={"reason": f"race {i}"}, headers=headers) for i in range(8)),
+        client.delete(ME, headers=me.headers),
+    )
+    statuses = sorted(r.status for r in resps)
+    assert statuses.count(200) == 1, [(r.status, await r.text()) for r in resps]
+    assert set(statuses) <= {200, 401, 409}, statuses
+    assert await AuditEntry.filter(action="customer.erase", entity_id=me.id).count() == 1
+
+
+async def test_a_redis_failure_after_the_commit_is_repaired_by_repeating(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = await person(client)
+    headers = await superadmin(client)
+    assert await redis_keys_naming(client, str(me.id))  # the viewer version of the profile edit
+    real = redis_data.erase
+
+    async def redis_fails(redis: Any, customer_id: int) -> int:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(redis_data, "erase", redis_fails)
+    first = await client.post(admin_erase(me.id), json={"reason": "ticket 7"}, headers=headers)
+    assert first.status >= 500
+    assert (await Customer.get(id=me.id)).erased_at is not None  # the database part committed
+    assert await redis_keys_naming(client, str(me.id))
+    monkeypatch.setattr(redis_data, "erase", real)
+    again = await client.post(admin_erase(me.id), json={"reason": "ticket 7, again"}, headers=headers)
+    assert again.status == 409 and (await error_of(again))["code"] == "customer_erased"
+    assert await redis_keys_naming(client, str(me.id), me.openid) == []
+
+
+async def test_the_token_gate_keeps_its_copy_when_redis_fails() -> None:
+    """A customer request is not failed by the gate: Redis down keeps the ids it had."""
+    from redis.asyncio import Redis
+
+    gate = ErasedCustomers(900, refresh_seconds=0.0)
+    gate.add(41)
+    down = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    try:
+        await gate.refresh(down)
+    finally:
+        await down.aclose()
+    assert gate.blocks(41) and not gate.blocks(42)
