@@ -39,6 +39,11 @@ bootstrap() {
   if [ -z "${REDIS_URL:-}" ] || [ -n "$want_postgres" ]; then
     command -v redis-server >/dev/null 2>&1 || _apt_install redis-server
   fi
+  # The console's browser tests (tests/console/) drive Debian's Chromium: Playwright's own
+  # browser download is not possible everywhere, and the distribution's is enough.
+  if [ "$requirements" = "requirements-dev.txt" ] && ! command -v chromium >/dev/null 2>&1; then
+    _apt_install chromium
+  fi
   if [ -n "$want_postgres" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     _apt_install postgresql
   fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -169,6 +170,19 @@ def _settings_table(target: Path | None) -> int:
     return 0
 
 
+def _openapi(target: Path | None) -> int:
+    from handlers import all_routes
+    from server import __version__
+    from server.openapi import API_TITLE, build_openapi
+
+    text = json.dumps(build_openapi(all_routes().routes, title=API_TITLE, version=__version__), indent=2) + "\n"
+    if target is None:
+        sys.stdout.write(text)
+    else:
+        target.write_text(text, encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="WeChat campaign backend")
     sub = parser.add_subparsers(dest="command")
@@ -189,7 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     table_cmd.add_argument(
         "--write", metavar="FILE", type=Path, default=None, help="put it between the settings-table markers of FILE"
     )
+    openapi_cmd = sub.add_parser(
+        "openapi", help="print the OpenAPI document the server serves at /api/openapi.json (the console's types)"
+    )
+    openapi_cmd.add_argument("--write", metavar="FILE", type=Path, default=None, help="write it to FILE instead")
     args = parser.parse_args(argv)
+    if args.command == "openapi":
+        # Built from the route table alone: needs no valid environment, no database.
+        return _openapi(args.write)
     if args.command == "settings-table":
         # Documentation only: needs no valid environment.
         return _settings_table(args.write)
