@@ -101,6 +101,8 @@ export interface ApiOptions {
   onSignedOut?: () => void
   baseUrl?: string
   fetch?: typeof fetch
+  /** The Accept-Language to send (the page's language switch), so the API's texts follow it. */
+  language?: () => string
 }
 
 const REFRESH_PATH = '/api/v1/auth/refresh'
@@ -147,6 +149,9 @@ export function makeApi(options: ApiOptions) {
     const send = (request: Request) => {
       const pair = options.tokens.get()
       if (pair) request.headers.set('Authorization', `Bearer ${pair.access_token}`)
+      if (options.language && !request.headers.has('Accept-Language')) {
+        request.headers.set('Accept-Language', options.language())
+      }
       return baseFetch(request)
     }
     const response = await send(input)

@@ -2,6 +2,7 @@
 // localStorage under its own key, and a reactive "signed in" flag the page's shell watches.
 import { ref } from 'vue'
 import { localTokenStore, makeApi, type Api, type TokenPair } from '@/api/client'
+import { acceptLanguage } from './i18n'
 
 export interface Session {
   api: Api
@@ -17,6 +18,7 @@ export function makeSession(storageKey: string): Session {
   const signedIn = ref<boolean>(tokens.get() !== null)
   const api = makeApi({
     tokens,
+    language: () => acceptLanguage.value,
     onSignedOut: () => {
       signedIn.value = false
     },
