@@ -65,10 +65,19 @@ def _fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def console_settings() -> dict[str, Any]:
+    """Settings the ``console`` app runs with besides CONSOLE_DIR (override in a module)."""
+    return {}
+
+
+@pytest.fixture
 async def console(
-    client_with: Callable[..., Awaitable[TestClient]], console_dist: Path, _fast_hashing: None
+    client_with: Callable[..., Awaitable[TestClient]],
+    console_dist: Path,
+    console_settings: dict[str, Any],
+    _fast_hashing: None,
 ) -> Console:
-    return Console(await client_with(console_dir=console_dist))
+    return Console(await client_with(console_dir=console_dist, **console_settings))
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ import { addMessages } from '@/lib/i18n'
 addMessages({
   'zh-CN': {
     'staff.title': '门店核销',
-    'staff.signed_in_as': '{name} · {store}',
+    'staff.signed_in_as': '{name} · {role} · {store}',
     'staff.role.clerk': '店员',
     'staff.role.manager': '店长',
     'staff.scan_label': '扫码或输入券码',
-    'staff.scan_placeholder': '扫码枪扫码，或输入 16 位条码 / 券码',
+    'staff.scan_placeholder': '扫码，或输入 16 位条码 / 券码',
     'staff.check': '查询',
     'staff.camera': '摄像头扫码',
     'staff.camera_stop': '关闭摄像头',
@@ -68,7 +68,7 @@ addMessages({
   },
   en: {
     'staff.title': 'Till',
-    'staff.signed_in_as': '{name} · {store}',
+    'staff.signed_in_as': '{name} · {role} · {store}',
     'staff.role.clerk': 'Clerk',
     'staff.role.manager': 'Manager',
     'staff.scan_label': 'Scan or type a code',
