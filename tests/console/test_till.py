@@ -100,7 +100,7 @@ async def test_clerk_redeems_once_and_a_manager_reverses(console, browser):
     page.on("request", lambda r: sent.append(r.headers) if r.method == "POST" and r.url.endswith(REDEEM) else None)
     await page.dblclick("[data-test=redeem]")
     await page.wait_for_selector("[data-test=done]")
-    assert "已核销：立减，优惠 ¥10.00" in await page.inner_text("[data-test=done]")
+    assert "已核销：立减，优惠 ¥10.00" in await page.inner_text("[data-test=done]")  # noqa: RUF001  # the page speaks Chinese
     listed = await client.get(REDEEM, headers=clara)
     body = await listed.json()
     assert body["totals"]["count"] == 1 and len(body["items"]) == 1, body
@@ -168,7 +168,7 @@ async def test_clerk_redeems_once_and_a_manager_reverses(console, browser):
     await oldest.locator("[data-test=reason]").fill("顾客要求取消订单")
     await oldest.locator("[data-test=reverse-confirm]").click()
     await desk.wait_for_selector("[data-test=reversed]")
-    assert "已撤销：顾客要求取消订单" in await desk.inner_text("[data-test=reversed]")
+    assert "已撤销：顾客要求取消订单" in await desk.inner_text("[data-test=reversed]")  # noqa: RUF001  # Chinese punctuation
     assert "已撤销 1" in await desk.inner_text("[data-test=totals]")
     await shoot(desk, "till-manager-desktop")
     body = await (await client.get(REDEEM, headers=clara)).json()
