@@ -146,15 +146,16 @@ export function makeApi(options: ApiOptions) {
   async function authorizedFetch(input: Request): Promise<Response> {
     // Kept for the retry: a Request's body can be read once.
     const retry = input.clone()
-    const send = (request: Request) => {
+    /** Sends with the current token; answers the response and the token it went with. */
+    const send = async (request: Request): Promise<[Response, string | undefined]> => {
       const pair = options.tokens.get()
       if (pair) request.headers.set('Authorization', `Bearer ${pair.access_token}`)
       if (options.language && !request.headers.has('Accept-Language')) {
         request.headers.set('Accept-Language', options.language())
       }
-      return baseFetch(request)
+      return [await baseFetch(request), pair?.access_token]
     }
-    const response = await send(input)
+    const [response, sentWith] = await send(input)
     if (response.status !== 401 || !options.tokens.get()) return response
     const error = await errorOf(response)
     if (error.code !== 'token_expired') {
@@ -164,7 +165,10 @@ export function makeApi(options: ApiOptions) {
       }
       return response
     }
-    return (await sharedRefresh()) ? send(retry) : response
+    // Another call refreshed while this one was out: its new token is good, retry with it
+    // (a second refresh would spend the rotated refresh token for nothing).
+    if (options.tokens.get()?.access_token !== sentWith) return (await send(retry))[0]
+    return (await sharedRefresh()) ? (await send(retry))[0] : response
   }
 
   const client = createClient<paths>({ baseUrl, fetch: authorizedFetch })
