@@ -42,7 +42,15 @@ def _serve(settings: Settings) -> None:
 
     def listening(_: str) -> None:
         # aiohttp calls this once the socket is bound: a taken port never claims to listen.
-        print(f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name})", flush=True)
+        console = (
+            f"console: {where}/admin/, till: {where}/staff/"
+            if (settings.console_dir / "staff" / "index.html").is_file()
+            else "console not built (./scripts/serve builds it with Node 20 and npm)"
+        )
+        print(
+            f"wxcampaign listening on {where} (docs: {where}/api/docs; {console}; {mode}; event loop: {loop_name})",
+            flush=True,
+        )
         waiting = [state.name for state in (app[DATABASE], app[REDIS_STATE]) if not state.is_ready]
         if waiting:
             # Said once (the log has the reason and each retry): listening is not ready.
