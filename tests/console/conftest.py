@@ -81,12 +81,18 @@ async def console(
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def browser_args() -> list[str]:
+    """Extra Chromium flags (a module overrides it: a fake camera, say)."""
+    return []
+
+
+@pytest.fixture
+async def browser(browser_args: list[str]) -> AsyncIterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium not found: apt-get install -y chromium (scripts/test does it)", pytrace=False)
     async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        launched = await p.chromium.launch(executable_path=executable, args=["--no-sandbox", *browser_args])
         try:
             yield launched
         finally:
