@@ -7,6 +7,8 @@
   missing file is a 404, never the page.
 - ``/console/assets/{name}``: the pages' scripts and styles, named by Vite after their
   content hash, so they never change behind a URL and are cached for a year.
+- A ``.gz`` copy beside a file (``scripts/console-build`` writes them) is sent, as is, to
+  a client that accepts gzip (aiohttp's FileResponse does it).
 - Not built (``CONSOLE_DIR`` has no pages): ``503 console_not_built`` saying what to
   install; the API runs regardless.
 
@@ -33,6 +35,16 @@ ASSETS_PREFIX = "/console/assets/"
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 INDEX_CACHE_CONTROL = "no-cache"
+#: The pages' own headers: never framed by another site (the till's redeem button must not
+#: be clickjacked), no type sniffing, no full URLs leaking to other origins.
+PAGE_HEADERS = {
+    "Cache-Control": INDEX_CACHE_CONTROL,
+    "Content-Type": "text/html; charset=utf-8",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 # Vite's asset names: name-hash.ext. Matched whole, so no path ever reaches the disk
@@ -62,10 +74,7 @@ def _page_handler(page: str) -> PageHandler:
         index = request.app[SETTINGS].console_dir / page / "index.html"
         if not await asyncio.to_thread(index.is_file):
             return _not_built(request)
-        return web.FileResponse(
-            index,
-            headers={"Cache-Control": INDEX_CACHE_CONTROL, "Content-Type": "text/html; charset=utf-8"},
-        )
+        return web.FileResponse(index, headers=PAGE_HEADERS)
 
     serve_page.__name__ = f"console_{page}_page"
     return serve_page

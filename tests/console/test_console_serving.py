@@ -7,6 +7,7 @@ tests/console/test_till.py drives the real build in Chromium."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def built(tmp_path: Path) -> Path:
     (dist / "assets").mkdir()
     (dist / "assets" / "admin-Ab12_x.js").write_text("console.log('admin')")
     (dist / "assets" / "admin-Cd34.css").write_text("body{}")
+    # What scripts/console-build writes beside each file.
+    (dist / "assets" / "admin-Cd34.css.gz").write_bytes(gzip.compress(b"body{}"))
     return dist
 
 
@@ -41,6 +44,9 @@ async def test_each_page_is_its_index_for_every_client_route_and_never_cached(cl
             assert resp.headers["Cache-Control"] == INDEX_NO_CACHE, path
             assert resp.content_type == "text/html"
             assert await resp.text() == f"<!doctype html><title>{page}</title>", path
+            assert resp.headers["X-Frame-Options"] == "DENY"
+            assert resp.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
         bare = await client.get(f"/{page}", allow_redirects=False)
         assert bare.status == 301 and bare.headers["Location"] == f"/{page}/"
 
@@ -52,8 +58,12 @@ async def test_hashed_assets_are_cached_for_a_year(client_with, built):
     assert resp.headers["Cache-Control"] == IMMUTABLE
     assert resp.content_type in ("text/javascript", "application/javascript")
     assert await resp.text() == "console.log('admin')"
-    css = await client.get("/console/assets/admin-Cd34.css")
+    css = await client.get("/console/assets/admin-Cd34.css", headers={"Accept-Encoding": "gzip"})
     assert css.status == 200 and css.content_type == "text/css" and css.headers["Cache-Control"] == IMMUTABLE
+    # The compressed copy, sent as it is (the client decompresses it).
+    assert css.headers["Content-Encoding"] == "gzip" and await css.text() == "body{}"
+    plain = await client.get("/console/assets/admin-Cd34.css", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and await plain.read() == b"body{}"
 
 
 async def test_missing_files_are_404_not_the_page(client_with, built):
