@@ -39,6 +39,13 @@ bootstrap() {
   if [ -z "${REDIS_URL:-}" ] || [ -n "$want_postgres" ]; then
     command -v redis-server >/dev/null 2>&1 || _apt_install redis-server
   fi
+  # The console's browser tests (tests/console/) drive Debian's Chromium: Playwright's own
+  # browser download is not possible everywhere, and the distribution's is enough.
+  if [ "$requirements" = "requirements-dev.txt" ]; then
+    command -v chromium >/dev/null 2>&1 || _apt_install chromium
+    # The pages are Chinese first: without a CJK font their screenshots show boxes.
+    [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || _apt_install fonts-wqy-microhei
+  fi
   if [ -n "$want_postgres" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     _apt_install postgresql
   fi

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from handlers import all_routes
+from handlers.public.console import add_console
 from handlers.public.system import add_docs_static
 from miniprogram_api import CallHooks, MiniProgramClient
 from server import __version__, logs
@@ -38,7 +39,7 @@ from server.keys import (
 )
 from server.metrics import count_wechat_call
 from server.middlewares import request_middleware
-from server.openapi import build_openapi
+from server.openapi import API_TITLE, build_openapi
 from server.policies import Policies, feed_policy, journey_policy
 from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
@@ -91,7 +92,8 @@ def create_app(settings: Settings) -> web.Application:
     routes = all_routes()
     routes.install(app)
     add_docs_static(app)
-    app[OPENAPI] = build_openapi(routes.routes, title="WeChat campaign backend", version=__version__)
+    add_console(app)
+    app[OPENAPI] = build_openapi(routes.routes, title=API_TITLE, version=__version__)
     if settings.emulator_enabled:
         # Development and tests only: Settings.validate refuses this in production, and
         # the emulator is not even imported unless it is mounted.

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import getpass
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -46,8 +47,14 @@ def _serve(settings: Settings, *, child: bool = False) -> None:
     def listening(_: str) -> None:
         # aiohttp calls this once the socket is bound: a taken port never claims to listen.
         worker = f"; worker pid {os.getpid()}" if child else ""
+        console = (
+            f"console: {where}/admin/, till: {where}/staff/"
+            if (settings.console_dir / "staff" / "index.html").is_file()
+            else "console not built (./scripts/serve builds it with Node 20 and npm)"
+        )
         print(
-            f"wxcampaign listening on {where} (docs: {where}/api/docs; {mode}; event loop: {loop_name}{worker})",
+            f"wxcampaign listening on {where} (docs: {where}/api/docs; {console}; {mode}; event loop: {loop_name}"
+            f"{worker})",
             flush=True,
         )
         waiting = [state.name for state in (app[DATABASE], app[REDIS_STATE]) if not state.is_ready]
@@ -201,6 +208,19 @@ def _settings_table(target: Path | None) -> int:
     return 0
 
 
+def _openapi(target: Path | None) -> int:
+    from handlers import all_routes
+    from server import __version__
+    from server.openapi import API_TITLE, build_openapi
+
+    text = json.dumps(build_openapi(all_routes().routes, title=API_TITLE, version=__version__), indent=2) + "\n"
+    if target is None:
+        sys.stdout.write(text)
+    else:
+        target.write_text(text, encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="WeChat campaign backend")
     parser.add_argument(
@@ -234,7 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     table_cmd.add_argument(
         "--write", metavar="FILE", type=Path, default=None, help="put it between the settings-table markers of FILE"
     )
+    openapi_cmd = sub.add_parser(
+        "openapi", help="print the OpenAPI document the server serves at /api/openapi.json (the console's types)"
+    )
+    openapi_cmd.add_argument("--write", metavar="FILE", type=Path, default=None, help="write it to FILE instead")
     args = parser.parse_args(argv)
+    if args.command == "openapi":
+        # Built from the route table alone: needs no valid environment, no database.
+        return _openapi(args.write)
     if args.command == "settings-table":
         # Documentation only: needs no valid environment.
         return _settings_table(args.write)

@@ -24,6 +24,9 @@ from services.core import ErrorOut, catalogue, errors
 _PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 _REF = "#/components/schemas/{model}"
 
+#: The document's title, as /api/openapi.json and `python -m server openapi` give it.
+API_TITLE = "WeChat campaign backend"
+
 
 def _to_openapi30(node: Any) -> Any:
     if isinstance(node, list):

@@ -198,6 +198,14 @@ class Settings:
         "where uploaded campaign images (banners, posters) are stored",
         shown_default="`$DATA_DIR/media`",
     )
+    console_dir: Path = setting(
+        "CONSOLE_DIR",
+        Path(__file__).resolve().parents[1] / "console" / "dist",
+        "the built console (`npm run build` in `console/`; `./scripts/serve` builds it): served at `/admin/`"
+        " (operators) and `/staff/` (the till page), `503 console_not_built` while missing; see"
+        " [Console](docs/console.md)",
+        shown_default="`console/dist` of this checkout",
+    )
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", 5 * 1024 * 1024, "largest image upload, bytes", lo=1024, hi=50 * 1024 * 1024
     )

@@ -561,6 +561,15 @@ class NotReady(AppError):
     default_message = "a dependency is unavailable (details.checks names it)"
 
 
+class ConsoleNotBuilt(AppError):
+    code = "console_not_built"
+    status = 503
+    default_message = (
+        "the console is not built: install Node 20 and npm, then run ./scripts/serve (or npm ci && npm run build"
+        " in console/)"
+    )
+
+
 class InternalError(AppError):
     code = "internal_error"
     status = 500
