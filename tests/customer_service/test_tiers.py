@@ -42,6 +42,10 @@ async def test_a_crm_tier_sync_changes_the_customers_feed(client) -> None:
     gold = await make_campaign(visibility="targeted", audience_rule={"tier": "gold"}, coupons=1)
     [me] = await shoppers(client, 1)
     assert await _feed_ids(client, me) == {public.id}  # the gold audience set is built now, without me
+    [coupon] = await gold.coupons.all()
+    grab_path = f"/api/v1/coupons/{coupon.id}/grab"
+    refused = await client.post(grab_path, headers=me.headers)  # loads the coupon and its audience, without me
+    assert refused.status == 403 and (await error_of(refused))["code"] == "not_eligible"
     crm = await pos(client, "crm")
 
     event = profile("crm-1", me.id, "gold")
@@ -55,9 +59,9 @@ async def test_a_crm_tier_sync_changes_the_customers_feed(client) -> None:
     assert change.integration_id is not None
     assert await _feed_ids(client, me) == {public.id, gold.id}
     # The grab's audience set follows too: the gold coupon can be grabbed at once.
-    redis = client.server.app[REDIS]
-    grab_set = CampaignKeys(gold.id).audience
-    assert await redis.sismember(grab_set, str(me.id))
+    assert await client.server.app[REDIS].sismember(CampaignKeys(gold.id).audience, str(me.id))
+    grabbed = await client.post(grab_path, headers=me.headers)
+    assert grabbed.status == 201, await grabbed.text()
 
     # The same event again is a replay: nothing recorded twice.
     replay = await ok(await crm.post(event), 200)
