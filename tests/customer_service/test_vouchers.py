@@ -159,6 +159,11 @@ async def test_a_manual_grant_goes_through_the_gate_and_is_marked(client) -> Non
     # Void it and grant again: the limit place came back with the stock.
     await ok(await client.post(void_path(voucher.id), json={"reason": "wrong coupon"}, headers=headers))
     await ok(await client.post(path, json={"coupon_id": live.template.id, "reason": "right one"}, headers=headers), 201)
+    await _drain(client)
+    # Analytics tell manual grants and given-back voids apart.
+    figures = await ok(await client.get(f"/api/v1/admin/campaigns/{live.campaign.id}/analytics", headers=headers))
+    [coupon] = figures["coupons"]
+    assert (coupon["issued"], coupon["manual_grants"], coupon["voided_returned"]) == (2, 2, 1)
 
 
 async def test_a_manual_grant_refuses_as_a_grab_does(client) -> None:
