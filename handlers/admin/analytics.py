@@ -70,6 +70,8 @@ class CouponFiguresOut(Out):
     redeemed: int
     stock_left: int
     stock_source: Literal["redis", "database"]
+    manual_grants: int = Field(description="of issued: granted by hand by customer service")
+    voided_returned: int = Field(description="of issued: voided by customer service, stock and budget given back")
 
 
 class CampaignAnalyticsOut(Out):

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
-from models.campaigns import Campaign
+from models.campaigns import Campaign, CouponTemplate
 from models.customers import Customer, TierChange
 from services.audience import rules as audience
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
-from services.core import audit, errors
+from services.core import audit, column, errors
 from services.feed import set_member, viewer_changed
 from services.journey import Journey
 
@@ -108,13 +108,16 @@ async def refresh_audiences(journey: Journey, customer_id: int) -> int:
     """Check each live targeted campaign's rule for this customer again and put them in
     or out of its Redis audience sets; how many campaigns were checked."""
     rows = await Campaign.filter(status__in=LIVE, visibility="targeted").values_list("id", "audience_rule")
+    # Only the grab reads the stock's audience set: none for a campaign without coupons.
+    with_coupons = set(await column(CouponTemplate.filter(campaign_id__in=[r[0] for r in rows]), "campaign_id"))
     checked = 0
     for campaign_id, rule in rows:
         if rule is None:
             continue
         member = await audience.matches(rule, customer_id)
         await set_member(journey.redis, int(campaign_id), customer_id, member)
-        await journey.stock.set_audience_member(int(campaign_id), customer_id, member)
+        if campaign_id in with_coupons:
+            await journey.stock.set_audience_member(int(campaign_id), customer_id, member)
         checked += 1
     return checked
 

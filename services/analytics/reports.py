@@ -93,6 +93,10 @@ class CouponFigures:
     redeemed: int
     stock_left: int
     stock_source: Literal["redis", "database"]
+    #: Of ``issued``: granted by hand by customer service, and voided by it with their
+    #: stock given back.
+    manual_grants: int = 0
+    voided_returned: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,18 @@ async def coupon_figures(redis: AnyRedis, campaign_id: int) -> list[CouponFigure
         .group_by("template_id")
         .values_list("template_id", "n")
     )
+    manual = dict(
+        await Voucher.filter(template_id__in=ids, granted_by__not_isnull=True)
+        .annotate(n=Count("id"))
+        .group_by("template_id")
+        .values_list("template_id", "n")
+    )
+    returned = dict(
+        await Voucher.filter(template_id__in=ids, stock_returned=True)
+        .annotate(n=Count("id"))
+        .group_by("template_id")
+        .values_list("template_id", "n")
+    )
     redeemed = dict(
         await Redemption.filter(campaign_id=campaign_id, reversed_at=None)
         .annotate(n=Count("id"))
@@ -169,7 +185,8 @@ async def coupon_figures(redis: AnyRedis, campaign_id: int) -> list[CouponFigure
                 coupon_id=template.id, title=template.title, face_value=template.face_value,
                 total_stock=template.total_stock, issued=n_issued,
                 redeemed=int(redeemed.get(template.id, 0)),
-                stock_left=left, stock_source=source,
+                stock_left=left, stock_source=source, manual_grants=int(manual.get(template.id, 0)),
+                voided_returned=int(returned.get(template.id, 0)),
             )
         )  # fmt: skip
     return out

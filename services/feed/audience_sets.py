@@ -73,11 +73,12 @@ async def refresh_audience(redis: AnyRedis, snap: CampaignSnapshot, ttl: int) ->
 
 async def set_member(redis: AnyRedis, campaign_id: int, customer_id: int, member: bool) -> None:
     """One customer joined or left a targeted campaign's audience (their tier changed):
-    update its set now rather than at the next rebuild. A set that is not there is left
-    alone (the next request builds it from the rule, which reads the committed change).
-    Precondition: the change is committed."""
+    update its set now rather than at the next rebuild. A set never built (no fresh
+    marker and no members) is left alone: the next request builds it from the rule, which
+    reads the committed change; one built empty has only its marker (an empty set is no
+    key in Redis), so the marker counts. Precondition: the change is committed."""
     keys = AudienceKeys(campaign_id)
-    if not await redis.exists(keys.members):
+    if not await redis.exists(keys.members, keys.fresh):
         return
     if member:
         await redis.sadd(keys.members, customer_id)

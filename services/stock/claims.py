@@ -65,7 +65,8 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-#: The columns persist() writes (every other column of ``vouchers`` has its default).
+#: The columns persist() writes (every other column of ``vouchers`` is NULL when unset;
+#: ``stock_returned`` has no database default, so it is written, false).
 _VOUCHER_COLUMNS = (
     "claim_id", "template_id", "campaign_id", "customer_id", "code", "status", "face_value", "valid_from",
     "valid_until", "issued_at", "granted_by", "stock_returned",

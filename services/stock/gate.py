@@ -132,10 +132,9 @@ class Stock:
 
     async def set_audience_member(self, campaign_id: int, customer_id: int, member: bool) -> None:
         """One customer joined or left a targeted campaign's grab audience (their tier
-        changed). Only a loaded set is updated: loading builds it from the rule."""
+        changed). Written whether or not the campaign is loaded: an empty audience is no
+        key at all, and loading rebuilds the set from the rule anyway."""
         key = CampaignKeys(campaign_id).audience
-        if not await self.redis.exists(key):
-            return
         if member:
             await self.redis.sadd(key, customer_id)
         else:

@@ -144,9 +144,8 @@ async def void_voucher(journey: Journey, voucher_id: int, reason: str, actor: au
         await Campaign.filter(id=v.campaign_id).update(budget_spent=F("budget_spent") - v.face_value)
         await audit.record(
             actor, "voucher.void", "voucher", v.id,
-            {"status": "available"},
-            {"status": "void", "reason": reason, "customer_id": v.customer_id, "coupon_id": v.template_id,
-             "face_value": v.face_value, "stock_returned": True},
+            {"status": "available", "void_reason": None, "stock_returned": False},
+            {"status": "void", "void_reason": reason, "stock_returned": True},
         )  # fmt: skip
     stock = await journey.stock.give_back(v)
     return VoidOutcome(voucher_row(await Voucher.get(id=v.id), now), stock)

@@ -131,7 +131,8 @@ async def test_traffic_joins_grabs_redemptions_and_a_reversal_add_up(client: Tes
     assert body["coupons"] == [
         {
             "coupon_id": live.template.id, "title": {"zh-CN": "立减"}, "face_value": 1000, "total_stock": 10,
-            "issued": 4, "redeemed": 2, "stock_left": 6, "stock_source": "redis",
+            "issued": 4, "redeemed": 2, "stock_left": 6, "stock_source": "redis", "manual_grants": 0,
+            "voided_returned": 0,
         }
     ]  # fmt: skip
     # Today alone: A's redemption is not in it.
