@@ -22,7 +22,7 @@ from tortoise.models import Model
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.audit import AuditEntry
 from models.automation import AutomationRun
-from models.customers import Customer
+from models.customers import Customer, TierChange
 from models.journey import (
     CheckIn,
     CustomerBadge,
@@ -94,6 +94,12 @@ HOLDINGS: tuple[Holding, ...] = (
     Holding(CustomerDailyActivity, ("customer_id",), "delete", "profiling (spend and visits per day)"),
     Holding(CustomerFacts, ("customer_id",), "delete", "profiling (windows, lifecycle stage)"),
     Holding(CustomerStoreVisit, ("customer_id",), "delete", "profiling (stores visited)"),
+    Holding(
+        TierChange,
+        ("customer_id",),
+        "delete",
+        "profiling (membership tier history; the audit log keeps who changed it)",
+    ),
     Holding(AutomationRun, ("customer_id",), "delete", "pending runs must not act on an erased customer"),
     Holding(
         IntegrationEvent,
@@ -161,7 +167,7 @@ HOLDINGS: tuple[Holding, ...] = (
 PERSONAL_AUDIT_KEYS = frozenset(
     {
         "openid", "unionid", "session_key", "nickname", "interest_tags", "city", "preferred_store_id",
-        "phone_number", "phone_country_code", "phone", "phone_bound_at",
+        "phone_number", "phone_country_code", "phone", "phone_bound_at", "phone_suffix",
     }
 )  # fmt: skip
 

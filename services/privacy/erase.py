@@ -42,7 +42,7 @@ REDACTED = "[erased]"
 _CLEARED: dict[str, Any] = {
     "unionid": None, "session_key": None, "nickname": None, "interest_tags": [], "city": None,
     "preferred_store_id": None, "phone_number": None, "phone_country_code": None, "phone_bound_at": None,
-    "last_login_at": None, "membership_tier": "standard",
+    "phone_suffix": None, "last_login_at": None, "membership_tier": "standard",
 }  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.automation import AutomationRule, AutomationRun
-from models.customers import Customer
+from models.customers import Customer, TierChange
 from models.journey import CheckIn, CustomerBadge, PointsBalance, PointsEntry, ProgressEntry, RewardGrant
 from models.notifications import Notification, NotifySubscription
 from models.participations import Participation
@@ -72,7 +72,7 @@ async def person(client: TestClient, openid: str = "o_erin", unionid: str = "u_e
     )
     assert resp.status == 200, await resp.text()
     await Customer.filter(id=me.id).update(
-        phone_number=PHONE, phone_country_code="86", phone_bound_at=datetime.now(UTC)
+        phone_number=PHONE, phone_country_code="86", phone_bound_at=datetime.now(UTC), phone_suffix=PHONE[-4:]
     )
     return me
 
@@ -130,6 +130,7 @@ async def history(client: TestClient, me: Person) -> None:
         voucher_id=me.available, customer_id=me.id, kind="expiring_soon", valid_until=now + timedelta(days=2)
     )
     await InviteCode.create(customer_id=me.id, code="ERIN0001")
+    await TierChange.create(customer_id=me.id, from_tier="standard", to_tier="gold", source="admin", admin_id=1)
     friend = await Customer.create(openid="o_friend")
     await Referral.create(inviter_id=me.id, invitee_id=friend.id, code="ERIN0001")
     await audit.record(
