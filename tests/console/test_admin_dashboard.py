@@ -1,7 +1,11 @@
 """The dashboard's flash-sale monitor in Chromium: it follows grabs made through the API
-(stock left) while open, refreshing every second, and shows the budget left."""
+(stock left) while open, refreshing every second, and shows the budget left; the
+redemptions page downloads its CSV with the session's token."""
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
 
 from tests.console.conftest import DESKTOP, PHONE, new_page, shoot
 from tests.helpers import create_admin
@@ -26,6 +30,19 @@ async def test_monitor_follows_grabs(console, browser):
     # budget_spent, which the claims worker books with the vouchers (not running here).
     await cells.nth(3).filter(has_text="12").wait_for()
     await shoot(page, "admin-dashboard-desktop")
+
+    # The redemptions page: none yet, and its CSV (fetched with the token) is the header row.
+    await page.click("[data-test=menu-redemptions]")
+    await page.wait_for_selector("[data-test=totals]")
+    async with page.expect_download() as download_info:
+        await page.click("[data-test=csv]")
+    download = await download_info.value
+    assert download.suggested_filename == "redemptions.csv"
+    text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8-sig")
+    assert text.splitlines() == [
+        "id,created_at,store_id,store_name,staff_id,staff_name,campaign_id,coupon_id,voucher_id,"
+        "voucher_code_masked,customer_id,face_value,order_ref,order_amount,reversed_at,reversed_by,reverse_reason"
+    ]
 
     phone = await new_page(browser, **PHONE)
     await phone.goto(console.url("/admin/"))
