@@ -1,10 +1,15 @@
 """The operator console in Chromium, end to end: an operator builds a flash sale with a
-coupon and an audience rule through the forms (the live audience size follows the rule),
-meets the server's validation error on the field that caused it, submits; a reviewer sees
-the review queue (not the builder) and approves; the operator can then publish."""
+coupon, a banner upload and an audience rule through the forms (the live audience size
+follows the rule), meets the server's validation error on the field that caused it,
+submits; a reviewer sees the review queue (not the builder) and approves; the operator
+can then publish."""
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
+from PIL import Image
 from playwright.async_api import Page
 
 from models.customers import Customer
@@ -27,6 +32,12 @@ async def pick(page: Page, select: str, option: str) -> None:
     await page.keyboard.press("Escape")
 
 
+def banner_png() -> dict[str, Any]:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 32), (230, 60, 60)).save(out, "PNG")
+    return {"name": "banner.png", "mimeType": "image/png", "buffer": out.getvalue()}
+
+
 async def test_operator_builds_flash_sale_reviewer_approves(console, browser):
     await create_admin("olga", "olga-password-0123", "operator")
     await create_admin("rita", "rita-password-0123", "reviewer")
@@ -44,6 +55,9 @@ async def test_operator_builds_flash_sale_reviewer_approves(console, browser):
     await page.wait_for_selector("[data-test=audience-size]:has-text('5')")
     await page.click("[data-test=type-flash_sale]")
     await page.fill("input[name=content-zh-CN-title]", "双十二秒杀")
+    # The banner by upload (the media route); the preview shows it.
+    await page.set_input_files("[data-test=upload-banner] input[type=file]", files=[banner_png()])
+    await page.wait_for_selector("[data-test=content-preview] img")
     await page.fill("input[name=starts_at]", "2027-01-10T10:00")
     await page.fill("input[name=ends_at]", "2027-01-10T22:00")
     await page.click("[data-test=add-coupon]")
