@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest'
+import { can, menuFor } from './roles'
+
+describe('menus by role', () => {
+  it('a reviewer sees the review queue, not the builder', () => {
+    const menu = menuFor('reviewer')
+    expect(menu).toContain('review')
+    expect(menu).not.toContain('builder')
+    expect(menu).not.toContain('audit')
+  })
+  it('an operator builds and does not review', () => {
+    const menu = menuFor('operator')
+    expect(menu).toContain('builder')
+    expect(menu).not.toContain('review')
+    expect(menu).not.toContain('integrations')
+  })
+  it('an approver decides top-ups and reads the audit log', () => {
+    expect(can('approver', 'budget.decide')).toBe(true)
+    expect(menuFor('approver')).toContain('audit')
+    expect(can('approver', 'build')).toBe(false)
+  })
+  it('a superadmin sees everything; nobody unknown sees more than the common pages', () => {
+    expect(menuFor('superadmin')).toHaveLength(15)
+    expect(menuFor(null)).not.toContain('builder')
+    expect(can('intruder', 'build')).toBe(false)
+  })
+})
+
+import { decidesLevel, isOwn } from './roles'
+
+describe('review levels', () => {
+  it('follows the server: with two levels a reviewer decides the first, an approver the second', () => {
+    expect(decidesLevel('reviewer', 1, 1)).toBe(true)
+    expect(decidesLevel('reviewer', 1, 2)).toBe(true)
+    expect(decidesLevel('reviewer', 2, 2)).toBe(false)
+    expect(decidesLevel('approver', 2, 2)).toBe(true)
+    expect(decidesLevel('approver', 1, 2)).toBe(false)
+    expect(decidesLevel('operator', 1, 1)).toBe(false)
+  })
+  it('knows one\'s own campaign', () => {
+    expect(isOwn(3, { created_by: 3, submitted_by: null })).toBe(true)
+    expect(isOwn(3, { created_by: 1, submitted_by: 3 })).toBe(true)
+    expect(isOwn(3, { created_by: 1, submitted_by: 2 })).toBe(false)
+  })
+})

@@ -1,0 +1,81 @@
+// Who may do what in the console, mirrored from the server's route rules (handlers/admin/*.py
+// `access=`): the menu and the buttons follow it, and the server refuses anyway (a 403 is
+// shown as a page saying so). Keep in step with the server when a route's access changes.
+
+export const ROLES = ['operator', 'reviewer', 'approver', 'superadmin'] as const
+export type Role = (typeof ROLES)[number]
+
+export type Capability =
+  | 'build' // create/edit/submit/publish/pause/end campaigns, media upload (BUILDERS)
+  | 'review' // approve / reject / return (REVIEWERS)
+  | 'segments.write' // save, replace, delete segments
+  | 'themes.write'
+  | 'automation.write'
+  | 'budget.request' // ask for a top-up, add coupon stock
+  | 'budget.decide' // approve / reject top-ups
+  | 'audit' // read the audit log
+  | 'integrations' // list / create integrations
+  | 'stores.write'
+
+const CAPABILITIES: Record<Capability, readonly Role[]> = {
+  build: ['operator', 'superadmin'],
+  review: ['reviewer', 'approver', 'superadmin'],
+  'segments.write': ['operator', 'superadmin'],
+  'themes.write': ['operator', 'superadmin'],
+  'automation.write': ['operator', 'superadmin'],
+  'budget.request': ['operator', 'superadmin'],
+  'budget.decide': ['approver', 'superadmin'],
+  audit: ['approver', 'superadmin'],
+  integrations: ['superadmin'],
+  'stores.write': ['superadmin'],
+}
+
+export function can(role: string | null | undefined, capability: Capability): boolean {
+  return role != null && (CAPABILITIES[capability] as readonly string[]).includes(role)
+}
+
+/** A menu entry: its route name and the capability it needs (none: every admin). */
+export interface MenuEntry {
+  name: string
+  needs?: Capability
+}
+
+export const MENU: readonly MenuEntry[] = [
+  { name: 'dashboard' },
+  { name: 'campaigns' },
+  { name: 'calendar' },
+  { name: 'builder', needs: 'build' },
+  { name: 'review', needs: 'review' },
+  { name: 'budget' },
+  { name: 'analytics' },
+  { name: 'redemptions' },
+  { name: 'segments' },
+  { name: 'themes' },
+  { name: 'stores' },
+  { name: 'automation' },
+  { name: 'notifications' },
+  { name: 'audit', needs: 'audit' },
+  { name: 'integrations', needs: 'integrations' },
+]
+
+/** The menu a role sees, in order. */
+export function menuFor(role: string | null | undefined): string[] {
+  return MENU.filter((entry) => !entry.needs || can(role, entry.needs)).map((entry) => entry.name)
+}
+
+/** Who decides a level of review (services/campaigns/review.py _LEVEL_ROLES). */
+const LEVEL_ROLES: Record<string, readonly Role[]> = {
+  '1/1': ['reviewer', 'approver', 'superadmin'],
+  '1/2': ['reviewer', 'superadmin'],
+  '2/2': ['approver', 'superadmin'],
+}
+
+/** Whether this role decides the campaign's next level of review. */
+export function decidesLevel(role: string | null | undefined, level: number, levels: number): boolean {
+  return role != null && (LEVEL_ROLES[`${level}/${levels}`] as readonly string[] | undefined)?.includes(role) === true
+}
+
+/** Self-approval: nobody decides a campaign they created or submitted (the server refuses too). */
+export function isOwn(adminId: number | undefined, campaign: { created_by: number; submitted_by: number | null }): boolean {
+  return adminId !== undefined && (campaign.created_by === adminId || campaign.submitted_by === adminId)
+}
