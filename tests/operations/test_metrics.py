@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from miniprogram_api import MiniProgramClient
 from server.app import WECHAT_HOOKS
+from server.settings import Settings, SettingsError
 from services.core import request_id_var
 from tests.helpers import customer_login, error_of
 from tests.infra import free_port
@@ -117,3 +119,14 @@ async def test_metrics_listen_serves_them_on_their_own_address(client_with) -> N
         assert "wxcampaign_claims_backlog_age_seconds" in await resp.text()
         async with session.get(f"http://127.0.0.1:{port}/api/v1/me") as other:
             assert other.status == 404  # that listener serves nothing else
+
+
+def test_metrics_settings_are_checked() -> None:
+    assert Settings.from_env(env={"METRICS_LISTEN": "127.0.0.1:9100"}).metrics_address == ("127.0.0.1", 9100)
+    assert Settings.from_env(env={"METRICS_LISTEN": "[::1]:9100"}).metrics_address == ("::1", 9100)
+    for bad in ("9100", "127.0.0.1:", "127.0.0.1:99999", ":9100"):
+        with pytest.raises(SettingsError, match="METRICS_LISTEN must be host:port"):
+            Settings.from_env(env={"METRICS_LISTEN": bad})
+    with pytest.raises(SettingsError, match="METRICS_TOKEN must be at least 16 characters"):
+        Settings.from_env(env={"METRICS_TOKEN": "short"})
+    assert "metrics-token" not in repr(Settings.from_env(env={"METRICS_TOKEN": TOKEN}))
