@@ -44,13 +44,13 @@ def _blocks(text: str) -> list[str]:
     """The nginx configuration's statements, each ending in ``;``, ``{`` or ``}``; raises
     on unbalanced braces or a statement left open."""
     text = re.sub(r"#.*", "", text)
-    tokens = re.findall(r'[^;{}\s][^;{}]*?(?=[;{}])[;{]|}', text)
+    tokens = re.findall(r"[^;{}\s][^;{}]*?(?=[;{}])[;{]|}", text)
     depth = 0
     for token in tokens:
         depth += token.endswith("{") - (token == "}")
         assert depth >= 0, "a } closes nothing"
     assert depth == 0, "a { is never closed"
-    rest = re.sub(r'[^;{}\s][^;{}]*?[;{]|}', "", text).strip()
+    rest = re.sub(r"[^;{}\s][^;{}]*?[;{]|}", "", text).strip()
     assert rest == "", f"not a statement: {rest[:60]!r}"
     return [" ".join(t.split()) for t in tokens]
 
