@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     # A child of `--workers N` (server/supervisor.py): serve on the shared port.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the HTTP server (the default)")
+    serve = sub.add_parser("serve", help="run the HTTP server (the default)")
+    # Also after the command (`python -m server serve --workers 2`); unset, the top level's stands.
+    serve.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N", help="as above")
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser(
         "doctor",

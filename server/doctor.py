@@ -30,6 +30,7 @@ import aiohttp
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from tortoise.exceptions import DBConnectionError
 
 from server.dependencies import safe_url
 from server.settings import Settings, SettingsError
@@ -83,6 +84,9 @@ async def _database(settings: Settings, report: Report) -> None:
     try:
         try:
             await asyncio.wait_for(write_probe(ctx.db(), settings.database_url), timeout=_TIMEOUT)
+        except (OSError, DBConnectionError, TimeoutError) as exc:  # a pool connects lazily: on first use
+            report.problem(f"database {where} is not reachable: {type(exc).__name__}: {exc}")
+            return
         except Exception as exc:
             text = str(exc).lower()
             if "no such table" in text or "does not exist" in text:
@@ -143,8 +147,11 @@ async def _redis(settings: Settings, report: Report) -> None:
             await _persistence(plain, report, where)
             return
         cluster_info = await plain.execute_command("CLUSTER INFO")
-        text = cluster_info.decode() if isinstance(cluster_info, bytes) else str(cluster_info)
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if isinstance(cluster_info, dict):  # redis-py parses it into a dict of strings
+            fields = {str(k): str(v) for k, v in cluster_info.items()}
+        else:
+            text = cluster_info.decode() if isinstance(cluster_info, bytes) else str(cluster_info)
+            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         state = fields.get("cluster_state", "?").strip()
         slots_ok = int(fields.get("cluster_slots_ok", "0").strip() or 0)
         if state != "ok" or slots_ok != _SLOTS:

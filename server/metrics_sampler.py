@@ -33,6 +33,9 @@ _UNFINISHED = ("pending", "sending")
 
 async def _claims(app: web.Application) -> None:
     found = await backlog(app[REDIS])
+    # Streams of campaigns gone from Redis drop out (in this process's samples).
+    CLAIMS_STREAM_LENGTH.clear()
+    CLAIMS_CONSUMER_LAG.clear()
     for stream, length in found.lengths.items():
         CLAIMS_STREAM_LENGTH.labels(stream).set(length)
     for stream, lag in found.lags.items():

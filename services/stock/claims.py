@@ -196,6 +196,8 @@ async def backlog(redis: AnyRedis, now_ms: int | None = None) -> ClaimsBacklog:
             groups = await redis.xinfo_groups(stream)
         except redis_errors.ResponseError:  # the stream is gone (no key): nothing waits
             groups = []
+        # No group yet (no worker has read this stream): nothing of it was read.
+        lags[stream] = lengths[stream]
         for group in groups:
             if text(group.get("name", b"")) == CONSUMER_GROUP:
                 lag = group.get("lag")
