@@ -127,6 +127,8 @@ class _MeasuredSender(NotifySender):
     async def run_once(self) -> SendReport:
         with timed_pass("notifications"):
             return await super().run_once()
+
+
 def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(
         tracking_days=settings.tracking_retention_days,
