@@ -6,6 +6,8 @@ before anything else."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from playwright.async_api import Page
 
 from models.customers import Customer, phone_suffix_of
@@ -124,3 +126,47 @@ async def test_superadmin_resets_a_clerks_password_and_the_till_forces_a_change(
     resp = await client.post("/api/v1/staff/auth/login", json={"username": "clara", "password": "velvet-harbour-2026"})
     assert resp.status == 200 and (await resp.json())["password_change_required"] is False
     assert admin.errors == [] and till.errors == []  # type: ignore[attr-defined]
+
+
+async def test_preview_a_draft_as_a_customer_in_a_language(console, browser):
+    client = console.client
+    operator = await logged_in_admin(client, "operator", "olga")
+    starts = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    body = {
+        "type": "offer",
+        "content": {
+            "zh-CN": {"title": "春季特惠", "summary": "全场九折"},
+            "en": {"title": "Spring offer", "summary": "10% off"},
+        },
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + dt.timedelta(days=5)).isoformat(),
+        "channels": ["miniprogram"],
+    }
+    resp = await client.post("/api/v1/admin/campaigns", json=body, headers=bearer(operator["access_token"]))
+    assert resp.status == 201, await resp.text()
+    campaign_id = (await resp.json())["id"]
+    shopper = await Customer.create(openid="o_preview", nickname="Pia")
+    await create_admin("rita", "rita-password-0123", "reviewer")
+
+    # Any admin previews: a reviewer, say.
+    page = await new_page(browser, **DESKTOP)
+    await login(page, console.url(f"/admin/campaigns/{campaign_id}"), "rita", "rita-password-0123")
+    await page.wait_for_selector("[data-test=preview-panel]")
+    # An unknown customer is said, not a blank.
+    await field(page, "preview-customer").fill("999999")
+    await page.click("[data-test=preview-show]")
+    await page.wait_for_selector("[data-test=preview-error]")
+    await field(page, "preview-customer").fill(str(shopper.id))
+    await page.click("[data-test=preview-lang]")
+    await page.click(".el-select-dropdown__item:has-text('English')")
+    await page.click("[data-test=preview-show]")
+    await page.wait_for_selector("[data-test=preview-page]")
+    assert await page.inner_text("[data-test=preview-title]") == "Spring offer"
+    assert "10% off" in await page.inner_text("[data-test=preview-page]")
+    # A draft: shown as it will look once published.
+    await page.wait_for_selector("[data-test=preview-as-published]")
+    assert await page.locator("[data-test=preview-eligibility]").count() == 1
+    await shoot(page, "admin-campaign-preview")
+    # A draft offers no "start now" (only approved or scheduled campaigns do).
+    assert await page.locator("[data-test=action-start-now]").count() == 0
+    assert page.errors == []  # type: ignore[attr-defined]
