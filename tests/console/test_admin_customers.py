@@ -170,3 +170,49 @@ async def test_preview_a_draft_as_a_customer_in_a_language(console, browser):
     # A draft offers no "start now" (only approved or scheduled campaigns do).
     assert await page.locator("[data-test=action-start-now]").count() == 0
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_superadmin_rotates_an_integration_and_a_theme_in_use_is_not_deleted(console, browser):
+    client = console.client
+    await create_admin("suzy", "suzy-password-0123", "superadmin")
+    headers = bearer((await logged_in_admin(client, "superadmin", "sam"))["access_token"])
+    resp = await client.post("/api/v1/admin/integrations", json={"name": "crm"}, headers=headers)
+    assert resp.status == 201, await resp.text()
+    first_secret = (await resp.json())["secret"]
+    resp = await client.post("/api/v1/admin/themes", json={"name": "春节"}, headers=headers)
+    theme_id = (await resp.json())["id"]
+    starts = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    body = {
+        "type": "offer",
+        "content": {"zh-CN": {"title": "年货节"}},
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + dt.timedelta(days=5)).isoformat(),
+        "channels": ["miniprogram"],
+        "theme_id": theme_id,
+    }
+    resp = await client.post("/api/v1/admin/campaigns", json=body, headers=headers)
+    assert resp.status == 201, await resp.text()
+
+    page = await new_page(browser, **DESKTOP)
+    await login(page, console.url("/admin/integrations"), "suzy", "suzy-password-0123")
+    await page.click("[data-test=rotate-crm]")
+    await page.click(".el-message-box__btns .el-button--primary")
+    secret = (await page.inner_text("[data-test=secret-value]")).strip()
+    assert secret and secret != first_secret
+    await page.wait_for_selector("[data-test=old-secret-expires]")
+    await page.click("[data-test=toggle-crm]")
+    await page.wait_for_function("document.querySelector('[data-test=toggle-crm]').innerText.trim() === '启用'")
+    resp = await client.get("/api/v1/admin/integrations", headers=headers)
+    [crm] = (await resp.json())["items"]
+    assert crm["is_active"] is False and crm["previous_secret_expires_at"] is not None
+
+    await page.click("[data-test=menu-themes]")
+    await page.click(f"[data-test=delete-theme-{theme_id}]")
+    await page.click(".el-message-box__btns .el-button--primary")
+    await page.wait_for_selector(".el-message--error")
+    resp = await client.get("/api/v1/admin/themes", headers=headers)
+    assert [t["id"] for t in (await resp.json())["items"]] == [theme_id]
+    await page.click(f"[data-test=rollup-{theme_id}]")
+    await page.wait_for_selector("[data-test=theme-rollup]")
+    assert "年货节" in await page.inner_text("[data-test=theme-rollup]")
+    assert page.errors == []  # type: ignore[attr-defined]
