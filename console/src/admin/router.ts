@@ -39,6 +39,15 @@ export const routes: RouteRecordRaw[] = [
     component: () => import('./pages/IntegrationsPage.vue'),
     meta: { needs: 'integrations' },
   },
+  { path: '/customers', name: 'customers', component: () => import('./pages/CustomersPage.vue'), meta: { needs: 'customers' } },
+  {
+    path: '/customers/:id(\\d+)',
+    name: 'customer',
+    component: () => import('./pages/CustomerPage.vue'),
+    meta: { needs: 'customers' },
+  },
+  { path: '/accounts', name: 'accounts', component: () => import('./pages/AccountsPage.vue'), meta: { needs: 'accounts' } },
+  { path: '/me/password', name: 'password', component: () => import('./pages/PasswordPage.vue') },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./pages/NotFoundPage.vue') },
 ]
 

@@ -125,3 +125,24 @@ describe('makeApi', () => {
     expect(forbidden.code).toBe('forbidden')
   })
 })
+
+describe('a reset password', () => {
+  it('a 403 password_change_required calls onPasswordChangeRequired; another 403 does not', async () => {
+    let told = 0
+    const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+      const url = new URL(new Request(input, init).url)
+      return url.pathname === '/api/v1/admin/me' ? refusal(403, 'password_change_required') : refusal(403, 'forbidden')
+    }
+    const api = makeApi({
+      tokens: memoryStore({ access_token: 'a1', refresh_token: 'r1' }),
+      fetch,
+      baseUrl: 'http://console.test',
+      onPasswordChangeRequired: () => (told += 1),
+    })
+    await expect(unwrap(api.client.GET('/api/v1/admin/audit'))).rejects.toMatchObject({ code: 'forbidden' })
+    expect(told).toBe(0)
+    // The body is still readable by the caller: the page shows the error too.
+    await expect(unwrap(api.client.GET('/api/v1/admin/me'))).rejects.toMatchObject({ code: 'password_change_required', status: 403 })
+    expect(told).toBe(1)
+  })
+})

@@ -103,6 +103,9 @@ export interface ApiOptions {
   fetch?: typeof fetch
   /** The Accept-Language to send (the page's language switch), so the API's texts follow it. */
   language?: () => string
+  /** Called when a call answers 403 password_change_required (a reset password): the page
+   * shows only its change-password form until it is changed. */
+  onPasswordChangeRequired?: () => void
 }
 
 const REFRESH_PATH = '/api/v1/auth/refresh'
@@ -156,6 +159,10 @@ export function makeApi(options: ApiOptions) {
       return [await baseFetch(request), pair?.access_token]
     }
     const [response, sentWith] = await send(input)
+    if (response.status === 403 && options.onPasswordChangeRequired) {
+      if ((await errorOf(response)).code === 'password_change_required') options.onPasswordChangeRequired()
+      return response
+    }
     if (response.status !== 401 || !options.tokens.get()) return response
     const error = await errorOf(response)
     if (error.code !== 'token_expired') {

@@ -17,6 +17,8 @@ export async function loadMe(): Promise<void> {
 export async function login(username: string, password: string): Promise<void> {
   const answer = await unwrap(api.POST('/api/v1/staff/auth/login', { body: { username, password } }))
   session.start(answer)
+  // A reset password: the till shows only the change form until it is changed.
+  session.mustChangePassword.value = answer.password_change_required
   me.value = answer.staff
 }
 

@@ -13,6 +13,15 @@ describe('menus by role', () => {
     expect(menu).toContain('builder')
     expect(menu).not.toContain('review')
     expect(menu).not.toContain('integrations')
+    expect(menu).toContain('customers')
+    expect(menu).not.toContain('accounts')
+  })
+  it('customer service is for operators and superadmins; export, erase and accounts for superadmins', () => {
+    expect(menuFor('reviewer')).not.toContain('customers')
+    expect(menuFor('approver')).not.toContain('customers')
+    expect(can('operator', 'customers.rights')).toBe(false)
+    expect(can('superadmin', 'customers.rights')).toBe(true)
+    expect(can('operator', 'accounts')).toBe(false)
   })
   it('an approver decides top-ups and reads the audit log', () => {
     expect(can('approver', 'budget.decide')).toBe(true)
@@ -20,7 +29,7 @@ describe('menus by role', () => {
     expect(can('approver', 'build')).toBe(false)
   })
   it('a superadmin sees everything; nobody unknown sees more than the common pages', () => {
-    expect(menuFor('superadmin')).toHaveLength(15)
+    expect(menuFor('superadmin')).toHaveLength(17)
     expect(menuFor(null)).not.toContain('builder')
     expect(can('intruder', 'build')).toBe(false)
   })

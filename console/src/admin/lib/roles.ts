@@ -16,6 +16,9 @@ export type Capability =
   | 'audit' // read the audit log
   | 'integrations' // list / create integrations
   | 'stores.write'
+  | 'customers' // find customers, adjust points, set tiers, void and re-issue (CUSTOMER_SERVICE)
+  | 'customers.rights' // export or erase a customer's data (superadmin)
+  | 'accounts' // admins and staff: edit, reset passwords (superadmin)
 
 const CAPABILITIES: Record<Capability, readonly Role[]> = {
   build: ['operator', 'superadmin'],
@@ -28,6 +31,9 @@ const CAPABILITIES: Record<Capability, readonly Role[]> = {
   audit: ['approver', 'superadmin'],
   integrations: ['superadmin'],
   'stores.write': ['superadmin'],
+  customers: ['operator', 'superadmin'],
+  'customers.rights': ['superadmin'],
+  accounts: ['superadmin'],
 }
 
 export function can(role: string | null | undefined, capability: Capability): boolean {
@@ -56,6 +62,8 @@ export const MENU: readonly MenuEntry[] = [
   { name: 'notifications' },
   { name: 'audit', needs: 'audit' },
   { name: 'integrations', needs: 'integrations' },
+  { name: 'customers', needs: 'customers' },
+  { name: 'accounts', needs: 'accounts' },
 ]
 
 /** The menu a role sees, in order. */
