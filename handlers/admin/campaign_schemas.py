@@ -143,3 +143,14 @@ class ReviewEventOut(Out):
 
 class ReviewTrailOut(Out):
     items: list[ReviewEventOut]
+
+
+class FieldChangeOut(Out):
+    field: str = Field(description="a top-level field of the campaign spec (coupons compare as one list)")
+    old: Any = Field(description="its value in the last approved version (JSON, as the builder sends it)")
+    new: Any = Field(description="its value now")
+
+
+class ApprovalDiffOut(Out):
+    approved: bool = Field(description="false when the campaign was never approved: then there is nothing to diff")
+    changes: list[FieldChangeOut]

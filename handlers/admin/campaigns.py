@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from handlers.admin.campaign_schemas import (
+    ApprovalDiffOut,
     CampaignListQuery,
     CampaignOut,
     CampaignPageOut,
@@ -14,6 +15,7 @@ from handlers.admin.campaign_schemas import (
     CampaignSummaryOut,
     CommentRequiredIn,
     DecisionIn,
+    FieldChangeOut,
     ReviewEventOut,
     ReviewTrailOut,
     TransitionIn,
@@ -152,6 +154,18 @@ async def review_trail(request: web.Request) -> ReviewTrailOut:
     campaign = await campaigns.get(path_int(request, "id"))
     events = await ReviewEvent.filter(campaign_id=campaign.id).order_by("id")
     return ReviewTrailOut(items=[ReviewEventOut.model_validate(e) for e in events])
+
+
+@routes.add(
+    "GET", _PATH + "/diff", access=ANY_ADMIN_ROLE, tags=("campaigns",), response=ApprovalDiffOut,
+    summary="What changed since the last approved version (the reviewer's diff)",
+)  # fmt: skip
+async def approval_diff(request: web.Request) -> ApprovalDiffOut:
+    diff = await campaigns.approval_diff(path_int(request, "id"))
+    return ApprovalDiffOut(
+        approved=diff.approved,
+        changes=[FieldChangeOut(field=c.field, old=c.old, new=c.new) for c in diff.changes],
+    )
 
 
 _TRANSITION_ERRORS = (errors.InvalidTransition, errors.CampaignStateChanged)
