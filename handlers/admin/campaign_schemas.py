@@ -154,3 +154,21 @@ class FieldChangeOut(Out):
 class ApprovalDiffOut(Out):
     approved: bool = Field(description="false when the campaign was never approved: then there is nothing to diff")
     changes: list[FieldChangeOut]
+
+
+class CouponMonitorOut(Out):
+    template_id: int
+    total_stock: int
+    stock_left: int | None = Field(description="null: the coupon's stock is not in Redis (not loaded yet)")
+    issued: int | None = Field(description="total_stock less stock_left (vouchers given back count as not issued)")
+    refusals: dict[str, int] = Field(
+        description="grab refusals by reason counted by the grab script since the stock was loaded: "
+        "not_active, not_started, ended, not_eligible, limit, sold_out, budget, rate_limited"
+    )
+
+
+class CampaignMonitorOut(Out):
+    campaign_id: int
+    budget_limit: int | None
+    budget_left: int | None = Field(description="fen left in Redis; null: no cap or not loaded")
+    coupons: list[CouponMonitorOut]

@@ -9,11 +9,13 @@ from aiohttp import web
 from handlers.admin.campaign_schemas import (
     ApprovalDiffOut,
     CampaignListQuery,
+    CampaignMonitorOut,
     CampaignOut,
     CampaignPageOut,
     CampaignPatchIn,
     CampaignSummaryOut,
     CommentRequiredIn,
+    CouponMonitorOut,
     DecisionIn,
     FieldChangeOut,
     ReviewEventOut,
@@ -165,6 +167,30 @@ async def approval_diff(request: web.Request) -> ApprovalDiffOut:
     return ApprovalDiffOut(
         approved=diff.approved,
         changes=[FieldChangeOut(field=c.field, old=c.old, new=c.new) for c in diff.changes],
+    )
+
+
+@routes.add(
+    "GET", _PATH + "/monitor", access=ANY_ADMIN_ROLE, tags=("campaigns",), response=CampaignMonitorOut,
+    summary="Flash-sale monitor: stock and budget left, issued, grab refusals by reason per coupon",
+)  # fmt: skip
+async def campaign_monitor(request: web.Request) -> CampaignMonitorOut:
+    campaign = await campaigns.get(path_int(request, "id"))
+    found = await request.app[STOCK].monitor(campaign.id)
+    return CampaignMonitorOut(
+        campaign_id=campaign.id,
+        budget_limit=campaign.budget_limit,
+        budget_left=found.budget_left,
+        coupons=[
+            CouponMonitorOut(
+                template_id=c.template_id,
+                total_stock=c.total_stock,
+                stock_left=c.stock_left,
+                issued=c.issued,
+                refusals=c.refusals,
+            )
+            for c in found.coupons
+        ],
     )
 
 
