@@ -80,6 +80,9 @@ class Campaign(Model):
     # Review: how many levels this submission needs, and how many have approved.
     review_levels = fields.IntField(default=0)
     review_level_done = fields.IntField(default=0)
+    # The reviewable spec (CampaignIn-shaped JSON) as it was when the campaign last became
+    # approved; None until then. The review page diffs the current spec against it.
+    approved_spec = fields.JSONField[dict[str, Any] | None](null=True)
     created_by = fields.BigIntField()
     submitted_by = fields.BigIntField(null=True)
     submitted_at = fields.DatetimeField(null=True)

@@ -143,3 +143,32 @@ class ReviewEventOut(Out):
 
 class ReviewTrailOut(Out):
     items: list[ReviewEventOut]
+
+
+class FieldChangeOut(Out):
+    field: str = Field(description="a top-level field of the campaign spec (coupons compare as one list)")
+    old: Any = Field(description="its value in the last approved version (JSON, as the builder sends it)")
+    new: Any = Field(description="its value now")
+
+
+class ApprovalDiffOut(Out):
+    approved: bool = Field(description="false when the campaign was never approved: then there is nothing to diff")
+    changes: list[FieldChangeOut]
+
+
+class CouponMonitorOut(Out):
+    template_id: int
+    total_stock: int
+    stock_left: int | None = Field(description="null: the coupon's stock is not in Redis (not loaded yet)")
+    issued: int | None = Field(description="total_stock less stock_left (vouchers given back count as not issued)")
+    refusals: dict[str, int] = Field(
+        description="grab refusals by reason counted by the grab script since the stock was loaded: "
+        "not_active, not_started, ended, not_eligible, limit, sold_out, budget, rate_limited"
+    )
+
+
+class CampaignMonitorOut(Out):
+    campaign_id: int
+    budget_limit: int | None
+    budget_left: int | None = Field(description="fen left in Redis; null: no cap or not loaded")
+    coupons: list[CouponMonitorOut]

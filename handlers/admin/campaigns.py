@@ -7,13 +7,17 @@ from typing import Any
 from aiohttp import web
 
 from handlers.admin.campaign_schemas import (
+    ApprovalDiffOut,
     CampaignListQuery,
+    CampaignMonitorOut,
     CampaignOut,
     CampaignPageOut,
     CampaignPatchIn,
     CampaignSummaryOut,
     CommentRequiredIn,
+    CouponMonitorOut,
     DecisionIn,
+    FieldChangeOut,
     ReviewEventOut,
     ReviewTrailOut,
     TransitionIn,
@@ -152,6 +156,42 @@ async def review_trail(request: web.Request) -> ReviewTrailOut:
     campaign = await campaigns.get(path_int(request, "id"))
     events = await ReviewEvent.filter(campaign_id=campaign.id).order_by("id")
     return ReviewTrailOut(items=[ReviewEventOut.model_validate(e) for e in events])
+
+
+@routes.add(
+    "GET", _PATH + "/diff", access=ANY_ADMIN_ROLE, tags=("campaigns",), response=ApprovalDiffOut,
+    summary="What changed since the last approved version (the reviewer's diff)",
+)  # fmt: skip
+async def approval_diff(request: web.Request) -> ApprovalDiffOut:
+    diff = await campaigns.approval_diff(path_int(request, "id"))
+    return ApprovalDiffOut(
+        approved=diff.approved,
+        changes=[FieldChangeOut(field=c.field, old=c.old, new=c.new) for c in diff.changes],
+    )
+
+
+@routes.add(
+    "GET", _PATH + "/monitor", access=ANY_ADMIN_ROLE, tags=("campaigns",), response=CampaignMonitorOut,
+    summary="Flash-sale monitor: stock and budget left, issued, grab refusals by reason per coupon",
+)  # fmt: skip
+async def campaign_monitor(request: web.Request) -> CampaignMonitorOut:
+    campaign = await campaigns.get(path_int(request, "id"))
+    found = await request.app[STOCK].monitor(campaign.id)
+    return CampaignMonitorOut(
+        campaign_id=campaign.id,
+        budget_limit=campaign.budget_limit,
+        budget_left=found.budget_left,
+        coupons=[
+            CouponMonitorOut(
+                template_id=c.template_id,
+                total_stock=c.total_stock,
+                stock_left=c.stock_left,
+                issued=c.issued,
+                refusals=c.refusals,
+            )
+            for c in found.coupons
+        ],
+    )
 
 
 _TRANSITION_ERRORS = (errors.InvalidTransition, errors.CampaignStateChanged)

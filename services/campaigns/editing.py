@@ -235,6 +235,41 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+async def reviewable_spec(campaign: Campaign) -> dict[str, Any]:
+    """The campaign's reviewable fields as JSON (what an approval approves): the
+    CampaignIn shape, normalised by validation so two equal specs compare equal."""
+    return CampaignIn.model_validate(await spec_of(campaign), strict=False).model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class ApprovalDiff:
+    """``approved`` False: never approved (no snapshot), and ``changes`` is empty."""
+
+    approved: bool
+    changes: list[FieldChange]
+
+
+async def approval_diff(campaign_id: int) -> ApprovalDiff:
+    """What changed in the campaign's reviewable fields since it last became approved:
+    one entry per top-level field that differs (coupons compare as one list)."""
+    campaign = await get(campaign_id)
+    if campaign.approved_spec is None:
+        return ApprovalDiff(approved=False, changes=[])
+    old = campaign.approved_spec
+    new = await reviewable_spec(campaign)
+    fields = sorted(set(old) | set(new))
+    return ApprovalDiff(
+        approved=True, changes=[FieldChange(f, old.get(f), new.get(f)) for f in fields if old.get(f) != new.get(f)]
+    )
+
+
 async def snapshot(campaign: Campaign) -> dict[str, Any]:
     """What the audit log records of a campaign: its spec plus its state."""
     return _jsonable({**await spec_of(campaign), "status": campaign.status, "version": campaign.version})
@@ -300,6 +335,9 @@ async def update(
             raise errors.CampaignStateChanged()
         campaign = await get(campaign.id)
         await _write_children(campaign, spec)
+        if review_values and new_status == "approved":
+            # Approved at once (0 review levels): this is the new approved version.
+            await Campaign.filter(id=campaign.id).update(approved_spec=after)
         if review_values:
             note = "edited after approval: " + ", ".join(sorted(changed))
             await ReviewEvent.create(campaign_id=campaign.id, action="submit", level=0, actor_id=actor.id or 0,

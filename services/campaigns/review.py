@@ -19,7 +19,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, ReviewEvent
-from services.campaigns.editing import OPEN_STATES, Policy, get
+from services.campaigns.editing import OPEN_STATES, Policy, get, reviewable_spec
 from services.campaigns.exclusivity import exclusive_ids, overlaps_of
 from services.core import audit, errors
 
@@ -50,6 +50,9 @@ async def _apply(campaign: Campaign, move: Move, actor: audit.Actor, expected_ve
         )
         if updated != 1:
             raise errors.CampaignStateChanged()
+        if move.to == "approved":
+            # The version the approval diff compares later edits against.
+            await Campaign.filter(id=campaign.id).update(approved_spec=await reviewable_spec(campaign))
         if move.review is not None:
             action, level, comment = move.review
             await ReviewEvent.create(

@@ -63,6 +63,21 @@ class Claim:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class CouponMonitor:
+    template_id: int
+    total_stock: int
+    stock_left: int | None
+    issued: int | None
+    refusals: dict[str, int]
+
+
+@dataclass(frozen=True)
+class CampaignMonitor:
+    budget_left: int | None
+    coupons: list[CouponMonitor]
+
+
 class Stock:
     """The Redis side of coupons. One per process, holding its registered scripts."""
 
@@ -286,6 +301,39 @@ class Stock:
         key = CampaignKeys(template.campaign_id).coupon(template.id)
         if await self.redis.exists(key):
             await self.redis.hincrby(key, "stock", amount)
+
+    async def monitor(self, campaign_id: int) -> CampaignMonitor:
+        """The flash-sale monitor of one campaign, from Redis (two pipelined round trips):
+        each coupon's stock left (None: not loaded), issued (its database total less what
+        is left) and grab refusals by reason as the grab scripts counted them (refusals
+        decided before the script, eligibility from the cache or exclusivity, are not
+        among them), and the campaign budget left (None: no cap, or not loaded)."""
+        rows = (
+            await CouponTemplate.filter(campaign_id=campaign_id)
+            .order_by("id")
+            .values_list("id", "total_stock", "stock_buckets")
+        )
+        pairs = [(int(t), int(k)) for t, _, k in rows]
+        refusals = await self.hot.refusals(campaign_id, pairs)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(CampaignKeys(campaign_id).budget)
+            for template_id, buckets in pairs:
+                for bucket in range(buckets):
+                    pipe.hget(CampaignKeys(campaign_id, bucket).coupon(template_id), "stock")
+            raw = iter(await pipe.execute())
+        budget = next(raw)
+        coupons: list[CouponMonitor] = []
+        for (template_id, buckets), (_, total, _) in zip(pairs, rows, strict=True):
+            parts = [next(raw) for _ in range(buckets)]
+            loaded = [int(p) for p in parts if p is not None]
+            left = sum(loaded) if loaded else None
+            coupons.append(
+                CouponMonitor(
+                    template_id=template_id, total_stock=int(total), stock_left=left,
+                    issued=None if left is None else int(total) - left, refusals=refusals[template_id],
+                )
+            )  # fmt: skip
+        return CampaignMonitor(budget_left=None if budget is None else int(budget), coupons=coupons)
 
     async def add_budget(self, campaign_id: int, amount: int) -> None:
         key = CampaignKeys(campaign_id).budget

@@ -28,10 +28,17 @@ end
 local hits = redis.call("INCR", KEYS[6])
 if hits == 1 then redis.call("PEXPIRE", KEYS[6], ARGV[8]) end
 if hits > tonumber(ARGV[7]) then
+  -- Counted for the monitor only when the coupon is loaded: a hash holding just the
+  -- counter would look loaded to load.lua.
+  if redis.call("EXISTS", KEYS[1]) == 1 then redis.call("HINCRBY", KEYS[1], "r:rate_limited", 1) end
   return {"rate_limited", tostring(redis.call("PTTL", KEYS[6]))}
 end
 
+-- Refusals by reason, for the admin's flash-sale monitor: a field "r:<status>" of the
+-- coupon hash (same slot, no extra key; refuse is only called once the hash is known to
+-- exist). The success path does not touch them.
 local function refuse(status, arg)
+  redis.call("HINCRBY", KEYS[1], "r:" .. status, 1)
   if ARGV[9] == "1" then
     redis.call("SET", KEYS[5], "refused:" .. status .. ":" .. (arg or "") .. ":" .. ARGV[2], "EX", ARGV[6])
   end

@@ -146,7 +146,10 @@ class HotBuckets:
         now: int, ttl: int,
     ) -> None:  # fmt: skip
         record = f"refused:{status}::{now}" if key else ""
-        await call_script(self._release, keys=[hk.holders(template_id), idem], args=[customer_id, record, ttl])
+        await call_script(
+            self._release, keys=[hk.holders(template_id), idem, hk.coupon(template_id)],
+            args=[customer_id, record, ttl, status],
+        )  # fmt: skip
 
     async def load(
         self,
@@ -195,6 +198,26 @@ class HotBuckets:
                 await self.redis.hincrby(primary, "stock", taken)
                 moved += taken
         return moved
+
+    async def refusals(self, campaign_id: int, template_ids: list[tuple[int, int]]) -> dict[int, dict[str, int]]:
+        """Grab refusals by reason per coupon (``(template id, buckets)`` pairs), summed
+        over a hot coupon's buckets: the ``r:<status>`` fields the grab scripts count.
+        One pipelined round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for template_id, buckets in template_ids:
+                for bucket in range(buckets):
+                    pipe.hgetall(CampaignKeys(campaign_id, bucket).coupon(template_id))
+            raw = iter(await pipe.execute())
+        found: dict[int, dict[str, int]] = {}
+        for template_id, buckets in template_ids:
+            counts: dict[str, int] = {}
+            for _ in range(buckets):
+                for field, value in (next(raw) or {}).items():
+                    name = text(field)
+                    if name.startswith("r:"):
+                        counts[name[2:]] = counts.get(name[2:], 0) + int(value)
+            found[template_id] = counts
+        return found
 
     async def left(self, campaign_id: int, template_id: int, buckets: int) -> list[int | None]:
         """Each bucket's stock (None: not loaded), in one pipelined round trip."""

@@ -1,5 +1,6 @@
 """The dashboard's flash-sale monitor in Chromium: it follows grabs made through the API
-(stock left) while open, refreshing every second, and shows the budget left; the
+(stock left) while open, refreshing every second, and shows the budget left and the
+grab refusals by reason; the
 redemptions page downloads its CSV with the session's token."""
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ async def test_monitor_follows_grabs(console, browser):
     await cells.nth(3).filter(has_text="20").wait_for()  # stock left before any grab
     assert "¥1,000.00" in await cells.nth(4).inner_text()
 
-    statuses = await grab_all(console.client, coupon.grab_path, await customers(console.client, 8))
+    winners = await customers(console.client, 8)
+    statuses = await grab_all(console.client, coupon.grab_path, winners)
     assert statuses.count(201) == 8, statuses
-    # Within a few refreshes: 12 left (Redis stock). Budget left is the campaign's
-    # budget_spent, which the claims worker books with the vouchers (not running here).
+    # Within a few refreshes: 12 left and the budget less 8 x 5 yuan, both live from Redis
+    # (the monitor route), before the claims worker books the vouchers (not running here).
     await cells.nth(3).filter(has_text="12").wait_for()
+    await cells.nth(4).filter(has_text="¥960.00").wait_for()
+    await page.locator("[data-test=monitor] [data-test=refusal-limit]").wait_for(state="detached")
+    # The same 8 again: each is at the per-customer limit; the monitor shows the refusals.
+    again = await grab_all(console.client, coupon.grab_path, winners)
+    assert again.count(409) == 8, again
+    await page.locator("[data-test=monitor] [data-test=refusal-limit]").filter(has_text="8").wait_for()
     await shoot(page, "admin-dashboard-desktop")
 
     # The redemptions page: none yet, and its CSV (fetched with the token) is the header row.
