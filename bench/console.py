@@ -54,7 +54,7 @@ from bench.feed import (
     seed_customers,
 )
 from bench.grab import say, start_redis
-from bench.harness import ROOT, start_server
+from bench.harness import ROOT, Server, start_server
 
 DIST = ROOT / "console" / "dist"
 #: (page, path under /admin/, what shows its first row). The calendar's entries are in the
@@ -62,8 +62,6 @@ DIST = ROOT / "console" / "dist"
 #: campaign's overlaps were fetched: both are timed.
 PAGES = [
     ("campaigns", "campaigns", "[data-test=campaign-list] .el-table__row"),
-    ("calendar (entries in the page)", "calendar", "[data-test=calendar] .entry"),
-    ("calendar (loading mask gone)", "calendar", "[data-test=calendar]:not(:has(.el-loading-mask)) .entry"),
     ("redemptions", "redemptions", "[data-test=redemption-list] .el-table__row"),
     ("audit", "audit", "[data-test=audit-list] .el-table__row"),
     ("segments", "segments", "[data-test=segment-list] .el-table__row"),
@@ -72,9 +70,13 @@ PAGES = [
     ("notifications", "notifications", "[data-test=outbox-list] .el-table__row"),
     ("automation", "automation", "[data-test=rule-list] .el-table__row"),
     ("analytics ranking", "analytics", "[data-test=overview] .el-table__row"),
+    # Last: over 10,000 campaigns its month request holds the server for a long time.
+    ("calendar (entries in the page)", "calendar", "[data-test=calendar] .entry"),
+    ("calendar (loading mask gone)", "calendar", "[data-test=calendar]:not(:has(.el-loading-mask)) .entry"),
 ]
-#: What an empty list shows instead of a row (so a page with nothing to list is timed too).
-EMPTY = ".el-table__empty-text"
+#: What an empty list shows instead of a row once loaded (so a page with nothing to list is
+#: timed too; a table shows the empty text while loading as well, under its loading mask).
+EMPTY = ".el-table:not(:has(.el-loading-mask)) .el-table__empty-text"
 
 
 def columns(db: sqlite3.Connection, table: str) -> list[str]:
@@ -247,19 +249,24 @@ async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, l
             await page.fill("input[name=password]", ADMIN_PASSWORD)
             await page.click("[data-test=login]")
             await page.wait_for_selector("[data-test=welcome]")
+            timed_out: set[str] = set()
             for label, path, selector in PAGES:
                 times: list[float] = []
                 shown = 0
                 for _ in range(runs):
+                    if path in timed_out:  # not run again: the server is still busy with it
+                        times.append(math.inf)
+                        break
                     start = time.perf_counter()
-                    await page.goto(f"{base}/admin/{path}", wait_until="commit")
                     # The first match in the page (a calendar day clips entries past its height).
                     try:
+                        await page.goto(f"{base}/admin/{path}", wait_until="commit", timeout=limit * 1000)
                         await page.locator(f"{selector}, {EMPTY}").first.wait_for(
                             state="attached", timeout=limit * 1000
                         )
                     except PlaywrightTimeout:
                         times.append(math.inf)
+                        timed_out.add(path)
                         break
                     times.append(time.perf_counter() - start)
                     shown = await page.locator(selector).count()
@@ -274,6 +281,18 @@ async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, l
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered) + 0.5) - 1))]
+
+
+def stop_server(server: Server) -> None:
+    """Stopped, or killed when a request still holds it (the calendar's) past 30 s."""
+    try:
+        server.stop()
+    except subprocess.TimeoutExpired:
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        server.process = None
+        server.stop()
 
 
 def main() -> int:
@@ -294,7 +313,7 @@ def main() -> int:
         redis_url = start_redis(stack)
         server = start_server({**SERVER_ENV, "REDIS_URL": redis_url})
         assert server.process is not None and server.data_dir is not None
-        stack.callback(server.stop)
+        stack.callback(stop_server, server)
         env = {**os.environ, **SERVER_ENV, "DATA_DIR": str(server.data_dir)}
         subprocess.run(
             [sys.executable, "-m", "server", "create-admin", "--username", ADMIN_USER, "--role", "superadmin"],
