@@ -70,7 +70,9 @@ async def test_one_level_walk_through_every_state(client_with, monkeypatch):
     await asyncio.sleep(max(0.0, (start + timedelta(seconds=1.5) - now()).total_seconds()) + 0.05)
     assert await scheduler_pass(redis, stock, 5) == [(cid, "ended")]
     assert (await team.act("op", cid, "archive"))["status"] == "archived"
-    actions = await AuditEntry.filter(entity_id=cid).order_by("id").values_list("action", flat=True)
+    actions = (
+        await AuditEntry.filter(entity_type="campaign", entity_id=cid).order_by("id").values_list("action", flat=True)
+    )
     assert actions == [
         "campaign.create", "campaign.submit", "campaign.approve", "campaign.publish", "campaign.activate",
         "campaign.pause", "campaign.resume", "campaign.finish", "campaign.archive",

@@ -1,6 +1,9 @@
 """The three hot requests stay inside their domain: a coupon grab runs code of
 ``services.stock`` and ``services.core`` only, a staff redemption ``services.wallet`` and
-``core``, a feed page ``services.feed`` and ``core`` (the layout's promise, issue 13).
+``core``, a feed page ``services.feed`` and ``core`` (the layout's promise, issue 13),
+plus the caller checks of issue 15 that run before any handler: the erased-customer
+gate (``services.privacy.gate``) on customer requests and the token epoch
+(``services.accounts.epochs``) on staff requests.
 
 Measured by tracing which files' functions run while the server answers one warm
 request (the caches loaded by an earlier request of the same kind), so the test follows
@@ -47,6 +50,12 @@ def service_packages(files: set[str]) -> set[str]:
     return {Path(f).parts[1] for f in files if f.startswith("services/")}
 
 
+def gate_only(files: set[str]) -> bool:
+    """The privacy and accounts code a request ran is their caller checks and nothing else."""
+    outside = {f for f in files if f.startswith(("services/privacy/", "services/accounts/"))}
+    return outside <= {"services/privacy/gate.py", "services/accounts/epochs.py"}
+
+
 def report(name: str, files: set[str]) -> None:
     # Printed for the record (pytest -s): how many app files one request runs.
     print(f"\n{name}: {len(files)} app files, services packages {sorted(service_packages(files))}")
@@ -64,7 +73,9 @@ async def test_a_grab_runs_stock_and_core_only(client):
 
     files = await files_run_by(grab)
     report("grab", files)
-    assert service_packages(files) == {"stock", "core"}
+    # privacy: the caller check every customer request runs (an erased customer's token
+    # is refused: services/privacy/gate.py, one set lookup), not domain code.
+    assert service_packages(files) == {"stock", "core", "privacy"} and gate_only(files)
 
 
 async def test_a_redemption_runs_wallet_and_core_only(client):
@@ -79,7 +90,9 @@ async def test_a_redemption_runs_wallet_and_core_only(client):
 
     files = await files_run_by(redeem)
     report("redemption", files)
-    assert service_packages(files) == {"wallet", "core"}
+    # accounts: the caller check every staff request runs (the token epoch of a disabled
+    # or changed account: services/accounts/epochs.py), not domain code.
+    assert service_packages(files) == {"wallet", "core", "accounts"} and gate_only(files)
 
 
 async def test_a_feed_page_runs_feed_and_core_only(client):
@@ -93,4 +106,4 @@ async def test_a_feed_page_runs_feed_and_core_only(client):
 
     files = await files_run_by(feed)
     report("feed", files)
-    assert service_packages(files) == {"feed", "core"}
+    assert service_packages(files) == {"feed", "core", "privacy"} and gate_only(files)  # privacy: as for the grab
