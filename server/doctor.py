@@ -182,8 +182,11 @@ async def _wechat(settings: Settings, report: Report) -> None:
     base = settings.wechat_base_url
     what = "the WeChat emulator" if settings.emulator_enabled else "WeChat"
     timeout = aiohttp.ClientTimeout(total=max(_TIMEOUT, settings.wechat_timeout))
-    body = {"grant_type": "client_credential", "appid": settings.appid, "secret": settings.app_secret}
-    body["force_refresh"] = False  # type: ignore[assignment]  # the current token: nothing invalidated
+    # force_refresh false: read the current token, so nothing is invalidated.
+    body: dict[str, str | bool] = {
+        "grant_type": "client_credential", "appid": settings.appid, "secret": settings.app_secret,
+        "force_refresh": False,
+    }  # fmt: skip
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,

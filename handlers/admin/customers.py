@@ -343,7 +343,7 @@ class VoidOut(Out):
 async def void_voucher(request: web.Request, body: VoidIn) -> VoidOut:
     outcome = await support.void_voucher(request.app[JOURNEY], path_int(request, "id"), body.reason,
                                          actor_of(request))  # fmt: skip
-    return VoidOut(voucher=SupportVoucherOut(**outcome.voucher), stock=outcome.stock)  # type: ignore[arg-type]
+    return VoidOut(voucher=SupportVoucherOut(**outcome.voucher), stock=outcome.stock)
 
 
 class GrantIn(Body):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from tortoise.functions import Count
 
@@ -39,6 +39,8 @@ _LUA = Path(__file__).parent
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 #: How long a voided voucher's give-back marker is kept (a retry comes within seconds).
 GIVE_BACK_MARKER_TTL_SECONDS = 30 * 24 * 3600
+#: What give_back.lua answers.
+GiveBack = Literal["returned", "dup", "not_loaded"]
 #: Redis state of a coupon by campaign status: only "open" coupons can be grabbed.
 STATE_OF_STATUS = {"scheduled": "open", "active": "open", "paused": "paused"}
 
@@ -279,7 +281,7 @@ class Stock:
         """Which of ``among`` the customer grabbed from lately (claims maybe not yet persisted)."""
         return {int(r["cmp"]) for r in await self.recent_claims(customer_id, among)} if among else set()
 
-    async def give_back(self, voucher: Voucher) -> str:
+    async def give_back(self, voucher: Voucher) -> GiveBack:
         """Return a voided voucher's stock, limit place and budget to its loaded coupon,
         once (give_back.lua): "returned", "dup" (done before) or "not_loaded" (nothing to
         do: loading reads the database). Precondition: the void, with ``stock_returned``,
@@ -293,7 +295,10 @@ class Stock:
             ],
             args=[voucher.customer_id, voucher.face_value, GIVE_BACK_MARKER_TTL_SECONDS],
         )  # fmt: skip
-        return text(reply)
+        answer = text(reply)
+        if answer not in ("returned", "dup", "not_loaded"):
+            raise RuntimeError(f"give_back.lua answered {answer!r}")
+        return cast(GiveBack, answer)
 
     async def add_stock(self, template_id: int, amount: int) -> None:
         """Add to a loaded coupon's stock (the database total is raised by the caller)."""

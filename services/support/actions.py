@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -121,7 +121,7 @@ def _iso(moment: datetime | None) -> str | None:
 class VoidOutcome:
     voucher: dict[str, Any]
     #: What Redis said: "returned", "dup" or "not_loaded" (nothing loaded to give back to).
-    stock: str
+    stock: Literal["returned", "dup", "not_loaded"]
 
 
 async def void_voucher(journey: Journey, voucher_id: int, reason: str, actor: audit.Actor) -> VoidOutcome:
