@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import Field
 
 from handlers.common.actors import actor_of
-from handlers.common.login_flow import change_password, password_login
+from handlers.common.login_flow import PASSWORD_CHANGE_ERRORS, change_password, password_login
 from handlers.common.schemas import (
     OneTimePasswordOut,
     PageQuery,
@@ -168,8 +168,7 @@ async def reset_admin_password(request: web.Request) -> OneTimePasswordOut:
 @routes.add(
     "POST", "/api/v1/admin/me/password", access=ANY_ADMIN, tags=("admin",), body=PasswordChangeIn,
     response=TokenPairOut, open_during_password_change=True,
-    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon,
-            errors.TooManyAttempts),
+    errors=PASSWORD_CHANGE_ERRORS,
     summary="Change your own password (old + new, see the password rules); ends every session of the account "
     "and answers a new token pair",
 )  # fmt: skip

@@ -10,7 +10,13 @@ from handlers.common.schemas import PasswordLoginIn, TokenPairOut
 from server.keys import PRINCIPAL, REDIS, SETTINGS
 from services.accounts import LoginLimiter, sessions
 from services.accounts import operators as accounts
-from services.core import Principal
+from services.core import Principal, errors
+
+#: What a password change may answer besides the generic errors (admin and staff alike).
+PASSWORD_CHANGE_ERRORS: tuple[type[errors.AppError], ...] = (
+    errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon,
+    errors.TooManyAttempts,
+)  # fmt: skip
 
 
 def login_limiter(request: web.Request) -> LoginLimiter:

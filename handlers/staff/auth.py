@@ -7,7 +7,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from handlers.common.login_flow import change_password, password_login
+from handlers.common.login_flow import PASSWORD_CHANGE_ERRORS, change_password, password_login
 from handlers.common.schemas import PasswordChangeIn, PasswordLoginIn, StoreOut, TokenPairOut
 from models.stores import StaffMember
 from server.access import ANY_STAFF, PUBLIC
@@ -78,8 +78,7 @@ async def staff_me(request: web.Request) -> StaffSelfOut:
 @routes.add(
     "POST", "/api/v1/staff/me/password", access=ANY_STAFF, tags=("staff",), body=PasswordChangeIn,
     response=TokenPairOut, open_during_password_change=True,
-    errors=(errors.WrongPassword, errors.PasswordTooShort, errors.PasswordContainsUsername, errors.PasswordTooCommon,
-            errors.TooManyAttempts),
+    errors=PASSWORD_CHANGE_ERRORS,
     summary="Change your own password (old + new, see the password rules); ends every session of the account "
     "and answers a new token pair",
 )  # fmt: skip
