@@ -51,6 +51,13 @@ class RiskyUser(WeChatError):
     codes = (40226,)
 
 
+class NoRecentVisit(WeChatError):
+    """``getuserriskrank``: the user has not used the mini program in the last two
+    hours, so WeChat has no access record to rank (61010)."""
+
+    codes = (61010,)
+
+
 class SystemBusy(WeChatError):
     """WeChat kept answering ``-1`` (system busy) after all retries."""
 
@@ -94,6 +101,7 @@ _BY_CODE: dict[int, type[WeChatError]] = {
         CodeUsed,
         RateLimited,
         RiskyUser,
+        NoRecentVisit,
         SystemBusy,
         AccessTokenInvalid,
         NotSubscribed,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from server.settings import Settings
 from services.campaigns import Policy as ReviewPolicy
 from services.feed import FeedPolicy
+from services.forms import RiskPolicy
 from services.journey import JourneyPolicy
 from services.notify import SenderPolicy
 from services.stock import GrabPolicy
@@ -59,13 +60,23 @@ def sender_policy(settings: Settings) -> SenderPolicy:
     )
 
 
+def risk_policy(settings: Settings) -> RiskPolicy:
+    """Who the social forms refuse by WeChat's risk rank (services.forms)."""
+    return RiskPolicy(
+        refuse_at=settings.risk_refuse_rank,
+        cache_seconds=settings.risk_cache_seconds,
+        when_unranked=settings.risk_when_unranked,
+    )
+
+
 @dataclass(frozen=True)
 class Policies:
     """The policies a request handler needs, built once per application."""
 
     grab: GrabPolicy
     review: ReviewPolicy
+    risk: RiskPolicy
 
     @classmethod
     def of(cls, settings: Settings) -> Policies:
-        return cls(grab=grab_policy(settings), review=review_policy(settings))
+        return cls(grab=grab_policy(settings), review=review_policy(settings), risk=risk_policy(settings))

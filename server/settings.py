@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from server.setting_spec import SettingsError, choices_error, declared_of, parse_kids, parse_qr_keys, setting
 from services.feed import FeedPolicy
+from services.forms import RiskPolicy, WhenUnranked
 from services.journey import JourneyPolicy
 from services.notify import NotifyTemplates, SenderPolicy, TemplateConfigError, default_templates_json, parse_templates
 from services.stock import GrabPolicy
@@ -34,6 +35,7 @@ _FEED = FeedPolicy()
 _GRAB = GrabPolicy()
 _JOURNEY = JourneyPolicy()
 _SENDER = SenderPolicy()
+_RISK = RiskPolicy()
 
 
 def _feed_weight(name: str, meaning: str) -> Any:
@@ -489,6 +491,22 @@ class Settings:
     )
     notify_batch: int = setting(
         "NOTIFY_BATCH", _SENDER.batch, "outbox rows one sender pass reads at a time", lo=1, hi=10_000
+    )
+    risk_refuse_rank: int = setting(
+        "RISK_REFUSE_RANK",
+        _RISK.refuse_at,
+        "a social action (help, group join, draw) is `403 risk_refused` for a customer WeChat's"
+        " `getuserriskrank` ranks at or above this (ranks run 0-4; `5`: refuse nobody)",
+        lo=0,
+        hi=5,
+    )
+    risk_cache_seconds: int = setting(
+        "RISK_CACHE_SECONDS", _RISK.cache_seconds, "how long a customer's risk rank is reused, seconds", lo=1, hi=86_400
+    )
+    risk_when_unranked: WhenUnranked = setting(
+        "RISK_WHEN_UNRANKED",
+        _RISK.when_unranked,
+        "a customer WeChat gives no risk rank for (no visit in two hours, WeChat unreachable): `allow` or `refuse`",
     )
 
     @property

@@ -74,6 +74,11 @@ class SubscriptionIn(_Body):
     count: int = Field(default=1, ge=1)
 
 
+class RiskRankIn(_Body):
+    openid: str = Field(min_length=1)
+    rank: int = Field(ge=0, le=4)
+
+
 class FaultIn(_Body):
     path: str
     times: int = Field(default=1, ge=1)
@@ -157,6 +162,13 @@ async def sent_messages(request: web.Request) -> web.Response:
     return web.json_response([m for m in sent if openid is None or m["touser"] == openid])
 
 
+async def set_risk_rank(request: web.Request) -> web.Response:
+    """The rank ``getuserriskrank`` answers for an openid from now on."""
+    body = await _parse(request, RiskRankIn)
+    request.app[STATE].set_risk_rank(body.openid, body.rank)
+    return web.json_response({"openid": body.openid, "rank": body.rank})
+
+
 async def add_fault(request: web.Request) -> web.Response:
     body = await _parse(request, FaultIn)
     fault = Fault(
@@ -197,6 +209,7 @@ def add_control_routes(app: web.Application) -> None:
     router.add_post("/subscriptions", add_subscription)
     router.add_get("/subscriptions", list_subscriptions)
     router.add_get("/sent-messages", sent_messages)
+    router.add_post("/risk-rank", set_risk_rank)
     router.add_post("/faults", add_fault)
     router.add_delete("/faults", clear_faults)
     router.add_post("/expire-tokens", expire_tokens)

@@ -27,6 +27,7 @@ ERRMSG: dict[int, str] = {
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
     47003: "argument invalid!",
+    61010: "user access record expired: the user has not visited the mini program in the last 2 hours",
     87014: "risky content",
 }
 

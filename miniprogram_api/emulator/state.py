@@ -26,7 +26,10 @@ WECHAT_PATHS = (
     "/cgi-bin/message/subscribe/send",
     "/wxa/getwxacodeunlimit",
     "/wxa/msg_sec_check",
+    "/wxa/getuserriskrank",
 )
+#: How long after a login WeChat still holds a user's access record for risk ranking.
+RISK_RECORD_SECONDS = 2 * 3600.0
 DEFAULT_BANNED_WORDS = ("违禁", "forbidden-word")
 RISKY_LABEL = 20001
 PASS_LABEL = 100
@@ -84,6 +87,9 @@ class EmulatorState:
     sent: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
+    #: Risk rank per openid set by tests (0 when unset), and when each user last logged in.
+    risk_ranks: dict[str, int] = field(default_factory=dict)
+    last_login: dict[str, float] = field(default_factory=dict)
 
     # -- users and login -------------------------------------------------
 
@@ -110,7 +116,29 @@ class EmulatorState:
         assert openid is not None
         user = self.user(openid)
         user.session_key = base64.b64encode(os.urandom(16)).decode()
+        self.last_login[openid] = self.clock()
         return user
+
+    def risk_rank(self, body: dict[str, Any]) -> int:
+        """``getuserriskrank``: the rank a test set for the openid (0 by default).
+
+        WeChat ranks only users with an access record of the last two hours (61010
+        otherwise); here a record is a login (``code2session``) within that time.
+        """
+        if body.get("appid") != self.appid:
+            raise EmulatedError(40013)
+        openid = body.get("openid")
+        if not isinstance(openid, str) or not openid:
+            raise EmulatedError(40003)
+        if body.get("scene") not in (0, 1) or not isinstance(body.get("client_ip"), str) or not body["client_ip"]:
+            raise EmulatedError(40097)
+        seen = self.last_login.get(openid)
+        if seen is None or self.clock() - seen > RISK_RECORD_SECONDS:
+            raise EmulatedError(61010)
+        return self.risk_ranks.get(openid, 0)
+
+    def set_risk_rank(self, openid: str, rank: int) -> None:
+        self.risk_ranks[openid] = rank
 
     def _redeem(self, codes: dict[str, OneTimeCode], code: str) -> OneTimeCode:
         issued = codes.get(code)

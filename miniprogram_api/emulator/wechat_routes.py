@@ -164,6 +164,12 @@ async def msg_sec_check(request: web.Request, state: EmulatorState) -> web.Strea
     )
 
 
+async def getuserriskrank(request: web.Request, state: EmulatorState) -> web.StreamResponse:
+    body = await _with_token(request, state)
+    rank = state.risk_rank(body)
+    return _ok({"errcode": 0, "errmsg": "getuserriskrank succ", "risk_rank": rank, "unoin_id": secrets.randbits(31)})
+
+
 _GETS: dict[str, tuple[WeChatHandler, str]] = {
     "/sns/jscode2session": (jscode2session, "text/plain"),
     "/cgi-bin/token": (cgi_token, "application/json"),
@@ -174,6 +180,7 @@ _POSTS: dict[str, WeChatHandler] = {
     "/cgi-bin/message/subscribe/send": subscribe_send,
     "/wxa/getwxacodeunlimit": getwxacodeunlimit,
     "/wxa/msg_sec_check": msg_sec_check,
+    "/wxa/getuserriskrank": getuserriskrank,
 }
 
 

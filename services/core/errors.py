@@ -543,6 +543,13 @@ class CustomerErased(AppError):
 
 
 # Infrastructure
+# Social forms
+class RiskRefused(AppError):
+    code = "risk_refused"
+    status = 403
+    default_message = "this account may not take part in social activities right now"
+
+
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503

@@ -29,6 +29,7 @@ from miniprogram_api import (
     InvalidCode,
     InvalidOpenid,
     MiniProgramClient,
+    NoRecentVisit,
     NotSubscribed,
     RateLimited,
     SystemBusy,
@@ -530,6 +531,29 @@ async def test_msg_sec_check_pass_and_risky(mp: MiniProgramClient) -> None:
     risky = await mp.msg_sec_check("含有违禁内容", "o_admin")
     assert (ok.suggest, ok.label) == ("pass", 100)
     assert (risky.suggest, risky.label) == ("risky", 20001)
+
+
+async def test_risk_rank_is_what_was_set_for_a_recent_user(mp: MiniProgramClient, emulator: Emulator) -> None:
+    await mp.code2session(await emulator.login_code("o_risky"))
+    await mp.code2session(await emulator.login_code("o_plain"))
+    await emulator.post("/risk-rank", {"openid": "o_risky", "rank": 4})
+    assert await mp.get_user_risk_rank("o_risky", client_ip="203.0.113.9") == 4
+    assert await mp.get_user_risk_rank("o_plain", client_ip="203.0.113.9", scene=0) == 0
+
+
+async def test_risk_rank_of_a_user_not_seen_for_two_hours_is_61010(mp: MiniProgramClient, emulator: Emulator) -> None:
+    with pytest.raises(NoRecentVisit) as never_seen:
+        await mp.get_user_risk_rank("o_stranger", client_ip="203.0.113.9")
+    assert never_seen.value.errcode == 61010
+    await mp.code2session(await emulator.login_code("o_old"))
+    emulator.state.last_login["o_old"] -= 2 * 3600 + 1
+    with pytest.raises(NoRecentVisit):
+        await mp.get_user_risk_rank("o_old", client_ip="203.0.113.9")
+
+
+async def test_risk_rank_control_refuses_a_rank_out_of_range(emulator: Emulator) -> None:
+    async with emulator.http.post(emulator.base_url + "/risk-rank", json={"openid": "o_x", "rank": 5}) as resp:
+        assert resp.status == 400
 
 
 # -- base URL ----------------------------------------------------------------------

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from server.policies import Policies, feed_policy, grab_policy, journey_policy, review_policy, sender_policy
+from server.policies import (
+    Policies,
+    feed_policy,
+    grab_policy,
+    journey_policy,
+    review_policy,
+    risk_policy,
+    sender_policy,
+)
 from server.settings import Settings
 from services.campaigns import Policy as ReviewPolicy
 from services.feed import FeedPolicy
+from services.forms import RiskPolicy
 from services.journey import JourneyPolicy
 from services.notify import SenderPolicy
 from services.stock import GrabPolicy
@@ -22,7 +31,10 @@ def test_default_settings_make_the_default_policies():
     # A claim is stale after 10 × the longest send (5 s × 3 tries), at least 120 s.
     assert sender_policy(settings) == dataclasses.replace(SenderPolicy(), stale_after_seconds=150.0)
     assert review_policy(settings) == ReviewPolicy(review_levels=1, copy_edits_skip_review=True)
-    assert Policies.of(settings) == Policies(grab=GrabPolicy(), review=review_policy(settings))
+    assert risk_policy(settings) == RiskPolicy()
+    assert Policies.of(settings) == Policies(grab=GrabPolicy(), review=review_policy(settings), risk=RiskPolicy())
+    odd = Settings.from_env({"RISK_REFUSE_RANK": "5", "RISK_CACHE_SECONDS": "7", "RISK_WHEN_UNRANKED": "refuse"})
+    assert risk_policy(odd) == RiskPolicy(refuse_at=5, cache_seconds=7, when_unranked="refuse")
 
 
 WEIGHTS = ("audience", "interest", "behaviour", "store", "distance", "ending", "popularity", "joined")

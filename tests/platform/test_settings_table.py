@@ -102,6 +102,7 @@ def test_defaults_are_unchanged():
         "feed_ranking_entries": 2000, "notify_templates": None, "notify_rate_limit": 600,
         "notify_rate_window_seconds": 60, "notify_max_attempts": 5, "notify_retry_seconds": 30.0,
         "notify_ending_hours": 24, "notify_utc_offset_minutes": 480, "notify_batch": 100,
+        "risk_refuse_rank": 3, "risk_cache_seconds": 300, "risk_when_unranked": "allow",
     }  # fmt: skip
     assert Settings() == defaults  # the dataclass defaults are the same declaration
     # Derived defaults follow the settings they derive from.
