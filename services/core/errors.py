@@ -543,6 +543,14 @@ class CustomerErased(AppError):
 
 
 # Infrastructure
+class WebhookUrlRefused(AppError):
+    code = "webhook_url_refused"
+    status = 422
+    default_message = (
+        "the webhook URL is refused: it must be http(s) and, in production, resolve to public addresses only"
+    )
+
+
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503
