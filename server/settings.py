@@ -346,7 +346,7 @@ class Settings:
     outbox_retention_days: int = setting(
         "OUTBOX_RETENTION_DAYS",
         30,
-        "days finished subscribe messages and sent voucher reminders are kept after they finished",
+        "days finished subscribe messages, sent voucher reminders and delivered webhooks are kept after they finished",
         lo=1,
         hi=3650,
     )

@@ -14,6 +14,7 @@ from models.webhooks import Alert, Webhook, WebhookDelivery, WebhookEvent
 from server.keys import REDIS, SETTINGS
 from services.core import errors
 from services.journey import points
+from services.privacy import RetentionPolicy, purge
 from services.webhooks import endpoints
 from services.webhooks.delivery import LOCK
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
@@ -262,3 +263,36 @@ async def test_events_commit_with_their_change_and_only_when_subscribed(client):
     changed = await WebhookEvent.get(type="campaign.state_changed")
     assert changed.payload["from"] == "active" and changed.payload["to"] == "paused"
     assert changed.entity == f"campaign:{row.campaign_id}"
+
+
+async def test_retention_purges_old_delivered_deliveries_and_their_events(client):
+    hook = await subscribe(client, Receiver(), await superadmin(client))
+    now = datetime.now(UTC)
+    old = now - timedelta(days=40)
+    events = {}
+    for label in ("old_delivered", "old_waiting", "new_delivered", "old_shared"):
+        events[label] = await WebhookEvent.create(type="points.changed", entity=f"customer:{label}", fanned_out=True)
+    await WebhookEvent.filter(id__in=[e.id for e in events.values() if e is not events["new_delivered"]]).update(
+        created_at=old
+    )
+    rows = {
+        "old_delivered": ("delivered", old),
+        "old_waiting": ("pending", None),
+        "new_delivered": ("delivered", now - timedelta(days=1)),
+    }
+    for label, (status, delivered_at) in rows.items():
+        await WebhookDelivery.create(
+            webhook_id=hook["id"], event_id=events[label].id, entity=events[label].entity, status=status,
+            delivered_at=delivered_at, next_attempt_at=old,
+        )  # fmt: skip
+    # One event to two deliveries: one old delivered, one redelivered lately (kept, so is the event).
+    for delivered_at in (old, now):
+        await WebhookDelivery.create(
+            webhook_id=hook["id"], event_id=events["old_shared"].id, entity="customer:old_shared", status="delivered",
+            delivered_at=delivered_at, next_attempt_at=old,
+        )  # fmt: skip
+    report = await purge(client.server.app[REDIS], RetentionPolicy(outbox_days=30, batch=2))
+    assert report.counts["webhook_deliveries"] == 2 and report.counts["webhook_events"] == 1
+    left = {e.id for e in await WebhookEvent.all()}
+    assert left == {events[k].id for k in ("old_waiting", "new_delivered", "old_shared")}
+    assert await WebhookDelivery.filter(event_id=events["old_shared"].id).count() == 1
