@@ -149,15 +149,17 @@ async def _worker(settings: Settings) -> None:
     import aiohttp
 
     from server.app import build_journey, wechat_client
-    from server.workers import claims_worker, notify_sender, scheduler_loop
+    from server.workers import alerts_loop, claims_worker, notify_sender, scheduler_loop, webhook_sender
     from services.automation import execute_due_forever
     from services.journey import issue_pending_forever
     from services.notify import send_forever
     from services.stock import Stock
+    from services.webhooks import deliver_forever
 
     async def job(redis: AnyRedis) -> None:
         print(
-            "worker running (scheduler + claims + reward grants + automation + notifications); Ctrl-C stops it",
+            "worker running (scheduler + claims + reward grants + automation + notifications + webhooks + alerts);"
+            " Ctrl-C stops it",
             flush=True,
         )
         stock = Stock(redis)
@@ -171,6 +173,8 @@ async def _worker(settings: Settings) -> None:
                 issue_pending_forever(journey.rewards, settings.scheduler_interval),
                 execute_due_forever(journey, settings.scheduler_interval),
                 send_forever(notify_sender(redis, client, settings), settings.scheduler_interval),
+                deliver_forever(webhook_sender(redis, session, settings), settings.webhook_interval),
+                alerts_loop(redis, settings),
             )
 
     await _with_resources(settings, job)

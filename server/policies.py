@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from server.settings import Settings
+from services.alerts import AlertPolicy
 from services.campaigns import Policy as ReviewPolicy
 from services.feed import FeedPolicy
 from services.forms import RiskPolicy
 from services.journey import JourneyPolicy
 from services.notify import SenderPolicy
 from services.stock import GrabPolicy
+from services.webhooks import DeliveryPolicy
 
 
 def feed_policy(settings: Settings) -> FeedPolicy:
@@ -80,3 +82,30 @@ class Policies:
     @classmethod
     def of(cls, settings: Settings) -> Policies:
         return cls(grab=grab_policy(settings), review=review_policy(settings), risk=risk_policy(settings))
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """The webhook deliveries' timeout, retries and pause; private targets only outside production (SSRF)."""
+    return DeliveryPolicy(
+        timeout_seconds=settings.webhook_timeout,
+        retry_base_seconds=settings.webhook_retry_seconds,
+        retry_max_seconds=settings.webhook_retry_max_seconds,
+        pause_after=settings.webhook_pause_after,
+        batch=settings.webhook_batch,
+        # Longer than one post can take.
+        stale_after_seconds=max(120.0, 4 * settings.webhook_timeout),
+        allow_private=settings.app_env != "production",
+    )
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    """The alert rules' thresholds."""
+    return AlertPolicy(
+        interval_seconds=int(settings.alert_interval),
+        days=settings.alert_redemption_days,
+        spike_factor=settings.alert_redemption_spike_factor,
+        drop_factor=settings.alert_redemption_drop_factor,
+        min_baseline=settings.alert_redemption_min_baseline,
+        notify_failures=settings.alert_notify_failures,
+        claims_backlog_seconds=settings.alert_claims_backlog_seconds,
+    )

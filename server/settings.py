@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from server.setting_spec import SettingsError, choices_error, declared_of, parse_kids, parse_qr_keys, setting
+from services.alerts import AlertPolicy
 from services.feed import FeedPolicy
 from services.forms import RiskPolicy, WhenUnranked
 from services.journey import JourneyPolicy
 from services.notify import NotifyTemplates, SenderPolicy, TemplateConfigError, default_templates_json, parse_templates
 from services.stock import GrabPolicy
+from services.webhooks import DeliveryPolicy
 
 AppEnv = Literal["development", "test", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -36,6 +38,8 @@ _GRAB = GrabPolicy()
 _JOURNEY = JourneyPolicy()
 _SENDER = SenderPolicy()
 _RISK = RiskPolicy()
+_DELIVERY = DeliveryPolicy()
+_ALERTS = AlertPolicy()
 
 
 def _feed_weight(name: str, meaning: str) -> Any:
@@ -344,7 +348,7 @@ class Settings:
     outbox_retention_days: int = setting(
         "OUTBOX_RETENTION_DAYS",
         30,
-        "days finished subscribe messages and sent voucher reminders are kept after they finished",
+        "days finished subscribe messages, sent voucher reminders and delivered webhooks are kept after they finished",
         lo=1,
         hi=3650,
     )
@@ -507,6 +511,90 @@ class Settings:
         "RISK_WHEN_UNRANKED",
         _RISK.when_unranked,
         "a customer WeChat gives no risk rank for (no visit in two hours, WeChat unreachable): `allow` or `refuse`",
+    )
+    webhook_interval: float = setting(
+        "WEBHOOK_INTERVAL",
+        1.0,
+        "seconds between webhook delivery passes (one elected process delivers; see [Webhooks](docs/webhooks.md))",
+        lo=0.05,
+        hi=3600.0,
+    )
+    webhook_timeout: float = setting(
+        "WEBHOOK_TIMEOUT", _DELIVERY.timeout_seconds, "seconds an endpoint has to answer a delivery", lo=0.1, hi=120.0
+    )
+    webhook_retry_seconds: float = setting(
+        "WEBHOOK_RETRY_SECONDS",
+        _DELIVERY.retry_base_seconds,
+        "wait before the first retry of a failed delivery, seconds, doubling after each (×0.5–1.5 jitter)",
+        lo=0.0,
+        hi=86_400.0,
+    )
+    webhook_retry_max_seconds: float = setting(
+        "WEBHOOK_RETRY_MAX_SECONDS",
+        _DELIVERY.retry_max_seconds,
+        "the longest wait between two attempts of a delivery, seconds (before jitter)",
+        lo=0.0,
+        hi=7 * 86_400.0,
+    )
+    webhook_pause_after: int = setting(
+        "WEBHOOK_PAUSE_AFTER",
+        _DELIVERY.pause_after,
+        "consecutive failed deliveries after which an endpoint is paused and an `alert.raised` sent",
+        lo=1,
+        hi=100_000,
+    )
+    webhook_batch: int = setting(
+        "WEBHOOK_BATCH", _DELIVERY.batch, "outbox events and deliveries one webhook pass reads at most", lo=1, hi=10_000
+    )
+    alert_interval: float = setting(
+        "ALERT_INTERVAL",
+        float(_ALERTS.interval_seconds),
+        "seconds between alert evaluation passes (one process at a time; see [Alerts](docs/webhooks.md#alerts))",
+        lo=1.0,
+        hi=86_400.0,
+    )
+    alert_redemption_days: int = setting(
+        "ALERT_REDEMPTION_DAYS",
+        _ALERTS.days,
+        "days before the last 24 hours whose daily average the redemption spike and drop rules compare with",
+        lo=1,
+        hi=90,
+    )
+    alert_redemption_spike_factor: float = setting(
+        "ALERT_REDEMPTION_SPIKE_FACTOR",
+        _ALERTS.spike_factor,
+        "a campaign's redemptions in the last 24 hours above this many times its daily average raise"
+        " `redemption_spike`",
+        lo=1.0,
+        hi=1000.0,
+    )
+    alert_redemption_drop_factor: float = setting(
+        "ALERT_REDEMPTION_DROP_FACTOR",
+        _ALERTS.drop_factor,
+        "redemptions in the last 24 hours below the daily average divided by this raise `redemption_drop`",
+        lo=1.0,
+        hi=1000.0,
+    )
+    alert_redemption_min_baseline: float = setting(
+        "ALERT_REDEMPTION_MIN_BASELINE",
+        _ALERTS.min_baseline,
+        "the least daily average of redemptions the spike and drop rules judge (fewer: too noisy)",
+        lo=0.0,
+        hi=1_000_000.0,
+    )
+    alert_notify_failures: int = setting(
+        "ALERT_NOTIFY_FAILURES",
+        _ALERTS.notify_failures,
+        "failed notifications in the last hour that raise `notify_failures`",
+        lo=1,
+        hi=10_000_000,
+    )
+    alert_claims_backlog_seconds: float = setting(
+        "ALERT_CLAIMS_BACKLOG_SECONDS",
+        _ALERTS.claims_backlog_seconds,
+        "age of the oldest claim not yet written to the database that raises `claims_backlog`, seconds",
+        lo=1.0,
+        hi=86_400.0,
     )
 
     @property

@@ -10,13 +10,15 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import aiohttp
 from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
-from server.keys import DATABASE, FEED, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
+from server.keys import DATABASE, FEED, HTTP_SESSION, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
 from server.metrics import WORKER_PASS, timed_pass
-from server.policies import sender_policy
+from server.policies import alert_policy, delivery_policy, sender_policy
 from server.settings import Settings
+from services import alerts
 from services.audience import facts as audience_facts
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
@@ -31,6 +33,7 @@ from services.privacy import purge as retention_purge
 from services.stock import ClaimsWorker, Stock
 from services.stock import sync as stock_sync
 from services.wallet import expiry as voucher_expiry
+from services.webhooks import WebhookSender, deliver_forever
 
 log = logging.getLogger("wxcampaign.workers")
 
@@ -40,6 +43,7 @@ _SCHEDULER_LOCK = "lock:scheduler"
 _FANOUT_LOCK = "lock:notify-fanout"
 _INACTIVE_LOCK = "lock:automation-inactive"
 _RETENTION_LOCK = "lock:retention"
+_ALERTS_LOCK = "lock:alerts"
 # Release the lock only if we still hold it (it may have expired and passed on).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -196,6 +200,36 @@ def claims_worker(redis: AnyRedis, settings: Settings) -> ClaimsWorker:
     return _MeasuredClaimsWorker(redis, batch=settings.claims_batch, min_idle_ms=settings.claims_min_idle_ms)
 
 
+async def alerts_pass(redis: AnyRedis, settings: Settings) -> alerts.AlertReport | None:
+    """Evaluate the alert rules once per ALERT_INTERVAL across processes: the first to take
+    the lock runs and leaves it to lapse (an episode is unique per subject, so a second
+    pass would raise nothing twice: the lock saves work)."""
+    if not await redis.set(_ALERTS_LOCK, "1", nx=True, px=max(1000, int(settings.alert_interval * 1000))):
+        return None
+    report = await run_to_end(alerts.evaluate(redis, alert_policy(settings)))
+    if report.raised or report.cleared:
+        log.info("alerts: raised %s, cleared %s", report.raised, report.cleared)
+    return report
+
+
+async def alerts_loop(redis: AnyRedis, settings: Settings) -> None:
+    me = asyncio.current_task()
+    while me is None or not me.cancelling():
+        try:
+            with timed_pass("alerts"):
+                await alerts_pass(redis, settings)
+        except Exception:  # a failed pass must not kill the loop; the next one retries
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError from None
+            log.exception("alerts pass failed")
+        await asyncio.sleep(min(settings.alert_interval, 5.0))
+    raise asyncio.CancelledError
+
+
+def webhook_sender(redis: AnyRedis, session: aiohttp.ClientSession, settings: Settings) -> WebhookSender:
+    return WebhookSender(redis, session, settings.secret_key, delivery_policy(settings))
+
+
 def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
     settings = app[SETTINGS]
     tasks = [
@@ -208,6 +242,9 @@ def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
     tasks.append(asyncio.create_task(send_forever(sender, settings.scheduler_interval), name="notifications"))
     runs = automation.execute_due_forever(app[JOURNEY], settings.scheduler_interval)
     tasks.append(asyncio.create_task(runs, name="automation"))
+    hooks = deliver_forever(webhook_sender(app[REDIS], app[HTTP_SESSION], settings), settings.webhook_interval)
+    tasks.append(asyncio.create_task(hooks, name="webhooks"))
+    tasks.append(asyncio.create_task(alerts_loop(app[REDIS], settings), name="alerts"))
     return tasks
 
 

@@ -50,6 +50,7 @@ from models.customers import Customer
 from models.journey import CheckIn, IntegrationEvent, ProgressEntry
 from models.participations import Participation
 from models.stores import Store
+from services import outbound
 from services.activity import tiers
 from services.audience import record_activity
 from services.automation import engine as automation
@@ -138,7 +139,17 @@ async def _step(
     completed = False
     if change > 0 and snap.goal_target and value >= snap.goal_target and p.status == "joined":
         # The compare-and-set that decides who grants the reward.
-        won = await Participation.filter(id=p.id, status="joined").update(status="completed", completed_at=occurred_at)
+        async with in_transaction():  # the completion and its webhook event commit together
+            won = await Participation.filter(id=p.id, status="joined").update(
+                status="completed", completed_at=occurred_at
+            )
+            if won:
+                await outbound.enqueue(
+                    "participation.completed",
+                    f"participation:{p.id}",
+                    {"participation_id": p.id, "campaign_id": snap.id, "customer_id": p.customer_id,
+                     "value": value, "target": snap.goal_target, "completed_at": occurred_at.isoformat()},
+                )  # fmt: skip
         if won:
             completed = True
             outcome.grant_ids += await grant_in_transaction(

@@ -19,6 +19,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, ReviewEvent
+from services import outbound
 from services.campaigns.editing import OPEN_STATES, Policy, get, reviewable_spec
 from services.campaigns.exclusivity import exclusive_ids, overlaps_of
 from services.core import audit, errors
@@ -71,6 +72,13 @@ async def _apply(campaign: Campaign, move: Move, actor: audit.Actor, expected_ve
             },
             {"status": move.to, "version": campaign.version + 1, **_jsonable(move.values)},
         )
+        # The webhook outbox, in the transition's transaction (services.outbound).
+        await outbound.enqueue(
+            "campaign.state_changed",
+            f"campaign:{campaign.id}",
+            {"campaign_id": campaign.id, "from": campaign.status, "to": move.to, "action": move.action,
+             "version": campaign.version + 1, "at": _now().isoformat()},
+        )  # fmt: skip
     return await get(campaign.id)
 
 

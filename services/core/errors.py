@@ -550,6 +550,14 @@ class RiskRefused(AppError):
     default_message = "this account may not take part in social activities right now"
 
 
+class WebhookUrlRefused(AppError):
+    code = "webhook_url_refused"
+    status = 422
+    default_message = (
+        "the webhook URL is refused: it must be http(s) and, in production, resolve to public addresses only"
+    )
+
+
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503

@@ -14,6 +14,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models.journey import PointsBalance, PointsEntry
+from services import outbound
 from services.core import newest_first
 
 
@@ -62,10 +63,18 @@ async def add(
     try:
         async with in_transaction():
             balance = await _apply(customer_id, delta)
-            return await PointsEntry.create(
+            entry = await PointsEntry.create(
                 customer_id=customer_id, delta=delta, balance_after=balance, reason=reason, ref=ref,
                 campaign_id=campaign_id,
             )  # fmt: skip
+            # The webhook outbox, in the ledger's transaction (services.outbound).
+            await outbound.enqueue(
+                "points.changed",
+                f"customer:{customer_id}",
+                {"customer_id": customer_id, "entry_id": entry.id, "delta": delta, "balance": balance,
+                 "reason": reason, "ref": ref, "campaign_id": campaign_id, "at": entry.created_at.isoformat()},
+            )  # fmt: skip
+            return entry
     except IntegrityError:
         if await PointsEntry.filter(ref=ref).exists():
             return None  # the same ref recorded concurrently: the balance change rolled back with it

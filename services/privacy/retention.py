@@ -6,6 +6,8 @@
   lifetime (services/analytics/tracking.py, TRACKING_TTL_DAYS).
 - Outbox: subscribe messages that finished (sent, failed, skipped, unknown) and voucher
   reminders that were sent, ``outbox_days`` after they finished.
+- Webhooks: deliveries delivered ``outbox_days`` ago, then outbox events older than that
+  left with no delivery (every endpoint got them, or none subscribed).
 - Idempotency: the ``Idempotency-Key`` of redemptions is cleared ``idempotency_days``
   after the redemption (a retry that late is a new request; the order reference still
   recognises the same basket). Grab idempotency records are Redis keys with their own
@@ -24,11 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
+from tortoise.expressions import Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.notifications import Notification
 from models.redemptions import Redemption, VoucherReminder
+from models.webhooks import WebhookDelivery, WebhookEvent
 from services.core import AnyRedis, column, text
 
 #: Notification statuses after which a row is never touched again.
@@ -117,6 +121,21 @@ async def purge(redis: AnyRedis, policy: RetentionPolicy, now: datetime | None =
     report.add(
         "voucher_reminders",
         await _delete_in_batches(VoucherReminder, VoucherReminder.filter(sent_at__lt=outbox_cutoff), policy.batch),
+    )
+    report.add(
+        "webhook_deliveries",
+        await _delete_in_batches(
+            WebhookDelivery, WebhookDelivery.filter(status="delivered", delivered_at__lt=outbox_cutoff), policy.batch
+        ),
+    )
+    waiting = Subquery(WebhookDelivery.all().values("event_id"))
+    report.add(
+        "webhook_events",
+        await _delete_in_batches(
+            WebhookEvent,
+            WebhookEvent.filter(fanned_out=True, created_at__lt=outbox_cutoff).exclude(id__in=waiting),
+            policy.batch,
+        ),
     )
     report.add(
         "idempotency_keys", await _clear_idempotency_keys(at - timedelta(days=policy.idempotency_days), policy.batch)

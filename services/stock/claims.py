@@ -25,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
+from services import outbound
 from services.core import AnyRedis, Params, dialect_of, random_token, run_to_end, text
 from services.stock.keys import CONSUMER_GROUP, STREAMS_REGISTRY
 
@@ -94,6 +95,10 @@ async def _voucher_rows(entries: list[ClaimEntry]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
 async def persist(entries: list[ClaimEntry]) -> int:
     """Write the vouchers of these claims that are not in the database yet, and count
     their face value against the campaign budget, in one transaction. Returns how many
@@ -120,6 +125,19 @@ async def persist(entries: list[ClaimEntry]) -> int:
                     spent[row[2]] = spent.get(row[2], 0) + row[6]
                 for campaign_id, value in spent.items():
                     await Campaign.filter(id=campaign_id).update(budget_spent=F("budget_spent") + value)
+                # The webhook outbox, in this transaction: an issued voucher and its event commit together.
+                await outbound.enqueue_many(
+                    (
+                        "voucher.issued",
+                        f"voucher:{row[0]}",
+                        outbound.voucher_payload(
+                            claim_id=row[0], campaign_id=row[2], template_id=row[1], customer_id=row[3],
+                            face_value=row[6], valid_from=_iso(row[7]), valid_until=_iso(row[8]),
+                            issued_at=_iso(row[9]), granted_by=row[10],
+                        ),
+                    )
+                    for row in rows
+                )  # fmt: skip
                 return len(fresh)
         except IntegrityError:
             # Another consumer persisted some of these meanwhile (a re-claim race), or,

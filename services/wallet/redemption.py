@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from models.audit import AuditEntry
 from models.redemptions import Redemption
 from models.vouchers import Voucher
+from services import outbound
 from services.core import Actor, AnyRedis, audit, errors
 from services.wallet import redemption_write
 from services.wallet.redemption_checks import (
@@ -198,6 +199,16 @@ async def reverse(till: Till, actor: Actor, redemption_id: int, reason: str, win
             actor, "voucher.redeem.reverse", "redemption", r.id,
             before={"voucher_status": "used", "reversed": False},
             after={"voucher_status": status, "reversed": True, "reason": reason},
+        )  # fmt: skip
+        # The webhook outbox, in the reversal's transaction (services.outbound).
+        await outbound.enqueue(
+            "voucher.reversed",
+            f"voucher:{voucher.claim_id}",
+            outbound.voucher_payload(
+                claim_id=voucher.claim_id, campaign_id=voucher.campaign_id, template_id=voucher.template_id,
+                customer_id=voucher.customer_id, face_value=voucher.face_value, redemption_id=r.id,
+                store_id=r.store_id, reversed_by=till.staff_id, reason=reason, status=status, at=now.isoformat(),
+            ),
         )  # fmt: skip
     return await Redemption.get(id=r.id)
 

@@ -54,6 +54,14 @@ WITH used AS (
     SELECT $12::varchar, $13::bigint, 'voucher.redeem', 'redemption', id, $14::jsonb, $15::jsonb, $16::varchar,
         $1::timestamptz FROM red
     RETURNING entity_id
+), ev AS (
+    INSERT INTO webhook_events (type, entity, payload, fanned_out, created_at)
+    SELECT 'voucher.redeemed', 'voucher:' || v.claim_id, jsonb_build_object('voucher_id', v.claim_id,
+        'campaign_id', $6::bigint, 'coupon_id', $7::bigint, 'customer_id', $5::bigint, 'face_value', $8::bigint,
+        'redemption_id', red.id, 'store_id', $2::bigint, 'staff_id', $3::bigint, 'order_ref', $9::varchar,
+        'order_amount', $10::bigint, 'at', $1::timestamptz), false, $1::timestamptz
+    FROM red JOIN vouchers v ON v.id = $4::bigint
+    WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.active AND w.events LIKE '%,voucher.redeemed,%')
 )
 SELECT (SELECT entity_id FROM aud) AS id
 """
@@ -102,6 +110,15 @@ WITH input AS (
         created_at)
     SELECT i.actor_kind, i.actor_id, 'voucher.redeem', 'redemption', r.id, i.before, i.after, i.request_id, i.at
     FROM red r JOIN input i ON i.voucher_id = r.voucher_id
+), ev AS (
+    INSERT INTO webhook_events (type, entity, payload, fanned_out, created_at)
+    SELECT 'voucher.redeemed', 'voucher:' || v.claim_id, jsonb_build_object('voucher_id', v.claim_id,
+        'campaign_id', i.campaign_id, 'coupon_id', i.template_id, 'customer_id', i.customer_id,
+        'face_value', i.face_value, 'redemption_id', r.id, 'store_id', i.store_id, 'staff_id', i.staff_id,
+        'order_ref', i.order_ref, 'order_amount', i.order_amount, 'at', i.at), false, i.at
+    FROM red r JOIN input i ON i.voucher_id = r.voucher_id JOIN vouchers v ON v.id = r.voucher_id
+    WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.active AND w.events LIKE '%,voucher.redeemed,%')
+    ORDER BY r.id
 )
 SELECT voucher_id, id FROM red
 """
@@ -214,6 +231,15 @@ _SQLITE_AUDIT = (
     "INSERT INTO audit_log (actor_kind, actor_id, action, entity_type, entity_id, before, after, request_id, "
     "created_at) VALUES (?, ?, 'voucher.redeem', 'redemption', ?, ?, ?, ?, ?)"
 )
+#: The webhook outbox's row (services.outbound), in the redemption's transaction, when an
+#: active endpoint subscribes to voucher.redeemed.
+_SQLITE_EVENT = (
+    "INSERT INTO webhook_events (type, entity, payload, fanned_out, created_at) "
+    "SELECT 'voucher.redeemed', 'voucher:' || v.claim_id, json_object('voucher_id', v.claim_id, "
+    "'campaign_id', ?, 'coupon_id', ?, 'customer_id', ?, 'face_value', ?, 'redemption_id', ?, 'store_id', ?, "
+    "'staff_id', ?, 'order_ref', ?, 'order_amount', ?, 'at', ?), 0, ? FROM vouchers v WHERE v.id = ? "
+    "AND EXISTS (SELECT 1 FROM webhooks w WHERE w.active AND w.events LIKE '%,voucher.redeemed,%')"
+)
 
 
 def _sqlite_one(db: sqlite3.Connection, read_params: ReadParams, decide: Decide[T]) -> Outcome[T] | None:
@@ -239,6 +265,14 @@ def _sqlite_one(db: sqlite3.Connection, read_params: ReadParams, decide: Decide[
         _SQLITE_AUDIT,
         (u.actor_kind, u.actor_id, redemption_id, u.audit_before, u.audit_after, u.request_id, u.at),
     )
+    at = u.at.isoformat()
+    db.execute(
+        _SQLITE_EVENT,
+        (
+            u.campaign_id, u.template_id, u.customer_id, u.face_value, redemption_id, u.store_id, u.staff_id,
+            u.order_ref, u.order_amount, at, u.at, u.voucher_id,
+        ),
+    )  # fmt: skip
     return Outcome(decided, True, redemption_id)
 
 

@@ -56,7 +56,7 @@ async def test_menus_by_role_forbidden_pages_and_language(console, browser):
 
     phone = await new_page(browser, **PHONE)
     await login(phone, console.url("/admin/"), "suzy", "suzy-password-0123")
-    assert len(await menu(phone)) == 17
+    assert len(await menu(phone)) == 19
     await phone.click("[data-test=menu-toggle]")
     await shoot(phone, "admin-menu-phone")
     await phone.click("[data-test=menu-campaigns]")

@@ -103,6 +103,11 @@ def test_defaults_are_unchanged():
         "notify_rate_window_seconds": 60, "notify_max_attempts": 5, "notify_retry_seconds": 30.0,
         "notify_ending_hours": 24, "notify_utc_offset_minutes": 480, "notify_batch": 100,
         "risk_refuse_rank": 3, "risk_cache_seconds": 300, "risk_when_unranked": "allow",
+        "webhook_interval": 1.0, "webhook_timeout": 10.0, "webhook_retry_seconds": 10.0,
+        "webhook_retry_max_seconds": 3600.0, "webhook_pause_after": 20, "webhook_batch": 200,
+        "alert_interval": 60.0, "alert_redemption_days": 7, "alert_redemption_spike_factor": 3.0,
+        "alert_redemption_drop_factor": 3.0, "alert_redemption_min_baseline": 10.0, "alert_notify_failures": 50,
+        "alert_claims_backlog_seconds": 60.0,
     }  # fmt: skip
     assert Settings() == defaults  # the dataclass defaults are the same declaration
     # Derived defaults follow the settings they derive from.

@@ -5,5 +5,6 @@ import App from './App.vue'
 import { router } from './router'
 import './messages'
 import './messagesService'
+import './messagesHooks'
 
 createApp(App).use(ElementPlus).use(router).mount('#app')

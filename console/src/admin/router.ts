@@ -46,6 +46,8 @@ export const routes: RouteRecordRaw[] = [
     component: () => import('./pages/CustomerPage.vue'),
     meta: { needs: 'customers' },
   },
+  { path: '/webhooks', name: 'webhooks', component: () => import('./pages/WebhooksPage.vue'), meta: { needs: 'webhooks' } },
+  { path: '/alerts', name: 'alerts', component: () => import('./pages/AlertsPage.vue') },
   { path: '/accounts', name: 'accounts', component: () => import('./pages/AccountsPage.vue'), meta: { needs: 'accounts' } },
   { path: '/me/password', name: 'password', component: () => import('./pages/PasswordPage.vue') },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./pages/NotFoundPage.vue') },

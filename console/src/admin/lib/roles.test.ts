@@ -23,13 +23,19 @@ describe('menus by role', () => {
     expect(can('superadmin', 'customers.rights')).toBe(true)
     expect(can('operator', 'accounts')).toBe(false)
   })
+  it('webhooks are for superadmins, alerts for every admin', () => {
+    expect(menuFor('superadmin')).toContain('webhooks')
+    expect(menuFor('operator')).not.toContain('webhooks')
+    expect(menuFor('reviewer')).toContain('alerts')
+    expect(menuFor(null)).toContain('alerts')
+  })
   it('an approver decides top-ups and reads the audit log', () => {
     expect(can('approver', 'budget.decide')).toBe(true)
     expect(menuFor('approver')).toContain('audit')
     expect(can('approver', 'build')).toBe(false)
   })
   it('a superadmin sees everything; nobody unknown sees more than the common pages', () => {
-    expect(menuFor('superadmin')).toHaveLength(17)
+    expect(menuFor('superadmin')).toHaveLength(19)
     expect(menuFor(null)).not.toContain('builder')
     expect(can('intruder', 'build')).toBe(false)
   })

@@ -19,6 +19,7 @@ export type Capability =
   | 'customers' // find customers, adjust points, set tiers, void and re-issue (CUSTOMER_SERVICE)
   | 'customers.rights' // export or erase a customer's data (superadmin)
   | 'accounts' // admins and staff: edit, reset passwords (superadmin)
+  | 'webhooks' // webhook endpoints, their deliveries (superadmin)
 
 const CAPABILITIES: Record<Capability, readonly Role[]> = {
   build: ['operator', 'superadmin'],
@@ -34,6 +35,7 @@ const CAPABILITIES: Record<Capability, readonly Role[]> = {
   customers: ['operator', 'superadmin'],
   'customers.rights': ['superadmin'],
   accounts: ['superadmin'],
+  webhooks: ['superadmin'],
 }
 
 export function can(role: string | null | undefined, capability: Capability): boolean {
@@ -64,6 +66,8 @@ export const MENU: readonly MenuEntry[] = [
   { name: 'integrations', needs: 'integrations' },
   { name: 'customers', needs: 'customers' },
   { name: 'accounts', needs: 'accounts' },
+  { name: 'webhooks', needs: 'webhooks' },
+  { name: 'alerts' },
 ]
 
 /** The menu a role sees, in order. */
