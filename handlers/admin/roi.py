@@ -11,12 +11,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from handlers.admin.analytics import RangeQuery
 from handlers.common import csv_export, json_export
 from server.access import admin
 from server.keys import SETTINGS
 from server.routing import RouteTable, path_int
 from services import analytics
-from services.core import Day, Id, Out, Query, errors
+from services.core import Id, Out, errors
 
 routes = RouteTable()
 
@@ -25,14 +26,6 @@ routes = RouteTable()
 FIGURE_READERS = admin("operator", "approver", "superadmin")
 #: Raw rows (customer ids, order numbers) leave the system: operators and superadmins.
 EXPORTERS = admin("operator", "superadmin")
-
-
-class RangeQuery(Query):
-    date_from: Day | None = Field(default=None, description="first UTC day, YYYY-MM-DD (inclusive)")
-    date_to: Day | None = Field(
-        default=None,
-        description=f"last UTC day, YYYY-MM-DD (inclusive); at most {analytics.MAX_RANGE_DAYS} days in all",
-    )
 
 
 class RoiFiguresOut(Out):
