@@ -1,6 +1,6 @@
 """Did it pay (issue 18): a campaign's ROI with its inputs, the drill-down of the funnel,
-redemptions, attributed revenue and ROI by store, channel, tier, lifecycle stage or
-theme (JSON and CSV), and the newline-JSON bulk export of raw rows for BI tools."""
+redemptions, attributed revenue and ROI by store, channel, saved segment, tier, lifecycle
+stage or theme (JSON and CSV), and the newline-JSON bulk export of raw rows for BI tools."""
 
 from __future__ import annotations
 
@@ -65,10 +65,10 @@ class DrilldownQuery(RangeQuery):
 
 class DrilldownRowOut(RoiFiguresOut):
     key: str | None = Field(
-        description="the dimension's value (a store or theme id, a channel, tier or stage); null: facts without "
-        "one (e.g. joins by store)"
+        description="the dimension's value (a store, segment or theme id, a channel, tier or stage); null: facts "
+        "without one (e.g. joins by store)"
     )
-    label: str | None = Field(description="the store's or theme's name; the key itself for other dimensions")
+    label: str | None = Field(description="the store's, segment's or theme's name; the key itself for other dimensions")
 
 
 class DrilldownOut(Out):
@@ -127,7 +127,7 @@ DRILLDOWN_CSV_COLUMNS = (
 
 @routes.add(
     "GET", "/api/v1/admin/analytics/drilldown.csv", access=FIGURE_READERS, tags=("analytics",),
-    query=DrilldownQuery, media_type="text/csv", errors=(errors.NotFound,),
+    query=DrilldownQuery, media_type="text/csv", errors=(errors.NotFound, errors.AnalyticsTooBroad),
     summary="The drill-down's rows as CSV, then a totals row (key empty, label total; text cells guarded)",
 )  # fmt: skip
 async def export_drilldown(request: web.Request, query: DrilldownQuery) -> web.StreamResponse:
@@ -148,9 +148,9 @@ async def export_drilldown(request: web.Request, query: DrilldownQuery) -> web.S
 
 @routes.add(
     "GET", "/api/v1/admin/analytics/drilldown", access=FIGURE_READERS, tags=("analytics",), query=DrilldownQuery,
-    response=DrilldownOut, errors=(errors.NotFound,),
-    summary="The funnel, redemptions, attributed revenue and ROI per store, channel, tier, lifecycle stage or "
-    "theme, for one campaign or all (default range: the campaign's period up to today, or the last 30 days)",
+    response=DrilldownOut, errors=(errors.NotFound, errors.AnalyticsTooBroad),
+    summary="The funnel, redemptions, attributed revenue and ROI per store, channel, saved segment, tier, lifecycle "
+    "stage or theme, for one campaign or all (default range: the campaign's period up to today, or the last 30 days)",
 )  # fmt: skip
 async def drilldown(request: web.Request, query: DrilldownQuery) -> DrilldownOut:
     d = await _drilldown(request, query)

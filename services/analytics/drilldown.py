@@ -20,8 +20,10 @@ A dimension is read where each fact lives: ``store`` from redemptions and attrib
 (joins, vouchers issued and points have no store: their figures fall under a null key);
 ``tier`` and ``stage`` from the customer's tier and lifecycle stage *now* (no history is
 kept per fact); ``theme`` and ``channel`` from the campaign (a campaign in two channels
-counts under both, so channel rows do not add up to the total). One SQL statement per
-call (UNION ALL of one GROUP BY per fact).
+counts under both, so channel rows do not add up to the total); ``segment`` from the
+saved segments' rules evaluated now (one row per segment, up to MAX_SEGMENTS, one
+statement each; a customer in two segments counts in both). One SQL statement per call
+otherwise (UNION ALL of one GROUP BY per fact).
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ from typing import Any, Literal, get_args
 
 from tortoise import connections
 
+from models.audience import Segment
 from models.campaigns import Campaign, Theme
 from models.stores import Store
 from services.analytics.funnel import DateRange, _bound, campaign_period, resolve_range
+from services.audience import rules as audience
 from services.campaigns import title_of
 from services.core import Params, dialect_of, errors
 
-Dimension = Literal["store", "channel", "tier", "stage", "theme"]
+Dimension = Literal["store", "channel", "segment", "tier", "stage", "theme"]
 DIMENSIONS: tuple[str, ...] = get_args(Dimension)
+
+#: A drill-down by segment runs one statement per saved segment: at most this many.
+MAX_SEGMENTS = 50
 
 #: Points ledger reasons a campaign's points cost counts (a reward, and its claw-back).
 POINTS_REASONS = ("campaign_reward", "reward_clawback")
@@ -112,7 +119,7 @@ _COST = (
 
 def _dimension(by: Dimension | None, has_store: bool) -> tuple[str, str]:
     """The join and the key expression of a dimension over a fact table aliased ``x``."""
-    if by is None:
+    if by is None or by == "segment":  # segment: one statement per segment (members_of)
         return "", "NULL"
     if by == "store":
         return "", "x.store_id" if has_store else "NULL"
@@ -128,9 +135,11 @@ def _dimension(by: Dimension | None, has_store: bool) -> tuple[str, str]:
     )
 
 
-def _sql(p: Params, campaign_id: int | None, by: Dimension | None, r: DateRange) -> str:
+def _sql(p: Params, campaign_id: int | None, by: Dimension | None, r: DateRange, members: str | None) -> str:
     lo, hi = p(_bound(p.dialect, r.start)), p(_bound(p.dialect, r.end))
     scope = "x.campaign_id IS NOT NULL" if campaign_id is None else f"x.campaign_id = {p(campaign_id)}"
+    if members is not None:
+        scope += f" AND x.customer_id IN ({members})"
 
     def part(
         kind: str, table: str, column: str, v1: str = "0", v2: str = "0", *, extra_join: str = "", where: str = "",
@@ -171,12 +180,17 @@ def _sql(p: Params, campaign_id: int | None, by: Dimension | None, r: DateRange)
 
 
 async def figures_by(
-    *, campaign_id: int | None, by: Dimension | None, r: DateRange, fen_per_point: int
-) -> dict[str | None, Figures]:
-    """The figures per key of ``by`` (one entry, key None, when ``by`` is None), for one
-    campaign or all (``campaign_id`` None). Keys with nothing are absent."""
+    *, campaign_id: int | None, by: Dimension | None, r: DateRange, fen_per_point: int,
+    members: tuple[str, list[Any]] | None = None,
+) -> dict[str | None, Figures]:  # fmt: skip
+    """The figures per key of ``by`` (one entry, key None, when ``by`` is None or
+    ``segment``), for one campaign or all (``campaign_id`` None), of the customers
+    ``members`` selects (a statement and its parameters, numbered from 1: see
+    services.audience.rules.members_query) or all. Keys with nothing are absent."""
     p = Params(dialect_of(connections.get("default")))
-    sql = _sql(p, campaign_id, by, r)
+    if members is not None:
+        p.values.extend(members[1])  # the members' placeholders come first; ours follow
+    sql = _sql(p, campaign_id, by, r, members[0] if members is not None else None)
     _, rows = await connections.get("default").execute_query(sql, p.values)
     out: dict[str | None, Figures] = {}
     for row in rows:
@@ -240,12 +254,34 @@ async def drilldown(
     else:
         default = DateRange(today - timedelta(days=DEFAULT_DAYS - 1), today)
     r = resolve_range(date_from, date_to, default)
-    found = await figures_by(campaign_id=campaign_id, by=by, r=r, fen_per_point=fen_per_point)
+    if by == "segment":
+        found, labels = await _by_segment(campaign_id, r, fen_per_point)
+    else:
+        found = await figures_by(campaign_id=campaign_id, by=by, r=r, fen_per_point=fen_per_point)
+        labels = await _labels(by, [k for k in found if k is not None])
     total = (await figures_by(campaign_id=campaign_id, by=None, r=r, fen_per_point=fen_per_point)).get(None, Figures())
-    labels = await _labels(by, [k for k in found if k is not None])
     groups = [Group(k, labels.get(k, k) if k is not None else None, f) for k, f in found.items()]
     groups.sort(key=lambda g: (-g.figures.attributed_revenue, g.key is None, g.key or ""))
     return Drilldown(campaign_id, by, r, groups, total)
+
+
+async def _by_segment(
+    campaign_id: int | None, r: DateRange, fen_per_point: int
+) -> tuple[dict[str | None, Figures], dict[str, str]]:
+    """Each saved segment's figures (its members now; keyed by segment id), and their names."""
+    dialect = dialect_of(connections.get("default"))
+    saved = await Segment.all().order_by("name").limit(MAX_SEGMENTS + 1).values("id", "name", "rule")
+    if len(saved) > MAX_SEGMENTS:
+        raise errors.AnalyticsTooBroad(
+            f"more than {MAX_SEGMENTS} saved segments: drill down by another dimension",
+            details={"segments": len(saved), "max_segments": MAX_SEGMENTS},
+        )
+    found: dict[str | None, Figures] = {}
+    for segment in saved:
+        members = await audience.members_query(segment["rule"], dialect)
+        figures = await figures_by(campaign_id=campaign_id, by=None, r=r, fen_per_point=fen_per_point, members=members)
+        found[str(segment["id"])] = figures.get(None, Figures())
+    return found, {str(segment["id"]): str(segment["name"]) for segment in saved}
 
 
 async def _labels(by: Dimension, keys: list[str]) -> dict[str, str]:

@@ -19,10 +19,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from models.attribution import Attribution
-from models.audience import CustomerFacts
+from models.audience import CustomerFacts, Segment
 from models.campaigns import CampaignLabel, CouponTemplate, Theme
 from models.customers import Customer
 from models.participations import Participation
+from services.analytics.drilldown import MAX_SEGMENTS
 from services.journey import points
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
 from tests.journey.fixtures import Pos, Shopper, make_campaign, pos, purchase, refund, shoppers
@@ -225,6 +226,18 @@ async def test_drilldown_by_each_dimension_and_its_csv(client: TestClient) -> No
     assert (stages["lapsed"]["vouchers_redeemed"], stages["lapsed"]["attributed_revenue"]) == (1, 5000)
     assert by_stage["total"]["attributed_revenue"] == 8000
 
+    # Saved segments, evaluated now (one nests another): a customer in two counts in both.
+    operator = await _admin(client)
+    for name, rule in (("gold", {"tier": "gold"}), ("buyers", {"any": [{"segment": "gold"}, {"tier": "standard"}]})):
+        resp = await client.post("/api/v1/admin/segments", json={"name": name, "rule": rule}, headers=operator)
+        assert resp.status == 201, await resp.text()
+    by_segment = await _get(client, DRILLDOWN, admin, by="segment")
+    segments = {r["label"]: r for r in by_segment["rows"]}
+    assert set(segments) == {"gold", "buyers"}
+    assert (segments["gold"]["attributed_revenue"], segments["gold"]["vouchers_redeemed"]) == (5000, 1)
+    assert (segments["buyers"]["attributed_revenue"], segments["buyers"]["joined"]) == (8000, 1)
+    assert [r["label"] for r in by_segment["rows"]] == ["buyers", "gold"]
+
     resp = await client.get(f"{DRILLDOWN}.csv", params={"by": "store", "campaign_id": str(cid)}, headers=admin)
     assert resp.status == 200, await resp.text()
     assert resp.headers["Content-Type"].startswith("text/csv")
@@ -269,6 +282,16 @@ async def test_unknown_campaign_and_roles(client: TestClient) -> None:
         resp = await client.get(path, params=params, headers=who)
         assert resp.status == 403, (path, await resp.text())
         assert (await error_of(resp))["code"] == "forbidden"
+
+
+async def test_too_many_segments_to_drill_down_by(client: TestClient) -> None:
+    await Segment.bulk_create(
+        [Segment(name=f"s{i:02d}", rule={"tier": "gold"}, created_by=1) for i in range(MAX_SEGMENTS + 1)]
+    )
+    resp = await client.get(DRILLDOWN, params={"by": "segment"}, headers=await _admin(client))
+    assert resp.status == 422, await resp.text()
+    error = await error_of(resp)
+    assert error["code"] == "analytics_too_broad" and error["details"]["max_segments"] == MAX_SEGMENTS
 
 
 async def test_the_bulk_export_streams_every_row_to_its_end_line(client: TestClient) -> None:
