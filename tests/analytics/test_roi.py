@@ -15,8 +15,10 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from tortoise import connections
 
 from models.attribution import Attribution
 from models.audience import CustomerFacts, Segment
@@ -351,3 +353,20 @@ async def test_a_large_export_streams_with_bounded_memory(client: TestClient) ->
     # The whole body is several MB; one batch (1,000 rows) at a time stays far below it.
     assert size > 6_000_000, size
     assert peak < size / 2, (peak, size)
+
+
+async def test_an_export_failing_midway_never_reaches_its_end_line(client: TestClient) -> None:
+    now = datetime.now(UTC)
+    for start in range(0, ROWS, 5000):
+        await Attribution.bulk_create([_bulk_row(i, now) for i in range(start, min(start + 5000, ROWS))])
+    resp = await client.get(EXPORT, params={"kind": "attributions"}, headers=await _admin(client))
+    assert resp.status == 200
+    received = await resp.content.readline()
+    # A real failure between batches: the table is gone when the next batch is read.
+    await connections.get("default").execute_script("ALTER TABLE attributions RENAME TO attributions_gone")
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async for chunk in resp.content.iter_any():
+            received += chunk
+    lines = received.splitlines()
+    assert 0 < len(lines) < ROWS
+    assert b'"end"' not in lines[-1]
