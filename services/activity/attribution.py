@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from models.attribution import Attribution
 from models.participations import Participation
 from models.redemptions import Redemption
+from models.vouchers import Voucher
 
 
 def order_key(store_id: int | None, order_ref: str) -> str:
@@ -51,7 +53,11 @@ async def credit_for(
     """The campaign the rule credits this purchase to, or None."""
     redeemed = Redemption.filter(order_ref=order_ref, customer_id=customer_id, reversed_at__isnull=True)
     if store_id is not None:
-        redeemed = redeemed.filter(store_id=store_id)
+        redeemed = redeemed.filter(store_id=store_id)  # the (store, order_ref, voucher) unique index
+    else:
+        # No store: reach the order through the customer's vouchers (indexed), not a scan
+        # of every redemption for the order number.
+        redeemed = redeemed.filter(voucher_id__in=Subquery(Voucher.filter(customer_id=customer_id).values("id")))
     first = await redeemed.order_by("id").first().values("id", "campaign_id")
     if first:
         return Credit(int(first["campaign_id"]), "voucher", redemption_id=int(first["id"]))

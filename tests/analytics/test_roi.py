@@ -142,6 +142,23 @@ async def test_orders_are_attributed_by_voucher_then_window_and_roi_shows_its_in
     assert missing.status == 404 and (await error_of(missing))["code"] == "not_found"
 
 
+async def test_a_purchase_naming_no_store_finds_the_voucher_through_the_customer(client: TestClient) -> None:
+    live = await live_coupon(client, stock=5, face_value=800)
+    a, b = await shoppers(client, 2, prefix="o_ns")
+    held = await grab(client, live, [a.headers, b.headers])
+    shop = await store()
+    clerk = await staff_login(client, shop.id, "nina")
+    for h, order in zip(held, ("ORD-A", "ORD-B"), strict=True):
+        body = {"payload": await qr_payload(client, h), "order_ref": order}
+        resp = await client.post(REDEEM, json=body, headers=clerk)
+        assert resp.status == 201, await resp.text()
+    integration = await pos(client)
+    await _post(integration, purchase("ns-1", a, 2000, order_ref="ORD-A"))
+    await _post(integration, purchase("ns-2", a, 2000, order_ref="ORD-B"))  # B's voucher, not A's order
+    got = {r.order_key: (r.campaign_id, r.rule) for r in await Attribution.all()}
+    assert got == {"-:ORD-A": (live.campaign.id, "voucher")}, got
+
+
 async def test_the_window_edges_and_the_latest_join_wins(client: TestClient) -> None:
     first, second = await make_campaign(), await make_campaign()
     late, edge, inside, before, both = await shoppers(client, 5, prefix="o_win")
