@@ -22,14 +22,14 @@ from tortoise import connections
 
 from models.attribution import Attribution
 from models.audience import CustomerFacts, Segment
-from models.campaigns import CampaignLabel, CouponTemplate, Theme
-from models.customers import Customer
+from models.campaigns import CouponTemplate
 from models.participations import Participation
 from services.analytics.drilldown import MAX_SEGMENTS
 from services.journey import points
+from tests.analytics.fixtures import join, post_event, shop_with_sales
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
-from tests.journey.fixtures import Pos, Shopper, make_campaign, pos, purchase, refund, shoppers
-from tests.stock.fixtures import LiveCoupon, live_coupon
+from tests.journey.fixtures import make_campaign, pos, purchase, refund, shoppers
+from tests.stock.fixtures import live_coupon
 from tests.wallet.fixtures import REDEEM, grab, qr_payload, staff_login, store
 
 DRILLDOWN = "/api/v1/admin/analytics/drilldown"
@@ -49,58 +49,14 @@ async def _admin(client: TestClient, role: str = "operator") -> dict[str, str]:
     return bearer((await logged_in_admin(client, role))["access_token"])
 
 
-async def _join(client: TestClient, campaign_id: int, who: Shopper) -> None:
-    resp = await client.post(f"/api/v1/campaigns/{campaign_id}/join", headers=who.headers)
-    assert resp.status == 201, await resp.text()
-
-
-async def _post(integration: Pos, body: dict[str, Any]) -> dict[str, Any]:
-    resp = await integration.post(body)
-    assert resp.status in (200, 201), await resp.text()
-    return await resp.json()
-
-
 async def _get(client: TestClient, path: str, admin: dict[str, str], **params: Any) -> dict[str, Any]:
     resp = await client.get(path, params={k: str(v) for k, v in params.items()}, headers=admin)
     assert resp.status == 200, await resp.text()
     return await resp.json()
 
 
-class Shop:
-    """A store selling a live fixed coupon (1,000 fen off), a campaign joined by one
-    customer, and a POS posting purchases."""
-
-    def __init__(self, live: LiveCoupon, window_campaign_id: int, store_id: int, a: Shopper, b: Shopper, c: Shopper):
-        self.live, self.window_campaign_id, self.store_id = live, window_campaign_id, store_id
-        self.a, self.b, self.c = a, b, c
-
-
-async def _shop(client: TestClient) -> tuple[Shop, Pos]:
-    """A redeems a voucher of the live coupon on order ORD-1 (5,000 fen) and the POS posts
-    that order; B joined the second campaign and buys ORD-2 (3,000 fen); C joined nothing
-    and buys ORD-3 (900 fen)."""
-    theme = await Theme.create(name="Women's Day")
-    live = await live_coupon(client, stock=10, face_value=1000, campaign={"theme_id": theme.id})
-    await CampaignLabel.create(campaign_id=live.campaign.id, kind="channel", value="miniprogram")
-    other = await make_campaign()
-    a, b, c = await shoppers(client, 3, prefix="o_roi")
-    await Customer.filter(id=a.id).update(membership_tier="gold")
-    [held] = await grab(client, live, [a.headers])
-    shop = await store()
-    clerk = await staff_login(client, shop.id, "anna")
-    body = {"payload": await qr_payload(client, held), "order_ref": "ORD-1", "order_amount": 5000}
-    resp = await client.post(REDEEM, json=body, headers=clerk)
-    assert resp.status == 201, await resp.text()
-    await _join(client, other.id, b)
-    integration = await pos(client)
-    await _post(integration, purchase("e1", a, 5000, order_ref="ORD-1", store_id=shop.id))
-    await _post(integration, purchase("e2", b, 3000, order_ref="ORD-2", store_id=shop.id))
-    await _post(integration, purchase("e3", c, 900, order_ref="ORD-3", store_id=shop.id))
-    return Shop(live, other.id, shop.id, a, b, c), integration
-
-
 async def test_orders_are_attributed_by_voucher_then_window_and_roi_shows_its_inputs(client: TestClient) -> None:
-    s, integration = await _shop(client)
+    s, integration = await shop_with_sales(client)
     rows = {r.order_key: r for r in await Attribution.all()}
     assert set(rows) == {f"{s.store_id}:ORD-1", f"{s.store_id}:ORD-2"}, rows
     voucher, window = rows[f"{s.store_id}:ORD-1"], rows[f"{s.store_id}:ORD-2"]
@@ -133,7 +89,7 @@ async def test_orders_are_attributed_by_voucher_then_window_and_roi_shows_its_in
     assert (figures["points"], figures["points_cost"], figures["cost"], figures["roi"]) == (200, 200, 200, 14.0)
 
     # A refunded purchase leaves the revenue (its row stays: one attribution per order).
-    await _post(integration, refund("r1", s.a, "e1"))
+    await post_event(integration, refund("r1", s.a, "e1"))
     figures = (await _get(client, _roi_path(s.live.campaign.id), admin))["figures"]
     assert (figures["attributed_orders"], figures["attributed_revenue"], figures["roi"]) == (0, 0, -1.0)
     assert await Attribution.filter(order_key=f"{s.store_id}:ORD-1").count() == 1
@@ -153,8 +109,8 @@ async def test_a_purchase_naming_no_store_finds_the_voucher_through_the_customer
         resp = await client.post(REDEEM, json=body, headers=clerk)
         assert resp.status == 201, await resp.text()
     integration = await pos(client)
-    await _post(integration, purchase("ns-1", a, 2000, order_ref="ORD-A"))
-    await _post(integration, purchase("ns-2", a, 2000, order_ref="ORD-B"))  # B's voucher, not A's order
+    await post_event(integration, purchase("ns-1", a, 2000, order_ref="ORD-A"))
+    await post_event(integration, purchase("ns-2", a, 2000, order_ref="ORD-B"))  # B's voucher, not A's order
     got = {r.order_key: (r.campaign_id, r.rule) for r in await Attribution.all()}
     assert got == {"-:ORD-A": (live.campaign.id, "voucher")}, got
 
@@ -163,8 +119,8 @@ async def test_the_window_edges_and_the_latest_join_wins(client: TestClient) -> 
     first, second = await make_campaign(), await make_campaign()
     late, edge, inside, before, both = await shoppers(client, 5, prefix="o_win")
     for who in (late, edge, inside, before, both):
-        await _join(client, first.id, who)
-    await _join(client, second.id, both)
+        await join(client, first.id, who)
+    await join(client, second.id, both)
     now = datetime.now(UTC).replace(microsecond=0)
     joined = now - timedelta(days=8)
     await Participation.filter(campaign_id=first.id).update(joined_at=joined)
@@ -180,7 +136,7 @@ async def test_the_window_edges_and_the_latest_join_wins(client: TestClient) -> 
         "both": (both, joined + timedelta(days=2)),
     }
     for name, (who, at) in cases.items():
-        await _post(integration, purchase(name, who, 100, order_ref=f"O-{name}", occurred_at=at.isoformat()))
+        await post_event(integration, purchase(name, who, 100, order_ref=f"O-{name}", occurred_at=at.isoformat()))
     got = {r.order_key: (r.campaign_id, r.rule) for r in await Attribution.all()}
     assert got == {"-:O-inside": (first.id, "window"), "-:O-both": (second.id, "window")}, got
 
@@ -189,15 +145,15 @@ async def test_a_window_of_zero_days_attributes_voucher_orders_only(client_with:
     client = await client_with(attribution_window_days=0)
     campaign = await make_campaign()
     [who] = await shoppers(client, 1, prefix="o_zero")
-    await _join(client, campaign.id, who)
-    await _post(await pos(client), purchase("z1", who, 100))
+    await join(client, campaign.id, who)
+    await post_event(await pos(client), purchase("z1", who, 100))
     assert await Attribution.all().count() == 0
 
 
 async def test_concurrent_duplicates_of_one_order_are_attributed_once(client: TestClient) -> None:
     campaign = await make_campaign()
     [who] = await shoppers(client, 1, prefix="o_dup")
-    await _join(client, campaign.id, who)
+    await join(client, campaign.id, who)
     shop = await store()
     integration = await pos(client)
     same = purchase("dup-0", who, 4200, order_ref="ORD-DUP", store_id=shop.id)
@@ -213,7 +169,7 @@ async def test_concurrent_duplicates_of_one_order_are_attributed_once(client: Te
 
 
 async def test_drilldown_by_each_dimension_and_its_csv(client: TestClient) -> None:
-    s, _ = await _shop(client)
+    s, _ = await shop_with_sales(client)
     admin = await _admin(client, "approver")
     cid = s.live.campaign.id
 
@@ -314,7 +270,7 @@ async def test_too_many_segments_to_drill_down_by(client: TestClient) -> None:
 
 
 async def test_the_bulk_export_streams_every_row_to_its_end_line(client: TestClient) -> None:
-    s, _ = await _shop(client)
+    s, _ = await shop_with_sales(client)
     admin = await _admin(client)
     resp = await client.get(EXPORT, params={"kind": "attributions"}, headers=admin)
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/x-ndjson")
