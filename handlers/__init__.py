@@ -19,6 +19,7 @@ from handlers.admin import media as admin_media
 from handlers.admin import notifications as admin_notifications
 from handlers.admin import preview as admin_preview
 from handlers.admin import redemptions as admin_redemptions
+from handlers.admin import roi as admin_roi
 from handlers.admin import stores as admin_stores
 from handlers.admin import themes as admin_themes
 from handlers.admin import webhooks as admin_webhooks
@@ -49,7 +50,7 @@ def all_routes() -> RouteTable:
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
-        admin_preview, admin_webhooks,
+        admin_preview, admin_webhooks, admin_roi,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

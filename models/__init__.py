@@ -17,4 +17,5 @@ MODEL_MODULES: list[str] = [
     "models.notifications",
     "models.automation",
     "models.webhooks",
+    "models.attribution",
 ]

@@ -35,6 +35,7 @@ def journey_policy(settings: Settings) -> JourneyPolicy:
     return JourneyPolicy(
         points_per_yuan=settings.points_per_yuan,
         integration_max_skew=settings.integration_max_skew,
+        attribution_window_days=settings.attribution_window_days,
     )
 
 

@@ -380,6 +380,21 @@ class Settings:
         lo=10,
         hi=3600,
     )
+    attribution_window_days: int = setting(
+        "ATTRIBUTION_WINDOW_DAYS",
+        _JOURNEY.attribution_window_days,
+        "days after joining a campaign in which a participant's purchase is attributed to it, when no voucher "
+        "was redeemed on the order (`0`: voucher orders only; docs/analytics.md)",
+        lo=0,
+        hi=365,
+    )
+    points_cost_fen: int = setting(
+        "POINTS_COST_FEN",
+        1,
+        "fen one loyalty point costs the business, for a campaign's ROI (docs/analytics.md)",
+        lo=0,
+        hi=100_000,
+    )
     integration_secret_grace: int = setting(
         "INTEGRATION_SECRET_GRACE",
         86_400,

@@ -19,13 +19,17 @@ from server.keys import REQUEST_ID
 error_log = logging.getLogger("wxcampaign.errors")
 
 
-async def stream(request: web.Request, filename: str, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
-    """Stream ``chunks`` as a JSON attachment named ``filename`` (module docstring)."""
+async def stream(
+    request: web.Request, filename: str, chunks: AsyncIterator[bytes], *, content_type: str = "application/json"
+) -> web.StreamResponse:
+    """Stream ``chunks`` as a JSON attachment named ``filename`` (module docstring);
+    ``content_type`` ``application/x-ndjson`` for newline-delimited JSON, whose producer
+    ends with its own end line (services.analytics.bulk_export)."""
     first = await anext(chunks, b"")
     request_id = request.get(REQUEST_ID, "-")
     response = web.StreamResponse(
         headers={
-            "Content-Type": "application/json; charset=utf-8",
+            "Content-Type": f"{content_type}; charset=utf-8",
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
             # Set here: the middleware adds it after the handler, too late for a streamed answer.

@@ -15,7 +15,9 @@ events apply one after another while different customers' run in parallel. Insid
   cause), and completes when it reaches the target: a compare-and-set ``joined ->
   completed`` decides who grants the reward, so two events completing it at once grant
   it once
-- a purchase earns ``points_per_yuan`` points per 100 fen
+- a purchase earns ``points_per_yuan`` points per 100 fen, and is credited to at most one
+  campaign (services.activity.attribution: the voucher redeemed on its order, else the
+  customer's latest join within ``attribution_window_days``), once per order
 - a profile event (a CRM syncing the membership tier) sets the customer's tier
   (services.activity.tiers: recorded with the integration as its source, a
   ``tier_changed`` trigger, the feed's audiences and ranking follow after the commit)
@@ -51,7 +53,7 @@ from models.journey import CheckIn, IntegrationEvent, ProgressEntry
 from models.participations import Participation
 from models.stores import Store
 from services import outbound
-from services.activity import tiers
+from services.activity import attribution, tiers
 from services.audience import record_activity
 from services.automation import engine as automation
 from services.automation import runs as automation_runs
@@ -291,6 +293,11 @@ async def _apply(
         await _feed(
             journey, customer_id, {"spend": spec.amount, "purchases": 1}, "purchase", ref, spec.occurred_at,
             spec.store_id, spec.categories, outcome,
+        )  # fmt: skip
+        await attribution.attribute(
+            event_id=event.id, customer_id=customer_id, order_ref=spec.order_ref, store_id=spec.store_id,
+            amount=spec.amount, occurred_at=spec.occurred_at,
+            window=timedelta(days=journey.policy.attribution_window_days),
         )  # fmt: skip
         earned = spec.amount * journey.policy.points_per_yuan // 100
         if earned:

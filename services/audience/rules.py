@@ -293,6 +293,15 @@ async def customer_ids_matching(
     return [int(row["id"]) for row in rows]
 
 
+async def members_query(rule: Any, dialect: Dialect) -> tuple[str, list[Any]]:
+    """A statement selecting the ids of the customers a saved rule matches now (``SELECT
+    c.id ...``), and its parameters (numbered from 1), to embed as ``x IN (...)`` in a
+    statement whose own parameters are numbered after these. Precondition as for
+    customer_ids_matching."""
+    prepared = await _prepare(rule)
+    return compile_query(prepared.node, dialect, purpose="ids", segments=prepared.segments)
+
+
 async def matches(rule: Any, customer_id: int) -> bool:
     """Whether one customer matches: the rule plus a primary-key lookup. Precondition as
     for customer_ids_matching."""

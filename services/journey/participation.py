@@ -56,6 +56,9 @@ class JourneyPolicy:
     points_per_yuan: int = 1
     #: Seconds an integration's X-Timestamp may differ from the server's clock.
     integration_max_skew: int = 300
+    #: Days after joining a campaign in which a customer's purchase is attributed to it
+    #: (services.activity.attribution); 0: only orders a voucher was redeemed on.
+    attribution_window_days: int = 7
 
 
 class Journey:

@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldInstance
 from tortoise.models import Model
 
+from models.attribution import Attribution
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.audit import AuditEntry
 from models.automation import AutomationRun
@@ -107,6 +108,12 @@ HOLDINGS: tuple[Holding, ...] = (
         "keep",
         "purchases and refunds the POS posted: finance (amounts, order references, replays and refunds are"
         " matched against them)",
+    ),
+    Holding(
+        Attribution,
+        ("customer_id",),
+        "keep",
+        "revenue credited to campaigns (ROI): finance, derived from the kept purchases and redemptions",
     ),
     Holding(CheckIn, ("customer_id",), "delete", "activity, no financial effect of its own"),
     Holding(PointsBalance, ("customer_id",), "keep", "the points ledger's balance: finance"),

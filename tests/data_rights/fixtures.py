@@ -95,9 +95,11 @@ async def history(client: TestClient, me: Person) -> None:
     staff = await accounts.create_staff("dr-clerk", "pw-0123456789", "Clerk", "clerk", store.id)
     await _redeemed(vouchers[1], store, staff, now)
 
-    # A purchase from the POS: the event, daily activity, facts, store visit, points.
+    # A purchase from the POS on the order the voucher was redeemed on: the event, daily
+    # activity, facts, store visit, points, its attribution.
     shop = await pos(client)
-    resp = await shop.post(purchase("dr-1", Shopper(me.id, me.openid, me.headers), 8800, store_id=store.id))
+    body = purchase("dr-1", Shopper(me.id, me.openid, me.headers), 8800, store_id=store.id, order_ref="dr-order")
+    resp = await shop.post(body)
     assert resp.status in (200, 201), await resp.text()
 
     campaign = me.coupons[0].campaign

@@ -36,7 +36,9 @@ def _generate(document: dict[str, Any], where: Path) -> str:
     """Run the generator on ``document`` into ``where/PACKAGE``; its output (warnings)."""
     (where / "openapi.json").write_text(json.dumps(document))
     # No post hooks: they shell out to a ruff on PATH, which formats but proves nothing here.
-    (where / "config.json").write_text(json.dumps({"post_hooks": []}))
+    # The generator knows no newline-delimited JSON (the bulk export): its client reads it as text.
+    config = {"post_hooks": [], "content_type_overrides": {"application/x-ndjson": "text/plain"}}
+    (where / "config.json").write_text(json.dumps(config))
     done = subprocess.run(
         [sys.executable, "-m", "openapi_python_client", "generate", "--path", "openapi.json", "--config", "config.json",
          "--output-path", PACKAGE, "--meta", "none"],
