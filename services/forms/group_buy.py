@@ -485,7 +485,7 @@ async def summary(campaign_id: int) -> dict[str, int]:
         out[status] = out.get(status, 0) + 1
         if virtual:
             out["filled_with_virtual"] += 1
-    group_ids = GroupBuy.filter(campaign_id=campaign_id).values_list("id", flat=True)
+    group_ids = [int(i) for i in await GroupBuy.filter(campaign_id=campaign_id).values_list("id", flat=True)]
     out["real_members"] = await GroupMember.filter(group_id__in=group_ids, virtual=False).count()
     out["virtual_members"] = await GroupMember.filter(group_id__in=group_ids, virtual=True).count()
     return out
