@@ -50,7 +50,7 @@ from models.customers import Customer
 from models.group_buy import GroupBuy, GroupMember
 from models.journey import RewardGrant
 from services.campaigns import CampaignSnapshot
-from services.core import AnyRedis, call_script, campaign_tag, errors, run_to_end, text
+from services.core import AnyRedis, call_script, campaign_tag, column, errors, run_to_end, text
 from services.journey import Journey, join_refusal, points, visible_snapshot
 from services.notify import outbox as notify_outbox
 
@@ -485,7 +485,7 @@ async def summary(campaign_id: int) -> dict[str, int]:
         out[status] = out.get(status, 0) + 1
         if virtual:
             out["filled_with_virtual"] += 1
-    group_ids = [int(i) for i in await GroupBuy.filter(campaign_id=campaign_id).values_list("id", flat=True)]
+    group_ids = await column(GroupBuy.filter(campaign_id=campaign_id), "id")
     out["real_members"] = await GroupMember.filter(group_id__in=group_ids, virtual=False).count()
     out["virtual_members"] = await GroupMember.filter(group_id__in=group_ids, virtual=True).count()
     return out
