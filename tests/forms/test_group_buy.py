@@ -24,8 +24,9 @@ from services.core import text
 from services.forms import GroupWorker
 from services.forms.group_buy import CONSUMER_GROUP, GroupKeys
 from services.stock import ClaimsWorker
+from tests.campaigns.fixtures import campaign_body, coupon_body
 from tests.forms.group_fixtures import drain, group_campaign, groups_of, join_all, open_groups, people
-from tests.helpers import bearer, customer_login, error_of, logged_in_admin
+from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 
 
 async def _join(client, group_id: int, auth: dict[str, str]):
@@ -242,3 +243,19 @@ def test_the_group_block_is_required_for_a_group_buy_and_refused_for_others():
     ):
         with pytest.raises(ValidationError):
             CampaignIn.model_validate_json(json.dumps(bad))
+
+
+async def test_an_operator_builds_a_group_buy_and_reads_its_group_block(client, monkeypatch):
+    cheap_password_hashing(monkeypatch)
+    auth = bearer((await logged_in_admin(client, "operator"))["access_token"])
+    group = {"size": 2, "group_hours": 12, "max_open_per_customer": 2, "virtual_fill": True, "reward": "coupons",
+             "reward_points": None}  # fmt: skip
+    body = campaign_body(type="group_buy", group=group, coupons=[coupon_body()])
+    resp = await client.post("/api/v1/admin/campaigns", json=body, headers=auth)
+    assert resp.status == 201, await resp.text()
+    created = await resp.json()
+    assert created["type"] == "group_buy" and created["group"] == group
+    resp = await client.get(f"/api/v1/admin/campaigns/{created['id']}", headers=auth)
+    assert (await resp.json())["group"] == group
+    resp = await client.post("/api/v1/admin/campaigns", json={**body, "group": None}, headers=auth)
+    assert await _code(resp) == (422, "validation_failed")
