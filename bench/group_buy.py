@@ -1,7 +1,7 @@
 """Group buy joins (issue 17): ``POST /api/v1/groups/{id}/join`` on the real app against
 the bare join script (the ceiling), measured in one run on the same machine and Redis.
 
-    .venv/bin/python -m bench.group_buy [--groups 1000] [--size 3] [--concurrency 64] [--warm-risk]
+    .venv/bin/python -m bench.group_buy [--groups 1000] [--size 3] [--concurrency 64] [--warm-risk] [--profile F]
 
 Set-up, in one process (like the tests: aiohttp's test server, so client and server share
 one event loop and one core; figures are for comparing the two targets, not capacity): a
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import sys
 import tempfile
 import time
@@ -138,7 +139,21 @@ async def run(args: argparse.Namespace) -> int:
                 shed.append(body["error"]["code"])
             return resp.status
 
+        # Unmeasured warm-up at the same concurrency: the campaign snapshot cached, the
+        # Redis and database pools' connections made (a cold start is not the join's cost).
+        async def warm(i: int) -> int:
+            resp = await client.get(f"/api/v1/campaigns/{campaign.id}/groups", headers=joiner_auths[i])
+            await resp.read()
+            return resp.status
+
+        await _pace(4 * args.concurrency, args.concurrency, warm)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
         ours_s, statuses = await _pace(joins, args.concurrency, ours)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
 
         # The ceiling: the same script on a second campaign's groups, straight from Redis.
         bare = await _campaign(args.size)
@@ -190,6 +205,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--warm-risk", action="store_true")
+    parser.add_argument("--profile", help="write a cProfile of the HTTP joins (client and server) to this file")
     return asyncio.run(run(parser.parse_args()))
 
 
