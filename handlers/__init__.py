@@ -14,6 +14,7 @@ from handlers.admin import coupons as admin_coupons
 from handlers.admin import customers as admin_customers
 from handlers.admin import data_rights as admin_data_rights
 from handlers.admin import exclusivity as admin_exclusivity
+from handlers.admin import group_buy as admin_group_buy
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
 from handlers.admin import notifications as admin_notifications
@@ -28,6 +29,7 @@ from handlers.customer import coupons as customer_coupons
 from handlers.customer import data_rights as customer_data_rights
 from handlers.customer import exchange as customer_exchange
 from handlers.customer import feed as customer_feed
+from handlers.customer import group_buy as customer_group_buy
 from handlers.customer import journey as customer_journey
 from handlers.customer import me as customer_me
 from handlers.customer import referrals as customer_referrals
@@ -50,7 +52,7 @@ def all_routes() -> RouteTable:
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
-        admin_preview, admin_webhooks, admin_roi,
+        admin_preview, admin_webhooks, admin_roi, customer_group_buy, admin_group_buy,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

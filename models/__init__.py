@@ -18,4 +18,5 @@ MODEL_MODULES: list[str] = [
     "models.automation",
     "models.webhooks",
     "models.attribution",
+    "models.group_buy",
 ]

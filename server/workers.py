@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
-from server.keys import DATABASE, FEED, HTTP_SESSION, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
+from server.keys import DATABASE, FEED, GROUP_BUYS, HTTP_SESSION, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
 from server.metrics import WORKER_PASS, timed_pass
 from server.policies import alert_policy, delivery_policy, sender_policy
 from server.settings import Settings
@@ -25,6 +25,7 @@ from services.automation import runs as automation_runs
 from services.campaigns import review
 from services.core import AnyRedis, run_to_end
 from services.feed import catalog_changed
+from services.forms import GroupBuys, GroupWorker
 from services.journey import issue_pending_forever
 from services.notify import NotifySender, SendReport, send_forever
 from services.notify import outbox as notify_outbox
@@ -44,6 +45,7 @@ _FANOUT_LOCK = "lock:notify-fanout"
 _INACTIVE_LOCK = "lock:automation-inactive"
 _RETENTION_LOCK = "lock:retention"
 _ALERTS_LOCK = "lock:alerts"
+_GROUP_EXPIRY_LOCK = "lock:group-expiry"
 # Release the lock only if we still hold it (it may have expired and passed on).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -160,7 +162,22 @@ def notify_sender(redis: AnyRedis, client: MiniProgramClient, settings: Settings
     return _MeasuredSender(redis, client, settings.notify, policy)
 
 
-async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> None:
+async def group_expiry_pass(redis: AnyRedis, groups: GroupBuys, hold_seconds: float) -> dict[str, int] | None:
+    """Close expired group buy groups (failed, or filled with virtual members), in one
+    process at a time (the lock saves work: the script closes a group once)."""
+    token = secrets.token_hex(8)
+    if not await redis.set(_GROUP_EXPIRY_LOCK, token, nx=True, px=max(1000, int(hold_seconds * 1000))):
+        return None
+    try:
+        done = await run_to_end(groups.expire_due())
+        if any(done.values()):
+            log.info("group buys: %d failed, %d filled with virtual members", done["failed"], done["virtual"])
+        return done
+    finally:
+        await redis.eval(_RELEASE, 1, _GROUP_EXPIRY_LOCK, token)
+
+
+async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings, groups: GroupBuys | None = None) -> None:
     """Run passes forever. The first pass runs at once: on start, catch up on what was
     missed while no process ran."""
     interval = settings.scheduler_interval
@@ -175,6 +192,8 @@ async def scheduler_loop(redis: AnyRedis, stock: Stock, settings: Settings) -> N
                 await notify_fanout_pass(redis, settings)
                 await inactive_customers_pass(redis, settings.automation_inactive_interval)
                 await retention_pass(redis, settings)
+                if groups is not None:
+                    await group_expiry_pass(redis, groups, hold_seconds=max(30.0, interval * 2))
         except Exception:  # a failed pass must not kill the loop; the next one retries
             # A cancellation swallowed by a client library must still stop the loop.
             if me is not None and me.cancelling():
@@ -233,8 +252,9 @@ def webhook_sender(redis: AnyRedis, session: aiohttp.ClientSession, settings: Se
 def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
     settings = app[SETTINGS]
     tasks = [
-        asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings), name="scheduler"),
+        asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings, app[GROUP_BUYS]), name="scheduler"),
         asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"),
+        asyncio.create_task(GroupWorker(app[REDIS], app[JOURNEY]).run_forever(), name="group-buys"),
     ]
     grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
     tasks.append(asyncio.create_task(grants, name="reward-grants"))

@@ -54,6 +54,9 @@ class CampaignOut(Out):
     budget_limit: int | None
     budget_spent: int
     coupons: list[CouponOut]
+    group: dict[str, Any] | None = Field(
+        default=None, description="a group_buy's rules (the `group` block as sent); null for the other types"
+    )
     review_levels: int
     review_level_done: int
     created_by: int

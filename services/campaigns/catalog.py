@@ -83,6 +83,8 @@ class CampaignSnapshot:
     poster_url: str | None = None
     #: media id -> URL of every image the campaign names (banner, poster, badge icons).
     media_urls: Mapping[int, str] = field(default_factory=dict)
+    #: A group_buy's rules (services.campaigns.spec.GroupSpec as JSON); None for other types.
+    group_spec: Mapping[str, Any] | None = None
 
     @property
     def targeted(self) -> bool:
@@ -207,6 +209,7 @@ async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
             refund_policy=c.refund_policy, budget_limit=c.budget_limit,
             banner_url=own.get(c.banner_media_id) if c.banner_media_id else None,
             poster_url=own.get(c.poster_media_id) if c.poster_media_id else None, media_urls=own,
+            group_spec=c.group_spec,
         )  # fmt: skip
         out.append(snap)
     return out

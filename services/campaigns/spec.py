@@ -15,7 +15,7 @@ from services.core import Body, Id, errors
 
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
-CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral"]
+CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral", "group_buy"]
 #: What a refund taking a completed goal back below its target does to the reward.
 RefundPolicy = Literal["claw_back", "keep"]
 #: The lifecycle states (models.campaigns.CAMPAIGN_STATUSES), for filters: an unknown one is a 422.
@@ -110,6 +110,39 @@ class GoalIn(Body):
     window_days: int | None = Field(default=None, ge=1, le=3650)
 
 
+#: The largest group a group buy forms (services/forms/group_buy.py).
+MAX_GROUP_SIZE = 20
+GroupReward = Literal["coupons", "points"]
+
+
+class GroupSpec(Body):
+    """A group buy's rules (type ``group_buy`` only): customers open groups of ``size``
+    that others join within ``group_hours``; when one fills, every member is rewarded."""
+
+    size: int = Field(ge=2, le=MAX_GROUP_SIZE, description="members a group needs (the opener included)")
+    group_hours: int = Field(ge=1, le=168, description="hours a group stays open after it is opened")
+    max_open_per_customer: int = Field(
+        default=1, ge=1, le=20, description="open groups (opened or joined) a customer may be in at once, per campaign"
+    )
+    virtual_fill: bool = Field(
+        default=False,
+        description="fill an expired group with virtual members (marked as such) instead of failing it",
+    )
+    reward: GroupReward = Field(
+        description="what each real member of a filled group gets: `coupons` (one of each of the campaign's "
+        "coupons, through the grab gate's stock and budget) or `points` (reward_points each)"
+    )
+    reward_points: int | None = Field(default=None, ge=1, le=100_000_000, description="points each, for `points`")
+
+    @model_validator(mode="after")
+    def reward_fields(self) -> GroupSpec:
+        if self.reward == "points" and self.reward_points is None:
+            raise ValueError("a points reward needs reward_points")
+        if self.reward != "points" and self.reward_points is not None:
+            raise ValueError("reward_points is only for a points reward")
+        return self
+
+
 class CampaignIn(Body):
     """A whole campaign as the builder sends it (create), or the merged result of a patch."""
 
@@ -142,6 +175,9 @@ class CampaignIn(Body):
     )
     budget_limit: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="fen; null: no cap")
     coupons: list[CouponIn] = Field(default_factory=list, max_length=20)
+    group: GroupSpec | None = Field(
+        default=None, description="a group_buy's rules (required for it, refused for the other types)"
+    )
 
     @model_validator(mode="after")
     def type_fields(self) -> CampaignIn:
@@ -153,6 +189,10 @@ class CampaignIn(Body):
             raise ValueError("only challenges have a goal")
         if self.type == "event" and self.participant_cap is None:
             raise ValueError("an event needs a participant_cap (its capacity)")
+        if (self.type == "group_buy") != (self.group is not None):
+            raise ValueError("a group_buy needs a group block, and only a group_buy has one")
+        if self.group is not None and self.group.reward == "coupons" and not self.coupons:
+            raise ValueError("a group buy rewarding coupons needs at least one coupon")
         if self.type == "flash_sale" and not self.coupons:
             raise ValueError("a flash sale needs at least one coupon")
         if self.visibility == "targeted" and self.audience_rule is None:

@@ -558,6 +558,30 @@ class WebhookUrlRefused(AppError):
     )
 
 
+class GroupFull(AppError):
+    code = "group_full"
+    status = 409
+    default_message = "the group has all the members it takes"
+
+
+class AlreadyInGroup(AppError):
+    code = "already_in_group"
+    status = 409
+    default_message = "you are already in this group"
+
+
+class GroupExpired(AppError):
+    code = "group_expired"
+    status = 409
+    default_message = "the group's time is up"
+
+
+class GroupLimitReached(AppError):
+    code = "group_limit_reached"
+    status = 409
+    default_message = "you are in as many open groups of this campaign as it allows"
+
+
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503

@@ -26,6 +26,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "campaign_ending": frozenset({"campaign_id", "campaign_title", "ends_at"}),
     "reward": frozenset({"campaign_id", "campaign_title", "reward", "points", "earned_at"}),
     "voucher_expiring": frozenset({"voucher_id", "campaign_id", "coupon_title", "valid_until"}),
+    "group_result": frozenset({"campaign_id", "group_id", "campaign_title", "result", "closed_at"}),
 }
 KINDS = tuple(PLACEHOLDERS)
 
@@ -50,6 +51,11 @@ EMULATOR_TEMPLATES: dict[str, dict[str, Any]] = {
         "template_id": "emu_voucher_expiring",
         "page": "pages/wallet/detail?id=<voucher_id>",
         "fields": {"thing1": "<coupon_title>", "time2": "<valid_until>", "thing3": "券即将过期,请尽快使用"},
+    },
+    "group_result": {
+        "template_id": "emu_group_result",
+        "page": "pages/group/detail?id=<group_id>",
+        "fields": {"thing1": "<campaign_title>", "phrase2": "<result>", "time3": "<closed_at>"},
     },
 }
 

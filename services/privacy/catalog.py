@@ -24,6 +24,7 @@ from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreV
 from models.audit import AuditEntry
 from models.automation import AutomationRun
 from models.customers import Customer, TierChange
+from models.group_buy import GroupBuy, GroupMember
 from models.journey import (
     CheckIn,
     CustomerBadge,
@@ -124,6 +125,18 @@ HOLDINGS: tuple[Holding, ...] = (
         ("customer_id",),
         "keep",
         "what campaigns owed and gave: finance (pending grants are refused, never issued)",
+    ),
+    Holding(
+        GroupBuy,
+        ("leader_id",),
+        "keep",
+        "group buys the customer opened: the other members' groups and rewards rest on them (no personal content)",
+    ),
+    Holding(
+        GroupMember,
+        ("customer_id",),
+        "keep",
+        "places in group buys: a filled group's rewards were granted from them (no personal content)",
     ),
     Holding(NotifySubscription, ("customer_id",), "delete", "message allowances: personal"),
     Holding(Notification, ("customer_id",), "delete", "messages to the person (pending ones are never sent)"),

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer, TierChange
+from models.group_buy import GroupBuy, GroupMember
 from models.journey import CheckIn, CustomerBadge, PointsBalance, PointsEntry, ProgressEntry, RewardGrant
 from models.notifications import Notification, NotifySubscription
 from models.participations import Participation
@@ -117,6 +118,10 @@ async def history(client: TestClient, me: Person) -> None:
         participation=joined, ref=f"reward:{joined.id}:{me.coupons[1].template.id}", customer_id=me.id,
         campaign_id=campaign.id, template_id=me.coupons[1].template.id, trigger="completion",
     )  # fmt: skip
+    await GroupBuy.create(
+        id=77, campaign_id=campaign.id, leader_id=me.id, size=2, opened_at=now, expires_at=now + timedelta(hours=1)
+    )
+    await GroupMember.create(group_id=77, position=1, customer_id=me.id, joined_at=now)
     await CustomerDailyActivity.get_or_create(customer_id=me.id, day=date.today())
     await CustomerFacts.get_or_create(customer_id=me.id)
     await CustomerStoreVisit.get_or_create(
