@@ -208,7 +208,8 @@ def run_bench(args: argparse.Namespace, workers: int, directory: Path) -> Report
         loads = (load_before, os.getloadavg()[0])
         _, side = asyncio.run(drain(redis_url, coupon))
         ledger = asyncio.run(read_ledger(ours.database_url, coupon, args.per_customer))
-        created = sum(m.result.statuses.get(201, 0) for m in [*got.capacity.steps, *got.at.values()])
+        runs = [*got.capacity.steps, *got.at.values(), *([got.warm_up] if got.warm_up else [])]
+        created = sum(m.result.statuses.get(201, 0) for m in runs)
         checks = oversell_checks(ledger, side, created, args.per_customer)
         return Report(workers, got, checks, login_s, loads)
 

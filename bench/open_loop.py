@@ -392,6 +392,7 @@ class Profile:
     at: dict[float, Measured]
     ceiling_at: dict[float, Measured]
     p99_bound_ms: float = P99_BOUND_MS
+    warm_up: Measured | None = None
 
 
 def profile(
@@ -409,11 +410,15 @@ def profile(
     p99_bound_ms: float = P99_BOUND_MS,
     say: Callable[[str], None] = print,
 ) -> Profile:
-    """find_capacity, then a ``seconds``-long run at each fraction of the capacity found,
-    each followed by the ceiling at the same rate. ``settle`` runs after each run of the
-    endpoint (e.g. waiting for a background worker to drain) so the next is not charged
-    for it."""
-    say(f"capacity of {endpoint.label}:")
+    """A warm-up (2 s at half of ``start``, not counted: each server process's first
+    requests fill its pools and caches), find_capacity, then a ``seconds``-long run at
+    each fraction of the capacity found, each followed by the ceiling at the same rate.
+    ``settle`` runs after each run of the endpoint (e.g. waiting for a background worker
+    to drain) so the next is not charged for it. Returns the warm-up's figures too."""
+    warm = measure(endpoint, rate=start / 2, seconds=2.0, timeout=timeout, directory=directory)
+    settle()
+    wait_idle(endpoint.pid)
+    say(f"capacity of {endpoint.label} (after a warm-up at {start / 2:,.0f}/s, errors {warm.result.error_rate:.2%}):")
     capacity = find_capacity(
         endpoint, start=start, max_rate=max_rate, seconds=step_seconds, timeout=timeout, directory=directory,
         p99_bound_ms=p99_bound_ms, say=say,
@@ -429,7 +434,7 @@ def profile(
         settle()
         wait_idle(ceiling.pid)
         ceiling_at[fraction] = measure(ceiling, rate=rate, seconds=seconds, timeout=timeout, directory=directory)
-    return Profile(capacity, at, ceiling_at, p99_bound_ms)
+    return Profile(capacity, at, ceiling_at, p99_bound_ms, warm)
 
 
 def table(label: str, ceiling: str, got: Profile) -> list[str]:

@@ -179,7 +179,7 @@ def open_loop_redemptions(
         )  # fmt: skip
     stop_process(process)  # requests the generator gave up on finish first
     rows, distinct, used = asyncio.run(count_in_database(database_url))
-    runs = [*got.capacity.steps, *got.at.values()]
+    runs = [*got.capacity.steps, *got.at.values(), *([got.warm_up] if got.warm_up else [])]
     redeemed = sum(m.result.statuses.get(201, 0) for m in runs)
     sent = sum(m.result.sent for m in runs)
     backend = "PostgreSQL" if not database_url.startswith("sqlite://") else "SQLite"
