@@ -29,7 +29,10 @@ is known to whichever process answers the login:
    p99, p99.9 and the server's CPU per request (the process and its children, /proc);
 4. the bare endpoint's CPU per request at the same rates (its capacity is beyond what one
    generator process sends here, so it is the CPU ratio that compares them);
-5. the oversell check of bench.grab after the claims worker drained.
+5. Redis's own CPU per grab (``INFO cpu`` around one more run at the highest fraction,
+   the claims worker's reads and deletes of those grabs included): what bounds one
+   Redis master;
+6. the oversell check of bench.grab after the claims worker drained.
 
 ``join``: ``POST /api/v1/campaigns/{id}/join`` the same way over ``--campaigns`` live
 campaigns without coupons (each request a customer and campaign not joined before),
@@ -53,6 +56,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from redis.asyncio import Redis
 
 from bench.grab import (
     ADMIN_PASSWORD,
@@ -72,7 +76,7 @@ from bench.grab import (
     start_redis,
 )
 from bench.harness import emulator_env, login_customers, start_emulator
-from bench.open_loop import P99_BOUND_MS, Endpoint, Profile, profile, table
+from bench.open_loop import P99_BOUND_MS, Endpoint, Profile, measure, profile, table, wait_idle
 from tests.campaigns.fixtures import campaign_body
 
 
@@ -83,6 +87,9 @@ class Report:
     checks: list[tuple[bool, str]]
     login_s: float
     loads: tuple[float, float]
+    #: Redis CPU (ms) per grab at the highest fraction, and that run's rate.
+    redis_ms: float
+    redis_at: float
 
 
 def parse_args() -> argparse.Namespace:
@@ -205,13 +212,30 @@ def run_bench(args: argparse.Namespace, workers: int, directory: Path) -> Report
             fractions=args.fractions, timeout=args.timeout, directory=directory, settle=settle,
             p99_bound_ms=args.p99_bound, say=say,
         )  # fmt: skip
+        rate = got.capacity.rate * max(args.fractions)
+        wait_idle(ours.pid)
+        say(f"Redis CPU per grab: {rate:,.0f}/s for {args.seconds:.0f} s")
+        redis_before = asyncio.run(redis_cpu_seconds(redis_url))
+        extra = measure(mine, rate=rate, seconds=args.seconds, timeout=args.timeout, directory=directory)
+        settle()
+        redis_ms = (asyncio.run(redis_cpu_seconds(redis_url)) - redis_before) * 1000 / max(1, extra.result.sent)
         loads = (load_before, os.getloadavg()[0])
         _, side = asyncio.run(drain(redis_url, coupon))
         ledger = asyncio.run(read_ledger(ours.database_url, coupon, args.per_customer))
-        runs = [*got.capacity.steps, *got.at.values(), *([got.warm_up] if got.warm_up else [])]
+        runs = [*got.capacity.steps, *got.at.values(), *([got.warm_up] if got.warm_up else []), extra]
         created = sum(m.result.statuses.get(201, 0) for m in runs)
         checks = oversell_checks(ledger, side, created, args.per_customer)
-        return Report(workers, got, checks, login_s, loads)
+        return Report(workers, got, checks, login_s, loads, redis_ms, rate)
+
+
+async def redis_cpu_seconds(url: str) -> float:
+    """The Redis server's own CPU seconds so far (``INFO cpu``, user + system)."""
+    redis = Redis.from_url(url)
+    try:
+        info = await redis.info("cpu")
+    finally:
+        await redis.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def report(args: argparse.Namespace, out: Report) -> None:
@@ -222,6 +246,10 @@ def report(args: argparse.Namespace, out: Report) -> None:
         f"average {out.loads[0]:.2f} before, {out.loads[1]:.2f} after"
     )
     print("\n".join(table("POST /api/v1/coupons/{id}/grab", "bare Lua", out.grab)))
+    print(
+        f"Redis CPU per grab at {out.redis_at:,.0f}/s: {out.redis_ms:.3f} ms (claims worker's part included): one "
+        f"core of a Redis master runs ~{1000 / max(out.redis_ms, 1e-9):,.0f} grabs/s"
+    )
     print("oversell check (after the claims worker drained):")
     print("\n".join(f"  {'ok  ' if ok else 'FAIL'}  {text}" for ok, text in out.checks))
 
