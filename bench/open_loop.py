@@ -426,6 +426,9 @@ def profile(
     settle()
     at: dict[float, Measured] = {}
     ceiling_at: dict[float, Measured] = {}
+    if capacity.rate <= 0:
+        say(f"{endpoint.label}: not even {start / 2**3:,.0f}/s was served; no runs at fractions of it")
+        fractions = []
     for fraction in fractions:
         rate = capacity.rate * fraction
         wait_idle(endpoint.pid)
