@@ -356,9 +356,12 @@ def find_capacity(
         got = measure(endpoint, rate=rate, seconds=seconds, timeout=timeout, directory=directory)
         steps.append(got)
         r = got.result
+        # Which answers failed: 0 is "none within the timeout", others a wrong status.
+        failed = {status: n for status, n in sorted(r.statuses.items()) if status not in endpoint.ok}
         say(
-            f"  {endpoint.label} at {rate:,.0f}/s: errors {r.error_rate:.2%}, p50 {r.p50_ms:.1f} ms, "
-            f"p99 {r.p99_ms:.1f} ms, CPU {got.cpu_ms:.3f} ms/req, generator lag p99 {r.lag_p99_ms:.1f} ms"
+            f"  {endpoint.label} at {rate:,.0f}/s: errors {r.error_rate:.2%}{f' {failed}' if failed else ''}, "
+            f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, CPU {got.cpu_ms:.3f} ms/req, "
+            f"generator lag p99 {r.lag_p99_ms:.1f} ms"
         )
         wait_idle(endpoint.pid)  # the queue a failed run left must not land on the next
         return got.served(p99_bound_ms)
