@@ -258,12 +258,12 @@ def report(args: argparse.Namespace, out: Report) -> None:
 
 def scaling(outs: list[Report]) -> list[str]:
     """Each run's capacity against the first's (``--workers 1,2``: the scaling ratio)."""
-    first = outs[0]
-    return [
-        f"WORKERS={o.workers}: capacity {o.grab.capacity.rate:,.0f}/s, "
-        f"{o.grab.capacity.rate / max(first.grab.capacity.rate, 1e-9):.2f}x WORKERS={first.workers}"
-        for o in outs
-    ]
+    first = outs[0].grab.capacity.rate
+
+    def ratio(rate: float) -> str:
+        return f"{rate / first:.2f}x the first run" if first > 0 else "no ratio (the first run served nothing)"
+
+    return [f"WORKERS={o.workers}: capacity {o.grab.capacity.rate:,.0f}/s, {ratio(o.grab.capacity.rate)}" for o in outs]
 
 
 def main() -> int:
