@@ -105,18 +105,63 @@ def start_variant(stack: contextlib.ExitStack, env: dict[str, str], plain: str) 
     raise RuntimeError(f"the server with BENCH_PLAIN={plain!r} did not start")
 
 
-async def login_customers(base: str, count: int, prefix: str = "o_bench") -> list[str]:
+#: The standalone emulator's app id and secret (miniprogram_api/emulator/__main__.py).
+EMULATOR_APP = {"WECHAT_APPID": "wx00000000emulator", "WECHAT_SECRET": "emulator-secret"}
+
+
+def start_emulator(stack: contextlib.ExitStack) -> str:
+    """The WeChat emulator in its own process (``python -m miniprogram_api.emulator``),
+    stopped when ``stack`` closes; returns its base URL.
+
+    With ``--workers N`` each server process would otherwise mount its own emulator, so a
+    login code minted by one process is unknown to the process that answers the login.
+    Set ``server_env(url)`` on the server and pass ``wechat=url`` to the login helpers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "miniprogram_api.emulator", "--port", str(port), "--code-ttl", "3600"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def stop() -> None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the WeChat emulator exited at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the WeChat emulator did not start")
+
+
+def emulator_env(url: str) -> dict[str, str]:
+    """The settings that point a server at the standalone emulator at ``url``."""
+    return {"WECHAT_API_BASE": url, **EMULATOR_APP}
+
+
+async def login_customers(base: str, count: int, prefix: str = "o_bench", *, wechat: str | None = None) -> list[str]:
     """Access tokens of ``count`` customers, logged in through the emulator."""
-    return await login_openids(base, [f"{prefix}_{i}" for i in range(count)])
+    return await login_openids(base, [f"{prefix}_{i}" for i in range(count)], wechat=wechat)
 
 
-async def login_openids(base: str, openids: list[str]) -> list[str]:
+async def login_openids(base: str, openids: list[str], *, wechat: str | None = None) -> list[str]:
     """Access tokens of these WeChat users, logged in through the emulator (an openid
-    already in the database logs that customer in)."""
+    already in the database logs that customer in). ``wechat``: the standalone
+    emulator's URL (start_emulator); None: the emulator the server at ``base`` mounts."""
+    codes_from = wechat if wechat is not None else f"{base}/_wechat"
     async with aiohttp.ClientSession() as session:
 
         async def one(openid: str) -> str:
-            async with session.post(f"{base}/_wechat/login-code", json={"openid": openid}) as resp:
+            async with session.post(f"{codes_from}/login-code", json={"openid": openid}) as resp:
                 code = (await resp.json())["code"]
             async with session.post(f"{base}/api/v1/auth/wechat/login", json={"code": code}) as resp:
                 return (await resp.json())["access_token"]

@@ -43,7 +43,7 @@ import asyncpg
 
 from bench.grab import call, profile_summary, profiled, start_postgres, stop_process
 from bench.harness import ROOT, Figures, cpu_seconds, login_customers, start_server, start_variant, wrk
-from bench.open_loop import Endpoint, profile, table
+from bench.open_loop import Endpoint, profile, table, tree_cpu_seconds
 from tests.campaigns.fixtures import campaign_body, coupon_body
 
 DRIVER = Path(__file__).resolve().parent / "wrk_redeem.lua"
@@ -163,23 +163,28 @@ def open_loop_redemptions(
     tokens: list[str],
     payloads: list[str],
     database_url: str,
+    pg_pid: int | None = None,
 ) -> int:
     """Redemptions at a fixed arrival rate (issue 19), each request a different voucher,
-    the clerks' tokens in turn; then the exactly-once check against the database."""
+    the clerks' tokens in turn; then the exactly-once check against the database.
+    ``pg_pid``: the postmaster of the PostgreSQL the bench started, whose CPU (its
+    backends' included) per redemption request is reported, averaged over every run."""
     lines = [
         f"POST\t/api/v1/staff/redemptions\tBearer {tokens[i % len(tokens)]}\t{json.dumps({'payload': p})}"
         for i, p in enumerate(payloads)
     ]
     redeem = Endpoint("redemption", base, process.pid, lines, ok=(201,))
     healthz = Endpoint("/healthz", base, process.pid, ["GET\t/healthz\t-\t-"])
+    pg_before = tree_cpu_seconds(pg_pid) if pg_pid else 0.0
     with tempfile.TemporaryDirectory(prefix="wxc-bench-open-") as directory:
         got = profile(
             redeem, healthz, start=250, max_rate=10_000, step_seconds=args.step_seconds, seconds=args.seconds,
             fractions=[float(f) for f in args.fractions.split(",")], timeout=1.0, directory=Path(directory), say=say,
         )  # fmt: skip
+    pg_cpu = tree_cpu_seconds(pg_pid) - pg_before if pg_pid else 0.0
     stop_process(process)  # requests the generator gave up on finish first
     rows, distinct, used = asyncio.run(count_in_database(database_url))
-    runs = [*got.capacity.steps, *got.at.values()]
+    runs = [*got.capacity.steps, *got.at.values(), *([got.warm_up] if got.warm_up else [])]
     redeemed = sum(m.result.statuses.get(201, 0) for m in runs)
     sent = sum(m.result.sent for m in runs)
     backend = "PostgreSQL" if not database_url.startswith("sqlite://") else "SQLite"
@@ -189,6 +194,10 @@ def open_loop_redemptions(
           f"request fails unless answered 201 within 1 s of its scheduled send; load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print("\n".join(table("POST /api/v1/staff/redemptions", "/healthz", got)))
+    if pg_pid:
+        per = pg_cpu * 1000 / max(1, sent)
+        print(f"PostgreSQL CPU (postmaster and backends) per redemption request, over every run: {per:.3f} ms: one "
+              f"core of PostgreSQL serves ~{1000 / max(per, 1e-9):,.0f} redemptions/s")  # fmt: skip
     # The server finishes requests the generator gave up on: rows may exceed the 201s seen,
     # never the requests sent.
     exact = rows == distinct == used and redeemed <= rows <= sent
@@ -263,8 +272,11 @@ def main() -> int:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     with contextlib.ExitStack() as stack:
         database_url = args.database_url
+        pg_pid: int | None = None
         if args.postgres:
-            database_url = start_postgres(stack, ["bench_redeem"]).url("bench_redeem")
+            cluster = start_postgres(stack, ["bench_redeem"])
+            database_url = cluster.url("bench_redeem")
+            pg_pid = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
         if database_url and args.pg_pool and not database_url.startswith("sqlite://"):
             database_url += ("&" if "?" in database_url else "?") + f"maxsize={args.pg_pool}"
         env = dict(SERVER_ENV)
@@ -288,7 +300,7 @@ def main() -> int:
         say(f"set-up took {time.monotonic() - started:.0f} s; payloads {min(map(len, payloads))}-"
             f"{max(map(len, payloads))} characters")  # fmt: skip
         if args.open_loop:
-            return open_loop_redemptions(args, server.url, server.process, tokens, payloads, database_url)
+            return open_loop_redemptions(args, server.url, server.process, tokens, payloads, database_url, pg_pid)
         if args.plain:
             redeemed = ab(stack, args, env, tokens, payloads)
             stop_process(server.process)

@@ -42,7 +42,7 @@ from models.campaigns import Campaign
 from models.notifications import NOTIFICATION_STATUSES, Notification, NotifyFanout, NotifySubscription
 from models.participations import Participation
 from services.audience import rules as audience
-from services.core import column, newest_first
+from services.core import column, newest_first, request_id_var
 from services.notify.languages import reward_text_in, titles_of
 from services.notify.templates import NotifyTemplates
 
@@ -61,15 +61,29 @@ def title_of(content: Mapping[str, Any], default_language: str, titles: Mapping[
     return str(title)
 
 
+#: The payload key holding the id of the request that enqueued a message (when a request
+#: did): the sender handles the message under that id, so its log lines and the WeChat
+#: call (X-Request-Id) name the request that caused it. Not a template field.
+REQUEST_ID_KEY = "request_id"
+
+
+def stamped(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` with the current request's id under REQUEST_ID_KEY (none outside a
+    request, and a value the caller put there is kept)."""
+    rid = request_id_var.get()
+    return {REQUEST_ID_KEY: rid, **payload} if rid else dict(payload)
+
+
 async def enqueue(key: str, kind: str, customer_id: int, payload: Mapping[str, Any]) -> bool:
     """Add one message unless its key is already there; True if added. Runs in its own
-    savepoint, so a duplicate key never aborts the caller's transaction."""
+    savepoint, so a duplicate key never aborts the caller's transaction. The current
+    request's id goes with it (``stamped``)."""
     if await Notification.filter(key=key).exists():
         return False
     try:
         async with in_transaction():
             await Notification.create(
-                key=key, kind=kind, customer_id=customer_id, payload=dict(payload), next_attempt_at=datetime.now(UTC)
+                key=key, kind=kind, customer_id=customer_id, payload=stamped(payload), next_attempt_at=datetime.now(UTC)
             )
         return True
     except IntegrityError:

@@ -52,9 +52,10 @@ import miniprogram_api as wx
 from models.customers import Customer
 from models.notifications import Notification, NotifySubscription
 from models.redemptions import REMINDER_KIND, VoucherReminder
-from services.core import AnyRedis, column, run_to_end
+from services.core import AnyRedis, column, request_id_var, run_to_end
 from services.notify import subscriptions as notify_subscriptions
 from services.notify.languages import localize
+from services.notify.outbox import REQUEST_ID_KEY
 from services.notify.templates import NotifyTemplates, TemplateSpec, render
 
 log = logging.getLogger("wxcampaign.notify")
@@ -131,7 +132,14 @@ class NotifySender:
                 .limit(self.policy.batch)
             )
             for row in rows:
-                outcome = await run_to_end(self._process(row))
+                # Under the id of the request that enqueued it: this row's log lines and
+                # its WeChat call (X-Request-Id) name that request. Set before run_to_end
+                # makes its task, which copies the context.
+                token = request_id_var.set(str((row.payload or {}).get(REQUEST_ID_KEY) or ""))
+                try:
+                    outcome = await run_to_end(self._process(row))
+                finally:
+                    request_id_var.reset(token)
                 if outcome == "rate_limited":
                     report.rate_limited = True
                     return report

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from services.core import AnyRedis, call_script, random_token, text
+from services.core import AnyRedis, call_script, random_token, request_id_var, text
 from services.stock.keys import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, STREAMS_REGISTRY, CampaignKeys
 
 _LUA = Path(__file__).parent
@@ -99,7 +99,7 @@ class HotBuckets:
             ],
             args=[
                 customer_id, now_ms, claim_id, code, template_id, idempotency_ttl, rate_limit, rate_window_ms,
-                "1" if idempotency_key else "0", RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
+                "1" if idempotency_key else "0", RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT, request_id_var.get(),
             ],
         )  # fmt: skip
         reply = [text(part) for part in raw]
@@ -122,7 +122,7 @@ class HotBuckets:
                 for part in await call_script(
                     self._take,
                     keys=[bk.coupon(template_id), bk.stream],
-                    args=[customer_id, now_ms, claim_id, code, template_id, face],
+                    args=[customer_id, now_ms, claim_id, code, template_id, face, request_id_var.get()],
                 )
             ]
             if took[0] == "ok":

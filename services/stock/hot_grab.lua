@@ -15,7 +15,8 @@
 -- KEYS[6] this customer's recent claims (read-your-writes)
 -- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
 --       rate limit, rate window (ms), has idempotency key ("1"/"0"),
---       recent claims ttl (ms), recent claims kept
+--       recent claims ttl (ms), recent claims kept, request id ("" outside a request;
+--       carried into the claim so the claims worker's log line names the request)
 local uid, now = ARGV[1], tonumber(ARGV[2])
 
 if ARGV[9] == "1" then
@@ -56,7 +57,7 @@ redis.call("HINCRBY", KEYS[2], uid, 1)
 if m[7] ~= "1" and tonumber(m[1]) > 0 then
   local left = redis.call("HINCRBY", KEYS[1], "stock", -1)
   redis.call("XADD", KEYS[3], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
-             "face", m[5], "at", ARGV[2])
+             "face", m[5], "at", ARGV[2], "rid", ARGV[12] or "")
   local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
   if ARGV[9] == "1" then redis.call("SET", KEYS[4], record, "EX", ARGV[6]) end
   redis.call("LPUSH", KEYS[6], record .. ":" .. ARGV[5])

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +23,7 @@ from models.participations import Participation
 from models.redemptions import VoucherReminder
 from models.vouchers import Voucher
 from server.keys import REDIS, SETTINGS
+from server.logs import JsonFormatter, RequestIdFilter
 from server.settings import Settings, SettingsError
 from services.notify import outbox as notify_outbox
 from services.notify import parse_templates, render
@@ -501,3 +505,33 @@ async def test_admins_read_the_outbox_with_filters_and_counts(client):
     bad = await client.get("/api/v1/admin/notifications?status=lost", headers=admin)
     assert bad.status == 422 and (await error_of(bad))["details"]["errors"][0]["field"] == "status"
     assert (await client.get("/api/v1/admin/notifications", headers=subscriber.headers)).status == 403
+
+
+async def test_the_senders_log_line_carries_the_request_id_that_enqueued_the_message(client):
+    """A message enqueued by a request (a join that earns a reward) is sent under that
+    request's id: the sender's JSON log line names it, though the sender runs outside
+    any request."""
+    [me] = await shoppers(client, 1)
+    await subscribe(client, me, REWARD, at_wechat=False)  # WeChat refuses it: a log line
+    campaign = await make_campaign(reward_points=50)
+    resp = await client.post(
+        f"/api/v1/campaigns/{campaign.id}/join", headers={**me.headers, "X-Request-ID": "rid-join-notify-7"}
+    )
+    assert resp.status == 201
+    row = await Notification.get(customer_id=me.id, kind="reward")
+    assert row.payload[notify_outbox.REQUEST_ID_KEY] == "rid-join-notify-7"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("wxcampaign.notify")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        assert (await sender(client).run_once()).failed == 1
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["msg"].startswith(f"notification {row.id} failed") and line["request_id"] == "rid-join-notify-7"

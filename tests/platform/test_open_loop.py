@@ -79,3 +79,20 @@ def test_quantiles_by_nearest_rank() -> None:
     assert open_loop.quantile(values, 0.5) == 500
     assert open_loop.quantile(values, 0.99) == 990
     assert open_loop.quantile(values, 0.999) == 999
+
+
+def _measured(error_rate: float, p99_ms: float) -> open_loop.Measured:
+    sent = 1000
+    result = open_loop.Result(
+        rate=100, seconds=10, scheduled=sent, sent=sent, statuses={201: sent}, errors=int(error_rate * sent),
+        p50_ms=1.0, p99_ms=p99_ms, p999_ms=p99_ms, max_ms=p99_ms, lag_p99_ms=0.1, wall_s=10, connections_opened=1,
+    )  # fmt: skip
+    return open_loop.Measured(result, cpu_ms=1.0)
+
+
+def test_a_rate_is_served_with_under_one_percent_errors_and_p99_within_the_bound() -> None:
+    # A queue growing over a step: every answer within the timeout, p99 far past the bound.
+    assert not _measured(0.0, p99_ms=400.0).served()
+    assert not _measured(0.02, p99_ms=5.0).served()
+    assert _measured(0.009, p99_ms=open_loop.P99_BOUND_MS).served()
+    assert _measured(0.0, p99_ms=400.0).served(p99_bound_ms=500.0)

@@ -254,3 +254,22 @@ async def test_idempotency_key_replays_a_hot_grab_and_its_refusal(client_with, b
     replayed = await client.post(coupon.grab_path, headers={**auth, "Idempotency-Key": "tap-2"})
     assert (await error_of(replayed))["code"] == "coupon_limit_reached"
     assert await _left(client, coupon) == 3
+
+
+async def test_a_hot_claim_carries_the_request_id_into_its_bucket_stream(client_with):
+    """Both ways a hot grab writes its claim (the home bucket's script, and taking stock
+    from another bucket once the home one ran dry) record the request id, as the plain
+    grab does, so the claims worker's log line names the request that caused it."""
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    coupon = await live_coupon(client, stock=2, stock_buckets=2)  # one unit in each bucket
+    auths = await customers(client, 8, prefix="o_hot_rid")
+    ids = await Customer.filter(openid__startswith="o_hot_rid_").order_by("id").values_list("id", flat=True)
+    first, second = [auth for auth, cid in zip(auths, ids, strict=True) if home_bucket(int(cid), 2) == 0][:2]
+    assert (await client.post(coupon.grab_path, headers={**first, "X-Request-ID": "rid-hot-home"})).status == 201
+    assert (await client.post(coupon.grab_path, headers={**second, "X-Request-ID": "rid-hot-other"})).status == 201
+    redis = client.server.app[REDIS]
+    found = {}
+    for bucket in (0, 1):
+        for _, fields in await redis.xrange(CampaignKeys(coupon.campaign.id, bucket).stream):
+            found[bucket] = {text(k): text(v) for k, v in fields.items()}.get("rid")
+    assert found == {0: "rid-hot-home", 1: "rid-hot-other"}
