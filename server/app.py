@@ -25,6 +25,7 @@ from server.keys import (
     COUPON_CACHE,
     DATABASE,
     ERASED,
+    EXPERIMENTS,
     FEED,
     HTTP_SESSION,
     IP_LIMITER,
@@ -45,6 +46,7 @@ from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
+from services.experiments import Experiments
 from services.feed import Feed
 from services.journey import Journey
 from services.privacy import ErasedCustomers
@@ -117,6 +119,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STOCK] = Stock(client)
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
     app[FEED] = build_feed(client, settings)
+    app[EXPERIMENTS] = Experiments(client)
     state = app[REDIS_STATE] = Dependency("redis", safe_url(url))
 
     async def attempt() -> None:

@@ -1,0 +1,311 @@
+"""An experiment's results: per-arm sums aggregated in one SQL statement, then the
+statistics of services.experiments.stats (docs/experiments.md#results).
+
+What counts (window: from the experiment's start to its stop, or now):
+- join: the customer joined the campaign; grab: holds a voucher of the campaign issued
+  in the window; redemption: redeemed one (not reversed); revenue: the order amounts of
+  those redemptions (fen). ``revenue_sql`` is the one place revenue is defined, to be
+  swapped for attributed revenue when attribution exists.
+- The CUPED covariate of each metric is the same metric over every campaign in the
+  ``pre_period_days`` before the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+from tortoise import connections
+
+from models.experiments import Experiment
+from services.core import Dialect, Out, Params, dialect_of
+from services.experiments import stats
+from services.experiments.assignment import bucket_counts
+
+BINARY = {"join": True, "grab": True, "redemption": True, "revenue": False}
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class _Window:
+    since: datetime
+    until: datetime
+    pre_since: datetime
+
+
+def _at(p: Params, moment: datetime) -> str:
+    # SQLite keeps timestamps as ISO text whose separator varies by writer: julianday
+    # reads both, with the offset, to the millisecond.
+    return p(moment) if p.dialect == "postgres" else f"julianday({p(moment.isoformat())})"
+
+
+def _col(p: Params, column: str) -> str:
+    return column if p.dialect == "postgres" else f"julianday({column})"
+
+
+def _in(p: Params, column: str, since: datetime, until: datetime) -> str:
+    return f"{_col(p, column)} >= {_at(p, since)} AND {_col(p, column)} < {_at(p, until)}"
+
+
+def revenue_sql(p: Params, campaign_id: int | None, since: datetime, until: datetime) -> str:
+    """Per customer: redemptions (not reversed) count, revenue (their order amounts) and
+    coupon cost (their face values), of one campaign (None: all) in [since, until)."""
+    scope = "" if campaign_id is None else f"campaign_id = {p(campaign_id)} AND "
+    return (
+        "SELECT customer_id, COUNT(*) AS cnt, SUM(COALESCE(order_amount, 0)) AS rev, SUM(face_value) AS cost"
+        f" FROM redemptions WHERE {scope}reversed_at IS NULL AND {_in(p, 'created_at', since, until)}"
+        " GROUP BY customer_id"
+    )
+
+
+def _presence_sql(p: Params, table: str, column: str, campaign_id: int | None, since: datetime, until: datetime) -> str:
+    scope = "" if campaign_id is None else f"campaign_id = {p(campaign_id)} AND "
+    return f"SELECT customer_id FROM {table} WHERE {scope}{_in(p, column, since, until)} GROUP BY customer_id"
+
+
+def _float(dialect: Dialect, expr: str) -> str:
+    return f"CAST({expr} AS {'DOUBLE PRECISION' if dialect == 'postgres' else 'REAL'})"
+
+
+def _results_sql(p: Params, experiment: Experiment, metrics: list[str], w: _Window) -> str:
+    """One row per arm: n, then for each metric sum_y, sum_y2, sum_x, sum_x2, sum_xy,
+    then the sums and sums of squares of redemptions and revenue, and the coupon cost
+    (for the holdout comparison)."""
+    c = experiment.campaign_id
+    joins: list[str] = []
+    per: list[str] = ["e.arm AS arm"]
+    ctes = [f"e AS (SELECT customer_id, arm FROM experiment_exposures WHERE experiment_id = {p(experiment.id)})"]
+
+    def cte(name: str, sql: str) -> None:
+        ctes.append(f"{name} AS ({sql})")
+        joins.append(f"LEFT JOIN {name} ON {name}.customer_id = e.customer_id")
+
+    cte("r_now", revenue_sql(p, c, w.since, w.until))
+    per += ["COALESCE(r_now.cnt, 0) AS redeemed_count", "COALESCE(r_now.rev, 0) AS revenue"]
+    per.append("COALESCE(r_now.cost, 0) AS cost")
+    pre = w.pre_since < w.since
+    if "join" in metrics:
+        cte("j_now", _presence_sql(p, "participations", "joined_at", c, w.since, w.until))
+        per.append("CASE WHEN j_now.customer_id IS NULL THEN 0 ELSE 1 END AS y_join")
+        if pre:
+            cte("j_pre", _presence_sql(p, "participations", "joined_at", None, w.pre_since, w.since))
+        per.append("CASE WHEN j_pre.customer_id IS NULL THEN 0 ELSE 1 END AS x_join" if pre else "0 AS x_join")
+    if "grab" in metrics:
+        cte("g_now", _presence_sql(p, "vouchers", "issued_at", c, w.since, w.until))
+        per.append("CASE WHEN g_now.customer_id IS NULL THEN 0 ELSE 1 END AS y_grab")
+        if pre:
+            cte("g_pre", _presence_sql(p, "vouchers", "issued_at", None, w.pre_since, w.since))
+        per.append("CASE WHEN g_pre.customer_id IS NULL THEN 0 ELSE 1 END AS x_grab" if pre else "0 AS x_grab")
+    if pre and ("redemption" in metrics or "revenue" in metrics):
+        cte("r_pre", revenue_sql(p, None, w.pre_since, w.since))
+    if "redemption" in metrics:
+        per.append("CASE WHEN r_now.customer_id IS NULL THEN 0 ELSE 1 END AS y_redemption")
+        per.append(
+            "CASE WHEN r_pre.customer_id IS NULL THEN 0 ELSE 1 END AS x_redemption" if pre else "0 AS x_redemption"
+        )
+    if "revenue" in metrics:
+        per.append("COALESCE(r_now.rev, 0) AS y_revenue")
+        per.append("COALESCE(r_pre.rev, 0) AS x_revenue" if pre else "0 AS x_revenue")
+    f = lambda expr: _float(p.dialect, expr)  # noqa: E731  # sums of squares of fen overflow 64-bit integers
+    sums = ["COUNT(*)"]
+    for m in metrics:
+        y, x = f(f"y_{m}"), f(f"x_{m}")
+        sums += [f"SUM({y})", f"SUM({y} * {y})", f"SUM({x})", f"SUM({x} * {x})", f"SUM({x} * {y})"]
+    r, v = f("redeemed_count"), f("revenue")
+    sums += [f"SUM({r})", f"SUM({r} * {r})", f"SUM({v})", f"SUM({v} * {v})", f"SUM({f('cost')})"]
+    return (
+        f"WITH {', '.join(ctes)}, per AS (SELECT {', '.join(per)} FROM e {' '.join(joins)})"
+        f" SELECT arm, {', '.join(sums)} FROM per GROUP BY arm ORDER BY arm"
+    )
+
+
+# --- the answer ------------------------------------------------------------------------------
+
+
+class IntervalOut(Out):
+    low: float
+    high: float
+
+
+class ArmMetricOut(Out):
+    conversions: float = Field(description="customers converting (rates) or the metric's total (revenue, fen)")
+    mean: float = Field(description="per exposed customer")
+    pre_period_mean: float
+
+
+class ComparisonOut(Out):
+    metric: str
+    difference: float = Field(description="treatment mean - control mean, per exposed customer")
+    difference_interval: IntervalOut = Field(description="95% Welch z interval (fixed sample: do not peek)")
+    relative_lift: float | None = Field(description="difference / control mean (null: control mean 0)")
+    relative_lift_interval: IntervalOut | None = Field(description="95%, delta method")
+    p_value: float
+    chance_to_win: float = Field(description="Bayesian P(treatment > control)")
+    cuped_difference: float
+    cuped_interval: IntervalOut
+    variance_reduction: float = Field(description="1 - CUPED variance / plain variance")
+    sequential_interval: IntervalOut = Field(description="always-valid 95% confidence sequence: safe to peek daily")
+    sequential_significant: bool = Field(description="the confidence sequence excludes 0")
+
+
+class IncrementalOut(Out):
+    redemptions: float = Field(description="redemptions above the holdout's rate, over this arm's customers")
+    revenue: float = Field(description="revenue above the holdout's, over this arm's customers (fen)")
+    revenue_interval: IntervalOut
+    coupon_cost: int = Field(description="face value of this arm's redemptions (fen)")
+    net_revenue: float = Field(description="revenue - coupon_cost (fen)")
+
+
+class ArmResultOut(Out):
+    key: str
+    name: str
+    holdout: bool
+    weight: int
+    exposures: int
+    expected_share: float
+    redemptions: int
+    revenue: int = Field(description="order amounts of its redemptions (fen)")
+    coupon_cost: int
+    metrics: dict[str, ArmMetricOut]
+    comparisons: list[ComparisonOut] = Field(description="against the control (empty for the control and holdout)")
+    incremental: IncrementalOut | None = Field(description="against the holdout (null without one, or for it)")
+
+
+class SrmOut(Out):
+    chi2: float
+    p_value: float
+    flagged: bool = Field(description="p < 0.001: the split is not what the weights say, distrust the results")
+    exposures: list[int] = Field(description="per arm, of the current bucket version (what the weights promise)")
+
+
+class ExperimentResultsOut(Out):
+    experiment_id: int
+    status: str
+    primary_metric: str
+    guardrails: list[str]
+    since: datetime | None
+    until: datetime
+    pre_period_days: int
+    exposures: int
+    arms: list[ArmResultOut]
+    srm: SrmOut
+
+
+async def results(experiment: Experiment, now: datetime) -> ExperimentResultsOut:
+    """The results so far (before start: every arm empty)."""
+    metrics = [experiment.primary_metric, *experiment.guardrails]
+    since = experiment.started_at or now
+    until = experiment.stopped_at or now
+    window = _Window(since, until, since - timedelta(days=experiment.pre_period_days))
+    conn = connections.get("default")
+    p = Params(dialect_of(conn))
+    sql = _results_sql(p, experiment, metrics, window)
+    _, rows = await conn.execute_query(sql, p.values)
+    by_arm: dict[int, tuple[Any, ...]] = {int(r[0]): tuple(r)[1:] for r in map(tuple, rows)}
+    arms = experiment.arms
+    counts = bucket_counts([int(a["weight"]) for a in arms])
+    shares = [c / sum(counts) for c in counts]
+    width = 5 * len(metrics)
+    sums: list[dict[str, stats.Sums]] = []
+    extra: list[tuple[stats.Sums, stats.Sums, float]] = []
+    for i in range(len(arms)):
+        row = by_arm.get(i)
+        n = int(row[0]) if row else 0
+        sums.append({
+            m: stats.Sums(n, *(float(v or 0) for v in row[1 + 5 * k: 6 + 5 * k])) if row else stats.Sums(0, 0.0, 0.0)
+            for k, m in enumerate(metrics)
+        })  # fmt: skip
+        tail = [float(v or 0) for v in row[1 + width : 6 + width]] if row else [0.0] * 5
+        extra.append((stats.Sums(n, tail[0], tail[1]), stats.Sums(n, tail[2], tail[3]), tail[4]))
+    treated = [i for i, a in enumerate(arms) if not a.get("holdout")]
+    holdout = next((i for i, a in enumerate(arms) if a.get("holdout")), None)
+    cuped: dict[str, tuple[float, float]] = {}
+    for m in metrics:
+        pooled = stats.Sums(0, 0.0, 0.0)
+        for i in treated:
+            pooled = pooled + sums[i][m]
+        cuped[m] = (stats.cuped_theta(pooled), pooled.mean_x)
+    control = treated[0]
+    out_arms: list[ArmResultOut] = []
+    for i, arm in enumerate(arms):
+        comparisons: list[ComparisonOut] = []
+        if i != control and i != holdout:
+            for m in metrics:
+                a, b = sums[control][m], sums[i][m]
+                if a.n >= 2 and b.n >= 2:
+                    theta, mean_x = cuped[m]
+                    # n_eff = 1 / (1/n_c + 1/n_t) when the planned exposures arrive.
+                    planned = experiment.planned_exposures
+                    tune_n_eff = max(1.0, planned * shares[control] * shares[i] / (shares[control] + shares[i]))
+                    comparisons.append(_comparison(m, stats.compare(
+                        a, b, binary=BINARY[m], theta=theta, mean_x_all=mean_x, alpha=ALPHA, tune_n_eff=tune_n_eff,
+                    )))  # fmt: skip
+        incremental = None
+        if holdout is not None and i != holdout:
+            incremental = _incremental(extra[i], extra[holdout])
+        n_i = sums[i][metrics[0]].n
+        out_arms.append(ArmResultOut(
+            key=arm["key"], name=arm.get("name", ""), holdout=bool(arm.get("holdout")), weight=int(arm["weight"]),
+            exposures=n_i, expected_share=shares[i], redemptions=round(extra[i][0].sum_y),
+            revenue=round(extra[i][1].sum_y), coupon_cost=int(extra[i][2]),
+            metrics={
+                m: ArmMetricOut(conversions=s.sum_y, mean=s.mean, pre_period_mean=s.mean_x) for m, s in sums[i].items()
+            },
+            comparisons=comparisons, incremental=incremental,
+        ))  # fmt: skip
+    current = await _current_version_counts(experiment, len(arms))
+    check = stats.srm(current, shares)
+    return ExperimentResultsOut(
+        experiment_id=experiment.id, status=experiment.status, primary_metric=experiment.primary_metric,
+        guardrails=list(experiment.guardrails), since=experiment.started_at, until=until,
+        pre_period_days=experiment.pre_period_days, exposures=sum(a.exposures for a in out_arms), arms=out_arms,
+        srm=SrmOut(chi2=check.chi2, p_value=check.p_value, flagged=check.flagged, exposures=current),
+    )  # fmt: skip
+
+
+async def _current_version_counts(experiment: Experiment, arms: int) -> list[int]:
+    conn = connections.get("default")
+    p = Params(dialect_of(conn))
+    sql = (
+        "SELECT arm, COUNT(*) FROM experiment_exposures WHERE experiment_id = "
+        f"{p(experiment.id)} AND bucket_version = {p(experiment.bucket_version)} GROUP BY arm"
+    )
+    _, rows = await conn.execute_query(sql, p.values)
+    found = {int(r[0]): int(r[1]) for r in map(tuple, rows)}
+    return [found.get(i, 0) for i in range(arms)]
+
+
+def _interval(i: stats.Interval) -> IntervalOut:
+    return IntervalOut(low=i.low, high=i.high)
+
+
+def _comparison(metric: str, c: stats.Comparison) -> ComparisonOut:
+    return ComparisonOut(
+        metric=metric, difference=c.difference, difference_interval=_interval(c.difference_interval),
+        relative_lift=c.relative_lift,
+        relative_lift_interval=None if c.relative_lift_interval is None else _interval(c.relative_lift_interval),
+        p_value=c.p_value, chance_to_win=c.chance_to_win, cuped_difference=c.cuped_difference,
+        cuped_interval=_interval(c.cuped_interval), variance_reduction=c.variance_reduction,
+        sequential_interval=_interval(c.sequential_interval), sequential_significant=c.sequential_significant,
+    )  # fmt: skip
+
+
+def _incremental(
+    arm: tuple[stats.Sums, stats.Sums, float], held: tuple[stats.Sums, stats.Sums, float]
+) -> IncrementalOut | None:
+    """Against the no-contact holdout: (arm's mean per customer - holdout's) x the arm's
+    customers, for redemptions and revenue; the revenue's 95% interval is n x the Welch
+    interval of the difference of means; net revenue subtracts the arm's coupon cost."""
+    (count, revenue, cost), (count_h, revenue_h, _) = arm, held
+    n = count.n
+    if n < 2 or count_h.n < 2:
+        return None
+    incremental_revenue = (revenue.mean - revenue_h.mean) * n
+    half = stats.z_for(ALPHA) * (revenue.var / n + revenue_h.var / revenue_h.n) ** 0.5 * n
+    return IncrementalOut(
+        redemptions=(count.mean - count_h.mean) * n, revenue=incremental_revenue,
+        revenue_interval=IntervalOut(low=incremental_revenue - half, high=incremental_revenue + half),
+        coupon_cost=round(cost), net_revenue=incremental_revenue - cost,
+    )  # fmt: skip
