@@ -222,14 +222,15 @@ async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
     customer_id = principal_of(request).id
     now = datetime.now(UTC)
     snap = await journey.visible_snapshot(j, path_int(request, "id"), now)
-    # A first sight of the page is an exposure; the holdout sees no contact.
-    await request.app[EXPERIMENTS].check_contact(customer_id, snap.id, "page", now)
     participation = await Participation.get_or_none(campaign_id=snap.id, customer_id=customer_id)
     refusal: errors.AppError | None = None
     if participation is None:
         # Targeted campaigns show only to their audience (and to those who joined).
         if not await journey.in_audience(snap, customer_id):
             raise journey.audience_refusal()
+        # A first sight of the page is an exposure; the holdout sees no contact (those
+        # who joined before the experiment keep their page).
+        await request.app[EXPERIMENTS].check_contact(customer_id, snap.id, "page", now)
         refusal = await journey.join_refusal(j, snap, customer_id, now, check_cap=True, check_audience=False)
     return await shape_page(
         j, snap, _language(request, snap), now, phase=snap.phase(now),  # type: ignore[arg-type]  # visible_snapshot: never None
