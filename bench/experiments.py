@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from models.campaigns import CouponTemplate
 from models.experiments import Experiment
@@ -180,7 +180,9 @@ async def run(n: int, runs: int, full_plan: bool = False) -> None:
             p = Params("postgres")
             w = _Window(start, datetime.now(UTC), start - timedelta(days=experiment.pre_period_days))
             sql = _results_sql(p, experiment, ["join", "grab", "redemption", "revenue"], w)
-            plan = await connections.get("default").execute_query("EXPLAIN ANALYZE " + sql, p.values)
+            async with in_transaction() as tx:  # as results() runs it
+                await tx.execute_query("SET LOCAL jit = off")
+                plan = await tx.execute_query("EXPLAIN ANALYZE " + sql, p.values)
             print("\nEXPLAIN ANALYZE (top and timing):")
             lines = [str(row[0]) for row in plan[1]]
             for line in lines if full_plan else lines[:3] + lines[-2:]:
