@@ -6,7 +6,7 @@ mutually exclusive layers, and the results."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -249,3 +249,88 @@ async def test_results(client):
     ])  # fmt: skip
     out = await (await client.get(f"{ROOT}/{e['id']}/results", headers=ops)).json()
     assert out["srm"]["flagged"] and out["srm"]["p_value"] < 0.001
+
+
+async def test_results_match_a_direct_computation(client):
+    """Every per-arm figure, the CUPED difference and the holdout's increment, from the
+    rows themselves (redemptions with order amounts now, joins, grabs and redemptions of
+    another campaign in the pre-period)."""
+    from models.campaigns import CouponTemplate
+    from models.redemptions import Redemption
+    from models.vouchers import Voucher
+    from services.accounts import operators as accounts
+    from services.experiments import stats
+
+    ops = bearer((await logged_in_admin(client, "operator"))["access_token"])
+    campaign, before = await make_campaign(coupons=1), await make_campaign(coupons=1)
+    body = {"primary_metric": "revenue", "guardrails": ["join", "grab", "redemption"], "pre_period_days": 28}
+    e = await _create(client, ops, campaign.id, **body)
+    started = datetime.fromisoformat(e["started_at"])
+    people = await shoppers(client, 36)
+    for who in people:
+        await _feed_ids(client, who.headers)
+    arm_of = {r.customer_id: r.arm for r in await ExperimentExposure.filter(experiment_id=e["id"])}
+    store = await accounts.create_store("EX01", "Experiments store", "Shanghai", 31.2, 121.5)
+    clerk = await accounts.create_staff("ex-clerk", "pw-0123456789", "Clerk", "clerk", store.id)
+
+    async def redeemed(template: CouponTemplate, customer_id: int, at: datetime, amount: int) -> None:
+        voucher = await Voucher.create(
+            claim_id=f"ex-{template.id}-{customer_id}", campaign_id=template.campaign_id, template=template,
+            customer_id=customer_id, code=f"EX{template.id}X{customer_id}", status="used", face_value=500,
+            valid_from=at, valid_until=at + timedelta(days=30), issued_at=at,
+        )  # fmt: skip
+        await Redemption.create(
+            voucher_id=voucher.id, store_id=store.id, staff_id=clerk.id, customer_id=customer_id,
+            campaign_id=template.campaign_id, template_id=template.id, face_value=500, order_amount=amount,
+            created_at=at,
+        )  # fmt: skip
+
+    now_template = await CouponTemplate.get(campaign_id=campaign.id)
+    pre_template = await CouponTemplate.get(campaign_id=before.id)
+    holdout = len(e["arms"]) - 1
+    pre_rev: dict[int, int] = {}
+    rev: dict[int, int] = {}
+    pre_joined: set[int] = set()
+    for who in people:
+        c = who.id
+        if c % 2 == 0:
+            joined = await Participation.create(campaign_id=before.id, customer_id=c)
+            await Participation.filter(id=joined.id).update(joined_at=started - timedelta(days=5))
+            pre_joined.add(c)
+            pre_rev[c] = 1000 * c
+            await redeemed(pre_template, c, started - timedelta(days=3), pre_rev[c])
+        if c % 3 == 0 and arm_of[c] != holdout:
+            rev[c] = 500 * c + 100 + (2000 if c in pre_joined else 0)
+            await redeemed(now_template, c, datetime.now(UTC), rev[c])
+    out = await (await client.get(f"{ROOT}/{e['id']}/results", headers=ops)).json()
+    sums: dict[int, stats.Sums] = {}
+    for i, arm in enumerate(out["arms"]):
+        members = [w.id for w in people if arm_of[w.id] == i]
+        y = [rev.get(c, 0) for c in members]
+        x = [pre_rev.get(c, 0) for c in members]
+        assert arm["exposures"] == len(members)
+        assert arm["revenue"] == sum(y) and arm["redemptions"] == sum(1 for v in y if v)
+        assert arm["coupon_cost"] == 500 * arm["redemptions"]
+        got = arm["metrics"]
+        assert got["revenue"]["conversions"] == sum(y)
+        assert got["revenue"]["pre_period_mean"] == pytest.approx(sum(x) / len(members))
+        assert got["redemption"]["conversions"] == sum(1 for v in y if v)
+        assert got["redemption"]["pre_period_mean"] == pytest.approx(sum(1 for v in x if v) / len(members))
+        assert got["grab"]["conversions"] == sum(1 for v in y if v)  # each redeemed voucher was issued now
+        assert got["join"]["conversions"] == 0
+        assert got["join"]["pre_period_mean"] == pytest.approx(len(pre_joined & set(members)) / len(members))
+        sums[i] = stats.Sums(len(members), sum(y), sum(v * v for v in y), sum(x), sum(v * v for v in x),
+                             sum(a * b for a, b in zip(x, y, strict=True)))  # fmt: skip
+    pooled = sums[0] + sums[1]
+    # Weights 50/50/25: shares 0.4/0.4/0.2, so n_eff at the planned 10,000 is 10,000 x 0.4 x 0.4 / 0.8.
+    expected = stats.compare(
+        sums[0], sums[1], binary=False, theta=stats.cuped_theta(pooled), mean_x_all=pooled.mean_x, tune_n_eff=2000
+    )
+    [revenue] = [c for c in out["arms"][1]["comparisons"] if c["metric"] == "revenue"]
+    assert revenue["difference"] == pytest.approx(expected.difference)
+    assert revenue["cuped_difference"] == pytest.approx(expected.cuped_difference)
+    assert revenue["sequential_interval"]["low"] == pytest.approx(expected.sequential_interval.low)
+    inc = out["arms"][1]["incremental"]
+    n1 = sums[1].n
+    assert inc["revenue"] == pytest.approx((sums[1].mean - sums[holdout].mean) * n1)
+    assert inc["net_revenue"] == pytest.approx(inc["revenue"] - out["arms"][1]["coupon_cost"])
