@@ -181,7 +181,8 @@ async def run(n: int, runs: int, full_plan: bool = False) -> None:
             w = _Window(start, datetime.now(UTC), start - timedelta(days=experiment.pre_period_days))
             sql = _results_sql(p, experiment, ["join", "grab", "redemption", "revenue"], w)
             async with in_transaction() as tx:  # as results() runs it
-                await tx.execute_query("SET LOCAL jit = off")
+                for setting in ("jit = off", "enable_nestloop = off", "work_mem = '64MB'"):
+                    await tx.execute_query(f"SET LOCAL {setting}")
                 plan = await tx.execute_query("EXPLAIN ANALYZE " + sql, p.values)
             print("\nEXPLAIN ANALYZE (top and timing):")
             lines = [str(row[0]) for row in plan[1]]
