@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 from tortoise.transactions import in_transaction
@@ -131,6 +133,37 @@ async def seed(conn: asyncpg.Connection, n: int, campaign: int, template: int, o
     return steps
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_cpu(
+    conn: asyncpg.Connection, sql: str, values: list[object], experiment: int, runs: int
+) -> list[float]:
+    """The CPU time the database server spends on one results call (user + system of the
+    backend, from /proc): what a busy machine does not inflate, unlike the wall time."""
+    pid = await conn.fetchval("SELECT pg_backend_pid()")
+    counts = (
+        "SELECT arm, COUNT(*), SUM(CASE WHEN bucket_version = 1 THEN 1 ELSE 0 END) FROM experiment_exposures"
+        " WHERE experiment_id = $1 GROUP BY arm"
+    )
+    out = []
+    for _ in range(runs):
+        before = _cpu_seconds(pid)
+        async with conn.transaction():
+            # No parallel workers here: their CPU is not the backend's, and would go uncounted.
+            settings = ("jit = off", "enable_nestloop = off", "work_mem = '64MB'")
+            for setting in (*settings, "max_parallel_workers_per_gather = 0"):
+                await conn.execute(f"SET LOCAL {setting}")
+            await conn.fetch(sql, *values)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            await conn.fetch(counts, experiment)
+        out.append(_cpu_seconds(pid) - before)
+    return out
+
+
 async def run(n: int, runs: int, full_plan: bool = False) -> None:
     cluster = PostgresCluster.start()
     try:
@@ -184,6 +217,9 @@ async def run(n: int, runs: int, full_plan: bool = False) -> None:
                 for setting in ("jit = off", "enable_nestloop = off", "work_mem = '64MB'"):
                     await tx.execute_query(f"SET LOCAL {setting}")
                 plan = await tx.execute_query("EXPLAIN ANALYZE " + sql, p.values)
+            cpu = await backend_cpu(conn, sql, p.values, experiment.id, runs)
+            print(f"  PostgreSQL CPU for the two statements (the fold + the exposure counts), {runs} runs: "
+                  + ", ".join(f"{x:.2f} s" for x in cpu))  # fmt: skip
             print("\nEXPLAIN ANALYZE (top and timing):")
             lines = [str(row[0]) for row in plan[1]]
             for line in lines if full_plan else lines[:3] + lines[-2:]:
