@@ -15,6 +15,7 @@ from handlers.admin import customers as admin_customers
 from handlers.admin import data_rights as admin_data_rights
 from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import group_buy as admin_group_buy
+from handlers.admin import experiments as admin_experiments
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
 from handlers.admin import notifications as admin_notifications
@@ -53,6 +54,7 @@ def all_routes() -> RouteTable:
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
         admin_preview, admin_webhooks, admin_roi, customer_group_buy, admin_group_buy,
+        admin_experiments,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

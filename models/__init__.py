@@ -19,4 +19,5 @@ MODEL_MODULES: list[str] = [
     "models.webhooks",
     "models.attribution",
     "models.group_buy",
+    "models.experiments",
 ]

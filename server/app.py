@@ -25,6 +25,7 @@ from server.keys import (
     COUPON_CACHE,
     DATABASE,
     ERASED,
+    EXPERIMENTS,
     FEED,
     GROUP_BUYS,
     HTTP_SESSION,
@@ -46,6 +47,7 @@ from server.redis_pool import BoundedConnectionPool
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
+from services.experiments import Experiments
 from services.feed import Feed
 from services.forms import GroupBuys
 from services.journey import Journey
@@ -120,6 +122,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
     app[GROUP_BUYS] = GroupBuys(client, app[JOURNEY])
     app[FEED] = build_feed(client, settings)
+    app[EXPERIMENTS] = Experiments(client)
     state = app[REDIS_STATE] = Dependency("redis", safe_url(url))
 
     async def attempt() -> None:

@@ -17,6 +17,7 @@ from server.dependencies import DatabaseState, Dependency
 from server.policies import Policies
 from server.settings import Settings
 from services.core import AnyRedis, Principal
+from services.experiments import Experiments
 from services.feed import Feed
 from services.forms import GroupBuys
 from services.journey import Journey
@@ -43,6 +44,8 @@ GROUP_BUYS = web.AppKey("group_buys", GroupBuys)
 POLICIES = web.AppKey("policies", Policies)
 #: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.
 FEED = web.AppKey("feed", Feed)
+#: Running experiments and the exposure log (services/experiments/exposure.py).
+EXPERIMENTS = web.AppKey("experiments", Experiments)
 #: Customers whose data was erased: their access tokens are refused (services/privacy/gate.py).
 ERASED = web.AppKey("erased", ErasedCustomers)
 #: The OpenAPI document, built once when the app is created.

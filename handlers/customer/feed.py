@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -11,7 +12,7 @@ from pydantic import Field, model_validator
 from handlers.customer import feed_cards
 from handlers.customer.feed_schemas import FeedOut, SectionsOut
 from server.access import CUSTOMER
-from server.keys import FEED, JOURNEY
+from server.keys import EXPERIMENTS, FEED, JOURNEY
 from server.routing import RouteTable, principal_of
 from services.analytics import tracking
 from services.core import Body, Id, Out, Query, errors, pick_language
@@ -78,6 +79,13 @@ async def get_feed(request: web.Request, query: FeedQuery) -> web.Response:
     # Reasons and texts only for the page shown: the whole ranking needs scores alone.
     nxt = encode_offset(offset + query.limit) if offset + query.limit < len(ranking) else None
     chosen = ranking.page(offset, query.limit)
+    # Experiments: a first sight of a card is an exposure, and a held-out customer does
+    # not see the campaign (the page is then one card short; the cursor is unchanged).
+    hidden = await request.app[EXPERIMENTS].hidden(
+        principal_of(request).id, (s.id for s in chosen), "feed", datetime.now(UTC)
+    )
+    if hidden:
+        chosen = [s for s in chosen if s.id not in hidden]
     # Live seats and budgets of the campaigns shown, not the index's cached counts: a full
     # one, or one whose budget is spent, is not joinable, as its page says (issue 14 item
     # 2). Its place stays: see docs/feed.md.
@@ -98,6 +106,17 @@ def _json(body: bytes) -> web.Response:
 async def get_sections(request: web.Request, query: SectionsQuery) -> web.Response:
     ranking = await _ranking(request, query)
     chosen = ranking.sections(query.limit)
+    hidden = await request.app[EXPERIMENTS].hidden(  # as get_feed
+        principal_of(request).id, (s.id for s in chosen.shown()), "sections", datetime.now(UTC)
+    )
+    if hidden:
+        chosen = dataclasses.replace(
+            chosen,
+            recommended=[s for s in chosen.recommended if s.id not in hidden],
+            ending_soon=[s for s in chosen.ending_soon if s.id not in hidden],
+            near_you=[s for s in chosen.near_you if s.id not in hidden],
+            themed=[(t, name, [s for s in items if s.id not in hidden]) for t, name, items in chosen.themed],
+        )
     live = await live_limits(request.app[FEED].redis, chosen.shown())  # as get_feed
     accept = request.headers.get("Accept-Language")
     return _json(feed_cards.sections_json(ranking, query.limit, accept, live, chosen))

@@ -12,7 +12,7 @@ from handlers.common.schemas import GoalOut, PageQuery
 from models.journey import CustomerBadge
 from models.participations import Participation
 from server.access import CUSTOMER
-from server.keys import JOURNEY
+from server.keys import EXPERIMENTS, JOURNEY
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.activity import events as journey_events
 from services.campaigns import CampaignSnapshot, Phase
@@ -215,7 +215,7 @@ def _coupon_how(snap: CampaignSnapshot) -> Literal["grab", "join", "completion"]
     "GET", "/api/v1/campaigns/{id}", access=CUSTOMER, tags=("journey",), response=CustomerCampaignPageOut,
     summary="A campaign's page in the caller's language (Accept-Language): period, benefits, how to join, rewards "
     "with stock left, whether the caller can join (and why not), the caller's progress",
-    errors=(errors.NotFound, errors.NotEligible),
+    errors=(errors.NotFound, errors.NotEligible, errors.ExperimentHoldout),
 )  # fmt: skip
 async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
     j = _journey(request)
@@ -228,6 +228,9 @@ async def campaign_page(request: web.Request) -> CustomerCampaignPageOut:
         # Targeted campaigns show only to their audience (and to those who joined).
         if not await journey.in_audience(snap, customer_id):
             raise journey.audience_refusal()
+        # A first sight of the page is an exposure; the holdout sees no contact (those
+        # who joined before the experiment keep their page).
+        await request.app[EXPERIMENTS].check_contact(customer_id, snap.id, "page", now)
         refusal = await journey.join_refusal(j, snap, customer_id, now, check_cap=True, check_audience=False)
     return await shape_page(
         j, snap, _language(request, snap), now, phase=snap.phase(now),  # type: ignore[arg-type]  # visible_snapshot: never None
@@ -297,11 +300,14 @@ async def shape_page(
     also=(200,),
     summary="Join a campaign (one tap, idempotent: 201 the first time, 200 with the same participation after)",
     errors=(errors.NotFound, errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict,
-            errors.CampaignFull, errors.BudgetExhausted),
+            errors.CampaignFull, errors.BudgetExhausted, errors.ExperimentHoldout),
 )  # fmt: skip
 async def join_campaign(request: web.Request) -> JoinOut | web.Response:
     j = _journey(request)
-    participation, created = await journey.join(j, path_int(request, "id"), principal_of(request).id, datetime.now(UTC))
+    campaign_id, customer_id, now = path_int(request, "id"), principal_of(request).id, datetime.now(UTC)
+    # Before joining: the holdout may not join (no contact), and a join is an exposure.
+    await request.app[EXPERIMENTS].check_contact(customer_id, campaign_id, "join", now)
+    participation, created = await journey.join(j, campaign_id, customer_id, now)
     snap = await j.catalog.get(participation.campaign_id)
     assert snap is not None
     out = JoinOut(

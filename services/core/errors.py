@@ -535,6 +535,19 @@ class AnalyticsTooBroad(AppError):
     default_message = "too many campaigns times days to rank by traffic: narrow the range or sort otherwise"
 
 
+# Experiments
+class ExperimentHoldout(AppError):
+    code = "experiment_holdout"
+    status = 403
+    default_message = "this campaign is held out for you: it is part of an experiment's no-contact group"
+
+
+class ExperimentLayerFull(AppError):
+    code = "experiment_layer_full"
+    status = 409
+    default_message = "the experiments running in this layer leave too little traffic for this one"
+
+
 # Data rights
 class CustomerErased(AppError):
     code = "customer_erased"

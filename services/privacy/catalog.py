@@ -25,6 +25,7 @@ from models.audit import AuditEntry
 from models.automation import AutomationRun
 from models.customers import Customer, TierChange
 from models.group_buy import GroupBuy, GroupMember
+from models.experiments import ExperimentExposure
 from models.journey import (
     CheckIn,
     CustomerBadge,
@@ -154,6 +155,12 @@ HOLDINGS: tuple[Holding, ...] = (
         where=lambda customer_id: Q(participation__customer_id=customer_id),
     ),
     Holding(Redemption, ("customer_id",), "keep", "till transactions: finance and the staff audit"),
+    Holding(
+        ExperimentExposure,
+        ("customer_id",),
+        "keep",
+        "which arm of an experiment the person saw first: results count it (an arm index, no personal content)",
+    ),
     Holding(VoucherReminder, ("customer_id",), "delete", "outbox of reminders to the person"),
     Holding(InviteCode, ("customer_id",), "delete", "an identifier the person shared"),
     Holding(

@@ -15,6 +15,7 @@ from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreV
 from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer, TierChange
 from models.group_buy import GroupBuy, GroupMember
+from models.experiments import Experiment, ExperimentExposure
 from models.journey import CheckIn, CustomerBadge, PointsBalance, PointsEntry, ProgressEntry, RewardGrant
 from models.notifications import Notification, NotifySubscription
 from models.participations import Participation
@@ -137,6 +138,13 @@ async def history(client: TestClient, me: Person) -> None:
         voucher_id=me.available, customer_id=me.id, kind="expiring_soon", valid_until=now + timedelta(days=2)
     )
     await InviteCode.create(customer_id=me.id, code="ERIN0001")
+    experiment = await Experiment.create(
+        campaign_id=campaign.id, name="dr", salt="00", arms=[{"key": "a", "weight": 1}], primary_metric="join",
+        created_by=1,
+    )  # fmt: skip
+    await ExperimentExposure.create(
+        experiment=experiment, customer_id=me.id, arm=0, bucket_version=1, surface="feed", exposed_at=now
+    )
     await TierChange.create(customer_id=me.id, from_tier="standard", to_tier="gold", source="admin", admin_id=1)
     friend = await Customer.create(openid="o_friend")
     await Referral.create(inviter_id=me.id, invitee_id=friend.id, code="ERIN0001")

@@ -1,6 +1,7 @@
 """The three hot requests stay inside their domain: a coupon grab runs code of
 ``services.stock`` and ``services.core`` only, a staff redemption ``services.wallet`` and
-``core``, a feed page ``services.feed`` and ``core`` (the layout's promise, issue 13),
+``core``, a feed page ``services.feed`` and ``core`` (the layout's promise, issue 13) and the
+experiments' exposure check (issue 18),
 plus the caller checks of issue 15 that run before any handler: the erased-customer
 gate (``services.privacy.gate``) on customer requests and the token epoch
 (``services.accounts.epochs``) on staff requests.
@@ -106,4 +107,7 @@ async def test_a_feed_page_runs_feed_and_core_only(client):
 
     files = await files_run_by(feed)
     report("feed", files)
-    assert service_packages(files) == {"feed", "core", "privacy"} and gate_only(files)  # privacy: as for the grab
+    # privacy: as for the grab. experiments: which campaigns an experiment's holdout hides
+    # (services/experiments/exposure.py; a dict lookup when none runs), nothing else of it.
+    assert service_packages(files) == {"feed", "core", "privacy", "experiments"} and gate_only(files)
+    assert {f for f in files if f.startswith("services/experiments/")} == {"services/experiments/exposure.py"}
