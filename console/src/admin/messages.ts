@@ -258,7 +258,9 @@ addMessages({
     'an.from': '从',
     'an.to': '到',
     'red.reversed': '已冲正',
-    'red.reversal_note': '冲正由门店经理在收银页操作（管理端接口未提供冲正）。',
+    'red.reversal_note': '冲正：门店经理在收银页，或客服（运营、超级管理员）在此处，须在核销后的冲正时限内并填写原因。',
+    'red.reverse': '冲正',
+    'red.reversed_done': '已冲正',
     'skipped.title': '暂不可用',
   },
   en: {
@@ -516,7 +518,9 @@ addMessages({
     'an.from': 'From',
     'an.to': 'To',
     'red.reversed': 'Reversed',
-    'red.reversal_note': 'Reversals are made by store managers on the till page (no admin reversal route).',
+    'red.reversal_note': 'Reversals: store managers on the till page, or customer service (operators, superadmins) here, within the reversal window after the redemption, with a reason.',
+    'red.reverse': 'Reverse',
+    'red.reversed_done': 'Reversed',
     'skipped.title': 'Not available',
   },
 })
