@@ -68,7 +68,7 @@ async def list_redemptions(request: web.Request, query: AdminListQuery) -> Redem
     summary="Reverse a redemption of any store (customer service: operators and superadmins), on a store "
     "manager's terms: within REDEMPTION_REVERSE_WINDOW_SECONDS, once, with a reason; reversed_by stays null",
 )  # fmt: skip
-async def reverse_redemption(request: web.Request, body: ReverseIn) -> RedemptionOut:
+async def admin_reverse_redemption(request: web.Request, body: ReverseIn) -> RedemptionOut:
     row = await redemption.reverse_for_admin(
         actor_of(request), path_int(request, "id"), body.reason, request.app[SETTINGS].redemption_reverse_window_seconds
     )
