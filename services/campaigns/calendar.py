@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Q, RawSQL, Subquery
 from tortoise.queryset import QuerySet
 
 from models.campaigns import Campaign, CampaignStore, ExclusivityLink
@@ -102,7 +102,21 @@ class _Row:
     starts_at: datetime
     ends_at: datetime
     all_stores: bool
-    categories: list[str]
+    raw_categories: Any  # JSON text or a decoded list: decoded only for the clashes
+
+    @property
+    def categories(self) -> list[str]:
+        return [str(c) for c in (_json(self.raw_categories) or [])]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _instant(value: Any) -> datetime:
+    """A timestamp as the driver gives it (asyncpg: a datetime; SQLite: ISO text) in UTC."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def _invalid(field_name: str, message: str, kind: str) -> errors.AppError:
@@ -197,24 +211,34 @@ async def _window_rows(
     first: date, last: date, *, store_id: int | None, campaign_type: str | None, channel: str | None
 ) -> list[_Row]:
     """Every campaign in the window without its content, by start then id. ``channel`` is
-    filtered here: the list is JSON, and the rows are narrow."""
+    filtered here: the list is JSON, and the rows are narrow.
+
+    The timestamps and JSON lists are read raw (annotations, which the ORM does not convert)
+    and converted here: over a window of 10,000 campaigns the ORM's own conversion (an
+    iso8601 parse per timestamp, a JSON decode per list) was most of the call's time."""
     found = await (
         _window_query(first, last, store_id=store_id, campaign_type=campaign_type)
+        .annotate(
+            raw_start=RawSQL("starts_at"),
+            raw_end=RawSQL("ends_at"),
+            raw_categories=RawSQL("categories"),
+            raw_channels=RawSQL("channels"),
+        )
         .order_by("starts_at", "id")
-        .values_list("id", "type", "status", "starts_at", "ends_at", "all_stores", "categories", "channels")
+        .values_list("id", "type", "status", "raw_start", "raw_end", "all_stores", "raw_categories", "raw_channels")
     )
     return [
         _Row(
             id=row[0],
             type=row[1],
             status=row[2],
-            starts_at=row[3],
-            ends_at=row[4],
+            starts_at=_instant(row[3]),
+            ends_at=_instant(row[4]),
             all_stores=bool(row[5]),
-            categories=[str(c) for c in (row[6] or [])],
+            raw_categories=row[6],
         )
         for row in found
-        if channel is None or channel in (row[7] or [])
+        if channel is None or channel in (_json(row[7]) or [])
     ]
 
 
