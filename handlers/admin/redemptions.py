@@ -1,4 +1,5 @@
-"""Redemptions across stores for admins (list, CSV export), and campaign poster codes."""
+"""Redemptions across stores for admins (list, CSV export, reversal by customer service), and
+campaign poster codes."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from handlers.common import csv_export
+from handlers.common.actors import actor_of
 from handlers.common.schemas import PageQuery
-from handlers.staff.redemptions import RedemptionPageOut, TotalsOut, redemption_out
-from server.access import ANY_ADMIN
-from server.keys import REDIS, WECHAT
+from handlers.staff.redemptions import RedemptionOut, RedemptionPageOut, ReverseIn, TotalsOut, redemption_out
+from server.access import ANY_ADMIN, admin
+from server.keys import REDIS, SETTINGS, WECHAT
 from server.routing import RouteTable, path_int
 from services.content import posters
 from services.core import Day, Id, Query, errors
-from services.wallet import redemption_lists
+from services.wallet import redemption, redemption_lists
 
 routes = RouteTable()
 
@@ -57,6 +59,21 @@ async def list_redemptions(request: web.Request, query: AdminListQuery) -> Redem
     return RedemptionPageOut(
         items=[redemption_out(v) for v in views], next_cursor=nxt, totals=TotalsOut(**totals.__dict__)
     )
+
+
+@routes.add(
+    "POST", "/api/v1/admin/redemptions/{id}/reverse", access=admin("operator", "superadmin"),
+    tags=("redemptions",), body=ReverseIn, response=RedemptionOut,
+    errors=(errors.NotFound, errors.AlreadyReversed, errors.ReversalWindowPassed),
+    summary="Reverse a redemption of any store (customer service: operators and superadmins), on a store "
+    "manager's terms: within REDEMPTION_REVERSE_WINDOW_SECONDS, once, with a reason; reversed_by stays null",
+)  # fmt: skip
+async def admin_reverse_redemption(request: web.Request, body: ReverseIn) -> RedemptionOut:
+    row = await redemption.reverse_for_admin(
+        actor_of(request), path_int(request, "id"), body.reason, request.app[SETTINGS].redemption_reverse_window_seconds
+    )
+    [view] = await redemption_lists.describe([row])
+    return redemption_out(view)
 
 
 CSV_COLUMNS = (

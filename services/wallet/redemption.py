@@ -176,6 +176,22 @@ async def reverse(till: Till, actor: Actor, redemption_id: int, reason: str, win
         raise errors.NotFound("no such redemption")
     if r.store_id != till.store_id or till.role != "manager":
         raise errors.Forbidden("only a manager of the store that redeemed it may reverse a redemption")
+    return await _reverse(r, actor, reason, window_seconds, reversed_by_id=till.staff_id)
+
+
+async def reverse_for_admin(actor: Actor, redemption_id: int, reason: str, window_seconds: int) -> Redemption:
+    """Customer service's reversal from the console: a redemption of any store, on the same
+    terms as a store manager's (within the window, once). ``reversed_by`` (a staff member)
+    stays null; the audit entry names the admin."""
+    r = await Redemption.get_or_none(id=redemption_id)
+    if r is None:
+        raise errors.NotFound("no such redemption")
+    return await _reverse(r, actor, reason, window_seconds, reversed_by_id=None)
+
+
+async def _reverse(
+    r: Redemption, actor: Actor, reason: str, window_seconds: int, *, reversed_by_id: int | None
+) -> Redemption:
     if r.reversed_at is not None:
         raise errors.AlreadyReversed(details={"reversed_at": r.reversed_at.isoformat()})
     now = datetime.now(UTC)
@@ -186,7 +202,7 @@ async def reverse(till: Till, actor: Actor, redemption_id: int, reason: str, win
         )
     async with in_transaction():
         changed = await Redemption.filter(id=r.id, reversed_at=None).update(
-            reversed_at=now, reversed_by_id=till.staff_id, reverse_reason=reason
+            reversed_at=now, reversed_by_id=reversed_by_id, reverse_reason=reason
         )
         if changed != 1:
             raise errors.AlreadyReversed()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from tortoise.functions import Count, Sum
@@ -93,6 +93,17 @@ class Filters:
     staff_id: int | None = None
     date_from: date | None = None
     date_to: date | None = None
+    #: Instants, for a day that is not a UTC day (a store's local day): [since, until).
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def local_day(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[the day's first instant, the next day's first instant) in ``zone``, in UTC: 24
+    hours, or 23 or 25 across a daylight-saving change."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _day_start(day: date) -> datetime:
@@ -111,6 +122,10 @@ def _filtered(f: Filters) -> Any:
         query = query.filter(created_at__gte=_day_start(f.date_from))
     if f.date_to is not None:
         query = query.filter(created_at__lt=_day_start(f.date_to) + timedelta(days=1))
+    if f.since is not None:
+        query = query.filter(created_at__gte=f.since)
+    if f.until is not None:
+        query = query.filter(created_at__lt=f.until)
     return query
 
 

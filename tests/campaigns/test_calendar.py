@@ -1,4 +1,6 @@
-"""The campaign calendar: each UTC day of a month with the campaigns running, starting, ending."""
+"""The campaign calendar: each UTC day of a month or bounded window with counts and the first
+campaigns running, starting, ending; a paginated list of the window's campaigns; and the
+exclusive pairs that clash in the window, in one call."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from models.campaigns import Campaign, CampaignStore
+from models.campaigns import Campaign, CampaignStore, ExclusivityLink
 from models.stores import Store
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 
 CALENDAR = "/api/v1/admin/calendar"
+OVERLAPS = "/api/v1/admin/calendar/overlaps"
 
 
 @pytest.fixture(autouse=True)
@@ -209,19 +212,169 @@ async def test_a_campaign_without_any_title_has_a_null_title(client: TestClient,
         {"month": "2026-12", "type": "coupon"},
         {"month": "2026-12", "channel": "tv"},
         {"month": "2026-12", "colour": "red"},
+        # Windows: both ends, ordered, at most 62 days, not beside a month.
+        {"date_from": "2026-12-01"},
+        {"date_to": "2026-12-07"},
+        {"date_from": "2026-12-08", "date_to": "2026-12-07"},
+        {"date_from": "2026-12-01", "date_to": "2027-02-01"},  # 63 days
+        {"date_from": "2026-01-01", "date_to": "2026-12-31"},
+        {"month": "2026-12", "date_from": "2026-12-01", "date_to": "2026-12-07"},
+        {"date_from": "2026-12-1", "date_to": "2026-12-07"},
+        {"date_from": "1969-12-31", "date_to": "1970-01-01"},
     ],
 )
-async def test_bad_queries_are_422(client: TestClient, reviewer: dict[str, str], query: dict[str, str]) -> None:
-    resp = await client.get(CALENDAR, params=query, headers=reviewer)
+@pytest.mark.parametrize("path", [CALENDAR, OVERLAPS])
+async def test_bad_queries_are_422(
+    client: TestClient, reviewer: dict[str, str], query: dict[str, str], path: str
+) -> None:
+    resp = await client.get(path, params=query, headers=reviewer)
     assert resp.status == 422, await resp.text()
     error = await error_of(resp)
     assert error["code"] == "validation_failed"
-    assert error["details"]["errors"][0]["field"] in {"month", "store_id", "type", "channel", "colour"}
+    fields = {"month", "store_id", "type", "channel", "colour", "date_from", "date_to"}
+    assert error["details"]["errors"][0]["field"] in fields
 
 
-async def test_who_may_read_the_calendar(client: TestClient) -> None:
-    resp = await client.get(CALENDAR, params={"month": "2026-12"})
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"per_day": "0"},
+        {"per_day": "51"},
+        {"limit": "0"},
+        {"limit": "201"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": "eyJhZnRlciI6IDF9"},  # {"after": 1}: base64 JSON, but not ours
+    ],
+)
+async def test_bad_page_queries_are_422(client: TestClient, reviewer: dict[str, str], query: dict[str, str]) -> None:
+    resp = await client.get(CALENDAR, params={"month": "2026-12", **query}, headers=reviewer)
+    assert resp.status == 422, await resp.text()
+    error = await error_of(resp)
+    assert error["code"] == "validation_failed"
+    assert error["details"]["errors"][0]["field"] == next(iter(query))
+
+
+async def test_a_window_by_days_crossing_a_month(
+    client: TestClient, reviewer: dict[str, str], december: dict[str, Any]
+) -> None:
+    c = {name: row.id for name, row in december["campaigns"].items()}
+    body = await get_calendar(client, reviewer, date_from="2026-12-28", date_to="2027-01-03")
+    assert body["month"] is None and (body["date_from"], body["date_to"]) == ("2026-12-28", "2027-01-03")
+    days = by_date(body)
+    assert list(days) == [
+        "2026-12-28",
+        "2026-12-29",
+        "2026-12-30",
+        "2026-12-31",
+        "2027-01-01",
+        "2027-01-02",
+        "2027-01-03",
+    ]
+    # The gala runs 30 Dec 08:00 to 3 Jan 08:00: it ends on the 3rd, inside this window.
+    assert days["2027-01-03"] == {"running": [c["season"], c["new_year"]], "starting": [], "ending": [c["new_year"]]}
+    assert [d["running_count"] for d in body["days"]] == [1, 1, 2, 2, 2, 2, 2]
+    assert [e["id"] for e in body["campaigns"]] == [c["season"], c["new_year"]]
+    assert body["campaigns"][1]["starts_at"].startswith("2026-12-30T08:00:00")
+    assert body["next_cursor"] is None
+    # 62 days is the most a window may span.
+    wide = await get_calendar(client, reviewer, date_from="2026-12-01", date_to="2027-01-31")
+    assert len(wide["days"]) == 62
+
+
+async def test_a_crowded_window_is_bounded_counted_and_paged(client: TestClient, reviewer: dict[str, str]) -> None:
+    # 30 campaigns on the same days: each day lists the first per_day (by start, then id)
+    # and counts all; the window's full list comes a page at a time. The first calendar
+    # listed all 30 on every day (and had no counts or list).
+    made = [
+        await campaign(f"Crowd {n}", at("2026-12-10", f"{n % 24:02d}:00"), at("2026-12-12", "12:00")) for n in range(30)
+    ]
+    in_order = [row.id for row in sorted(made, key=lambda r: (r.starts_at, r.id))]
+    body = await get_calendar(client, reviewer, month="2026-12")
+    day = next(d for d in body["days"] if d["date"] == "2026-12-11")
+    assert ids(day["running"]) == in_order[:10]
+    assert (day["running_count"], day["starting_count"], day["ending_count"]) == (30, 0, 0)
+    tenth = next(d for d in body["days"] if d["date"] == "2026-12-10")
+    assert len(tenth["starting"]) == 10 and tenth["starting_count"] == 30
+    twelfth = next(d for d in body["days"] if d["date"] == "2026-12-12")
+    assert len(twelfth["ending"]) == 10 and twelfth["ending_count"] == 30
+    quiet = next(d for d in body["days"] if d["date"] == "2026-12-20")
+    assert quiet["running"] == [] and quiet["running_count"] == 0
+
+    narrow = await get_calendar(client, reviewer, month="2026-12", per_day=3)
+    assert ids(next(d for d in narrow["days"] if d["date"] == "2026-12-11")["running"]) == in_order[:3]
+
+    seen: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"month": "2026-12", "limit": 12, **({"cursor": cursor} if cursor else {})}
+        page = await get_calendar(client, reviewer, **params)
+        assert len(page["campaigns"]) <= 12
+        seen += [e["id"] for e in page["campaigns"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == in_order and pages == 3
+
+
+async def exclusive(a: Campaign, b: Campaign) -> None:
+    low, high = sorted((a.id, b.id))
+    await ExclusivityLink.create(campaign_low_id=low, campaign_high_id=high, created_by=1)
+
+
+async def get_overlaps(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    resp = await client.get(OVERLAPS, params={k: str(v) for k, v in params.items()}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_the_exclusive_clashes_of_a_window_in_one_call(client: TestClient, reviewer: dict[str, str]) -> None:
+    jingan, xuhui = await store("SH001"), await store("SH002")
+    season = await campaign("Season", at("2026-11-20"), at("2027-01-10"))
+    flash = await campaign("Flash", at("2026-12-12", "02:00"), at("2026-12-14", "02:00"), stores=(jingan,))
+    elsewhere = await campaign("Elsewhere", at("2026-12-01"), at("2026-12-31"), stores=(xuhui,))
+    apart = await campaign("Apart", at("2027-03-01"), at("2027-03-05"))
+    pos_only = await campaign("Till", at("2026-12-13"), at("2026-12-16"), channels=("pos",))
+    draft = await campaign("Draft", at("2026-12-01"), at("2026-12-31"), status="draft")
+    shoes = await campaign(
+        "Shoes", at("2026-12-01"), at("2026-12-31"), stores=(jingan,), content={"zh-CN": {"title": "Shoes"}}
+    )
+    await Campaign.filter(id=shoes.id).update(categories=["shoes"])
+    hats = await campaign("Hats", at("2026-12-01"), at("2026-12-31"), stores=(jingan,))
+    await Campaign.filter(id=hats.id).update(categories=["hats"])
+    await exclusive(season, flash)  # clash on 12 to 14 Dec, in Jingan
+    await exclusive(flash, elsewhere)  # same days, no store in common: no clash
+    await exclusive(season, apart)  # never together
+    await exclusive(flash, pos_only)  # clash 13 to 14 Dec, unless the channel is filtered
+    await exclusive(season, draft)  # drafts are not on the calendar
+    await exclusive(shoes, hats)  # categories apart: no clash
+
+    body = await get_overlaps(client, reviewer, month="2026-12")
+    assert (body["date_from"], body["date_to"], body["truncated"]) == ("2026-12-01", "2026-12-31", False)
+    got = {(i["low"]["id"], i["high"]["id"]): i for i in body["items"]}
+    assert set(got) == {tuple(sorted((season.id, flash.id))), tuple(sorted((flash.id, pos_only.id)))}
+    pair = got[tuple(sorted((season.id, flash.id)))]
+    assert (pair["date_from"], pair["date_to"]) == ("2026-12-12", "2026-12-14")
+    assert pair["shared_store_ids"] == [jingan.id] and pair["shared_categories"] == []
+    assert {pair["low"]["title"], pair["high"]["title"]} == {"Season", "Flash"}
+    till = got[tuple(sorted((flash.id, pos_only.id)))]
+    assert (till["date_from"], till["date_to"]) == ("2026-12-13", "2026-12-14")
+
+    # The window clips the shared days; filters drop pairs with a campaign not shown.
+    week = await get_overlaps(client, reviewer, date_from="2026-12-14", date_to="2026-12-20")
+    assert {(i["date_from"], i["date_to"]) for i in week["items"]} == {("2026-12-14", "2026-12-14")}
+    assert len(week["items"]) == 2
+    minis = await get_overlaps(client, reviewer, month="2026-12", channel="miniprogram")
+    assert [(i["low"]["id"], i["high"]["id"]) for i in minis["items"]] == [tuple(sorted((season.id, flash.id)))]
+    assert (await get_overlaps(client, reviewer, month="2026-12", store_id=xuhui.id))["items"] == []
+    assert (await get_overlaps(client, reviewer, month="2027-03"))["items"] == []
+
+
+@pytest.mark.parametrize("path", [CALENDAR, OVERLAPS])
+async def test_who_may_read_the_calendar(client: TestClient, path: str) -> None:
+    resp = await client.get(path, params={"month": "2026-12"})
     assert resp.status == 401 and (await error_of(resp))["code"] == "unauthenticated"
     customer = await customer_login(client)
-    resp = await client.get(CALENDAR, params={"month": "2026-12"}, headers=bearer(customer["access_token"]))
+    resp = await client.get(path, params={"month": "2026-12"}, headers=bearer(customer["access_token"]))
     assert resp.status == 403 and (await error_of(resp))["code"] == "forbidden"

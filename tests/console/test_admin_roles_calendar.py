@@ -96,6 +96,8 @@ async def test_calendar_flags_exclusive_campaigns_on_the_day(console, browser):
     assert resp.status == 200, await resp.text()
 
     page = await new_page(browser, **DESKTOP)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/admin/" in r.url else None)
     await page.goto(console.url("/admin/"))
     await page.fill("input[name=username]", "olga")
     await page.fill("input[name=password]", "pw-olga-0123456789")
@@ -113,6 +115,15 @@ async def test_calendar_flags_exclusive_campaigns_on_the_day(console, browser):
     next_day = page.locator(f"[data-day='{day + dt.timedelta(days=1):%Y-%m-%d}']")
     await next_day.locator(f"[data-campaign='{weekend}']").wait_for()
     assert await next_day.locator("[data-test=exclusive-flag]").count() == 0
+    # The window's campaigns are listed under the grid.
+    listed = page.locator("[data-test=cal-campaigns] [data-listed]")
+    assert sorted(await listed.evaluate_all("els => els.map(e => +e.dataset.listed)")) == sorted(ids)
+    # The clashes came in one call for the month, not one per campaign; the calendar asked
+    # for a bounded window.
+    assert not [u for u in asked if "/campaigns/" in u and "/overlaps" in u]
+    window = f"date_from={first_next:%Y-%m-%d}"
+    assert any("/api/v1/admin/calendar/overlaps?" in u and window in u for u in asked)
+    assert any("/api/v1/admin/calendar?" in u and window in u and "per_day=" in u for u in asked)
     await shoot(page, "admin-calendar-desktop")
     await page.click("[data-test=cal-mode] >> text=周")
     await page.wait_for_selector("[data-test=calendar].week")

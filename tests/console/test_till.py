@@ -8,6 +8,7 @@ test-artifacts/console/."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -98,6 +99,8 @@ async def test_clerk_redeems_once_and_a_manager_reverses(console, browser):
     # A double tap redeems once.
     sent: list[dict[str, str]] = []
     page.on("request", lambda r: sent.append(r.headers) if r.method == "POST" and r.url.endswith(REDEEM) else None)
+    lists: list[str] = []
+    page.on("request", lambda r: lists.append(r.url) if r.method == "GET" and REDEEM + "?" in r.url else None)
     await page.dblclick("[data-test=redeem]")
     await page.wait_for_selector("[data-test=done]")
     assert "已核销：立减，优惠 ¥10.00" in await page.inner_text("[data-test=done]")  # noqa: RUF001  # the page speaks Chinese
@@ -109,6 +112,9 @@ async def test_clerk_redeems_once_and_a_manager_reverses(console, browser):
     assert (await first.row()).status == "used"
     await page.wait_for_selector("[data-test=redemption]")
     assert "1 笔" in await page.inner_text("[data-test=totals]")
+    # "Today" is the till's day in its zone (Shanghai by default), not the UTC day.
+    shanghai_today = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date().isoformat()
+    assert lists and all("zone=Asia%2FShanghai" in u and f"date={shanghai_today}" in u for u in lists), lists
     assert "¥58.50" in await page.inner_text("[data-test=totals]")
 
     # The same barcode again (the customer shows the screen twice): refused in plain words,

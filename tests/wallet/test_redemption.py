@@ -442,3 +442,35 @@ async def test_poster_code_comes_from_wechat_once(client):
     assert second.status == 200 and await second.read() == image
     assert (await wechat_calls(client)).get("/wxa/getwxacodeunlimit", 0) == before + 1
     await _refused(await client.get("/api/v1/admin/campaigns/999999/poster-code", headers=admin), 404, "not_found")
+
+
+async def test_customer_service_reverses_from_the_console(client):
+    # Operators and superadmins reverse a redemption of any store on a manager's terms
+    # (reason, window, once); other admins are refused; reversed_by (a staff member) stays
+    # null and the audit entry names the admin.
+    shop = await store()
+    clerk = await staff_login(client, shop.id, "clara")
+    a, b = await vouchers(client, 2)
+    rid = await _redeemed(client, clerk, a)
+    operator = bearer((await logged_in_admin(client, "operator", "olga"))["access_token"])
+    reviewer = bearer((await logged_in_admin(client, "reviewer", "rita"))["access_token"])
+    path = f"/api/v1/admin/redemptions/{rid}/reverse"
+    await _refused(await client.post(path, json={"reason": "x"}, headers=reviewer), 403, "forbidden")
+    await _refused(await client.post(path, json={"reason": ""}, headers=operator), 422, "validation_failed")
+    await _refused(await client.post(path, json={}, headers=operator), 422, "validation_failed")
+    resp = await client.post(path, json={"reason": "charged twice at the till"}, headers=operator)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["reversed_at"] and body["reverse_reason"] == "charged twice at the till"
+    assert body["reversed_by"] is None
+    assert (await a.row()).status == "available"
+    entry = await AuditEntry.get(action="voucher.redeem.reverse", entity_id=rid)
+    assert entry.actor_kind == "admin"
+    await _refused(await client.post(path, json={"reason": "again"}, headers=operator), 409, "already_reversed")
+
+    old = await _redeemed(client, clerk, b)
+    await Redemption.filter(id=old).update(created_at=datetime.now(UTC) - timedelta(seconds=1801))
+    resp = await client.post(f"/api/v1/admin/redemptions/{old}/reverse", json={"reason": "late"}, headers=operator)
+    await _refused(resp, 409, "reversal_window_passed")
+    missing = await client.post("/api/v1/admin/redemptions/999999/reverse", json={"reason": "x"}, headers=operator)
+    await _refused(missing, 404, "not_found")

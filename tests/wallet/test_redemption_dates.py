@@ -5,15 +5,18 @@ look like a complete file."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
 from handlers.admin import redemptions as admin_redemptions
+from models.redemptions import Redemption
 from services.core import LATEST_DAY
 from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
-from tests.wallet.fixtures import staff_login, store
+from tests.wallet.fixtures import REDEEM, qr_payload, staff_login, store, vouchers
 
 CSV = "/api/v1/admin/redemptions.csv"
 
@@ -75,3 +78,47 @@ async def test_an_export_failing_midway_is_visibly_incomplete(client, monkeypatc
     last_line = received.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
     assert last_line.startswith(b"# export failed"), received
     assert resp.headers["X-Request-ID"].encode() in last_line
+
+
+async def test_a_store_day_in_its_zone_across_utc_midnight(client) -> None:
+    # 15:30 UTC on 3 December is 23:30 in Shanghai; 16:30 UTC is already 00:30 on the 4th
+    # there. The till asks for its own day with zone=Asia/Shanghai; without a zone the day
+    # stays a UTC day (both on the 3rd).
+    shop = await store()
+    clerk = await staff_login(client, shop.id, "clara")
+    held = await vouchers(client, 3)
+    ids = []
+    for h in held:
+        resp = await client.post(REDEEM, json={"payload": await qr_payload(client, h)}, headers=clerk)
+        assert resp.status == 201, await resp.text()
+        ids.append((await resp.json())["id"])
+    late, early, next_day = ids
+    for rid, at in (
+        (late, datetime(2026, 12, 3, 15, 30, tzinfo=UTC)),
+        (early, datetime(2026, 12, 2, 16, 0, tzinfo=UTC)),  # 00:00 on the 3rd in Shanghai: included
+        (next_day, datetime(2026, 12, 3, 16, 30, tzinfo=UTC)),
+    ):
+        await Redemption.filter(id=rid).update(created_at=at)
+
+    async def listed(**params: str) -> tuple[list[int], int]:
+        resp = await client.get("/api/v1/staff/redemptions", params=params, headers=clerk)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        return sorted(i["id"] for i in body["items"]), body["totals"]["count"]
+
+    assert await listed(date="2026-12-03", zone="Asia/Shanghai") == (sorted([late, early]), 2)
+    assert await listed(date="2026-12-04", zone="Asia/Shanghai") == ([next_day], 1)
+    assert await listed(date="2026-12-03") == (sorted([next_day, late]), 2)
+    assert await listed(date="2026-12-02") == ([early], 1)
+    assert await listed(date="2026-12-03", zone="UTC") == (sorted([next_day, late]), 2)
+    # Today (no date) is today in the zone.
+    today_there = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    assert await listed(zone="Asia/Shanghai") == await listed(date=today_there, zone="Asia/Shanghai")
+
+
+@pytest.mark.parametrize("zone", ["Asia", "asia/shanghai", "../etc/passwd", "/etc/localtime", "Mars/Base", " UTC", ""])
+async def test_an_unknown_zone_is_422(client, zone: str) -> None:
+    shop = await store()
+    clerk = await staff_login(client, shop.id, "clara")
+    resp = await client.get("/api/v1/staff/redemptions", params={"zone": zone}, headers=clerk)
+    await _validation_failed(resp, "zone")

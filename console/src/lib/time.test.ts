@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { currentZone, DEFAULT_ZONE, formatDate, formatDateTime, formatTime, offsetMinutes, todayIn, utcDay, zonedToUtcIso } from './time'
+import { currentZone, DEFAULT_ZONE, formatDate, formatDateTime, formatTime, offsetMinutes, shiftDate, todayIn, utcDay, zonedToUtcIso } from './time'
 
 describe('showing API times', () => {
   it('shows UTC in Shanghai time by default', () => {
@@ -44,5 +44,7 @@ describe('sending times typed in the zone', () => {
     const late = new Date('2026-12-03T17:00:00Z')
     expect(todayIn('Asia/Shanghai', late)).toBe('2026-12-04')
     expect(utcDay(late)).toBe('2026-12-03')
+    expect(shiftDate('2026-12-31', 1)).toBe('2027-01-01')
+    expect(shiftDate('2028-03-01', -1)).toBe('2028-02-29')
   })
 })

@@ -102,7 +102,14 @@ export function todayIn(zone: string = currentZone(), now: Date = new Date()): s
   return formatDate(now.toISOString(), zone)
 }
 
-/** The UTC day ("YYYY-MM-DD") an instant falls on: the staff list's ?date= is a UTC day. */
+/** "YYYY-MM-DD" shifted by whole days (calendar arithmetic, no zone involved). */
+export function shiftDate(day: string, by: number): string {
+  const d = new Date(`${day}T00:00:00Z`)
+  d.setUTCDate(d.getUTCDate() + by)
+  return d.toISOString().slice(0, 10)
+}
+
+/** The UTC day ("YYYY-MM-DD") an instant falls on. */
 export function utcDay(now: Date = new Date()): string {
   return now.toISOString().slice(0, 10)
 }

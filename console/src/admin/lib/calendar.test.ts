@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { clashes, monthGrid, pairKey, shiftMonth, weekStart } from './calendar'
+import { clashDays, clashes, monthGrid, pairKey, shiftMonth, weekStart, windowOf } from './calendar'
 
 describe('calendar', () => {
   it('moves between months across years', () => {
@@ -21,5 +21,19 @@ describe('calendar', () => {
     expect(clashes([1, 2, 3], pairs)).toEqual([[1, 3]])
     expect(clashes([5, 2, 2, 1], pairs)).toEqual([[2, 5]])
     expect(clashes([1, 2], pairs)).toEqual([])
+  })
+  it('asks for the month or the week, ends included', () => {
+    expect(windowOf('month', '2028-02', '2028-02-07')).toEqual(['2028-02-01', '2028-02-29'])
+    expect(windowOf('month', '2026-12', '2026-11-30')).toEqual(['2026-12-01', '2026-12-31'])
+    expect(windowOf('week', '2026-12', '2026-12-28')).toEqual(['2026-12-28', '2027-01-03'])
+  })
+  it('spreads each clash over the days it spans', () => {
+    const days = clashDays([
+      { low: { id: 1 }, high: { id: 2 }, date_from: '2026-12-31', date_to: '2027-01-01' },
+      { low: { id: 1 }, high: { id: 5 }, date_from: '2027-01-01', date_to: '2027-01-01' },
+    ])
+    expect([...days.keys()]).toEqual(['2026-12-31', '2027-01-01'])
+    expect(days.get('2027-01-01')).toEqual([[1, 2], [1, 5]])
+    expect(days.get('2027-01-02')).toBeUndefined()
   })
 })

@@ -44,3 +44,30 @@ export function clashes(running: readonly number[], exclusivePairs: ReadonlySet<
   }
   return out
 }
+
+/** The first and last day (inclusive) the calendar asks the server for: the month, or the week. */
+export function windowOf(mode: 'month' | 'week', month: string, week: string): [string, string] {
+  if (mode === 'week') return [week, shiftDay(week, 6)]
+  return [`${month}-01`, shiftDay(`${shiftMonth(month, 1)}-01`, -1)]
+}
+
+/** A clash as the calendar's overlaps route answers it: two campaigns and the days they share. */
+export interface ClashSpan {
+  low: { id: number; title?: string | null }
+  high: { id: number; title?: string | null }
+  date_from: string
+  date_to: string
+}
+
+/** Day → the exclusive pairs running together that day, from the window's clashes. */
+export function clashDays(items: readonly ClashSpan[]): Map<string, [number, number][]> {
+  const out = new Map<string, [number, number][]>()
+  for (const c of items) {
+    for (let d = c.date_from; d <= c.date_to; d = shiftDay(d, 1)) {
+      const list = out.get(d) ?? []
+      list.push([c.low.id, c.high.id])
+      out.set(d, list)
+    }
+  }
+  return out
+}
