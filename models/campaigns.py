@@ -83,6 +83,8 @@ class Campaign(Model):
     # The reviewable spec (CampaignIn-shaped JSON) as it was when the campaign last became
     # approved; None until then. The review page diffs the current spec against it.
     approved_spec = fields.JSONField[dict[str, Any] | None](null=True)
+    # bargain and assist campaigns: their BargainSpec (services/campaigns/spec.py) as JSON.
+    bargain = fields.JSONField[dict[str, Any] | None](null=True)
     created_by = fields.BigIntField()
     submitted_by = fields.BigIntField(null=True)
     submitted_at = fields.DatetimeField(null=True)

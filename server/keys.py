@@ -18,6 +18,7 @@ from server.policies import Policies
 from server.settings import Settings
 from services.core import AnyRedis, Principal
 from services.feed import Feed
+from services.forms import Bargains
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -36,6 +37,8 @@ STOCK = web.AppKey("stock", Stock)
 COUPON_CACHE = web.AppKey("coupon_cache", CouponCache)
 IP_LIMITER = web.AppKey("ip_limiter", IpLimiter)
 JOURNEY = web.AppKey("journey", Journey)
+#: Bargains and assists (services/forms/bargain.py): their scripts and runtime.
+BARGAINS = web.AppKey("bargains", Bargains)
 #: The domain policies handlers pass to services (server/policies.py), built once.
 POLICIES = web.AppKey("policies", Policies)
 #: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.

@@ -90,6 +90,7 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
         "reward_badge": spec.reward_badge,
         "refund_policy": spec.refund_policy,
         "budget_limit": spec.budget_limit,
+        "bargain": spec.bargain.model_dump() if spec.bargain else None,
     }
 
 
@@ -221,6 +222,7 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
         "reward_badge": campaign.reward_badge,
         "refund_policy": campaign.refund_policy,
         "budget_limit": campaign.budget_limit,
+        "bargain": campaign.bargain,
         "coupons": [_coupon_spec(c) for c in await coupons_of(campaign)],
     }
 

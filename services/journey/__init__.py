@@ -6,7 +6,7 @@ import them from here; its modules import each other directly."""
 
 from services.core import SeatKeys
 from services.journey.exchange import exchange_ref
-from services.journey.participation import Journey, JourneyPolicy, ProgressView
+from services.journey.participation import Journey, JourneyPolicy, ProgressView, join, phase_refusal, visible_snapshot
 from services.journey.rewards import RewardIssuer, claw_back, grant_in_transaction, issue_pending_forever
 
 __all__ = [
@@ -19,4 +19,7 @@ __all__ = [
     "exchange_ref",
     "grant_in_transaction",
     "issue_pending_forever",
+    "join",
+    "phase_refusal",
+    "visible_snapshot",
 ]
