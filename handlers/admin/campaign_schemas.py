@@ -54,6 +54,9 @@ class CampaignOut(Out):
     budget_limit: int | None
     budget_spent: int
     coupons: list[CouponOut]
+    bargain: dict[str, Any] | None = Field(
+        default=None, description="bargain and assist campaigns: the help rules (BargainSpec); null for the others"
+    )
     review_levels: int
     review_level_done: int
     created_by: int
