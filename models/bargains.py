@@ -17,8 +17,11 @@ class Bargain(Model):
     campaign_id = fields.BigIntField()
     customer_id = fields.BigIntField()
     participation_id = fields.BigIntField()
-    #: bargain or assist (the campaign's type).
+    #: bargain, assist or red_packet (the campaign's type). A red packet is a bargain
+    #: whose "price" is what is left to expand: start_price = cap - initial value,
+    #: floor_price 0, and its value is ``base_value + start_price - price``.
     mode = fields.CharField(max_length=16)
+    base_value = fields.BigIntField(default=0)
     start_price = fields.BigIntField()
     floor_price = fields.BigIntField()
     # The rules as they were when it started (the campaign's bargain block).

@@ -85,6 +85,8 @@ class Campaign(Model):
     approved_spec = fields.JSONField[dict[str, Any] | None](null=True)
     # bargain and assist campaigns: their BargainSpec (services/campaigns/spec.py) as JSON.
     bargain = fields.JSONField[dict[str, Any] | None](null=True)
+    # red_packet campaigns: their RedPacketSpec as JSON.
+    red_packet = fields.JSONField[dict[str, Any] | None](null=True)
     created_by = fields.BigIntField()
     submitted_by = fields.BigIntField(null=True)
     submitted_at = fields.DatetimeField(null=True)

@@ -57,6 +57,9 @@ class CampaignOut(Out):
     bargain: dict[str, Any] | None = Field(
         default=None, description="bargain and assist campaigns: the help rules (BargainSpec); null for the others"
     )
+    red_packet: dict[str, Any] | None = Field(
+        default=None, description="red_packet campaigns: the packet's rules (RedPacketSpec); null for the others"
+    )
     review_levels: int
     review_level_done: int
     created_by: int

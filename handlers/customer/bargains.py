@@ -34,10 +34,12 @@ class BargainOut(Out):
     id: int
     campaign_id: int
     customer_id: int = Field(description="who started it")
-    mode: Literal["bargain", "assist"]
+    mode: Literal["bargain", "assist", "red_packet"]
     start_price: int = Field(description="fen (0 in an assist)")
     floor_price: int = Field(description="fen (0 in an assist)")
-    price: int = Field(description="fen now: start_price minus every cut so far")
+    price: int = Field(description="fen now: start_price minus every cut so far (red_packet: what is left to expand)")
+    value: int = Field(description="red_packet: the packet's points now (initial value plus every increment); "
+                       "the others: the price")  # fmt: skip
     helpers: int = Field(description="helps so far")
     helpers_needed: int | None = Field(description="the helps that finish it; null: the floor does")
     finished: bool = Field(description="at the floor, or helpers_needed reached: the reward can be claimed")
@@ -74,7 +76,7 @@ def _out(view: BargainView) -> BargainOut:
     over = view.finished or view.expired
     return BargainOut(
         id=b.id, campaign_id=b.campaign_id, customer_id=b.customer_id, mode=b.mode,  # type: ignore[arg-type]
-        start_price=b.start_price, floor_price=b.floor_price, price=view.price, helpers=view.helpers,
+        start_price=b.start_price, floor_price=b.floor_price, price=view.price, value=view.value, helpers=view.helpers,
         helpers_needed=b.helpers_needed or None, finished=view.finished, expired=view.expired,
         expires_at=b.expires_at, seconds_left=view.seconds_left, claimed_at=b.claimed_at,
         seed=b.seed if over else None, cuts=[CutOut(**c.__dict__) for c in view.cuts],

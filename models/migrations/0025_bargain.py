@@ -20,6 +20,11 @@ class Migration(migrations.Migration):
             name="bargain",
             field=fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads),
         ),
+        ops.AddField(
+            model_name="Campaign",
+            name="red_packet",
+            field=fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads),
+        ),
         ops.CreateModel(
             name="Bargain",
             fields=[
@@ -28,6 +33,7 @@ class Migration(migrations.Migration):
                 ("customer_id", fields.BigIntField()),
                 ("participation_id", fields.BigIntField()),
                 ("mode", fields.CharField(max_length=16)),
+                ("base_value", fields.BigIntField(default=0)),
                 ("start_price", fields.BigIntField()),
                 ("floor_price", fields.BigIntField()),
                 ("cut_min", fields.BigIntField()),

@@ -91,6 +91,7 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
         "refund_policy": spec.refund_policy,
         "budget_limit": spec.budget_limit,
         "bargain": spec.bargain.model_dump() if spec.bargain else None,
+        "red_packet": spec.red_packet.model_dump() if spec.red_packet else None,
     }
 
 
@@ -223,6 +224,7 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
         "refund_policy": campaign.refund_policy,
         "budget_limit": campaign.budget_limit,
         "bargain": campaign.bargain,
+        "red_packet": campaign.red_packet,
         "coupons": [_coupon_spec(c) for c in await coupons_of(campaign)],
     }
 

@@ -15,7 +15,7 @@ from services.core import Body, Id, errors
 
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
-CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral", "bargain", "assist"]
+CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral", "bargain", "assist", "red_packet"]
 #: The campaign types whose spec is a ``bargain`` block (services/forms/bargain.py).
 BARGAIN_TYPES = frozenset({"bargain", "assist"})
 #: What a refund taking a completed goal back below its target does to the reward.
@@ -131,6 +131,19 @@ class BargainSpec(Body):
     hours: int = Field(default=24, ge=1, le=720, description="hours from its start a bargain may be helped")
 
 
+class RedPacketSpec(Body):
+    """An expanding red packet (膨胀红包): a packet of ``initial_value`` points that
+    friends' helps expand to ``cap``; helps split the difference by double-mean
+    (docs/forms.md), each adding at least ``min_increment``. Claimed as points."""
+
+    initial_value: int = Field(ge=0, le=100_000_000, description="points the packet starts with")
+    cap: int = Field(ge=1, le=100_000_000, description="points the packet reaches with helpers_needed helps")
+    min_increment: int = Field(default=1, ge=1, le=100_000_000, description="the least one help adds")
+    helpers_needed: int = Field(ge=1, le=10_000, description="the helps that expand it to the cap")
+    help_limit: int = Field(default=1, ge=1, le=100, description="packets one customer may help per campaign")
+    hours: int = Field(default=24, ge=1, le=720, description="hours from its start a packet may be helped")
+
+
 class CampaignIn(Body):
     """A whole campaign as the builder sends it (create), or the merged result of a patch."""
 
@@ -164,6 +177,7 @@ class CampaignIn(Body):
     budget_limit: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="fen; null: no cap")
     coupons: list[CouponIn] = Field(default_factory=list, max_length=20)
     bargain: BargainSpec | None = Field(default=None, description="bargain and assist campaigns: the help rules")
+    red_packet: RedPacketSpec | None = Field(default=None, description="red_packet campaigns: the packet's rules")
 
     @model_validator(mode="after")
     def type_fields(self) -> CampaignIn:
@@ -178,6 +192,7 @@ class CampaignIn(Body):
         if self.type == "flash_sale" and not self.coupons:
             raise ValueError("a flash sale needs at least one coupon")
         _check_bargain(self.type, self.bargain)
+        _check_red_packet(self.type, self.red_packet)
         if self.visibility == "targeted" and self.audience_rule is None:
             raise ValueError("a targeted campaign needs an audience_rule")
         hot = any(c.stock_buckets > 1 for c in self.coupons)
@@ -208,6 +223,18 @@ def _check_bargain(kind: str, spec: BargainSpec | None) -> None:
     if spec.helpers_needed is not None and spec.start_price - spec.floor_price < spec.helpers_needed:
         # Every helper before the last cuts at least 1 fen (docs/forms.md).
         raise ValueError("bargain: start_price - floor_price must be at least helpers_needed (1 fen per helper)")
+
+
+def _check_red_packet(kind: str, spec: RedPacketSpec | None) -> None:
+    if kind != "red_packet":
+        if spec is not None:
+            raise ValueError("only red_packet campaigns have a red_packet block")
+        return
+    if spec is None:
+        raise ValueError("a red_packet campaign needs a red_packet block")
+    if spec.cap - spec.initial_value < spec.helpers_needed * spec.min_increment:
+        # Every help adds at least min_increment and the last one reaches the cap exactly.
+        raise ValueError("red_packet: cap - initial_value must be at least helpers_needed x min_increment")
 
 
 def _schedule_error(field: str, message: str) -> errors.AppError:

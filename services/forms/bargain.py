@@ -44,12 +44,13 @@ from models.customers import Customer
 from models.participations import Participation
 from services.campaigns import CampaignSnapshot
 from services.core import AnyRedis, call_script, campaign_tag, errors, run_to_end, text
-from services.journey import Journey, grant_in_transaction, join, phase_refusal, visible_snapshot
+from services.journey import Journey, grant_in_transaction, join, phase_refusal, points, visible_snapshot
 
 log = logging.getLogger("wxcampaign.bargains")
 
-#: The campaign types that are bargains (services.campaigns.spec.BARGAIN_TYPES).
-BARGAIN_TYPES = frozenset({"bargain", "assist"})
+#: The campaign types that are bargains (services.campaigns.spec.BARGAIN_TYPES), and the
+#: expanding red packet, which is one whose price is what is left to expand.
+BARGAIN_TYPES = frozenset({"bargain", "assist", "red_packet"})
 #: The set of bargain decision streams the worker reads (one per campaign).
 STREAMS_REGISTRY = "forms:bargain:streams"
 CONSUMER_GROUP = "persist"
@@ -154,7 +155,10 @@ def replay_cut(*, seed: str, seq: int, mode: str, price_before: int, floor: int,
     if helpers_needed and seq == helpers_needed:
         return Draw(rest, rest, rest, -1, 0)
     lo, hi = cut_min, cut_max
-    if helpers_needed:
+    if mode == "red_packet":
+        left = helpers_needed - seq + 1
+        hi = min(2 * rest // left, rest - (left - 1) * lo)
+    elif helpers_needed:
         hi = min(hi, rest - (helpers_needed - seq))
         lo = min(lo, hi)
     value, u, attempt = uniform(seed, seq, lo, hi)
@@ -177,6 +181,8 @@ class CutView:
 class BargainView:
     bargain: Bargain
     price: int
+    #: A red packet's value now (its initial value plus every increment); the price otherwise.
+    value: int
     helpers: int
     finished: bool
     expired: bool
@@ -201,6 +207,31 @@ def _finished(mode: str, *, price: int, floor: int, helpers: int, needed: int) -
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def _rules(snap: CampaignSnapshot) -> dict[str, Any] | None:
+    """The columns a new bargain of this campaign starts with (its rules copied, so an
+    edit of the campaign changes only bargains started after it), and ``hours``; None
+    when the campaign is no bargain, assist or red packet."""
+    if snap.type == "red_packet" and snap.red_packet:
+        rp = snap.red_packet
+        # What is left to expand plays the price; the initial value is kept apart.
+        left = int(rp["cap"]) - int(rp["initial_value"])
+        return {
+            "start_price": left, "floor_price": 0, "price": left, "base_value": int(rp["initial_value"]),
+            "cut_min": int(rp["min_increment"]), "cut_max": left, "helpers_needed": int(rp["helpers_needed"]),
+            "help_limit": int(rp["help_limit"]), "hours": int(rp["hours"]),
+        }  # fmt: skip
+    if snap.type not in ("bargain", "assist") or not snap.bargain:
+        return None
+    spec = snap.bargain
+    start = 0 if snap.type == "assist" else int(spec["start_price"])
+    return {
+        "start_price": start, "floor_price": 0 if snap.type == "assist" else int(spec["floor_price"]), "price": start,
+        "base_value": 0, "cut_min": int(spec["cut_min"]), "cut_max": int(spec["cut_max"]),
+        "helpers_needed": int(spec.get("helpers_needed") or 0), "help_limit": int(spec["help_limit"]),
+        "hours": int(spec["hours"]),
+    }  # fmt: skip
 
 
 # --- the runtime ----------------------------------------------------------------------------
@@ -302,24 +333,23 @@ class Bargains:
         started before (False; one per customer and campaign). Joining the campaign
         checks it is running and the customer may take part (services.journey.join)."""
         snap = await visible_snapshot(self.journey, campaign_id, now)
-        if snap.type not in BARGAIN_TYPES or not snap.bargain:
+        rules = _rules(snap)
+        if rules is None:
             raise errors.NotABargain()
         existing = await Bargain.get_or_none(campaign_id=campaign_id, customer_id=customer_id)
         if existing is not None:
             return existing, False
         participation, _ = await join(self.journey, campaign_id, customer_id, now)
-        spec = snap.bargain
-        mode = snap.type
-        start = 0 if mode == "assist" else int(spec["start_price"])
-        floor = 0 if mode == "assist" else int(spec["floor_price"])
         try:
             bargain = await Bargain.create(
-                campaign_id=campaign_id, customer_id=customer_id, participation_id=participation.id, mode=mode,
-                start_price=start, floor_price=floor, price=start, cut_min=int(spec["cut_min"]),
-                cut_max=int(spec["cut_max"]), helpers_needed=int(spec.get("helpers_needed") or 0),
-                help_limit=int(spec["help_limit"]), seed=secrets.token_hex(16),
-                expires_at=min(now + timedelta(hours=int(spec["hours"])), snap.ends_at),
-            )  # fmt: skip
+                campaign_id=campaign_id,
+                customer_id=customer_id,
+                participation_id=participation.id,
+                mode=snap.type,
+                seed=secrets.token_hex(16),
+                expires_at=min(now + timedelta(hours=int(rules.pop("hours"))), snap.ends_at),
+                **rules,
+            )
         except IntegrityError:
             # The same customer started it concurrently: that one won.
             return await Bargain.get(campaign_id=campaign_id, customer_id=customer_id), False
@@ -391,7 +421,8 @@ class Bargains:
             bargain.mode, price=price, floor=bargain.floor_price, helpers=helpers, needed=bargain.helpers_needed
         )
         left = int((bargain.expires_at - now).total_seconds())
-        return BargainView(bargain, price, helpers, finished, left <= 0 and not finished, max(0, left), cuts)
+        value = bargain.base_value + bargain.start_price - price if bargain.mode == "red_packet" else price
+        return BargainView(bargain, price, value, helpers, finished, left <= 0 and not finished, max(0, left), cuts)
 
     # --- claim --------------------------------------------------------------------------------
 
@@ -405,7 +436,9 @@ class Bargains:
         view = await self.view(bargain_id, now)
         if bargain.claimed_at is not None:
             return view, False
-        if not view.finished:
+        # A red packet is worth what it reached when its time is up; a bargain or an
+        # assist pays only when finished.
+        if not (view.finished or (bargain.mode == "red_packet" and view.expired)):
             raise errors.BargainNotFinished(details={"expired": view.expired, "price": view.price})
         snap = await self._snapshot(bargain.campaign_id)
         async with in_transaction():
@@ -415,9 +448,15 @@ class Bargains:
                 await Participation.filter(id=bargain.participation_id, status="joined").update(
                     status="completed", completed_at=now
                 )
-                grant_ids = await grant_in_transaction(
-                    snap, bargain.participation_id, customer_id, "completion", snap.coupons
-                )
+                if bargain.mode == "red_packet":
+                    # The packet's value into the ledger, once (the ref is unique).
+                    await points.add(
+                        customer_id, view.value, "red_packet", f"red-packet:{bargain_id}", campaign_id=snap.id
+                    )
+                else:
+                    grant_ids = await grant_in_transaction(
+                        snap, bargain.participation_id, customer_id, "completion", snap.coupons
+                    )
         if grant_ids:
             await self.journey.rewards.issue_pending(grant_ids)
         return await self.view(bargain_id, now), bool(won)

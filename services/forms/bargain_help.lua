@@ -8,6 +8,9 @@
 -- [min(cut_min, hi), hi], hi = min(cut_max, rest - (N - n)) (each later helper keeps at
 -- least 1 fen to cut), and helper N takes the rest; without N, a draw in
 -- [cut_min, cut_max] capped at the rest (the helper it reaches takes exactly the rest).
+-- A red packet (price: what is left to expand, floor 0): helper n < N draws in
+-- [min_increment, min(floor(2 rest / k), rest - (k - 1) min_increment)], k = N - n + 1
+-- (double-mean), and helper N takes the rest.
 -- A draw: the first 48 bits of sha1(seed:n:k), k = 0, 1, ... until one falls below the
 -- largest multiple of the span (rejection: exactly uniform).
 local bargain = KEYS[1]
@@ -36,7 +39,12 @@ if mode ~= 'assist' then
     cut, lo, hi = rest, rest, rest
   else
     lo, hi = tonumber(f[4]), tonumber(f[5])
-    if need > 0 then
+    if mode == 'red_packet' then
+      -- Double-mean: up to twice the mean of what is left per helper still needed, and
+      -- at most what leaves min_increment (lo) to each of the others.
+      local k = need - n + 1
+      hi = math.min(math.floor(2 * rest / k), rest - (k - 1) * lo)
+    elseif need > 0 then
       hi = math.min(hi, rest - (need - n))
       lo = math.min(lo, hi)
     end

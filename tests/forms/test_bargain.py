@@ -253,3 +253,59 @@ async def test_not_a_bargain_and_malformed_input(client_with):
     assert resp.status == 404
     assert (await client.post("/api/v1/bargains", json={"campaign_id": plain.id})).status == 401
     assert await Customer.filter(openid__startswith="o_bm").count() == 1
+
+
+async def _red_packet(client: TestClient, **spec: Any) -> Campaign:
+    now = datetime.now(UTC)
+    rules = {"initial_value": 100, "cap": 10_100, "min_increment": 10, "helpers_needed": 200, "help_limit": 1,
+             "hours": 24, **spec}  # fmt: skip
+    return await Campaign.create(
+        type="red_packet", status="active", content={"zh-CN": {"title": "膨胀红包"}}, channels=["miniprogram"],
+        starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), created_by=1, red_packet=rules,
+    )  # fmt: skip
+
+
+async def test_red_packet_never_over_budget_under_concurrency_and_paid_once(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    campaign = await _red_packet(client)
+    owner, *helpers = await customers(client, 301, prefix="o_rp")
+    packet = await _start(client, campaign, owner)
+    assert packet["mode"] == "red_packet" and packet["value"] == 100
+    answers = await _help_all(client, packet["id"], helpers)
+    statuses = [s for s, _ in answers]
+    assert statuses.count(201) == 200 and statuses.count(409) == 100
+    assert {b["error"]["code"] for s, b in answers if s == 409} == {"bargain_finished"}
+    oks = [b for s, b in answers if s == 201]
+    increments = [o["cut"] for o in oks]
+    # Exactly the budget, every helper at least the minimum, never above the cap on the way.
+    assert sum(increments) == 10_000 and min(increments) >= 10
+    assert min(o["price"] for o in oks) == 0 and all(o["price"] >= 0 for o in oks)
+    await _drain(client)
+    row = await _check_cuts(packet["id"], oks)
+    for c in await BargainCut.filter(bargain_id=row.id).order_by("seq"):
+        left = 200 - c.seq + 1
+        if c.seq < 200:  # double-mean: at most twice the mean share of what was left
+            assert c.lo == 10 and c.hi == min(2 * c.price_before // left, c.price_before - (left - 1) * 10)
+    claims = await asyncio.gather(*(client.post(f"/api/v1/bargains/{packet['id']}/claim", headers=owner)
+                                    for _ in range(20)))  # fmt: skip
+    assert sorted(r.status for r in claims) == [200] * 19 + [201]
+    balance = await (await client.get("/api/v1/me/points", headers=owner)).json()
+    assert balance["balance"] == 10_100
+
+
+async def test_an_expired_red_packet_pays_what_it_reached(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    campaign = await _red_packet(client, helpers_needed=50)
+    owner, *helpers = await customers(client, 6, prefix="o_rpx")
+    packet = await _start(client, campaign, owner)
+    answers = await _help_all(client, packet["id"], helpers)
+    assert [s for s, _ in answers] == [201] * 5
+    early = await client.post(f"/api/v1/bargains/{packet['id']}/claim", headers=owner)
+    assert early.status == 409 and (await error_of(early))["code"] == "bargain_not_finished"
+    reached = 100 + sum(b["cut"] for _, b in answers)
+    await Bargain.filter(id=packet["id"]).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    resp = await client.post(f"/api/v1/bargains/{packet['id']}/claim", headers=owner)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["bargain"]["value"] == reached
+    balance = await (await client.get("/api/v1/me/points", headers=owner)).json()
+    assert balance["balance"] == reached

@@ -21,14 +21,20 @@ async def _operator(client, monkeypatch) -> dict[str, str]:
     return bearer((await logged_in_admin(client, "operator", "op"))["access_token"])
 
 
-@pytest.mark.parametrize("kind, rules", [("bargain", RULES), ("assist", {"helpers_needed": 5})])
-async def test_a_bargain_block_is_kept_and_answered_back(client, monkeypatch, kind, rules):
+PACKET: dict[str, Any] = {"initial_value": 100, "cap": 1000, "min_increment": 10, "helpers_needed": 20}
+
+
+@pytest.mark.parametrize(
+    "kind, block, rules", [("bargain", "bargain", RULES), ("assist", "bargain", {"helpers_needed": 5}),
+                           ("red_packet", "red_packet", PACKET)],
+)  # fmt: skip
+async def test_a_bargain_block_is_kept_and_answered_back(client, monkeypatch, kind, block, rules):
     auth = await _operator(client, monkeypatch)
-    resp = await client.post(BASE, json=campaign_body(type=kind, bargain=rules), headers=auth)
+    resp = await client.post(BASE, json=campaign_body(type=kind, **{block: rules}), headers=auth)
     assert resp.status == 201, await resp.text()
-    answered = (await resp.json())["bargain"]
+    answered = (await resp.json())[block]
     assert {k: answered[k] for k in rules} == rules
-    assert (await Campaign.get(id=(await resp.json())["id"])).bargain == answered
+    assert getattr(await Campaign.get(id=(await resp.json())["id"]), block) == answered
 
 
 @pytest.mark.parametrize(
@@ -43,6 +49,11 @@ async def test_a_bargain_block_is_kept_and_answered_back(client, monkeypatch, ki
         {"type": "bargain", "bargain": {**RULES, "help_limit": 0}},
         {"type": "bargain", "bargain": {**RULES, "surprise": 1}},
         {"type": "assist", "bargain": {"helpers_needed": None}},
+        {"type": "red_packet"},
+        {"type": "red_packet", "bargain": RULES},
+        {"type": "bargain", "bargain": RULES, "red_packet": PACKET},
+        {"type": "red_packet", "red_packet": {**PACKET, "cap": 299}},
+        {"type": "red_packet", "red_packet": {**PACKET, "helpers_needed": 0}},
     ],
 )
 async def test_a_bargain_block_breaking_the_rules_is_refused(client, monkeypatch, overrides):
