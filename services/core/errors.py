@@ -553,7 +553,7 @@ class RiskRefused(AppError):
 class NotABargain(AppError):
     code = "not_a_bargain"
     status = 409
-    default_message = "this campaign is not a bargain or an assist"
+    default_message = "this campaign is not a bargain, an assist or a red packet"
 
 
 class OwnBargain(AppError):
