@@ -309,3 +309,51 @@ async def test_an_expired_red_packet_pays_what_it_reached(client_with):
     assert (await resp.json())["bargain"]["value"] == reached
     balance = await (await client.get("/api/v1/me/points", headers=owner)).json()
     assert balance["balance"] == reached
+
+
+async def test_server_stopped_mid_burst_every_decided_help_once_after_restart(client_with):
+    # The app runs its workers (the bargain-helps worker among them) and is stopped while
+    # 400 helps are in flight: answers are lost, entries are left read but unacknowledged.
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000, run_workers=True)
+    campaign = await _campaign(client, start_price=100_000, cut_min=1, cut_max=10)
+    owner, *helpers = await customers(client, 401, prefix="o_bsk")
+    bargain = await _start(client, campaign, owner)
+    path = f"/api/v1/bargains/{bargain['id']}/help"
+
+    async def one(auth: dict[str, str]) -> tuple[int, Any] | BaseException:
+        try:
+            resp = await client.post(path, headers=auth)
+            return resp.status, await resp.json()
+        except (Exception, asyncio.CancelledError) as exc:  # the server (and its client) went away under it
+            return exc
+
+    burst = asyncio.gather(*(one(a) for a in helpers))
+    state = BargainKeys(campaign.id, bargain["id"]).state
+    for _ in range(3000):  # mid-burst: once 50 helps were decided
+        if int(await client.server.app[REDIS].hget(state, "n") or 0) >= 50:
+            break
+        await asyncio.sleep(0.01)
+    restarted = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)  # stops the first app
+    answers = await burst
+    redis = restarted.server.app[REDIS]
+    await BargainWorker(redis, min_idle_ms=0).drain()
+    oks = [a[1] for a in answers if isinstance(a, tuple) and a[0] == 201]
+    assert all(a[0] in (201, 503) for a in answers if isinstance(a, tuple))
+    decided = int(await redis.hget(BargainKeys(campaign.id, bargain["id"]).state, "n"))
+    assert decided >= max(50, len(oks))
+    # Every help the script decided is in the database once, answered or not, and
+    # replays from the seed; every 201 answered is one of them with its cut.
+    cuts = await BargainCut.filter(bargain_id=bargain["id"]).order_by("seq")
+    assert [c.seq for c in cuts] == list(range(1, decided + 1))
+    by_seq = {c.seq: c.cut for c in cuts}
+    assert all(by_seq[o["seq"]] == o["cut"] for o in oks)
+    row = await Bargain.get(id=bargain["id"])
+    assert row.helpers == decided and row.price == 100_000 - sum(by_seq.values())
+    assert int(await redis.hget(BargainKeys(campaign.id, bargain["id"]).state, "price")) == row.price
+    # Reconcile after losing Redis rebuilds the same state.
+    keys = BargainKeys(campaign.id, bargain["id"])
+    before = await redis.hgetall(keys.state), await redis.lrange(keys.cuts, 0, -1), await redis.hgetall(keys.helps)
+    await redis.delete(keys.state, keys.cuts, keys.helpers, keys.helps, keys.helps_loaded)
+    await restarted.server.app[BARGAINS].reconcile(campaign.id)
+    after = await redis.hgetall(keys.state), await redis.lrange(keys.cuts, 0, -1), await redis.hgetall(keys.helps)
+    assert after == before
