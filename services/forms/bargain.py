@@ -388,7 +388,8 @@ class Bargains:
             case "expired":
                 raise errors.BargainExpired()
             case "help_limit":
-                raise errors.HelpLimitReached(details={"help_limit": snap.bargain and snap.bargain.get("help_limit")})
+                rules = snap.red_packet or snap.bargain or {}
+                raise errors.HelpLimitReached(details={"help_limit": rules.get("help_limit")})
         raise RuntimeError(f"bargain_help.lua answered {reply!r}")
 
     # --- read ---------------------------------------------------------------------------------

@@ -164,6 +164,7 @@ async def test_refusals_own_twice_limit_expired_and_claim_once(client_with):
     # help_limit 1: c helped one bargain of this campaign already.
     other = await client.post(f"/api/v1/bargains/{second['id']}/help", headers=c)
     assert other.status == 409 and (await error_of(other))["code"] == "help_limit_reached"
+    assert (await error_of(other))["details"] == {"help_limit": 1}
     last = await client.post(help_path, headers=d)
     body = await last.json()
     assert last.status == 201 and body["finished"] is True and body["price"] == 100
