@@ -130,8 +130,9 @@ class CampaignSnapshot:
         return self.coupons if self.goal_metric is None and self.type in COUPONS_ON_JOIN else ()
 
     def reward_coupons(self) -> tuple[CouponSnapshot, ...]:
-        """Coupons granted when the goal is reached: a challenge's coupons."""
-        return self.coupons if self.goal_metric is not None else ()
+        """Coupons granted when the goal is reached: a challenge's coupons, and a
+        bargain's or an assist's when it is claimed."""
+        return self.coupons if self.goal_metric is not None or self.type in ("bargain", "assist") else ()
 
     def deadline(self, joined_at: datetime) -> datetime:
         """When a participant's goal window closes: the campaign's end, or earlier with

@@ -185,6 +185,16 @@ async def test_refusals_own_twice_limit_expired_and_claim_once(client_with):
     assert late.status == 409 and (await error_of(late))["code"] == "bargain_expired"
 
 
+async def test_a_bargains_coupon_is_its_reward_not_grabbed(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    campaign = await _campaign(client)
+    [auth] = await customers(client, 1, prefix="o_bgr")
+    template = await CouponTemplate.get(campaign_id=campaign.id)
+    resp = await client.post(f"/api/v1/coupons/{template.id}/grab", headers=auth)
+    assert resp.status == 403
+    assert (await error_of(resp))["details"] == {"reason": "reward_only"}
+
+
 async def test_assist_counts_helpers(client_with):
     client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
     campaign = await _campaign(client, kind="assist", helpers_needed=50)
