@@ -8,7 +8,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-CAMPAIGN_TYPES = ("offer", "flash_sale", "challenge", "event", "referral")
+CAMPAIGN_TYPES = ("offer", "flash_sale", "challenge", "event", "referral", "bargain", "assist", "red_packet")
 CAMPAIGN_STATUSES = (
     "draft",
     "in_review",
