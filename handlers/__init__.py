@@ -14,8 +14,8 @@ from handlers.admin import coupons as admin_coupons
 from handlers.admin import customers as admin_customers
 from handlers.admin import data_rights as admin_data_rights
 from handlers.admin import exclusivity as admin_exclusivity
-from handlers.admin import group_buy as admin_group_buy
 from handlers.admin import experiments as admin_experiments
+from handlers.admin import group_buy as admin_group_buy
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
 from handlers.admin import notifications as admin_notifications
@@ -26,6 +26,7 @@ from handlers.admin import stores as admin_stores
 from handlers.admin import themes as admin_themes
 from handlers.admin import webhooks as admin_webhooks
 from handlers.customer import auth as customer_auth
+from handlers.customer import bargains as customer_bargains
 from handlers.customer import coupons as customer_coupons
 from handlers.customer import data_rights as customer_data_rights
 from handlers.customer import exchange as customer_exchange
@@ -55,6 +56,7 @@ def all_routes() -> RouteTable:
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
         admin_preview, admin_webhooks, admin_roi, customer_group_buy, admin_group_buy,
         admin_experiments,
+        customer_bargains,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -20,4 +20,5 @@ MODEL_MODULES: list[str] = [
     "models.attribution",
     "models.group_buy",
     "models.experiments",
+    "models.bargains",
 ]

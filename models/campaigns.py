@@ -8,7 +8,9 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-CAMPAIGN_TYPES = ("offer", "flash_sale", "challenge", "event", "referral")
+CAMPAIGN_TYPES = (
+    "offer", "flash_sale", "challenge", "event", "referral", "group_buy", "bargain", "assist", "red_packet"
+)  # fmt: skip
 CAMPAIGN_STATUSES = (
     "draft",
     "in_review",
@@ -85,6 +87,10 @@ class Campaign(Model):
     approved_spec = fields.JSONField[dict[str, Any] | None](null=True)
     # A group_buy's rules (services.campaigns.spec.GroupSpec as JSON); None for other types.
     group_spec = fields.JSONField[dict[str, Any] | None](null=True)
+    # bargain and assist campaigns: their BargainSpec (services/campaigns/spec.py) as JSON.
+    bargain = fields.JSONField[dict[str, Any] | None](null=True)
+    # red_packet campaigns: their RedPacketSpec as JSON.
+    red_packet = fields.JSONField[dict[str, Any] | None](null=True)
     created_by = fields.BigIntField()
     submitted_by = fields.BigIntField(null=True)
     submitted_at = fields.DatetimeField(null=True)

@@ -22,6 +22,7 @@ from server.db import apply_migrations, open_orm
 from server.dependencies import DatabaseState, Dependency, safe_url
 from server.embedded_redis import start_embedded_redis
 from server.keys import (
+    BARGAINS,
     COUPON_CACHE,
     DATABASE,
     ERASED,
@@ -49,7 +50,7 @@ from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
 from services.experiments import Experiments
 from services.feed import Feed
-from services.forms import GroupBuys
+from services.forms import Bargains, GroupBuys
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -121,6 +122,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STOCK] = Stock(client)
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
     app[GROUP_BUYS] = GroupBuys(client, app[JOURNEY])
+    app[BARGAINS] = Bargains(client, app[JOURNEY])
     app[FEED] = build_feed(client, settings)
     app[EXPERIMENTS] = Experiments(client)
     state = app[REDIS_STATE] = Dependency("redis", safe_url(url))

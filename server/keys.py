@@ -19,7 +19,7 @@ from server.settings import Settings
 from services.core import AnyRedis, Principal
 from services.experiments import Experiments
 from services.feed import Feed
-from services.forms import GroupBuys
+from services.forms import Bargains, GroupBuys
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -40,6 +40,8 @@ IP_LIMITER = web.AppKey("ip_limiter", IpLimiter)
 JOURNEY = web.AppKey("journey", Journey)
 #: Group buys (services/forms/group_buy.py): the decision scripts, registered once.
 GROUP_BUYS = web.AppKey("group_buys", GroupBuys)
+#: Bargains and assists (services/forms/bargain.py): their scripts and runtime.
+BARGAINS = web.AppKey("bargains", Bargains)
 #: The domain policies handlers pass to services (server/policies.py), built once.
 POLICIES = web.AppKey("policies", Policies)
 #: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.

@@ -25,7 +25,7 @@ from services.automation import runs as automation_runs
 from services.campaigns import review
 from services.core import AnyRedis, run_to_end
 from services.feed import catalog_changed
-from services.forms import GroupBuys, GroupWorker
+from services.forms import BargainWorker, GroupBuys, GroupWorker
 from services.journey import issue_pending_forever
 from services.notify import NotifySender, SendReport, send_forever
 from services.notify import outbox as notify_outbox
@@ -255,6 +255,8 @@ def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
         asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings, app[GROUP_BUYS]), name="scheduler"),
         asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"),
         asyncio.create_task(GroupWorker(app[REDIS], app[JOURNEY]).run_forever(), name="group-buys"),
+        # Decided bargain helps, from their streams into the database (services/forms/bargain.py).
+        asyncio.create_task(BargainWorker(app[REDIS]).run_forever(), name="bargain-helps"),
     ]
     grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
     tasks.append(asyncio.create_task(grants, name="reward-grants"))

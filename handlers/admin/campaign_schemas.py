@@ -57,6 +57,12 @@ class CampaignOut(Out):
     group: dict[str, Any] | None = Field(
         default=None, description="a group_buy's rules (the `group` block as sent); null for the other types"
     )
+    bargain: dict[str, Any] | None = Field(
+        default=None, description="bargain and assist campaigns: the help rules (BargainSpec); null for the others"
+    )
+    red_packet: dict[str, Any] | None = Field(
+        default=None, description="red_packet campaigns: the packet's rules (RedPacketSpec); null for the others"
+    )
     review_levels: int
     review_level_done: int
     created_by: int

@@ -77,6 +77,10 @@ class CampaignSnapshot:
     refund_policy: str = "claw_back"
     #: fen; None: no budget cap (what is left is live in Redis, services.core.budget_key).
     budget_limit: int | None = None
+    #: bargain and assist campaigns: their BargainSpec as JSON (services/campaigns/spec.py).
+    bargain: Mapping[str, Any] | None = None
+    #: red_packet campaigns: their RedPacketSpec as JSON.
+    red_packet: Mapping[str, Any] | None = None
     #: Public URLs of the banner and poster (services.core.media_url), looked up with the
     #: snapshot so that customer routes derive none per request.
     banner_url: str | None = None
@@ -128,8 +132,9 @@ class CampaignSnapshot:
         return self.coupons if self.goal_metric is None and self.type in COUPONS_ON_JOIN else ()
 
     def reward_coupons(self) -> tuple[CouponSnapshot, ...]:
-        """Coupons granted when the goal is reached: a challenge's coupons."""
-        return self.coupons if self.goal_metric is not None else ()
+        """Coupons granted when the goal is reached: a challenge's coupons, and a
+        bargain's or an assist's when it is claimed."""
+        return self.coupons if self.goal_metric is not None or self.type in ("bargain", "assist") else ()
 
     def deadline(self, joined_at: datetime) -> datetime:
         """When a participant's goal window closes: the campaign's end, or earlier with
@@ -206,7 +211,7 @@ async def load_snapshots(campaigns: list[Campaign]) -> list[CampaignSnapshot]:
             goal_metric=c.goal_metric if c.goal_target else None, goal_target=c.goal_target,
             goal_window_days=c.goal_window_days, reward_points=c.reward_points, reward_badge=c.reward_badge,
             coupons=tuple(coupons.get(c.id, ())), exclusive_with=frozenset(exclusive.get(c.id, ())),
-            refund_policy=c.refund_policy, budget_limit=c.budget_limit,
+            refund_policy=c.refund_policy, budget_limit=c.budget_limit, bargain=c.bargain, red_packet=c.red_packet,
             banner_url=own.get(c.banner_media_id) if c.banner_media_id else None,
             poster_url=own.get(c.poster_media_id) if c.poster_media_id else None, media_urls=own,
             group_spec=c.group_spec,

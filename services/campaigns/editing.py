@@ -91,6 +91,8 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
         "refund_policy": spec.refund_policy,
         "budget_limit": spec.budget_limit,
         "group_spec": spec.group.model_dump() if spec.group is not None else None,
+        "bargain": spec.bargain.model_dump() if spec.bargain else None,
+        "red_packet": spec.red_packet.model_dump() if spec.red_packet else None,
     }
 
 
@@ -222,6 +224,8 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
         "reward_badge": campaign.reward_badge,
         "refund_policy": campaign.refund_policy,
         "budget_limit": campaign.budget_limit,
+        "bargain": campaign.bargain,
+        "red_packet": campaign.red_packet,
         "coupons": [_coupon_spec(c) for c in await coupons_of(campaign)],
         "group": campaign.group_spec,
     }

@@ -15,7 +15,11 @@ from services.core import Body, Id, errors
 
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
-CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral", "group_buy"]
+CampaignType = Literal[
+    "offer", "flash_sale", "challenge", "event", "referral", "group_buy", "bargain", "assist", "red_packet"
+]  # fmt: skip
+#: The campaign types whose spec is a ``bargain`` block (services/forms/bargain.py).
+BARGAIN_TYPES = frozenset({"bargain", "assist"})
 #: What a refund taking a completed goal back below its target does to the reward.
 RefundPolicy = Literal["claw_back", "keep"]
 #: The lifecycle states (models.campaigns.CAMPAIGN_STATUSES), for filters: an unknown one is a 422.
@@ -143,6 +147,38 @@ class GroupSpec(Body):
         return self
 
 
+class BargainSpec(Body):
+    """A bargain (砍价: friends cut a price down to a floor) or an assist (助力: friends'
+    helps are counted up to ``helpers_needed``). Money in fen. The reward claimed at the
+    end is the campaign's own: its coupons (e.g. one for the item at the floor price),
+    ``reward_points`` and ``reward_badge``; docs/forms.md says how cuts are drawn."""
+
+    start_price: int = Field(default=0, ge=0, le=MAX_MONEY, description="fen; the price a bargain starts at")
+    floor_price: int = Field(default=0, ge=0, le=MAX_MONEY, description="fen; the price never goes below it")
+    cut_min: int = Field(default=1, ge=1, le=MAX_MONEY, description="fen; the smallest cut one help draws")
+    cut_max: int = Field(default=1, ge=1, le=MAX_MONEY, description="fen; the largest cut one help draws")
+    helpers_needed: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="bargain: the helper who makes this many cuts finishes it (takes the rest to the floor); "
+        "null: finished when the draws reach the floor. assist: required, the helps that finish it",
+    )  # fmt: skip
+    help_limit: int = Field(default=1, ge=1, le=100, description="bargains one customer may help per campaign")
+    hours: int = Field(default=24, ge=1, le=720, description="hours from its start a bargain may be helped")
+
+
+class RedPacketSpec(Body):
+    """An expanding red packet (膨胀红包): a packet of ``initial_value`` points that
+    friends' helps expand to ``cap``; helps split the difference by double-mean
+    (docs/forms.md), each adding at least ``min_increment``. Claimed as points."""
+
+    initial_value: int = Field(ge=0, le=100_000_000, description="points the packet starts with")
+    cap: int = Field(ge=1, le=100_000_000, description="points the packet reaches with helpers_needed helps")
+    min_increment: int = Field(default=1, ge=1, le=100_000_000, description="the least one help adds")
+    helpers_needed: int = Field(ge=1, le=10_000, description="the helps that expand it to the cap")
+    help_limit: int = Field(default=1, ge=1, le=100, description="packets one customer may help per campaign")
+    hours: int = Field(default=24, ge=1, le=720, description="hours from its start a packet may be helped")
+
+
 class CampaignIn(Body):
     """A whole campaign as the builder sends it (create), or the merged result of a patch."""
 
@@ -178,6 +214,8 @@ class CampaignIn(Body):
     group: GroupSpec | None = Field(
         default=None, description="a group_buy's rules (required for it, refused for the other types)"
     )
+    bargain: BargainSpec | None = Field(default=None, description="bargain and assist campaigns: the help rules")
+    red_packet: RedPacketSpec | None = Field(default=None, description="red_packet campaigns: the packet's rules")
 
     @model_validator(mode="after")
     def type_fields(self) -> CampaignIn:
@@ -195,6 +233,8 @@ class CampaignIn(Body):
             raise ValueError("a group buy rewarding coupons needs at least one coupon")
         if self.type == "flash_sale" and not self.coupons:
             raise ValueError("a flash sale needs at least one coupon")
+        _check_bargain(self.type, self.bargain)
+        _check_red_packet(self.type, self.red_packet)
         if self.visibility == "targeted" and self.audience_rule is None:
             raise ValueError("a targeted campaign needs an audience_rule")
         hot = any(c.stock_buckets > 1 for c in self.coupons)
@@ -205,6 +245,38 @@ class CampaignIn(Body):
         if len({c.id for c in self.coupons if c.id is not None}) != len([c for c in self.coupons if c.id]):
             raise ValueError("a coupon id appears twice")
         return self
+
+
+def _check_bargain(kind: str, spec: BargainSpec | None) -> None:
+    if kind not in BARGAIN_TYPES:
+        if spec is not None:
+            raise ValueError("only bargain and assist campaigns have a bargain block")
+        return
+    if spec is None:
+        raise ValueError(f"a {kind} campaign needs a bargain block")
+    if kind == "assist":
+        if spec.helpers_needed is None:
+            raise ValueError("an assist needs bargain.helpers_needed")
+        return
+    if spec.floor_price >= spec.start_price:
+        raise ValueError("bargain.floor_price must be below start_price")
+    if spec.cut_min > spec.cut_max:
+        raise ValueError("bargain.cut_min must not be above cut_max")
+    if spec.helpers_needed is not None and spec.start_price - spec.floor_price < spec.helpers_needed:
+        # Every helper before the last cuts at least 1 fen (docs/forms.md).
+        raise ValueError("bargain: start_price - floor_price must be at least helpers_needed (1 fen per helper)")
+
+
+def _check_red_packet(kind: str, spec: RedPacketSpec | None) -> None:
+    if kind != "red_packet":
+        if spec is not None:
+            raise ValueError("only red_packet campaigns have a red_packet block")
+        return
+    if spec is None:
+        raise ValueError("a red_packet campaign needs a red_packet block")
+    if spec.cap - spec.initial_value < spec.helpers_needed * spec.min_increment:
+        # Every help adds at least min_increment and the last one reaches the cap exactly.
+        raise ValueError("red_packet: cap - initial_value must be at least helpers_needed x min_increment")
 
 
 def _schedule_error(field: str, message: str) -> errors.AppError:

@@ -595,6 +595,48 @@ class GroupLimitReached(AppError):
     default_message = "you are in as many open groups of this campaign as it allows"
 
 
+class NotABargain(AppError):
+    code = "not_a_bargain"
+    status = 409
+    default_message = "this campaign is not a bargain, an assist or a red packet"
+
+
+class OwnBargain(AppError):
+    code = "own_bargain"
+    status = 403
+    default_message = "you cannot help your own bargain"
+
+
+class AlreadyHelped(AppError):
+    code = "already_helped"
+    status = 409
+    default_message = "you already helped this bargain"
+
+
+class HelpLimitReached(AppError):
+    code = "help_limit_reached"
+    status = 409
+    default_message = "you helped as many bargains of this campaign as it allows"
+
+
+class BargainFinished(AppError):
+    code = "bargain_finished"
+    status = 409
+    default_message = "this bargain already reached its end; it needs no more help"
+
+
+class BargainExpired(AppError):
+    code = "bargain_expired"
+    status = 409
+    default_message = "this bargain's time is up"
+
+
+class BargainNotFinished(AppError):
+    code = "bargain_not_finished"
+    status = 409
+    default_message = "this bargain has not reached its end yet"
+
+
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503

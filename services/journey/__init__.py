@@ -6,7 +6,15 @@ import them from here; its modules import each other directly."""
 
 from services.core import SeatKeys
 from services.journey.exchange import exchange_ref
-from services.journey.participation import Journey, JourneyPolicy, ProgressView, join_refusal, visible_snapshot
+from services.journey.participation import (
+    Journey,
+    JourneyPolicy,
+    ProgressView,
+    join,
+    join_refusal,
+    phase_refusal,
+    visible_snapshot,
+)
 from services.journey.rewards import RewardIssuer, claw_back, grant_in_transaction, issue_pending_forever
 
 __all__ = [
@@ -19,6 +27,8 @@ __all__ = [
     "exchange_ref",
     "grant_in_transaction",
     "issue_pending_forever",
+    "join",
     "join_refusal",
+    "phase_refusal",
     "visible_snapshot",
 ]

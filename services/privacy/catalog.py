@@ -23,9 +23,10 @@ from models.attribution import Attribution
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.audit import AuditEntry
 from models.automation import AutomationRun
+from models.bargains import Bargain, BargainCut
 from models.customers import Customer, TierChange
-from models.group_buy import GroupBuy, GroupMember
 from models.experiments import ExperimentExposure
+from models.group_buy import GroupBuy, GroupMember
 from models.journey import (
     CheckIn,
     CustomerBadge,
@@ -153,6 +154,18 @@ HOLDINGS: tuple[Holding, ...] = (
         "keep",
         "the history of a kept participation's progress",
         where=lambda customer_id: Q(participation__customer_id=customer_id),
+    ),
+    Holding(
+        Bargain,
+        ("customer_id",),
+        "keep",
+        "a bargain's price and claim decide a reward (finance); no personal content",
+    ),
+    Holding(
+        BargainCut,
+        ("helper_customer_id",),
+        "keep",
+        "each help is part of another customer's bargain price and its audit trail (no personal content)",
     ),
     Holding(Redemption, ("customer_id",), "keep", "till transactions: finance and the staff audit"),
     Holding(

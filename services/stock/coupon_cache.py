@@ -16,6 +16,10 @@ from services.core import CouponFace, errors, face_of
 #: stock) also reach Redis directly; this bounds how stale the rest may be.
 TTL_SECONDS = 2.0
 
+#: Campaign types whose coupons are only granted as the reward of finishing (a challenge's
+#: goal, a bargain or assist claimed: services/forms/bargain.py), never grabbed.
+REWARD_ONLY_TYPES = frozenset({"challenge", "bargain", "assist"})
+
 
 @dataclass(frozen=True, kw_only=True)
 class CouponInfo(CouponFace):
@@ -32,7 +36,7 @@ class CouponInfo(CouponFace):
     valid_until: datetime | None
     valid_days: int | None
     exclusive_with: frozenset[int]
-    #: A challenge's coupons are its completion reward: granted, never grabbed.
+    #: A challenge's or a bargain's coupons are its completion reward: granted, never grabbed.
     reward_only: bool = False
     #: Redis slots the stock is split over (a hot coupon: services/stock/hot.py); 1: one.
     stock_buckets: int = 1
@@ -66,7 +70,7 @@ async def load_info(template_id: int) -> CouponInfo:
         valid_until=template.valid_until,
         valid_days=template.valid_days,
         exclusive_with=frozenset(await exclusive_ids(campaign.id)),
-        reward_only=campaign.type == "challenge",
+        reward_only=campaign.type in REWARD_ONLY_TYPES,
         stock_buckets=template.stock_buckets,
     )
 

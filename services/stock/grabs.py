@@ -92,6 +92,6 @@ async def _grab(
 
 def _eligible(info: CouponInfo) -> None:
     if info.reward_only:
-        raise errors.NotEligible("this coupon is a challenge's reward", details={"reason": "reward_only"})
+        raise errors.NotEligible("this coupon is a campaign's reward, not grabbed", details={"reason": "reward_only"})
     if info.campaign_status not in GRABBABLE:
         raise errors.CampaignNotActive(details={"status": info.campaign_status})

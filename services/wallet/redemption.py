@@ -223,7 +223,7 @@ async def _reverse(
             outbound.voucher_payload(
                 claim_id=voucher.claim_id, campaign_id=voucher.campaign_id, template_id=voucher.template_id,
                 customer_id=voucher.customer_id, face_value=voucher.face_value, redemption_id=r.id,
-                store_id=r.store_id, reversed_by=till.staff_id, reason=reason, status=status, at=now.isoformat(),
+                store_id=r.store_id, reversed_by=reversed_by_id, reason=reason, status=status, at=now.isoformat(),
             ),
         )  # fmt: skip
     return await Redemption.get(id=r.id)

@@ -13,9 +13,10 @@ from aiohttp.test_utils import TestClient
 
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.automation import AutomationRule, AutomationRun
+from models.bargains import Bargain, BargainCut
 from models.customers import Customer, TierChange
-from models.group_buy import GroupBuy, GroupMember
 from models.experiments import Experiment, ExperimentExposure
+from models.group_buy import GroupBuy, GroupMember
 from models.journey import CheckIn, CustomerBadge, PointsBalance, PointsEntry, ProgressEntry, RewardGrant
 from models.notifications import Notification, NotifySubscription
 from models.participations import Participation
@@ -147,6 +148,15 @@ async def history(client: TestClient, me: Person) -> None:
     )
     await TierChange.create(customer_id=me.id, from_tier="standard", to_tier="gold", source="admin", admin_id=1)
     friend = await Customer.create(openid="o_friend")
+    bargain = await Bargain.create(
+        campaign_id=campaign.id, customer_id=me.id, participation_id=joined.id, mode="bargain", start_price=900,
+        floor_price=100, cut_min=1, cut_max=50, helpers_needed=0, help_limit=1, price=870, seed="ab" * 16,
+        expires_at=now + timedelta(days=1),
+    )  # fmt: skip
+    await BargainCut.create(
+        bargain_id=bargain.id, campaign_id=campaign.id, helper_customer_id=me.id, seq=1, cut=30,
+        price_before=900, price_after=870, lo=1, hi=50, draw=12345, helped_at=now,
+    )  # fmt: skip
     await Referral.create(inviter_id=me.id, invitee_id=friend.id, code="ERIN0001")
     await audit.record(
         Actor.system(), "customer.update", "customer", me.id,
