@@ -24,6 +24,7 @@ from handlers.admin import themes as admin_themes
 from handlers.customer import auth as customer_auth
 from handlers.customer import coupons as customer_coupons
 from handlers.customer import data_rights as customer_data_rights
+from handlers.customer import draws as customer_draws
 from handlers.customer import exchange as customer_exchange
 from handlers.customer import feed as customer_feed
 from handlers.customer import journey as customer_journey
@@ -48,7 +49,7 @@ def all_routes() -> RouteTable:
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
-        admin_preview,
+        admin_preview, customer_draws,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -16,4 +16,5 @@ MODEL_MODULES: list[str] = [
     "models.referrals",
     "models.notifications",
     "models.automation",
+    "models.draws",
 ]

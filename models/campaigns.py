@@ -83,6 +83,9 @@ class Campaign(Model):
     # The reviewable spec (CampaignIn-shaped JSON) as it was when the campaign last became
     # approved; None until then. The review page diffs the current spec against it.
     approved_spec = fields.JSONField[dict[str, Any] | None](null=True)
+    # A lucky_draw's prize table and entry costs (services.campaigns.spec.DrawIn as JSON;
+    # a prize's coupon_index counts the campaign's coupons in id order). None otherwise.
+    draw = fields.JSONField[dict[str, Any] | None](null=True)
     created_by = fields.BigIntField()
     submitted_by = fields.BigIntField(null=True)
     submitted_at = fields.DatetimeField(null=True)

@@ -24,6 +24,7 @@ from server.embedded_redis import start_embedded_redis
 from server.keys import (
     COUPON_CACHE,
     DATABASE,
+    DRAWS,
     ERASED,
     FEED,
     HTTP_SESSION,
@@ -46,6 +47,7 @@ from server.settings import Settings
 from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
 from services.feed import Feed
+from services.forms import LuckyDraws
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -116,6 +118,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[STOCK] = Stock(client)
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
+    app[DRAWS] = LuckyDraws(client, app[JOURNEY])
     app[FEED] = build_feed(client, settings)
     state = app[REDIS_STATE] = Dependency("redis", safe_url(url))
 

@@ -18,6 +18,7 @@ from server.policies import Policies
 from server.settings import Settings
 from services.core import AnyRedis, Principal
 from services.feed import Feed
+from services.forms import LuckyDraws
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -36,6 +37,8 @@ STOCK = web.AppKey("stock", Stock)
 COUPON_CACHE = web.AppKey("coupon_cache", CouponCache)
 IP_LIMITER = web.AppKey("ip_limiter", IpLimiter)
 JOURNEY = web.AppKey("journey", Journey)
+#: Lucky draws (services/forms/draw.py): their scripts and table cache.
+DRAWS = web.AppKey("draws", LuckyDraws)
 #: The domain policies handlers pass to services (server/policies.py), built once.
 POLICIES = web.AppKey("policies", Policies)
 #: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
-from server.keys import DATABASE, FEED, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
+from server.keys import DATABASE, DRAWS, FEED, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
 from server.metrics import WORKER_PASS, timed_pass
 from server.policies import sender_policy
 from server.settings import Settings
@@ -23,6 +23,7 @@ from services.automation import runs as automation_runs
 from services.campaigns import review
 from services.core import AnyRedis, run_to_end
 from services.feed import catalog_changed
+from services.forms import DrawsWorker
 from services.journey import issue_pending_forever
 from services.notify import NotifySender, SendReport, send_forever
 from services.notify import outbox as notify_outbox
@@ -201,6 +202,7 @@ def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
     tasks = [
         asyncio.create_task(scheduler_loop(app[REDIS], app[STOCK], settings), name="scheduler"),
         asyncio.create_task(claims_worker(app[REDIS], settings).run_forever(), name="claims"),
+        asyncio.create_task(DrawsWorker(app[DRAWS]).run_forever(), name="draws"),
     ]
     grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
     tasks.append(asyncio.create_task(grants, name="reward-grants"))

@@ -90,6 +90,7 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
         "reward_badge": spec.reward_badge,
         "refund_policy": spec.refund_policy,
         "budget_limit": spec.budget_limit,
+        "draw": spec.draw.model_dump(mode="json") if spec.draw is not None else None,
     }
 
 
@@ -222,6 +223,7 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
         "refund_policy": campaign.refund_policy,
         "budget_limit": campaign.budget_limit,
         "coupons": [_coupon_spec(c) for c in await coupons_of(campaign)],
+        "draw": campaign.draw,
     }
 
 

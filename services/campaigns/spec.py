@@ -8,6 +8,7 @@ are checked by ``check_consistency`` and answer with their own codes.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
@@ -15,7 +16,7 @@ from services.core import Body, Id, errors
 
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
-CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral"]
+CampaignType = Literal["offer", "flash_sale", "challenge", "event", "referral", "lucky_draw"]
 #: What a refund taking a completed goal back below its target does to the reward.
 RefundPolicy = Literal["claw_back", "keep"]
 #: The lifecycle states (models.campaigns.CAMPAIGN_STATUSES), for filters: an unknown one is a 422.
@@ -104,6 +105,68 @@ class CouponIn(Body):
         return self
 
 
+PrizeKind = Literal["coupon", "points", "none"]
+#: The most a lucky draw's weights may add up to: the draw script reduces a 48-bit random
+#: value to a weight without bias while the total stays far below 2^48 (services/forms/draw.lua).
+MAX_DRAW_WEIGHT_TOTAL = 1_000_000_000
+
+
+class PrizeIn(Body):
+    """One row of a lucky draw's prize table ("no prize" is a row too: kind ``none``)."""
+
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,24}$")] = Field(
+        description="the prize's name in the table (unique), e.g. `first`, `none`"
+    )
+    kind: PrizeKind
+    weight: int = Field(ge=0, le=MAX_DRAW_WEIGHT_TOTAL, description="integer weight: odds are weight / total")
+    stock: int | None = Field(default=None, ge=0, le=10_000_000, description="how many can be won; null: unlimited")
+    coupon_index: int | None = Field(
+        default=None, ge=0, lt=20, description="kind coupon: the campaign coupon (its index in `coupons`) it pays"
+    )
+    points: int | None = Field(default=None, ge=1, le=100_000_000, description="kind points: the points it pays")
+
+    @model_validator(mode="after")
+    def kind_fields(self) -> PrizeIn:
+        if (self.kind == "coupon") != (self.coupon_index is not None):
+            raise ValueError("coupon_index is required for a coupon prize and only for one")
+        if (self.kind == "points") != (self.points is not None):
+            raise ValueError("points is required for a points prize and only for one")
+        return self
+
+
+class DrawIn(Body):
+    """A lucky draw's table and entry costs (docs/forms.md, Lucky draw)."""
+
+    prizes: list[PrizeIn] = Field(min_length=2, max_length=20)
+    sold_out_to: str = Field(
+        description="the prize (usually the `none` row) that takes a sold-out prize's weight; it must be unlimited"
+    )
+    free_per_day: int = Field(default=1, ge=0, le=100, description="free draws per customer per day")
+    points_cost: int = Field(
+        default=0, ge=0, le=100_000_000, description="points for each draw beyond the free ones (0: no paid draws)"
+    )
+    max_per_day: int = Field(default=10, ge=1, le=1000, description="draws per customer per day, free and paid")
+    time_zone: str = Field(default="Asia/Shanghai", max_length=64, description="where a day starts and ends (IANA)")
+
+    @model_validator(mode="after")
+    def table_rules(self) -> DrawIn:
+        keys = [p.key for p in self.prizes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a prize key appears twice")
+        total = sum(p.weight for p in self.prizes)
+        if not 1 <= total <= MAX_DRAW_WEIGHT_TOTAL:
+            raise ValueError(f"the weights must add up to between 1 and {MAX_DRAW_WEIGHT_TOTAL}")
+        target = next((p for p in self.prizes if p.key == self.sold_out_to), None)
+        if target is None or target.stock is not None or target.kind == "coupon":
+            # A coupon can run out whatever the prize's stock says.
+            raise ValueError("sold_out_to must name an unlimited prize of the table that is not a coupon")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time_zone {self.time_zone!r}") from None
+        return self
+
+
 class GoalIn(Body):
     metric: GoalMetric
     target: int = Field(ge=1, le=MAX_MONEY, description="count, or fen for spend")
@@ -142,6 +205,7 @@ class CampaignIn(Body):
     )
     budget_limit: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="fen; null: no cap")
     coupons: list[CouponIn] = Field(default_factory=list, max_length=20)
+    draw: DrawIn | None = Field(default=None, description="a lucky_draw's prize table and entry costs")
 
     @model_validator(mode="after")
     def type_fields(self) -> CampaignIn:
@@ -155,6 +219,12 @@ class CampaignIn(Body):
             raise ValueError("an event needs a participant_cap (its capacity)")
         if self.type == "flash_sale" and not self.coupons:
             raise ValueError("a flash sale needs at least one coupon")
+        if (self.type == "lucky_draw") != (self.draw is not None):
+            raise ValueError("a lucky_draw needs a draw block, and only a lucky_draw has one")
+        if self.draw is not None:
+            for prize in self.draw.prizes:
+                if prize.coupon_index is not None and prize.coupon_index >= len(self.coupons):
+                    raise ValueError(f"prize {prize.key!r}: coupon_index is not one of the campaign's coupons")
         if self.visibility == "targeted" and self.audience_rule is None:
             raise ValueError("a targeted campaign needs an audience_rule")
         hot = any(c.stock_buckets > 1 for c in self.coupons)

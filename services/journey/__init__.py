@@ -5,8 +5,9 @@ The names below are the package's public face: other packages, handlers and test
 import them from here; its modules import each other directly."""
 
 from services.core import SeatKeys
+from services.journey import points
 from services.journey.exchange import exchange_ref
-from services.journey.participation import Journey, JourneyPolicy, ProgressView
+from services.journey.participation import Journey, JourneyPolicy, ProgressView, join_refusal, visible_snapshot
 from services.journey.rewards import RewardIssuer, claw_back, grant_in_transaction, issue_pending_forever
 
 __all__ = [
@@ -19,4 +20,7 @@ __all__ = [
     "exchange_ref",
     "grant_in_transaction",
     "issue_pending_forever",
+    "join_refusal",
+    "points",
+    "visible_snapshot",
 ]
