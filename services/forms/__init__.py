@@ -1,7 +1,7 @@
 """The social activity forms (group buy, bargain and assist, lucky draw, expanding red
 packet) and what they share: the risk gate before a customer's social action."""
 
-from .draw import DRAW_STREAMS, DrawKeys, DrawOutcome, DrawsWorker, DrawTable, LuckyDraws, my_draws
+from .draw import DRAW_STREAMS, DrawKeys, DrawOutcome, DrawsWorker, DrawTable, LuckyDraws, my_draws, sample_batch
 from .risk import RiskPolicy, WhenUnranked, risk_rank, screen
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "WhenUnranked",
     "my_draws",
     "risk_rank",
+    "sample_batch",
     "screen",
 ]

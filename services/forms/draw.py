@@ -428,9 +428,18 @@ class LuckyDraws:
         """Run the draw's own sampling (draw_pick.lua) over ``randoms`` (each below 2^48),
         one value per draw: the count per weight, and how many values were rejected. For
         the fairness test and the bench."""
-        reply = await call_script(self._batch, keys=[], args=[len(weights), *weights, *randoms])
-        counts = [int(c) for c in reply]
-        return counts[:-1], counts[-1]
+        return await sample_batch(self.redis, weights, randoms, script=self._batch)
+
+
+async def sample_batch(
+    redis: AnyRedis, weights: list[int], randoms: list[int], *, script: Any = None
+) -> tuple[list[int], int]:
+    """``LuckyDraws.sample_batch`` without the app (the fairness test needs a Redis only)."""
+    if script is None:
+        script = redis.register_script(_PICK + (_LUA / "draw_batch.lua").read_text())
+    reply = await call_script(script, keys=[], args=[len(weights), *weights, *randoms])
+    counts = [int(c) for c in reply]
+    return counts[:-1], counts[-1]
 
 
 async def my_draws(
