@@ -54,6 +54,9 @@ class CampaignOut(Out):
     budget_limit: int | None
     budget_spent: int
     coupons: list[CouponOut]
+    draw: dict[str, Any] | None = Field(
+        default=None, description="a lucky_draw's prize table and entry costs, as sent (null for other types)"
+    )
     review_levels: int
     review_level_done: int
     created_by: int

@@ -23,6 +23,7 @@ from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreV
 from models.audit import AuditEntry
 from models.automation import AutomationRun
 from models.customers import Customer, TierChange
+from models.draws import LuckyDraw
 from models.journey import (
     CheckIn,
     CustomerBadge,
@@ -143,6 +144,12 @@ HOLDINGS: tuple[Holding, ...] = (
         "the cause of the referral points in the ledger (the code names a deleted invite code)",
     ),
     Holding(Voucher, ("customer_id",), "keep", "issued coupons: stock, budget and redemptions count them"),
+    Holding(
+        LuckyDraw,
+        ("customer_id",),
+        "keep",
+        "lucky draws: prize stock and daily limits are rebuilt from them, and points were paid and won by them",
+    ),
     Holding(
         RefreshToken,
         ("subject_id",),

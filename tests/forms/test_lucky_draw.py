@@ -4,6 +4,7 @@ weight to the named slot, the risk gate, the records the worker writes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,12 +14,14 @@ from models.customers import Customer
 from models.draws import LuckyDraw
 from models.journey import PointsEntry
 from models.vouchers import Voucher
-from server.keys import DRAWS, REDIS
+from server.keys import DRAWS, REDIS, STOCK
+from server.workers import scheduler_pass
 from services.campaigns.spec import DrawIn
 from services.forms import DrawKeys
 from services.journey import points
+from tests.campaigns.fixtures import campaign_body, iso, now
 from tests.forms.draw_fixtures import drain, lucky_campaign, table
-from tests.helpers import bearer, customer_login, error_of
+from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
 from tests.journey.fixtures import make_campaign, shoppers
 
 DRAWS_PATH = "/api/v1/draws"
@@ -181,3 +184,26 @@ def test_the_draw_spec_is_validated(change, message):
     DrawIn.model_validate(base)
     with pytest.raises(ValidationError, match=message):
         DrawIn.model_validate({**base, **change})
+
+
+async def test_an_operator_builds_submits_and_publishes_a_lucky_draw(client_with, monkeypatch):
+    cheap_password_hashing(monkeypatch)
+    client = await client_with(review_levels=0)
+    op = bearer((await logged_in_admin(client, "operator", "draw-op"))["access_token"])
+    draw = table([{"key": "coupon", "kind": "coupon", "weight": 1, "coupon_index": 0, "stock": 3}, NONE])
+    body = campaign_body(type="lucky_draw", draw=draw, starts_at=iso(now() - timedelta(minutes=1)))
+    created = await client.post("/api/v1/admin/campaigns", json=body, headers=op)
+    assert created.status == 201, await created.text()
+    campaign = await created.json()
+    assert campaign["draw"] == DrawIn.model_validate(draw).model_dump(mode="json")
+    for wrong in ({**body, "draw": None}, {**body, "type": "offer"}):
+        refused = await client.post("/api/v1/admin/campaigns", json=wrong, headers=op)
+        assert refused.status == 422 and (await error_of(refused))["code"] == "validation_failed"
+    path = f"/api/v1/admin/campaigns/{campaign['id']}"
+    assert (await client.post(f"{path}/submit", json={}, headers=op)).status == 200
+    published = await client.post(f"{path}/publish", json={}, headers=op)
+    assert published.status == 200, await published.text()
+    await scheduler_pass(client.server.app[REDIS], client.server.app[STOCK], 0)
+    [me] = await shoppers(client, 1)
+    resp = await _draw(client, me, campaign["id"])
+    assert resp.status == 201, await resp.text()
