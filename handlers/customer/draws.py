@@ -19,7 +19,7 @@ from services.forms import DrawOutcome, my_draws, screen
 routes = RouteTable()
 
 
-class DrawIn(Body):
+class DrawRequestIn(Body):
     campaign_id: Id
 
 
@@ -62,14 +62,14 @@ def _out(d: DrawOutcome) -> DrawOut:
 
 
 @routes.add(
-    "POST", "/api/v1/draws", access=CUSTOMER, tags=("forms",), body=DrawIn, response=DrawOut, status=201,
+    "POST", "/api/v1/draws", access=CUSTOMER, tags=("forms",), body=DrawRequestIn, response=DrawOut, status=201,
     summary="Draw once in a lucky_draw campaign: a free draw of the day, else its points cost (optional "
     "Idempotency-Key header: a retry returns the first answer, with Idempotent-Replayed: true)",
     errors=(errors.NotFound, errors.NotALuckyDraw, errors.CampaignNotActive, errors.NotEligible,
             errors.ExclusiveConflict, errors.BudgetExhausted, errors.DrawLimitReached, errors.InsufficientPoints,
             errors.DrawCancelled, errors.RiskRefused),
 )  # fmt: skip
-async def draw(request: web.Request, body: DrawIn) -> web.Response:
+async def draw(request: web.Request, body: DrawRequestIn) -> web.Response:
     customer_id = principal_of(request).id
     await screen(
         redis=request.app[REDIS], wechat=request.app[WECHAT], policy=request.app[POLICIES].risk,

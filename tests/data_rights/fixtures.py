@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreVisit
 from models.automation import AutomationRule, AutomationRun
 from models.customers import Customer, TierChange
+from models.draws import LuckyDraw
 from models.journey import CheckIn, CustomerBadge, PointsBalance, PointsEntry, ProgressEntry, RewardGrant
 from models.notifications import Notification, NotifySubscription
 from models.participations import Participation
@@ -130,6 +131,10 @@ async def history(client: TestClient, me: Person) -> None:
         voucher_id=me.available, customer_id=me.id, kind="expiring_soon", valid_until=now + timedelta(days=2)
     )
     await InviteCode.create(customer_id=me.id, code="ERIN0001")
+    await LuckyDraw.create(
+        draw_id="d-erin-1", campaign_id=campaign.id, customer_id=me.id, prize_key="none", prize_kind="none",
+        entry="free", day=now.date().isoformat(), drawn_at=now,
+    )  # fmt: skip
     await TierChange.create(customer_id=me.id, from_tier="standard", to_tier="gold", source="admin", admin_id=1)
     friend = await Customer.create(openid="o_friend")
     await Referral.create(inviter_id=me.id, invitee_id=friend.id, code="ERIN0001")
