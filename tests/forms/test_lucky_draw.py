@@ -207,3 +207,21 @@ async def test_an_operator_builds_submits_and_publishes_a_lucky_draw(client_with
     [me] = await shoppers(client, 1)
     resp = await _draw(client, me, campaign["id"])
     assert resp.status == 201, await resp.text()
+
+
+async def test_a_draw_record_delivered_twice_is_written_once_and_pays_once(client):
+    draw = table([{"key": "pts", "kind": "points", "weight": 1, "points": 5}, {**NONE, "weight": 0}])
+    campaign, _ = await lucky_campaign(client, draw)
+    [me] = await shoppers(client, 1)
+    resp = await _draw(client, me, campaign.id)
+    assert resp.status == 201
+    redis = client.server.app[REDIS]
+    stream = DrawKeys(campaign.id).stream
+    [(_, fields)] = await redis.xrange(stream)
+    await drain(client)
+    # The same record again (a worker that died after its commit, before its XACK).
+    await redis.xadd(stream, fields)
+    await drain(client)
+    assert await LuckyDraw.filter(campaign_id=campaign.id).count() == 1
+    assert await points.balance_of(me.id) == 5
+    assert await PointsEntry.filter(customer_id=me.id, reason="lucky_draw_prize").count() == 1
