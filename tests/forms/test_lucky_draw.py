@@ -17,8 +17,10 @@ from models.vouchers import Voucher
 from server.keys import DRAWS, REDIS, STOCK
 from server.workers import scheduler_pass
 from services.campaigns.spec import DrawIn
+from services.core import text
 from services.forms import DrawKeys
 from services.journey import points
+from services.privacy import redis_data
 from tests.campaigns.fixtures import campaign_body, iso, now
 from tests.forms.draw_fixtures import drain, lucky_campaign, table
 from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
@@ -225,3 +227,17 @@ async def test_a_draw_record_delivered_twice_is_written_once_and_pays_once(clien
     assert await LuckyDraw.filter(campaign_id=campaign.id).count() == 1
     assert await points.balance_of(me.id) == 5
     assert await PointsEntry.filter(customer_id=me.id, reason="lucky_draw_prize").count() == 1
+
+
+async def test_an_erasure_deletes_the_customers_draw_keys(client):
+    campaign, _ = await lucky_campaign(client, table([NONE, {"key": "b", "kind": "none", "weight": 1}]))
+    [me, other] = await shoppers(client, 2)
+    for who in (me, other):
+        assert (await _draw(client, who, campaign.id, key="k")).status == 201
+    redis = client.server.app[REDIS]
+    keys = DrawKeys(campaign.id)
+    mine = [keys.idempotency(me.id, "k"), *[text(k) for k in await redis.keys(f"*draw:day:{me.id}:*")]]
+    assert len(mine) == 2 and await redis.exists(*mine) == 2
+    await redis_data.erase(redis, me.id)
+    assert await redis.exists(*mine) == 0
+    assert await redis.exists(keys.idempotency(other.id, "k")) == 1
