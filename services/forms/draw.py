@@ -63,6 +63,8 @@ from services.core import (
     text,
 )
 from services.journey import Journey, join_refusal, points, visible_snapshot
+from services.notify import outbox as notify_outbox
+from services.notify import reward_text_in, titles_of
 from services.stock import RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, CampaignKeys
 
 log = logging.getLogger("wxcampaign.draws")
@@ -508,10 +510,38 @@ async def persist(entries: list[DrawEntry]) -> int:
                     if e.kind == "points" and e.points > 0:
                         await points.add(e.customer_id, e.points, "lucky_draw_prize", prize_ref(e.draw_id),
                                          campaign_id=e.campaign_id)  # fmt: skip
+                await _notify_winners(fresh)
                 return len(fresh)
         except IntegrityError:
             log.warning("draws batch conflicted (another consumer wrote some); retrying")
     raise RuntimeError("could not persist a draws batch after 3 attempts")
+
+
+async def _notify_winners(fresh: list[DrawEntry]) -> None:
+    """A "reward earned" subscribe message per prize won (key ``draw:<draw>``: once),
+    in the transaction that records the draw. Precondition: inside it."""
+    winners = [e for e in fresh if e.kind != "none"]
+    if not winners:
+        return
+    campaigns = {
+        c.id: c
+        for c in await Campaign.filter(id__in={e.campaign_id for e in winners}).only(
+            "id", "content", "default_language"
+        )
+    }
+    for e in winners:
+        c = campaigns[e.campaign_id]
+        coupons = 1 if e.kind == "coupon" else 0
+        await notify_outbox.enqueue(
+            f"draw:{e.draw_id}", "reward", e.customer_id,
+            {
+                "campaign_id": e.campaign_id, "campaign_title": notify_outbox.title_of(c.content, c.default_language),
+                "reward": notify_outbox.reward_text(e.points, None, coupons), "points": e.points,
+                "earned_at": e.drawn_at.isoformat(), "campaign_titles": titles_of(c.content),
+                "default_language": c.default_language,
+                "reward_texts": {lang: reward_text_in(lang, e.points, None, coupons) for lang in c.content},
+            },
+        )  # fmt: skip
 
 
 class DrawsWorker:

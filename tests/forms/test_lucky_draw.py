@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from models.customers import Customer
 from models.draws import LuckyDraw
 from models.journey import PointsEntry
+from models.notifications import Notification
 from models.vouchers import Voucher
 from server.keys import DRAWS, REDIS, STOCK
 from server.workers import scheduler_pass
@@ -227,6 +228,9 @@ async def test_a_draw_record_delivered_twice_is_written_once_and_pays_once(clien
     assert await LuckyDraw.filter(campaign_id=campaign.id).count() == 1
     assert await points.balance_of(me.id) == 5
     assert await PointsEntry.filter(customer_id=me.id, reason="lucky_draw_prize").count() == 1
+    # The "reward earned" message, once.
+    [message] = await Notification.filter(customer_id=me.id)
+    assert (message.kind, message.payload["points"], message.payload["campaign_id"]) == ("reward", 5, campaign.id)
 
 
 async def test_an_erasure_deletes_the_customers_draw_keys(client):
