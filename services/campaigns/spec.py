@@ -121,7 +121,7 @@ class PrizeIn(Body):
     weight: int = Field(ge=0, le=MAX_DRAW_WEIGHT_TOTAL, description="integer weight: odds are weight / total")
     stock: int | None = Field(default=None, ge=0, le=10_000_000, description="how many can be won; null: unlimited")
     coupon_index: int | None = Field(
-        default=None, ge=0, lt=20, description="kind coupon: the campaign coupon (its index in `coupons`) it pays"
+        default=None, ge=0, le=19, description="kind coupon: the campaign coupon (its index in `coupons`) it pays"
     )
     points: int | None = Field(default=None, ge=1, le=100_000_000, description="kind points: the points it pays")
 
