@@ -29,6 +29,7 @@ from handlers.customer import auth as customer_auth
 from handlers.customer import bargains as customer_bargains
 from handlers.customer import coupons as customer_coupons
 from handlers.customer import data_rights as customer_data_rights
+from handlers.customer import draws as customer_draws
 from handlers.customer import exchange as customer_exchange
 from handlers.customer import feed as customer_feed
 from handlers.customer import group_buy as customer_group_buy
@@ -57,6 +58,7 @@ def all_routes() -> RouteTable:
         admin_preview, admin_webhooks, admin_roi, customer_group_buy, admin_group_buy,
         admin_experiments,
         customer_bargains,
+        customer_draws,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

@@ -21,4 +21,5 @@ MODEL_MODULES: list[str] = [
     "models.group_buy",
     "models.experiments",
     "models.bargains",
+    "models.draws",
 ]

@@ -9,7 +9,8 @@ from tortoise.indexes import Index
 from tortoise.models import Model
 
 CAMPAIGN_TYPES = (
-    "offer", "flash_sale", "challenge", "event", "referral", "group_buy", "bargain", "assist", "red_packet"
+    "offer", "flash_sale", "challenge", "event", "referral", "group_buy", "bargain", "assist", "red_packet",
+    "lucky_draw",
 )  # fmt: skip
 CAMPAIGN_STATUSES = (
     "draft",
@@ -91,6 +92,9 @@ class Campaign(Model):
     bargain = fields.JSONField[dict[str, Any] | None](null=True)
     # red_packet campaigns: their RedPacketSpec as JSON.
     red_packet = fields.JSONField[dict[str, Any] | None](null=True)
+    # A lucky_draw's prize table and entry costs (services.campaigns.spec.DrawIn as JSON;
+    # a prize's coupon_index counts the campaign's coupons in id order). None otherwise.
+    draw = fields.JSONField[dict[str, Any] | None](null=True)
     created_by = fields.BigIntField()
     submitted_by = fields.BigIntField(null=True)
     submitted_at = fields.DatetimeField(null=True)

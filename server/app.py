@@ -25,6 +25,7 @@ from server.keys import (
     BARGAINS,
     COUPON_CACHE,
     DATABASE,
+    DRAWS,
     ERASED,
     EXPERIMENTS,
     FEED,
@@ -50,7 +51,7 @@ from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
 from services.experiments import Experiments
 from services.feed import Feed
-from services.forms import Bargains, GroupBuys
+from services.forms import Bargains, GroupBuys, LuckyDraws
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -123,6 +124,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[JOURNEY] = build_journey(client, app[STOCK], settings)
     app[GROUP_BUYS] = GroupBuys(client, app[JOURNEY])
     app[BARGAINS] = Bargains(client, app[JOURNEY])
+    app[DRAWS] = LuckyDraws(client, app[JOURNEY])
     app[FEED] = build_feed(client, settings)
     app[EXPERIMENTS] = Experiments(client)
     state = app[REDIS_STATE] = Dependency("redis", safe_url(url))

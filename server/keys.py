@@ -19,7 +19,7 @@ from server.settings import Settings
 from services.core import AnyRedis, Principal
 from services.experiments import Experiments
 from services.feed import Feed
-from services.forms import Bargains, GroupBuys
+from services.forms import Bargains, GroupBuys, LuckyDraws
 from services.journey import Journey
 from services.privacy import ErasedCustomers
 from services.stock import CouponCache, IpLimiter, Stock
@@ -42,6 +42,8 @@ JOURNEY = web.AppKey("journey", Journey)
 GROUP_BUYS = web.AppKey("group_buys", GroupBuys)
 #: Bargains and assists (services/forms/bargain.py): their scripts and runtime.
 BARGAINS = web.AppKey("bargains", Bargains)
+#: Lucky draws (services/forms/draw.py): their scripts and table cache.
+DRAWS = web.AppKey("draws", LuckyDraws)
 #: The domain policies handlers pass to services (server/policies.py), built once.
 POLICIES = web.AppKey("policies", Policies)
 #: The discovery feed's runtime (services/feed/runtime.py): index, audience sets, cached rankings.

@@ -14,7 +14,19 @@ import aiohttp
 from aiohttp import web
 
 from miniprogram_api import MiniProgramClient
-from server.keys import DATABASE, FEED, GROUP_BUYS, HTTP_SESSION, JOURNEY, REDIS, REDIS_STATE, SETTINGS, STOCK, WECHAT
+from server.keys import (
+    DATABASE,
+    DRAWS,
+    FEED,
+    GROUP_BUYS,
+    HTTP_SESSION,
+    JOURNEY,
+    REDIS,
+    REDIS_STATE,
+    SETTINGS,
+    STOCK,
+    WECHAT,
+)  # fmt: skip
 from server.metrics import WORKER_PASS, timed_pass
 from server.policies import alert_policy, delivery_policy, sender_policy
 from server.settings import Settings
@@ -25,7 +37,7 @@ from services.automation import runs as automation_runs
 from services.campaigns import review
 from services.core import AnyRedis, run_to_end
 from services.feed import catalog_changed
-from services.forms import BargainWorker, GroupBuys, GroupWorker
+from services.forms import BargainWorker, DrawsWorker, GroupBuys, GroupWorker
 from services.journey import issue_pending_forever
 from services.notify import NotifySender, SendReport, send_forever
 from services.notify import outbox as notify_outbox
@@ -257,6 +269,7 @@ def _start_workers(app: web.Application) -> list[asyncio.Task[None]]:
         asyncio.create_task(GroupWorker(app[REDIS], app[JOURNEY]).run_forever(), name="group-buys"),
         # Decided bargain helps, from their streams into the database (services/forms/bargain.py).
         asyncio.create_task(BargainWorker(app[REDIS]).run_forever(), name="bargain-helps"),
+        asyncio.create_task(DrawsWorker(app[DRAWS]).run_forever(), name="draws"),
     ]
     grants = issue_pending_forever(app[JOURNEY].rewards, settings.scheduler_interval)
     tasks.append(asyncio.create_task(grants, name="reward-grants"))

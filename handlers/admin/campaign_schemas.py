@@ -63,6 +63,9 @@ class CampaignOut(Out):
     red_packet: dict[str, Any] | None = Field(
         default=None, description="red_packet campaigns: the packet's rules (RedPacketSpec); null for the others"
     )
+    draw: dict[str, Any] | None = Field(
+        default=None, description="a lucky_draw's prize table and entry costs, as sent (null for other types)"
+    )
     review_levels: int
     review_level_done: int
     created_by: int

@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0018_approval_diff')]
+    dependencies = [("models", "0021_experiments")]
 
     initial = False
 

@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0018_approval_diff")]
+    dependencies = [("models", "0022_webhooks")]
 
     initial = False
 

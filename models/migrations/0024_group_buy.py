@@ -10,7 +10,7 @@ from tortoise.indexes import Index
 # group_buy rules.
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0018_approval_diff')]
+    dependencies = [("models", "0023_attribution")]
 
     initial = False
 

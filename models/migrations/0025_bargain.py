@@ -10,7 +10,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0018_approval_diff")]
+    dependencies = [("models", "0024_group_buy")]
 
     initial = False
 

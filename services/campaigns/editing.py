@@ -93,6 +93,7 @@ def _campaign_values(spec: CampaignIn) -> dict[str, Any]:
         "group_spec": spec.group.model_dump() if spec.group is not None else None,
         "bargain": spec.bargain.model_dump() if spec.bargain else None,
         "red_packet": spec.red_packet.model_dump() if spec.red_packet else None,
+        "draw": spec.draw.model_dump(mode="json") if spec.draw is not None else None,
     }
 
 
@@ -228,6 +229,7 @@ async def spec_of(campaign: Campaign) -> dict[str, Any]:
         "red_packet": campaign.red_packet,
         "coupons": [_coupon_spec(c) for c in await coupons_of(campaign)],
         "group": campaign.group_spec,
+        "draw": campaign.draw,
     }
 
 

@@ -8,6 +8,7 @@ are checked by ``check_consistency`` and answer with their own codes.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
@@ -16,7 +17,8 @@ from services.core import Body, Id, errors
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
 CampaignType = Literal[
-    "offer", "flash_sale", "challenge", "event", "referral", "group_buy", "bargain", "assist", "red_packet"
+    "offer", "flash_sale", "challenge", "event", "referral", "group_buy", "bargain", "assist", "red_packet",
+    "lucky_draw",
 ]  # fmt: skip
 #: The campaign types whose spec is a ``bargain`` block (services/forms/bargain.py).
 BARGAIN_TYPES = frozenset({"bargain", "assist"})
@@ -105,6 +107,68 @@ class CouponIn(Body):
         if self.stock_buckets > 1 and self.points_price is not None:
             # An exchange is a grant, which decides in the campaign's slot only.
             raise ValueError("a coupon with stock_buckets above 1 cannot have a points_price")
+        return self
+
+
+PrizeKind = Literal["coupon", "points", "none"]
+#: The most a lucky draw's weights may add up to: the draw script reduces a 48-bit random
+#: value to a weight without bias while the total stays far below 2^48 (services/forms/draw.lua).
+MAX_DRAW_WEIGHT_TOTAL = 1_000_000_000
+
+
+class PrizeIn(Body):
+    """One row of a lucky draw's prize table ("no prize" is a row too: kind ``none``)."""
+
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,24}$")] = Field(
+        description="the prize's name in the table (unique), e.g. `first`, `none`"
+    )
+    kind: PrizeKind
+    weight: int = Field(ge=0, le=MAX_DRAW_WEIGHT_TOTAL, description="integer weight: odds are weight / total")
+    stock: int | None = Field(default=None, ge=0, le=10_000_000, description="how many can be won; null: unlimited")
+    coupon_index: int | None = Field(
+        default=None, ge=0, le=19, description="kind coupon: the campaign coupon (its index in `coupons`) it pays"
+    )
+    points: int | None = Field(default=None, ge=1, le=100_000_000, description="kind points: the points it pays")
+
+    @model_validator(mode="after")
+    def kind_fields(self) -> PrizeIn:
+        if (self.kind == "coupon") != (self.coupon_index is not None):
+            raise ValueError("coupon_index is required for a coupon prize and only for one")
+        if (self.kind == "points") != (self.points is not None):
+            raise ValueError("points is required for a points prize and only for one")
+        return self
+
+
+class DrawIn(Body):
+    """A lucky draw's table and entry costs (docs/forms.md, Lucky draw)."""
+
+    prizes: list[PrizeIn] = Field(min_length=2, max_length=20)
+    sold_out_to: str = Field(
+        description="the prize (usually the `none` row) that takes a sold-out prize's weight; it must be unlimited"
+    )
+    free_per_day: int = Field(default=1, ge=0, le=100, description="free draws per customer per day")
+    points_cost: int = Field(
+        default=0, ge=0, le=100_000_000, description="points for each draw beyond the free ones (0: no paid draws)"
+    )
+    max_per_day: int = Field(default=10, ge=1, le=1000, description="draws per customer per day, free and paid")
+    time_zone: str = Field(default="Asia/Shanghai", max_length=64, description="where a day starts and ends (IANA)")
+
+    @model_validator(mode="after")
+    def table_rules(self) -> DrawIn:
+        keys = [p.key for p in self.prizes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a prize key appears twice")
+        total = sum(p.weight for p in self.prizes)
+        if not 1 <= total <= MAX_DRAW_WEIGHT_TOTAL:
+            raise ValueError(f"the weights must add up to between 1 and {MAX_DRAW_WEIGHT_TOTAL}")
+        target = next((p for p in self.prizes if p.key == self.sold_out_to), None)
+        if target is None or target.stock is not None or target.kind == "coupon":
+            # A coupon can run out whatever the prize's stock says.
+            raise ValueError("sold_out_to must name an unlimited prize of the table that is not a coupon")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time_zone {self.time_zone!r}") from None
         return self
 
 
@@ -216,6 +280,7 @@ class CampaignIn(Body):
     )
     bargain: BargainSpec | None = Field(default=None, description="bargain and assist campaigns: the help rules")
     red_packet: RedPacketSpec | None = Field(default=None, description="red_packet campaigns: the packet's rules")
+    draw: DrawIn | None = Field(default=None, description="a lucky_draw's prize table and entry costs")
 
     @model_validator(mode="after")
     def type_fields(self) -> CampaignIn:
@@ -235,6 +300,12 @@ class CampaignIn(Body):
             raise ValueError("a flash sale needs at least one coupon")
         _check_bargain(self.type, self.bargain)
         _check_red_packet(self.type, self.red_packet)
+        if (self.type == "lucky_draw") != (self.draw is not None):
+            raise ValueError("a lucky_draw needs a draw block, and only a lucky_draw has one")
+        if self.draw is not None:
+            for prize in self.draw.prizes:
+                if prize.coupon_index is not None and prize.coupon_index >= len(self.coupons):
+                    raise ValueError(f"prize {prize.key!r}: coupon_index is not one of the campaign's coupons")
         if self.visibility == "targeted" and self.audience_rule is None:
             raise ValueError("a targeted campaign needs an audience_rule")
         hot = any(c.stock_buckets > 1 for c in self.coupons)

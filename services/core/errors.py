@@ -637,6 +637,26 @@ class BargainNotFinished(AppError):
     default_message = "this bargain has not reached its end yet"
 
 
+class NotALuckyDraw(AppError):
+    code = "not_a_lucky_draw"
+    status = 409
+    default_message = "this campaign is not a lucky draw"
+
+
+class DrawLimitReached(AppError):
+    code = "draw_limit_reached"
+    status = 409
+    default_message = "no draws left today (details: draws_today, max_per_day)"
+
+
+class DrawCancelled(AppError):
+    code = "draw_cancelled"
+    status = 409
+    default_message = (
+        "the draw under this Idempotency-Key was cancelled and its points given back; draw again with a new key"
+    )
+
+
 class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503

@@ -10,24 +10,33 @@ from .bargain import (
     HelpResult,
     replay_cut,
 )
+from .draw import DRAW_STREAMS, DrawKeys, DrawOutcome, DrawsWorker, DrawTable, LuckyDraws, my_draws, sample_batch
 from .group_buy import GroupBuys, GroupView, GroupWorker
 from .group_buy import summary as group_summary
 from .risk import RiskPolicy, WhenUnranked, risk_rank, screen
 
 __all__ = [
     "BARGAIN_TYPES",
+    "DRAW_STREAMS",
     "BargainKeys",
     "BargainView",
     "BargainWorker",
     "Bargains",
+    "DrawKeys",
+    "DrawOutcome",
+    "DrawTable",
+    "DrawsWorker",
     "GroupBuys",
     "GroupView",
     "GroupWorker",
     "HelpResult",
+    "LuckyDraws",
     "RiskPolicy",
     "WhenUnranked",
     "group_summary",
+    "my_draws",
     "replay_cut",
     "risk_rank",
+    "sample_batch",
     "screen",
 ]

@@ -5,6 +5,7 @@ The names below are the package's public face: other packages, handlers and test
 import them from here; its modules import each other directly."""
 
 from services.core import SeatKeys
+from services.journey import points
 from services.journey.exchange import exchange_ref
 from services.journey.participation import (
     Journey,
@@ -30,5 +31,6 @@ __all__ = [
     "join",
     "join_refusal",
     "phase_refusal",
+    "points",
     "visible_snapshot",
 ]

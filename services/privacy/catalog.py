@@ -25,6 +25,7 @@ from models.audit import AuditEntry
 from models.automation import AutomationRun
 from models.bargains import Bargain, BargainCut
 from models.customers import Customer, TierChange
+from models.draws import LuckyDraw
 from models.experiments import ExperimentExposure
 from models.group_buy import GroupBuy, GroupMember
 from models.journey import (
@@ -183,6 +184,12 @@ HOLDINGS: tuple[Holding, ...] = (
         "the cause of the referral points in the ledger (the code names a deleted invite code)",
     ),
     Holding(Voucher, ("customer_id",), "keep", "issued coupons: stock, budget and redemptions count them"),
+    Holding(
+        LuckyDraw,
+        ("customer_id",),
+        "keep",
+        "lucky draws: prize stock and daily limits are rebuilt from them, and points were paid and won by them",
+    ),
     Holding(
         RefreshToken,
         ("subject_id",),

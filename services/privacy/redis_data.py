@@ -1,8 +1,10 @@
 """What Redis holds about one customer, found by key name, and its removal on erasure.
 
 Keys named after the customer (deleted): the grab's idempotency records, rate counters
-and recent claims of every campaign (services/stock/keys.py), the exclusivity markers
-(services/stock/exclusive.py) and the feed's viewer version (services/feed/rankings.py).
+and recent claims of every campaign (services/stock/keys.py), lucky draws' idempotency
+records and day counters (services/forms/draw.py: an erased customer draws no more), the
+exclusivity markers (services/stock/exclusive.py) and the feed's viewer version
+(services/feed/rankings.py).
 Sets listing the customer (member removed): the audience sets of the feed and of the
 grab. Kept, because they mirror rows kept in the database under the anonymous id: the
 coupons' holder counts (per-user limits), capped campaigns' seat sets, claims streams.
@@ -25,7 +27,7 @@ SCAN_COUNT = 1000
 
 def _patterns(customer_id: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
     named = re.compile(
-        rf"^(?:\{{cmp:\d+\}}:(?:idem|rate|recent):{customer_id}(?::.*)?"
+        rf"^(?:\{{cmp:\d+\}}:(?:idem|rate|recent|draw:idem|draw:day):{customer_id}(?::.*)?"
         rf"|\{{xcl:{customer_id}\}}"
         rf"|\{{journey\}}:viewer:{customer_id})$"
     )

@@ -15,6 +15,7 @@ from models.audience import CustomerDailyActivity, CustomerFacts, CustomerStoreV
 from models.automation import AutomationRule, AutomationRun
 from models.bargains import Bargain, BargainCut
 from models.customers import Customer, TierChange
+from models.draws import LuckyDraw
 from models.experiments import Experiment, ExperimentExposure
 from models.group_buy import GroupBuy, GroupMember
 from models.journey import CheckIn, CustomerBadge, PointsBalance, PointsEntry, ProgressEntry, RewardGrant
@@ -146,6 +147,10 @@ async def history(client: TestClient, me: Person) -> None:
     await ExperimentExposure.create(
         experiment=experiment, customer_id=me.id, arm=0, bucket_version=1, surface="feed", exposed_at=now
     )
+    await LuckyDraw.create(
+        draw_id="d-erin-1", campaign_id=campaign.id, customer_id=me.id, prize_key="none", prize_kind="none",
+        entry="free", day=now.date().isoformat(), drawn_at=now,
+    )  # fmt: skip
     await TierChange.create(customer_id=me.id, from_tier="standard", to_tier="gold", source="admin", admin_id=1)
     friend = await Customer.create(openid="o_friend")
     bargain = await Bargain.create(
