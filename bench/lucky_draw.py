@@ -132,11 +132,11 @@ async def bare_lua(redis_url: str, callers: int, seconds: float) -> tuple[float,
             started = time.perf_counter()
             await script(
                 keys=[keys.stock, keys.day(uid, "2026-01-01"), keys.idempotency(uid, "-"), keys.holds, keys.stream,
-                      f"{tag}:claims", f"{tag}:budget", f"{tag}:recent:{uid}", f"{tag}:coupon:1",
+                      f"{tag}:claims", f"{tag}:budget", f"{tag}:recent:{uid}", keys.tasks, f"{tag}:coupon:1",
                       f"{tag}:coupon:1:holders"],
                 args=[uid, int(time.time() * 1000), "d" + secrets.token_hex(16), "2026-01-01", "0", 86400, 1000,
                       1000, 0, "0", 172800, secrets.token_hex(10), secrets.token_hex(8), 3600000, 50, 3, "",
-                      len(randoms), *randoms, *prizes],
+                      len(randoms), *randoms, *prizes, -1],
             )  # fmt: skip
             latencies.append(time.perf_counter() - started)
             count += 1

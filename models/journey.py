@@ -173,8 +173,8 @@ class RewardGrant(Model):
     """A coupon owed to a customer, written in the transaction that decided it and then
     issued through the stock script. ``ref`` names its cause and is unique: a
     participation's reward (reward:<participation>:<coupon>, also unique per
-    participation and coupon) or a points exchange (exchange:<customer>:<key>, with no
-    participation)."""
+    participation and coupon), a points exchange (exchange:<customer>:<key>, with no
+    participation), or a social form's voucher (bargain:<bargain>, services/forms)."""
 
     id = fields.BigIntField(primary_key=True)
     participation: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
@@ -185,7 +185,11 @@ class RewardGrant(Model):
     customer_id = fields.BigIntField()
     campaign_id = fields.BigIntField()
     template_id = fields.BigIntField()
-    trigger = fields.CharField(max_length=16)  # join, completion, exchange
+    trigger = fields.CharField(max_length=16)  # join, completion, exchange, bargain, red_packet
+    # Fen: the voucher's own face value (a bargain's cut voucher, a red packet claimed as
+    # a voucher), issued and counted against the budget instead of the coupon's. Null:
+    # the coupon's face value.
+    face_value = fields.BigIntField(null=True)
     status = fields.CharField(max_length=16, default="pending")
     # The claim id of the voucher once issued, or why it was refused (sold_out, limit, budget).
     claim_id = fields.CharField(max_length=40, null=True)

@@ -461,7 +461,8 @@ class Settings:
         "NOTIFY_TEMPLATES",
         None,
         'JSON `{kind: {"template_id", "page"?, "fields": {keyword: text}}}` for the kinds `new_campaign`,'
-        " `campaign_ending`, `reward`, `voucher_expiring`, `group_result`; a kind left out sends nothing; see"
+        " `campaign_ending`, `reward`, `voucher_expiring`, `group_result`, `bargain_result`; a kind left out sends"
+        " nothing; see"
         " [Notifications](#notifications)",
         shown_default="the emulator's templates (`emu_reward`, …) when `WECHAT_APPID` is unset, none otherwise",
     )

@@ -66,9 +66,23 @@ class HelpOut(Out):
     finished: bool = Field(description="this help finished the bargain")
 
 
+class RewardVoucherOut(Out):
+    face_value: int = Field(description="fen: the reduction reached (cut_voucher) or the packet's value (red packet)")
+    coupon_id: int = Field(description="the campaign's coupon the voucher is one of (its validity, stores)")
+    status: Literal["pending", "issued", "refused"] = Field(
+        description="issued: in the wallet (GET /api/v1/me/vouchers); pending: being issued; refused: see refusal"
+    )
+    refusal: str | None = Field(description="why it was refused: `sold_out`, `limit`, `budget` (the campaign budget "
+                                "left is below its value)")  # fmt: skip
+
+
 class ClaimOut(Out):
     bargain: BargainOut
     claimed: bool = Field(description="true when claimed by this call (201); false: claimed before (200)")
+    voucher: RewardVoucherOut | None = Field(
+        description="the voucher the claim pays (bargain.reward `cut_voucher`, red_packet.claim_as `voucher`); "
+        "null when it pays the campaign's own reward or points"
+    )
 
 
 def _out(view: BargainView) -> BargainOut:
@@ -130,13 +144,20 @@ async def get_bargain(request: web.Request) -> BargainOut:
 @routes.add(
     "POST", "/api/v1/bargains/{id}/claim", access=CUSTOMER, tags=("forms",), response=ClaimOut, status=201,
     also=(200,),
-    summary="Claim the reward of your finished bargain (the campaign's coupons, points, badge), exactly once: 201 "
-    "the first time, 200 after",
+    summary="Claim the reward of your finished bargain (the campaign's coupons, points, badge; or a voucher worth "
+    "the cut; a red packet's points or voucher), exactly once: 201 the first time, 200 after",
     errors=(errors.NotFound, errors.BargainNotFinished),
 )  # fmt: skip
 async def claim_bargain(request: web.Request) -> ClaimOut | web.Response:
-    view, claimed = await request.app[BARGAINS].claim(
-        path_int(request, "id"), principal_of(request).id, datetime.now(UTC)
-    )
-    out = ClaimOut(bargain=_out(view), claimed=claimed)
+    bargains = request.app[BARGAINS]
+    bargain_id = path_int(request, "id")
+    view, claimed = await bargains.claim(bargain_id, principal_of(request).id, datetime.now(UTC))
+    grant = await bargains.reward_voucher(bargain_id)
+    voucher = None
+    if grant is not None:
+        voucher = RewardVoucherOut(
+            face_value=grant.face_value or 0, coupon_id=grant.template_id, status=grant.status,  # type: ignore[arg-type]
+            refusal=grant.refusal,
+        )  # fmt: skip
+    out = ClaimOut(bargain=_out(view), claimed=claimed, voucher=voucher)
     return out if claimed else json_response(out, status=200)

@@ -37,7 +37,10 @@ class DrawOut(Out):
     kind: Literal["coupon", "points", "none"]
     voucher: DrawnVoucherOut | None = Field(description="kind coupon: the voucher won")
     points: int = Field(description="kind points: the points won (credited by the worker within seconds)")
-    entry: Literal["free", "points"] = Field(description="what the draw cost: one of today's free draws, or points")
+    entry: Literal["free", "task", "points"] = Field(
+        description="what the draw cost: one of today's free draws, a completed task (a participation of one of the "
+        "campaign's task_campaign_ids), or points"
+    )
     points_spent: int
     drawn_at: datetime
 
@@ -63,11 +66,12 @@ def _out(d: DrawOutcome) -> DrawOut:
 
 @routes.add(
     "POST", "/api/v1/draws", access=CUSTOMER, tags=("forms",), body=DrawRequestIn, response=DrawOut, status=201,
-    summary="Draw once in a lucky_draw campaign: a free draw of the day, else its points cost (optional "
-    "Idempotency-Key header: a retry returns the first answer, with Idempotent-Replayed: true)",
+    summary="Draw once in a lucky_draw campaign: a free draw of the day, else a completed task not spent yet, else "
+    "its points cost (optional Idempotency-Key header: a retry returns the first answer, with Idempotent-Replayed: "
+    "true)",
     errors=(errors.NotFound, errors.NotALuckyDraw, errors.CampaignNotActive, errors.NotEligible,
-            errors.ExclusiveConflict, errors.BudgetExhausted, errors.DrawLimitReached, errors.InsufficientPoints,
-            errors.DrawCancelled, errors.RiskRefused),
+            errors.ExclusiveConflict, errors.BudgetExhausted, errors.DrawLimitReached, errors.TaskRequired,
+            errors.InsufficientPoints, errors.DrawCancelled, errors.RiskRefused),
 )  # fmt: skip
 async def draw(request: web.Request, body: DrawRequestIn) -> web.Response:
     customer_id = principal_of(request).id

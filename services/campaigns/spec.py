@@ -151,6 +151,11 @@ class DrawIn(Body):
         default=0, ge=0, le=100_000_000, description="points for each draw beyond the free ones (0: no paid draws)"
     )
     max_per_day: int = Field(default=10, ge=1, le=1000, description="draws per customer per day, free and paid")
+    task_campaign_ids: list[Id] = Field(
+        default_factory=list, max_length=20,
+        description="tasks as an entry cost: each participation of these campaigns the customer completed buys "
+        "one draw (ever, not per day), taken after the day's free draws and before points; empty: none",
+    )  # fmt: skip
     time_zone: str = Field(default="Asia/Shanghai", max_length=64, description="where a day starts and ends (IANA)")
 
     @model_validator(mode="after")
@@ -165,6 +170,8 @@ class DrawIn(Body):
         if target is None or target.stock is not None or target.kind == "coupon":
             # A coupon can run out whatever the prize's stock says.
             raise ValueError("sold_out_to must name an unlimited prize of the table that is not a coupon")
+        if len(set(self.task_campaign_ids)) != len(self.task_campaign_ids):
+            raise ValueError("a task campaign appears twice")
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -214,8 +221,10 @@ class GroupSpec(Body):
 class BargainSpec(Body):
     """A bargain (砍价: friends cut a price down to a floor) or an assist (助力: friends'
     helps are counted up to ``helpers_needed``). Money in fen. The reward claimed at the
-    end is the campaign's own: its coupons (e.g. one for the item at the floor price),
-    ``reward_points`` and ``reward_badge``; docs/forms.md says how cuts are drawn."""
+    end (``reward``) is the campaign's own: its coupons (e.g. one for the item at the
+    floor price), ``reward_points`` and ``reward_badge``, or (``cut_voucher``, a bargain
+    only) one voucher of the campaign's single coupon whose face value is the reduction
+    reached, plus the points and badge; docs/forms.md says how cuts are drawn."""
 
     start_price: int = Field(default=0, ge=0, le=MAX_MONEY, description="fen; the price a bargain starts at")
     floor_price: int = Field(default=0, ge=0, le=MAX_MONEY, description="fen; the price never goes below it")
@@ -228,12 +237,21 @@ class BargainSpec(Body):
     )  # fmt: skip
     help_limit: int = Field(default=1, ge=1, le=100, description="bargains one customer may help per campaign")
     hours: int = Field(default=24, ge=1, le=720, description="hours from its start a bargain may be helped")
+    reward: Literal["campaign", "cut_voucher"] = Field(
+        default="campaign",
+        description="what the claim pays: `campaign` its coupons, reward_points and reward_badge; `cut_voucher` "
+        "(bargain only) one voucher of the campaign's single coupon worth the reduction reached (start_price - "
+        "the final price, fen), through the coupon's stock and the campaign budget, plus reward_points and "
+        "reward_badge",
+    )  # fmt: skip
 
 
 class RedPacketSpec(Body):
     """An expanding red packet (膨胀红包): a packet of ``initial_value`` points that
     friends' helps expand to ``cap``; helps split the difference by double-mean
-    (docs/forms.md), each adding at least ``min_increment``. Claimed as points."""
+    (docs/forms.md), each adding at least ``min_increment``. Claimed as points, or
+    (``claim_as`` ``voucher``) as one voucher of the campaign's single coupon worth the
+    packet's value in fen."""
 
     initial_value: int = Field(ge=0, le=100_000_000, description="points the packet starts with")
     cap: int = Field(ge=1, le=100_000_000, description="points the packet reaches with helpers_needed helps")
@@ -241,6 +259,12 @@ class RedPacketSpec(Body):
     helpers_needed: int = Field(ge=1, le=10_000, description="the helps that expand it to the cap")
     help_limit: int = Field(default=1, ge=1, le=100, description="packets one customer may help per campaign")
     hours: int = Field(default=24, ge=1, le=720, description="hours from its start a packet may be helped")
+    claim_as: Literal["points", "voucher"] = Field(
+        default="points",
+        description="`points`: the packet's value into the points ledger; `voucher`: one voucher of the campaign's "
+        "single coupon whose face value is the packet's value (as fen), through the coupon's stock and the "
+        "campaign budget",
+    )  # fmt: skip
 
 
 class CampaignIn(Body):
@@ -300,6 +324,12 @@ class CampaignIn(Body):
             raise ValueError("a flash sale needs at least one coupon")
         _check_bargain(self.type, self.bargain)
         _check_red_packet(self.type, self.red_packet)
+        voucher = (self.bargain is not None and self.bargain.reward == "cut_voucher") or (
+            self.red_packet is not None and self.red_packet.claim_as == "voucher"
+        )
+        if voucher and len(self.coupons) != 1:
+            # The voucher is one of that coupon (its kind, validity, stores, stock) with its own value.
+            raise ValueError("a bargain or red packet paying a voucher needs exactly one coupon")
         if (self.type == "lucky_draw") != (self.draw is not None):
             raise ValueError("a lucky_draw needs a draw block, and only a lucky_draw has one")
         if self.draw is not None:
@@ -328,6 +358,8 @@ def _check_bargain(kind: str, spec: BargainSpec | None) -> None:
     if kind == "assist":
         if spec.helpers_needed is None:
             raise ValueError("an assist needs bargain.helpers_needed")
+        if spec.reward == "cut_voucher":
+            raise ValueError("an assist has no price to cut: bargain.reward cut_voucher is for bargains")
         return
     if spec.floor_price >= spec.start_price:
         raise ValueError("bargain.floor_price must be below start_price")

@@ -649,6 +649,14 @@ class DrawLimitReached(AppError):
     default_message = "no draws left today (details: draws_today, max_per_day)"
 
 
+class TaskRequired(AppError):
+    code = "task_required"
+    status = 409
+    default_message = (
+        "this draw needs a completed task not used for a draw yet (details: task_campaign_ids, completed, used)"
+    )
+
+
 class DrawCancelled(AppError):
     code = "draw_cancelled"
     status = 409

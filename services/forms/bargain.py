@@ -3,7 +3,12 @@
 A bargain's price starts at the campaign's ``start_price``; each help cuts it by a draw
 from the campaign's range until it reaches ``floor_price`` (or ``helpers_needed`` helps
 were made); an assist only counts helps, up to ``helpers_needed``. The owner then claims
-the campaign's reward (its coupons, points, badge) once.
+the reward once: the campaign's own (its coupons, points, badge), or with ``reward``
+``cut_voucher`` one voucher worth the reduction reached; a red packet pays its value as
+points, or with ``claim_as`` ``voucher`` as one voucher of that many fen. Such a voucher
+is a reward grant with its own face value (ref ``bargain:<id>``, unique) issued through
+the grant script like every reward coupon: the campaign coupon's stock, the campaign's
+budget (it takes the voucher's value), the claims stream.
 
 Each help is decided and applied by one Lua script (``bargain_help.lua``) on keys of
 the campaign's hash tag: the bargain's hash (price, count, rules, seed), its helpers
@@ -13,7 +18,8 @@ never lose a cut, never conflict, the price never goes below the floor, a helper
 a bargain once and at most ``help_limit`` bargains of a campaign. ``BargainWorker``
 writes the stream into ``bargain_cuts`` (unique per bargain and sequence number: a
 replayed entry is a no-op) and ``reconcile`` rebuilds the Redis state from the
-database.
+database. The transaction that records a bargain's finish (``finished_at``) also queues
+its owner's ``bargain_result`` message (key ``bargain:<id>:finished``: once).
 
 The draw (docs/forms.md): the first 48 bits of ``sha1(seed:seq:k)``, the smallest
 ``k`` whose value falls below the largest multiple of the span, taken modulo the span.
@@ -40,11 +46,14 @@ from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
 from models.bargains import Bargain, BargainCut
+from models.campaigns import Campaign
 from models.customers import Customer
+from models.journey import RewardGrant
 from models.participations import Participation
 from services.campaigns import CampaignSnapshot
 from services.core import AnyRedis, call_script, campaign_tag, errors, run_to_end, text
 from services.journey import Journey, grant_in_transaction, join, phase_refusal, points, visible_snapshot
+from services.notify import outbox as notify_outbox
 
 log = logging.getLogger("wxcampaign.bargains")
 
@@ -428,9 +437,9 @@ class Bargains:
     # --- claim --------------------------------------------------------------------------------
 
     async def claim(self, bargain_id: int, customer_id: int, now: datetime) -> tuple[BargainView, bool]:
-        """Claim the reward of the caller's finished bargain: the campaign's coupons,
-        points and badge (services.journey.rewards), once. Returns the bargain and
-        whether this call claimed it (False: claimed before)."""
+        """Claim the reward of the caller's finished bargain (the module docstring), once:
+        only the call whose compare-and-set on ``claimed_at`` wins writes it. Returns the
+        bargain and whether this call claimed it (False: claimed before)."""
         bargain = await self._bargain(bargain_id)
         if bargain.customer_id != customer_id:
             raise errors.NotFound(f"no bargain {bargain_id} of yours")
@@ -450,10 +459,17 @@ class Bargains:
                     status="completed", completed_at=now
                 )
                 if bargain.mode == "red_packet":
-                    # The packet's value into the ledger, once (the ref is unique).
-                    await points.add(
-                        customer_id, view.value, "red_packet", f"red-packet:{bargain_id}", campaign_id=snap.id
-                    )
+                    if (snap.red_packet or {}).get("claim_as") == "voucher":
+                        grant_ids = await _voucher_grant(snap, bargain, view.value)
+                    else:
+                        # The packet's value into the ledger, once (the ref is unique).
+                        await points.add(
+                            customer_id, view.value, "red_packet", f"red-packet:{bargain_id}", campaign_id=snap.id
+                        )
+                elif (snap.bargain or {}).get("reward") == "cut_voucher":
+                    # The campaign's points and badge; the voucher instead of its coupons.
+                    await grant_in_transaction(snap, bargain.participation_id, customer_id, "completion", ())
+                    grant_ids = await _voucher_grant(snap, bargain, bargain.start_price - view.price)
                 else:
                     grant_ids = await grant_in_transaction(
                         snap, bargain.participation_id, customer_id, "completion", snap.coupons
@@ -461,6 +477,41 @@ class Bargains:
         if grant_ids:
             await self.journey.rewards.issue_pending(grant_ids)
         return await self.view(bargain_id, now), bool(won)
+
+    async def reward_voucher(self, bargain_id: int) -> RewardGrant | None:
+        """The voucher grant a claim wrote (``cut_voucher``, or a red packet claimed as a
+        voucher), issued or refused (pending only if Redis failed meanwhile); None when the
+        claim paid no voucher."""
+        grant = await RewardGrant.get_or_none(ref=voucher_ref(bargain_id))
+        if grant is not None and grant.status == "pending":
+            # A repeated claim racing the winner's issue: issuing is idempotent (the grant's
+            # record in Redis replays), so this answer says what the winner's will.
+            await self.journey.rewards.issue_pending([grant.id])
+            grant = await RewardGrant.get(id=grant.id)
+        return grant
+
+
+def voucher_ref(bargain_id: int) -> str:
+    """The ref of a bargain's (or red packet's) voucher grant: unique, so it is owed once."""
+    return f"bargain:{bargain_id}"
+
+
+async def _voucher_grant(snap: CampaignSnapshot, bargain: Bargain, value: int) -> list[int]:
+    """Owe the bargain's owner one voucher of the campaign's coupon worth ``value`` fen
+    (none when ``value`` is 0: a packet nobody expanded from 0). Returns the pending
+    grant's id, for issuing after the commit. Precondition: inside the claim's
+    transaction, which won its compare-and-set (the ref is unique besides). A campaign
+    without its coupon (the builder requires one) owes nothing, logged."""
+    if value <= 0:
+        return []
+    if not snap.coupons:
+        log.error("campaign %d pays a voucher but has no coupon: bargain %d gets none", snap.id, bargain.id)
+        return []
+    grant = await RewardGrant.create(
+        participation_id=bargain.participation_id, ref=voucher_ref(bargain.id), customer_id=bargain.customer_id,
+        campaign_id=snap.id, template_id=snap.coupons[0].id, trigger=bargain.mode, face_value=value,
+    )  # fmt: skip
+    return [grant.id]
 
 
 # --- persistence ---------------------------------------------------------------------------
@@ -539,6 +590,7 @@ async def persist(entries: Iterable[HelpEntry]) -> int:
                 last_at: dict[int, datetime] = {}
                 for e in fresh:
                     last_at[e.bargain_id] = max(last_at.get(e.bargain_id, e.at), e.at)
+                finished: list[Bargain] = []
                 for bargain in await Bargain.filter(id__in=touched):
                     total, n = next((int(t or 0), int(c)) for b, t, c in sums if b == bargain.id)
                     bargain.price = bargain.start_price - total
@@ -549,11 +601,48 @@ async def persist(entries: Iterable[HelpEntry]) -> int:
                     )  # fmt: skip
                     if done and bargain.finished_at is None:
                         bargain.finished_at = last_at[bargain.id]
+                        finished.append(bargain)
                     await bargain.save(update_fields=["price", "helpers", "finished_at"])
+                await _notify_finished(finished)
                 return len(fresh)
         except IntegrityError:
             log.warning("bargain helps batch conflicted (attempt %d); retrying", attempt + 1)
     raise RuntimeError("could not persist a bargain helps batch after 3 attempts")
+
+
+#: The ``result`` of a finished bargain's message, per mode (a notification's text is Chinese,
+#: as the group buy's ``group_result``).
+FINISHED_TEXT = {"bargain": "砍价成功", "assist": "助力成功", "red_packet": "红包已膨胀满"}
+
+
+def finished_key(bargain_id: int) -> str:
+    """The outbox key of a bargain's "finished" message: one per bargain."""
+    return f"bargain:{bargain_id}:finished"
+
+
+async def _notify_finished(bargains: list[Bargain]) -> None:
+    """Queue each owner's ``bargain_result`` message (the reward can be claimed now).
+    Precondition: inside the transaction that set these bargains' ``finished_at``."""
+    if not bargains:
+        return
+    campaigns = {
+        c["id"]: c
+        for c in await Campaign.filter(id__in={b.campaign_id for b in bargains}).values(
+            "id", "content", "default_language"
+        )
+    }
+    for b in bargains:
+        campaign = campaigns.get(b.campaign_id)
+        title = notify_outbox.title_of(campaign["content"], campaign["default_language"]) if campaign else ""
+        value = b.base_value + b.start_price - b.price if b.mode == "red_packet" else b.price
+        await notify_outbox.enqueue(
+            finished_key(b.id), "bargain_result", b.customer_id,
+            {
+                "campaign_id": b.campaign_id, "bargain_id": b.id, "campaign_title": title,
+                "result": FINISHED_TEXT.get(b.mode, "已完成"), "value": value,
+                "finished_at": (b.finished_at or datetime.now(UTC)).isoformat(),
+            },
+        )  # fmt: skip
 
 
 class BargainWorker:

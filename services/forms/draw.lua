@@ -3,7 +3,8 @@
 -- the prize coupons' stock, holders and the campaign budget are the grab's own keys.
 --
 -- In one step: the idempotency replay, the daily limit, the entry (a free draw of the
--- day, else the points hold the caller took: consumed here, exactly once), the live
+-- day, else a completed task not spent yet, else the points hold the caller took:
+-- consumed here, exactly once), the live
 -- weights (a sold-out prize's weight moves to the sold_out_to slot; a coupon prize also
 -- counts as sold out when its coupon cannot be issued to this customer: stock, per-
 -- customer limit, budget), the sampling, the prize's stock, the coupon's claim (on the
@@ -16,14 +17,16 @@
 -- KEYS[4] points holds (sorted set: draw id -> taken at ms)
 -- KEYS[5] draws stream, KEYS[6] claims stream, KEYS[7] campaign budget left (absent: no
 -- cap), KEYS[8] the customer's recent claims (read-your-writes, as in grab.lua)
--- KEYS[9..] for each coupon prize, in table order: the coupon hash, its holders hash
+-- KEYS[9] tasks spent on draws (customer id -> count; loaded with KEYS[1])
+-- KEYS[10..] for each coupon prize, in table order: the coupon hash, its holders hash
 -- ARGV: 1 customer id, 2 now (ms), 3 draw id, 4 day (YYYY-MM-DD), 5 has idempotency key,
 --   6 idempotency ttl (s), 7 free per day, 8 max per day, 9 points cost, 10 hold offered
 --   ("1": the caller debited the ledger for this draw id and holds it in KEYS[4]),
 --   11 day counters ttl (s), 12 claim id, 13 voucher code, 14 recent claims ttl (ms),
 --   15 recent claims kept, 16 index of the sold_out_to prize (1-based), 17 request id,
 --   18 R (random values), 19..18+R the random values, then P (prizes) and per prize:
---   key, weight, kind (coupon/points/none), template id (0), points (0), limited (1/0)
+--   key, weight, kind (coupon/points/none), template id (0), points (0), limited (1/0),
+--   then the customer's completed tasks (-1: the campaign takes no task as an entry)
 local uid, now, draw = ARGV[1], ARGV[2], ARGV[3]
 
 if ARGV[5] == "1" then
@@ -40,19 +43,29 @@ local function refuse(status, arg)
 end
 if n >= tonumber(ARGV[8]) then return refuse("draw_limit_reached", tostring(n)) end
 
-local entry, cost = "free", 0
-if free >= tonumber(ARGV[7]) then
-  if tonumber(ARGV[9]) <= 0 then return refuse("draw_limit_reached", tostring(n)) end
-  -- Not recorded: the caller takes a hold and asks again.
-  if ARGV[10] ~= "1" then return {"needs_points"} end
-  entry, cost = "points", tonumber(ARGV[9])
-end
-
 local r = tonumber(ARGV[18])
 local randoms = {}
 for i = 1, r do randoms[i] = tonumber(ARGV[18 + i]) end
 local base = 19 + r
 local p = tonumber(ARGV[base])
+local tasks = tonumber(ARGV[base + 1 + p * 6])
+
+local entry, cost = "free", 0
+if free >= tonumber(ARGV[7]) then
+  local spent = 0
+  if tasks >= 0 then spent = tonumber(redis.call("HGET", KEYS[9], uid) or "0") end
+  if spent < tasks then
+    entry = "task"
+  else
+    if tonumber(ARGV[9]) <= 0 then
+      if tasks >= 0 then return refuse("task_required", spent .. ":" .. tasks) end
+      return refuse("draw_limit_reached", tostring(n))
+    end
+    -- Not recorded: the caller takes a hold and asks again.
+    if ARGV[10] ~= "1" then return {"needs_points"} end
+    entry, cost = "points", tonumber(ARGV[9])
+  end
+end
 
 -- The live table.
 local stocks = redis.call("HGETALL", KEYS[1])
@@ -60,7 +73,7 @@ local left = {}
 for i = 1, #stocks, 2 do left[stocks[i]] = tonumber(stocks[i + 1]) end
 local budget = redis.call("GET", KEYS[7])
 local prizes, weights, total = {}, {}, 0
-local k = 9
+local k = 10
 for i = 1, p do
   local a = base + 1 + (i - 1) * 6
   local prize = {key = ARGV[a], weight = tonumber(ARGV[a + 1]), kind = ARGV[a + 2], tpl = ARGV[a + 3],
@@ -112,6 +125,7 @@ end
 local points = won.kind == "points" and won.points or "0"
 redis.call("HINCRBY", KEYS[2], "n", 1)
 if entry == "free" then redis.call("HINCRBY", KEYS[2], "free", 1) end
+if entry == "task" then redis.call("HINCRBY", KEYS[9], uid, 1) end
 redis.call("EXPIRE", KEYS[2], ARGV[11])
 redis.call("XADD", KEYS[5], "*", "draw", draw, "uid", uid, "prize", won.key, "kind", won.kind, "tpl", won.tpl,
            "claim", claim, "code", code, "pts", points, "entry", entry, "cost", tostring(cost), "day", ARGV[4],

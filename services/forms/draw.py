@@ -2,7 +2,8 @@
 table with integer weights (docs/forms.md, Lucky draw).
 
 One Lua step decides a draw (``draw.lua``, with the sampling of ``draw_pick.lua``): the
-idempotency replay, the daily limit, the entry (a free draw of the day, else points),
+idempotency replay, the daily limit, the entry (a free draw of the day, else a completed
+task not spent yet, else points),
 the live weights (a sold-out prize's weight moves to the table's ``sold_out_to`` slot),
 the sample, the prize's stock, a coupon prize's claim on the campaign's claims stream
 (the grab's own stock, per-customer limit and budget keys: the claims worker writes the
@@ -28,6 +29,15 @@ removes its token first, the request or the worker's sweep of holds older than
 ``draw-refund:<draw>``, unique besides) happens at most once, and only when the draw
 did not happen. A hold's token is added once per draw id (a marker key guards it), so a
 retry under the same Idempotency-Key never re-arms a consumed hold.
+
+Tasks: a campaign naming ``task_campaign_ids`` gives each customer one draw per
+participation of those campaigns they completed (services/journey: a challenge's goal, a
+bargain claimed, ...), ever. The request counts the completed participations in the
+database (a number that only grows: a claw-back aside, which the campaign may then no
+longer credit); the script compares it with the tasks already spent, kept per customer in
+the campaign's tasks hash, and spends one in the same step as the draw, so concurrent
+draws never spend one task twice. The hash is loaded with the prize stock (from the
+draws entered with ``task`` in ``lucky_draws``) and rebuilt by ``reconcile``.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from tortoise.transactions import in_transaction
 from models.campaigns import Campaign, CouponTemplate
 from models.draws import LuckyDraw
 from models.journey import PointsEntry
+from models.participations import Participation
 from services.core import (
     AnyRedis,
     call_script,
@@ -132,6 +143,11 @@ class DrawKeys:
         return f"{self.tag}:draw:held:{draw_id}"
 
     @property
+    def tasks(self) -> str:
+        """Per customer: the completed tasks spent on draws."""
+        return f"{self.tag}:draw:tasks"
+
+    @property
     def stream(self) -> str:
         return f"{self.tag}:draws"
 
@@ -160,6 +176,8 @@ class DrawTable:
     points_cost: int
     max_per_day: int
     zone: ZoneInfo
+    #: Campaigns whose completed participations each buy a draw (empty: none).
+    task_campaign_ids: tuple[int, ...] = ()
 
     def day_of(self, moment: datetime) -> str:
         return moment.astimezone(self.zone).date().isoformat()
@@ -187,6 +205,7 @@ async def load_table(campaign_id: int) -> DrawTable | None:
         campaign_id=campaign_id, prizes=tuple(prizes), sold_out_to=keys.index(spec["sold_out_to"]),
         free_per_day=int(spec["free_per_day"]), points_cost=int(spec["points_cost"]),
         max_per_day=int(spec["max_per_day"]), zone=ZoneInfo(spec["time_zone"]),
+        task_campaign_ids=tuple(int(c) for c in spec.get("task_campaign_ids") or ()),
     )  # fmt: skip
 
 
@@ -200,7 +219,7 @@ class DrawOutcome:
     claim_id: str | None
     code: str | None
     points: int
-    #: free or points
+    #: free, task or points
     entry: str
     points_cost: int
     drawn_at: datetime
@@ -223,6 +242,12 @@ def _refusal(status: str, arg: str, table: DrawTable | None) -> errors.AppError:
         if table is not None:
             details.update(max_per_day=table.max_per_day, free_per_day=table.free_per_day)
         return errors.DrawLimitReached(details=details)
+    if status == "task_required":
+        spent, completed = arg.split(":")
+        return errors.TaskRequired(
+            details={"task_campaign_ids": list(table.task_campaign_ids) if table else [], "completed": int(completed),
+                     "used": int(spent)}
+        )  # fmt: skip
     if status == "hold_gone":
         return errors.DrawCancelled()
     raise RuntimeError(f"unexpected draw refusal {status!r}")
@@ -280,14 +305,15 @@ class LuckyDraws:
         else:
             draw_id = "d" + secrets.token_hex(16)
         held = False
+        tasks = await completed_tasks(table, customer_id)
         try:
             for _ in range(6):
-                reply = await self._run(keys, table, customer_id, draw_id, idempotency_key, held, now)
+                reply = await self._run(keys, table, customer_id, draw_id, idempotency_key, held, now, tasks)
                 status = reply[0]
                 if status == "ok":
                     outcome = parse_record(reply[1], replayed=False)
-                    if held and outcome.entry == "free":
-                        await self.release(campaign_id, draw_id)  # a free draw came free after all
+                    if held and outcome.entry != "points":
+                        await self.release(campaign_id, draw_id)  # it came free (or for a task) after all
                     return outcome
                 if status == "dup":
                     if held:
@@ -316,7 +342,7 @@ class LuckyDraws:
 
     async def _run(
         self, keys: DrawKeys, table: DrawTable, customer_id: int, draw_id: str, idempotency_key: str | None,
-        held: bool, now: datetime,
+        held: bool, now: datetime, tasks: int,
     ) -> list[str]:  # fmt: skip
         stock_keys = CampaignKeys(table.campaign_id)
         coupon_keys: list[str] = []
@@ -331,13 +357,14 @@ class LuckyDraws:
             keys=[
                 keys.stock, keys.day(customer_id, table.day_of(now)),
                 keys.idempotency(customer_id, idempotency_key or "-"), keys.holds, keys.stream, stock_keys.stream,
-                stock_keys.budget, stock_keys.recent(customer_id), *coupon_keys,
+                stock_keys.budget, stock_keys.recent(customer_id), keys.tasks, *coupon_keys,
             ],
             args=[
                 customer_id, _ms(now), draw_id, table.day_of(now), "1" if idempotency_key else "0",
                 IDEMPOTENCY_TTL_SECONDS, table.free_per_day, table.max_per_day, table.points_cost,
                 "1" if held else "0", DAY_TTL_SECONDS, random_token(20), random_token(16), RECENT_CLAIMS_TTL_MS,
                 RECENT_CLAIMS_KEPT, table.sold_out_to + 1, request_id_var.get(), len(randoms), *randoms, *prize_args,
+                tasks,
             ],
         )  # fmt: skip
         return [text(part) for part in raw]
@@ -395,17 +422,26 @@ class LuckyDraws:
             .group_by("prize_key")
             .values_list("prize_key", "n")
         )
-        args: list[Any] = ["1" if force else "0"]
-        for p in table.prizes:
-            if p.stock is not None:
-                args += [p.key, max(0, p.stock - int(won.get(p.key, 0)))]
-        wrote = bool(await call_script(self._load, keys=[DrawKeys(campaign_id).stock], args=args))
+        limited = [p for p in table.prizes if p.stock is not None]
+        args: list[Any] = ["1" if force else "0", len(limited)]
+        for p in limited:
+            args += [p.key, max(0, int(p.stock or 0) - int(won.get(p.key, 0)))]
+        spent = (
+            await LuckyDraw.filter(campaign_id=campaign_id, entry="task")
+            .annotate(n=Count("id"))
+            .group_by("customer_id")
+            .values_list("customer_id", "n")
+        )
+        for customer_id, n in spent:
+            args += [customer_id, n]
+        keys = DrawKeys(campaign_id)
+        wrote = bool(await call_script(self._load, keys=[keys.stock, keys.tasks], args=args))
         await self.redis.sadd(DRAW_STREAMS, DrawKeys(campaign_id).stream)
         return wrote
 
     async def reconcile(self, campaign_id: int, now: datetime | None = None) -> None:
-        """Rebuild the draw's Redis state from the database: the prize stock and today's
-        counters of every customer who drew today. Precondition: the draws stream is
+        """Rebuild the draw's Redis state from the database: the prize stock, the tasks
+        spent and today's counters of every customer who drew today. Precondition: the draws stream is
         drained (``DrawsWorker.drain``) and no draw is running (as for the stock's
         reconcile): a draw decided but not written yet would be counted as not made."""
         table = await self.table(campaign_id)
@@ -431,6 +467,16 @@ class LuckyDraws:
         one value per draw: the count per weight, and how many values were rejected. For
         the fairness test and the bench."""
         return await sample_batch(self.redis, weights, randoms, script=self._batch)
+
+
+async def completed_tasks(table: DrawTable, customer_id: int) -> int:
+    """How many draws the customer's completed tasks buy in this campaign, spent or not
+    (-1: the campaign takes no task as an entry)."""
+    if not table.task_campaign_ids:
+        return -1
+    return await Participation.filter(
+        campaign_id__in=table.task_campaign_ids, customer_id=customer_id, status="completed"
+    ).count()
 
 
 async def sample_batch(

@@ -10,8 +10,10 @@
 -- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record, KEYS[6] the
 -- customer's recent claims in the campaign (read-your-writes, as in grab.lua)
 -- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
---       recent claims ttl (ms), recent claims kept, and optionally the admin id of a
---       manual grant by customer service (carried on the claim as "by")
+--       recent claims ttl (ms), recent claims kept, optionally the admin id of a
+--       manual grant by customer service (carried on the claim as "by"; "" for none),
+--       and optionally the voucher's own face value in fen (a bargain's cut voucher, a
+--       red packet's voucher: issued and taken from the budget instead of the coupon's)
 local uid = ARGV[1]
 
 local first = redis.call("GET", KEYS[5])
@@ -34,19 +36,21 @@ if m[4] and tonumber(m[4]) > 1 then return refuse("hot_coupon") end
 local held = tonumber(redis.call("HGET", KEYS[2], uid) or "0")
 if held >= tonumber(m[2]) then return refuse("limit") end
 if tonumber(m[1]) <= 0 then return refuse("sold_out") end
-local face = tonumber(m[3])
+local face_text = m[3]
+if ARGV[10] and ARGV[10] ~= "" then face_text = ARGV[10] end
+local face = tonumber(face_text)
 local budget = redis.call("GET", KEYS[3])
 if budget and tonumber(budget) < face then return refuse("budget") end
 
 redis.call("HINCRBY", KEYS[1], "stock", -1)
 redis.call("HINCRBY", KEYS[2], uid, 1)
 if budget then redis.call("DECRBY", KEYS[3], face) end
-if ARGV[9] then
+if ARGV[9] and ARGV[9] ~= "" then
   redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
-             "face", m[3], "at", ARGV[2], "by", ARGV[9])
+             "face", face_text, "at", ARGV[2], "by", ARGV[9])
 else
   redis.call("XADD", KEYS[4], "*", "claim", ARGV[3], "code", ARGV[4], "tpl", ARGV[5], "uid", uid,
-             "face", m[3], "at", ARGV[2])
+             "face", face_text, "at", ARGV[2])
 end
 local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
 redis.call("SET", KEYS[5], record, "EX", ARGV[6])

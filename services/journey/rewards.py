@@ -13,7 +13,9 @@ writes its own grant, with no participation, in the transaction that debits the 
 Delivering a coupon (``RewardIssuer.issue_pending``) runs after the commit: the grant
 goes through ``lua/grant.lua`` on the campaign's coupon keys, the same stock, holders,
 budget and claims stream as a grab (the claims worker writes the voucher), with an
-idempotency record per grant, so a retry after a crash is a replay. A grant Redis
+idempotency record per grant, so a retry after a crash is a replay. A grant with its own
+``face_value`` (a bargain's cut voucher, a red packet's voucher: services/forms) issues a
+voucher of that value and takes that much from the budget, not the coupon's face value. A grant Redis
 refuses (sold out, limit, budget) is marked ``refused`` with the reason; a refused
 exchange gets its points back in that same transaction (ledger ref
 ``exchange-refund:...``), exactly once whoever notices the refusal (the request or the
@@ -166,6 +168,8 @@ class RewardIssuer:
                 args=[
                     grant.customer_id, int(now.timestamp() * 1000), random_token(20), random_token(16),
                     grant.template_id, GRANT_RECORD_TTL_SECONDS, RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT,
+                    # No admin; the grant's own face value, if it has one (a social form's voucher).
+                    "", "" if grant.face_value is None else grant.face_value,
                 ],
             )  # fmt: skip
             reply = [text(p) for p in raw]

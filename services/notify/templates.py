@@ -27,6 +27,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "reward": frozenset({"campaign_id", "campaign_title", "reward", "points", "earned_at"}),
     "voucher_expiring": frozenset({"voucher_id", "campaign_id", "coupon_title", "valid_until"}),
     "group_result": frozenset({"campaign_id", "group_id", "campaign_title", "result", "closed_at"}),
+    "bargain_result": frozenset({"campaign_id", "bargain_id", "campaign_title", "result", "value", "finished_at"}),
 }
 KINDS = tuple(PLACEHOLDERS)
 
@@ -56,6 +57,11 @@ EMULATOR_TEMPLATES: dict[str, dict[str, Any]] = {
         "template_id": "emu_group_result",
         "page": "pages/group/detail?id=<group_id>",
         "fields": {"thing1": "<campaign_title>", "phrase2": "<result>", "time3": "<closed_at>"},
+    },
+    "bargain_result": {
+        "template_id": "emu_bargain_result",
+        "page": "pages/bargain/detail?id=<bargain_id>",
+        "fields": {"thing1": "<campaign_title>", "phrase2": "<result>", "time3": "<finished_at>"},
     },
 }
 

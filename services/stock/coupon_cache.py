@@ -17,8 +17,9 @@ from services.core import CouponFace, errors, face_of
 TTL_SECONDS = 2.0
 
 #: Campaign types whose coupons are only granted as the reward of finishing (a challenge's
-#: goal, a bargain or assist claimed: services/forms/bargain.py), never grabbed.
-REWARD_ONLY_TYPES = frozenset({"challenge", "bargain", "assist"})
+#: goal, a bargain or assist claimed, a red packet claimed as a voucher:
+#: services/forms/bargain.py), never grabbed.
+REWARD_ONLY_TYPES = frozenset({"challenge", "bargain", "assist", "red_packet"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,9 @@ PACKET: dict[str, Any] = {"initial_value": 100, "cap": 1000, "min_increment": 10
 
 @pytest.mark.parametrize(
     "kind, block, rules", [("bargain", "bargain", RULES), ("assist", "bargain", {"helpers_needed": 5}),
-                           ("red_packet", "red_packet", PACKET)],
+                           ("red_packet", "red_packet", PACKET),
+                           ("bargain", "bargain", {**RULES, "reward": "cut_voucher"}),
+                           ("red_packet", "red_packet", {**PACKET, "claim_as": "voucher"})],
 )  # fmt: skip
 async def test_a_bargain_block_is_kept_and_answered_back(client, monkeypatch, kind, block, rules):
     auth = await _operator(client, monkeypatch)
@@ -54,6 +56,12 @@ async def test_a_bargain_block_is_kept_and_answered_back(client, monkeypatch, ki
         {"type": "bargain", "bargain": RULES, "red_packet": PACKET},
         {"type": "red_packet", "red_packet": {**PACKET, "cap": 299}},
         {"type": "red_packet", "red_packet": {**PACKET, "helpers_needed": 0}},
+        # A voucher reward is one of the campaign's single coupon; an assist has no price to cut.
+        {"type": "bargain", "bargain": {**RULES, "reward": "cut_voucher"}, "coupons": []},
+        {"type": "assist", "bargain": {"helpers_needed": 5, "reward": "cut_voucher"}},
+        {"type": "bargain", "bargain": {**RULES, "reward": "item"}},
+        {"type": "red_packet", "red_packet": {**PACKET, "claim_as": "voucher"}, "coupons": []},
+        {"type": "red_packet", "red_packet": {**PACKET, "claim_as": "cash"}},
     ],
 )
 async def test_a_bargain_block_breaking_the_rules_is_refused(client, monkeypatch, overrides):
