@@ -253,7 +253,9 @@ class RedPacketSpec(Body):
     (``claim_as`` ``voucher``) as one voucher of the campaign's single coupon worth the
     packet's value in fen."""
 
-    initial_value: int = Field(ge=0, le=100_000_000, description="points the packet starts with")
+    initial_value: int = Field(
+        ge=0, le=100_000_000, description="points the packet starts with (fen when claim_as is voucher)"
+    )
     cap: int = Field(ge=1, le=100_000_000, description="points the packet reaches with helpers_needed helps")
     min_increment: int = Field(default=1, ge=1, le=100_000_000, description="the least one help adds")
     helpers_needed: int = Field(ge=1, le=10_000, description="the helps that expand it to the cap")
