@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.admin import alert_rules as admin_alert_rules
 from handlers.admin import analytics as admin_analytics
 from handlers.admin import audiences as admin_audiences
 from handlers.admin import audit as admin_audit
@@ -55,7 +56,7 @@ def all_routes() -> RouteTable:
         staff_auth, staff_redemptions,
         customer_journey, customer_feed, partner_events, admin_integrations, customer_exchange, customer_referrals,
         admin_automation, admin_notifications, admin_customers, customer_data_rights, admin_data_rights,
-        admin_preview, admin_webhooks, admin_roi, customer_group_buy, admin_group_buy,
+        admin_preview, admin_webhooks, admin_alert_rules, admin_roi, customer_group_buy, admin_group_buy,
         admin_experiments,
         customer_bargains,
         customer_draws,

@@ -22,6 +22,10 @@ class Admin(Model):
     token_epoch = fields.IntField(default=0)
     # Set by a password reset: the next login's token may only change the password.
     must_change_password = fields.BooleanField(default=False)
+    # The admin's WeChat openid in the mini program (a customer of it), bound by the admin
+    # or a superadmin: alerts go there as subscribe messages when ``alert_wechat`` is on.
+    wechat_openid = fields.CharField(max_length=64, null=True)
+    alert_wechat = fields.BooleanField(default=False)
 
     class Meta:
         table = "admins"

@@ -13,7 +13,9 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
-NOTIFICATION_KINDS = ("new_campaign", "campaign_ending", "reward", "voucher_expiring")
+NOTIFICATION_KINDS = (
+    "new_campaign", "campaign_ending", "reward", "voucher_expiring", "group_result", "bargain_result", "alert"
+)  # fmt: skip
 #: pending (waiting, maybe for a retry), sending (claimed, WeChat being called), sent,
 #: failed (WeChat refused it, or transient errors outlasted the attempts), skipped (no
 #: allowance, or the kind has no template), unknown (the send may or may not have reached

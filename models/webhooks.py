@@ -118,3 +118,27 @@ class Alert(Model):
     class Meta:
         table = "alerts"
         indexes = (Index(fields=("status", "id"), name="idx_alerts_status"),)
+
+
+class CampaignAlertRule(Model):
+    """A campaign's alert rules where they differ from the settings (ALERT_*): the
+    campaign rules it mutes and the thresholds it overrides. A null threshold means the
+    setting applies, so a later change of the setting reaches every campaign not overriding it."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.OneToOneRelation = fields.OneToOneField(
+        "models.Campaign", on_delete=fields.CASCADE, related_name=False
+    )
+    campaign_id: int
+    # The muted rule names (a list), each one of the campaign rules.
+    muted = fields.JSONField[list[str]](default=list)
+    budget_horizon_hours = fields.FloatField(null=True)
+    days = fields.IntField(null=True)
+    spike_factor = fields.FloatField(null=True)
+    drop_factor = fields.FloatField(null=True)
+    min_baseline = fields.FloatField(null=True)
+    updated_by = fields.BigIntField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "campaign_alert_rules"

@@ -103,6 +103,7 @@ def alert_policy(settings: Settings) -> AlertPolicy:
     """The alert rules' thresholds."""
     return AlertPolicy(
         interval_seconds=int(settings.alert_interval),
+        budget_horizon_hours=settings.alert_budget_horizon_hours,
         days=settings.alert_redemption_days,
         spike_factor=settings.alert_redemption_spike_factor,
         drop_factor=settings.alert_redemption_drop_factor,

@@ -461,7 +461,8 @@ class Settings:
         "NOTIFY_TEMPLATES",
         None,
         'JSON `{kind: {"template_id", "page"?, "fields": {keyword: text}}}` for the kinds `new_campaign`,'
-        " `campaign_ending`, `reward`, `voucher_expiring`, `group_result`, `bargain_result`; a kind left out sends"
+        " `campaign_ending`, `reward`, `voucher_expiring`, `group_result`, `bargain_result`, `alert` (to admins);"
+        " a kind left out sends"
         " nothing; see"
         " [Notifications](#notifications)",
         shown_default="the emulator's templates (`emu_reward`, …) when `WECHAT_APPID` is unset, none otherwise",
@@ -568,6 +569,14 @@ class Settings:
         "seconds between alert evaluation passes (one process at a time; see [Alerts](docs/webhooks.md#alerts))",
         lo=1.0,
         hi=86_400.0,
+    )
+    alert_budget_horizon_hours: float = setting(
+        "ALERT_BUDGET_HORIZON_HOURS",
+        _ALERTS.budget_horizon_hours,
+        "`budget_runout` is raised only when the projected run-out is this many hours away or nearer"
+        " (0: any time before the campaign ends); a campaign may override it",
+        lo=0.0,
+        hi=8_760.0,
     )
     alert_redemption_days: int = setting(
         "ALERT_REDEMPTION_DAYS",

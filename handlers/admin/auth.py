@@ -6,7 +6,7 @@ role could otherwise raise itself or lock a superadmin out."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import Field
@@ -35,6 +35,9 @@ AdminRole = Literal["operator", "reviewer", "approver", "superadmin"]
 
 SUPERADMIN = admin("superadmin")
 
+#: An openid of the mini program (WeChat's are 28 characters of this alphabet).
+WeChatOpenid = Annotated[str, Field(min_length=6, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
 
 class AdminOut(Out):
     id: int
@@ -44,6 +47,8 @@ class AdminOut(Out):
     is_active: bool
     created_at: datetime
     last_login_at: datetime | None
+    wechat_openid: str | None = Field(description="the admin's openid in the mini program, where alerts are sent")
+    alert_wechat: bool = Field(description="alerts are sent to wechat_openid as subscribe messages")
 
 
 class AdminTokenOut(TokenPairOut):
@@ -68,6 +73,19 @@ class AdminPatchIn(Body):
     role: AdminRole | None = None
     display_name: DisplayName | None = Field(default=None, min_length=1, max_length=64)
     active: bool | None = None
+    wechat_openid: WeChatOpenid | None = Field(default=None, description="null unbinds it (and turns alerts off)")
+    alert_wechat: bool | None = Field(default=None, description="needs wechat_openid bound")
+
+
+class AdminSelfPatchIn(Body):
+    wechat_openid: WeChatOpenid | None = Field(
+        default=None, description="your openid in the mini program, where alerts are sent; null unbinds it"
+    )
+    alert_wechat: bool | None = Field(
+        default=None,
+        description="receive each alert raised as a subscribe message (accept the alert template in the mini"
+        " program: one message per acceptance); needs wechat_openid bound",
+    )
 
 
 class AdminIn(Body):
@@ -143,15 +161,42 @@ async def get_admin(request: web.Request) -> AdminOut:
 @routes.add(
     "PATCH", "/api/v1/admin/admins/{id}", access=SUPERADMIN, tags=("admin",), body=AdminPatchIn,
     response=AdminOut, errors=(errors.NotFound, errors.LastSuperadmin),
-    summary="Change an admin's role, display name or active flag (audited); a role change or a disable "
-    "ends the admin's sessions at once; the last active superadmin cannot be demoted or disabled",
+    summary="Change an admin's role, display name, active flag or WeChat binding for alerts (audited); a role "
+    "change or a disable ends the admin's sessions at once; the last active superadmin cannot be demoted or disabled",
 )  # fmt: skip
 async def patch_admin(request: web.Request, body: AdminPatchIn) -> AdminOut:
     refuse_empty(body)
-    account = await accounts.update_admin(
-        request.app[REDIS], actor_of(request), path_int(request, "id"),
-        role=body.role, display_name=body.display_name, active=body.active,
-    )  # fmt: skip
+    admin_id = path_int(request, "id")
+    given = body.model_fields_set
+    account = None
+    if given & {"role", "display_name", "active"}:
+        account = await accounts.update_admin(
+            request.app[REDIS], actor_of(request), admin_id,
+            role=body.role, display_name=body.display_name, active=body.active,
+        )  # fmt: skip
+    if given & {"wechat_openid", "alert_wechat"}:
+        account = await _set_wechat(request, admin_id, body.wechat_openid, body.alert_wechat, given)
+    assert account is not None  # refuse_empty: some field was given
+    return AdminOut.model_validate(account)
+
+
+async def _set_wechat(
+    request: web.Request, admin_id: int, openid: str | None, alerts: bool | None, given: set[str]
+) -> Admin:
+    # An explicit null openid unbinds it; left out, it stays.
+    unbind = "wechat_openid" in given and openid is None
+    return await accounts.set_admin_wechat(actor_of(request), admin_id, openid=openid, unbind=unbind, alerts=alerts)
+
+
+@routes.add(
+    "PATCH", "/api/v1/admin/me", access=ANY_ADMIN, tags=("admin",), body=AdminSelfPatchIn, response=AdminOut,
+    summary="Bind your WeChat openid and opt in to alerts as subscribe messages (audited as admin.wechat)",
+)  # fmt: skip
+async def patch_admin_me(request: web.Request, body: AdminSelfPatchIn) -> AdminOut:
+    refuse_empty(body)
+    account = await _set_wechat(
+        request, principal_of(request).id, body.wechat_openid, body.alert_wechat, body.model_fields_set
+    )
     return AdminOut.model_validate(account)
 
 

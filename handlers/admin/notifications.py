@@ -19,7 +19,9 @@ from services.notify import outbox as notify_outbox
 routes = RouteTable()
 
 Status = Literal["pending", "sending", "sent", "failed", "skipped", "unknown"]
-Kind = Literal["new_campaign", "campaign_ending", "reward", "voucher_expiring", "group_result", "bargain_result"]
+Kind = Literal[
+    "new_campaign", "campaign_ending", "reward", "voucher_expiring", "group_result", "bargain_result", "alert"
+]
 
 
 class OutboxQuery(PageQuery):

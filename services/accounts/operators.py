@@ -28,6 +28,10 @@ def admin_snapshot(account: Admin) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _wechat_snapshot(account: Admin) -> dict[str, Any]:
+    return {"wechat_openid": account.wechat_openid, "alert_wechat": account.alert_wechat}
+
+
 def staff_snapshot(member: StaffMember) -> dict[str, Any]:
     return {
         "username": member.username, "display_name": member.display_name, "role": member.role,
@@ -177,6 +181,37 @@ async def update_admin(
         await audit.record(actor, "admin.update", "admin", account.id, before, after)
     if before["role"] != after["role"] or (before["is_active"] and not after["is_active"]):
         account.token_epoch = await epochs.bump(redis, "admin", account.id)
+    return account
+
+
+async def set_admin_wechat(
+    actor: Actor, admin_id: int, *, openid: str | None = None, unbind: bool = False, alerts: bool | None = None
+) -> Admin:
+    """Bind (``openid``) or unbind (``unbind``) an admin's WeChat openid and turn its alert
+    messages on or off (``alerts``), audited (``admin.wechat``). The openid is the admin's
+    in the mini program: alerts are subscribe messages, sent when the admin accepted the
+    alert template there. Refuses (422) alerts on without an openid bound (unbinding turns
+    them off). NotFound when no such admin. Precondition: the caller may change this admin
+    (itself, or a superadmin)."""
+    async with in_transaction():
+        account = await Admin.filter(id=admin_id).select_for_update().first()
+        if account is None:
+            raise errors.NotFound(f"no admin {admin_id}")
+        before = _wechat_snapshot(account)
+        if unbind:
+            account.wechat_openid = None
+            account.alert_wechat = False
+        elif openid is not None:
+            account.wechat_openid = openid
+        if alerts is not None:
+            account.alert_wechat = alerts
+        if account.alert_wechat and account.wechat_openid is None:
+            raise errors.ValidationFailed(
+                "alert messages need a WeChat openid bound",
+                details={"errors": [{"field": "alert_wechat", "message": "bind wechat_openid first", "type": "value"}]},
+            )
+        await account.save(update_fields=["wechat_openid", "alert_wechat"])
+        await audit.record(actor, "admin.wechat", "admin", account.id, before, _wechat_snapshot(account))
     return account
 
 

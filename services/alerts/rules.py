@@ -7,7 +7,8 @@ episode where it holds and none is open, and clears the open one where it no lon
 
 - ``budget_runout`` (per active campaign with a budget, ``budget_runout:<campaign>``): the
   budget spent so far, at the average rate since the campaign started, runs out before the
-  campaign ends (or is already spent while it runs).
+  campaign ends (or is already spent while it runs), and, with a ``budget_horizon_hours``,
+  within that many hours.
 - ``stock_sold_out`` (per coupon of an active campaign, ``stock_sold_out:<campaign>:<coupon>``):
   no stock left.
 - ``redemption_spike`` / ``redemption_drop`` (per active campaign): redemptions in the last 24
@@ -19,6 +20,8 @@ episode where it holds and none is open, and clears the open one where it no lon
   database is older than ``claims_backlog_seconds``.
 
 Open campaign alerts of campaigns no longer active are cleared (the episode ended with them).
+A campaign's own rules (``campaign_rules``) replace the policy's thresholds for it, and a rule
+it mutes is never raised for it (an open episode is cleared by the next pass).
 """
 
 from __future__ import annotations
@@ -32,35 +35,13 @@ from models.notifications import Notification
 from models.redemptions import Redemption
 from models.webhooks import Alert
 from services import outbound
+from services.alerts.campaign_rules import applied, muted_of, rules_by_campaign
+from services.alerts.policy import CAMPAIGN_RULES, AlertPolicy
 from services.core import AnyRedis
 from services.stock import backlog, stock_left
 
-RULES = (
-    "budget_runout",
-    "stock_sold_out",
-    "redemption_spike",
-    "redemption_drop",
-    "notify_failures",
-    "claims_backlog",
-    "webhook_paused",
-)
-#: The rules whose subject is a campaign.
-_CAMPAIGN_RULES = ("budget_runout", "stock_sold_out", "redemption_spike", "redemption_drop")
-
-
 #: ``judge(holds, rule=, key=, message=, details=, campaign_id=)``: raise or clear one subject.
 _Judge = Callable[..., Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class AlertPolicy:
-    interval_seconds: int = 60
-    days: int = 7
-    spike_factor: float = 3.0
-    drop_factor: float = 3.0
-    min_baseline: float = 10.0
-    notify_failures: int = 50
-    claims_backlog_seconds: float = 60.0
 
 
 @dataclass
@@ -70,14 +51,16 @@ class AlertReport:
 
 
 class _Pass:
-    def __init__(self, report: AlertReport) -> None:
+    def __init__(self, report: AlertReport, muted: frozenset[str] = frozenset()) -> None:
         self.report = report
+        #: Rules muted for the subject being judged: never raised, an open episode cleared.
+        self.muted = muted
 
     async def judge(
         self, holds: bool, *, rule: str, key: str, message: str, details: dict[str, object],
         campaign_id: int | None = None,
     ) -> None:  # fmt: skip
-        if holds:
+        if holds and rule not in self.muted:
             opened = await outbound.raise_alert(
                 rule=rule, key=key, message=message, details=details, campaign_id=campaign_id
             )
@@ -95,12 +78,17 @@ async def evaluate(redis: AnyRedis, policy: AlertPolicy, now: datetime | None = 
     judge = _Pass(report).judge
     campaigns = await Campaign.filter(status="active").order_by("id")
     active_ids = {c.id for c in campaigns}
+    own = await rules_by_campaign(sorted(active_ids))
     for campaign in campaigns:
-        await _budget(judge, campaign, now)
-        await _stock(judge, redis, campaign)
-        await _redemptions(judge, campaign, policy, now)
+        # The campaign's own rules where it has them, the settings' otherwise.
+        row = own.get(campaign.id)
+        mine = applied(policy, row)
+        judge_campaign = _Pass(report, muted_of(row)).judge
+        await _budget(judge_campaign, campaign, mine, now)
+        await _stock(judge_campaign, redis, campaign)
+        await _redemptions(judge_campaign, campaign, mine, now)
     # Episodes of campaigns that stopped running end with them.
-    for alert in await Alert.filter(open_key__not_isnull=True, rule__in=_CAMPAIGN_RULES):
+    for alert in await Alert.filter(open_key__not_isnull=True, rule__in=CAMPAIGN_RULES):
         if alert.campaign_id not in active_ids and await outbound.clear_alert(alert.key):
             report.cleared.append(alert.key)
     failed = await Notification.filter(status="failed", finished_at__gte=now - timedelta(hours=1)).count()
@@ -120,7 +108,7 @@ async def evaluate(redis: AnyRedis, policy: AlertPolicy, now: datetime | None = 
     return report
 
 
-async def _budget(judge: _Judge, campaign: Campaign, now: datetime) -> None:
+async def _budget(judge: _Judge, campaign: Campaign, policy: AlertPolicy, now: datetime) -> None:
     key = f"budget_runout:{campaign.id}"
     limit, spent = campaign.budget_limit, campaign.budget_spent
     started = campaign.activated_at or campaign.starts_at
@@ -137,12 +125,16 @@ async def _budget(judge: _Judge, campaign: Campaign, now: datetime) -> None:
     else:
         runout = None
     holds = runout is not None and runout < campaign.ends_at
+    if holds and runout is not None and policy.budget_horizon_hours > 0:
+        # Only a run-out within the horizon is worth an alert (a far one may still change).
+        holds = runout <= now + timedelta(hours=policy.budget_horizon_hours)
     await judge(
         holds, rule="budget_runout", key=key, campaign_id=campaign.id,
         message=f"campaign {campaign.id}'s budget runs out before it ends"
         + (f" (projected {runout.isoformat()}, ends {campaign.ends_at.isoformat()})" if runout else ""),
         details={"budget_limit": limit, "budget_spent": spent,
-                 "projected_runout": runout.isoformat() if runout else None, "ends_at": campaign.ends_at.isoformat()},
+                 "projected_runout": runout.isoformat() if runout else None, "ends_at": campaign.ends_at.isoformat(),
+                 "horizon_hours": policy.budget_horizon_hours},
     )  # fmt: skip
 
 

@@ -28,6 +28,8 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "voucher_expiring": frozenset({"voucher_id", "campaign_id", "coupon_title", "valid_until"}),
     "group_result": frozenset({"campaign_id", "group_id", "campaign_title", "result", "closed_at"}),
     "bargain_result": frozenset({"campaign_id", "bargain_id", "campaign_title", "result", "value", "finished_at"}),
+    # To admins who opted in (services.outbound.alerts), not customers: an alert raised.
+    "alert": frozenset({"alert_id", "rule", "campaign_id", "message", "raised_at"}),
 }
 KINDS = tuple(PLACEHOLDERS)
 
@@ -62,6 +64,10 @@ EMULATOR_TEMPLATES: dict[str, dict[str, Any]] = {
         "template_id": "emu_bargain_result",
         "page": "pages/bargain/detail?id=<bargain_id>",
         "fields": {"thing1": "<campaign_title>", "phrase2": "<result>", "time3": "<finished_at>"},
+    },
+    "alert": {
+        "template_id": "emu_alert",
+        "fields": {"thing1": "<rule>", "thing2": "<message>", "time3": "<raised_at>"},
     },
 }
 

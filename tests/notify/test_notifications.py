@@ -66,9 +66,10 @@ async def test_subscriptions_are_counted_per_template(client):
     resp = await client.get(SUBS, headers=me.headers)
     assert resp.status == 200
     items = {i["template_id"]: i for i in (await resp.json())["items"]}
-    # Every template the configuration names is listed, those never accepted at 0 (group buy, bargain results).
+    # Every template the configuration names is listed, those never accepted at 0 (group buy and bargain
+    # results; alert: admins' alerts).
     assert {k: v["remaining"] for k, v in items.items()} == {
-        REWARD: 2, NEW: 1, ENDING: 10, EXPIRING: 0, "emu_group_result": 0, "emu_bargain_result": 0,
+        REWARD: 2, NEW: 1, ENDING: 10, EXPIRING: 0, "emu_group_result": 0, "emu_bargain_result": 0, "emu_alert": 0,
     }  # fmt: skip
     assert items[REWARD]["kinds"] == ["reward"] and items[EXPIRING]["updated_at"] is None
     others = (await (await client.get(SUBS, headers=other.headers)).json())["items"]
@@ -426,7 +427,7 @@ def test_notify_templates_setting_is_checked_at_start():
         return Settings.from_env(env={**({"NOTIFY_TEMPLATES": raw} if raw is not None else {}), **env})
 
     assert set(load(None).notify.by_kind) == {
-        "new_campaign", "campaign_ending", "reward", "voucher_expiring", "group_result", "bargain_result",
+        "new_campaign", "campaign_ending", "reward", "voucher_expiring", "group_result", "bargain_result", "alert",
     }  # fmt: skip
     # A real app gets no made-up template ids.
     assert load(None, WECHAT_APPID="wx1", WECHAT_SECRET="s").notify.by_kind == {}
@@ -535,3 +536,15 @@ async def test_the_senders_log_line_carries_the_request_id_that_enqueued_the_mes
         logger.setLevel(old_level)
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["msg"].startswith(f"notification {row.id} failed") and line["request_id"] == "rid-join-notify-7"
+
+
+def test_every_list_of_notification_kinds_agrees() -> None:
+    """The kinds are declared by services/notify/templates.py's placeholders; the model's
+    tuple and the admin filter's Literal (which mypy needs spelled out) must say the same."""
+    from typing import get_args
+
+    from handlers.admin.notifications import Kind
+    from models.notifications import NOTIFICATION_KINDS
+    from services.notify.templates import KINDS
+
+    assert set(NOTIFICATION_KINDS) == set(KINDS) == set(get_args(Kind))

@@ -1,4 +1,4 @@
-// Strings of the webhooks and alerts pages (issue 18's routes).
+// Strings of the webhooks and alerts pages and a campaign's alert rules (issue 18's routes).
 import { addMessages } from '@/lib/i18n'
 
 addMessages({
@@ -31,6 +31,18 @@ addMessages({
     'al.message': '内容',
     'al.raised_at': '触发时间',
     'al.cleared_at': '解除时间',
+    'ar.title': '告警规则',
+    'ar.hint': '留空则使用全局设置（括号内为当前生效值）；静音的规则不会对本活动告警',
+    'ar.muted': '静音',
+    'ar.budget_horizon_hours': '预算预计耗尽提前量（小时，0 为不限）',
+    'ar.days': '核销对比天数',
+    'ar.spike_factor': '核销激增倍数',
+    'ar.drop_factor': '核销骤降倍数',
+    'ar.min_baseline': '最小日均核销量',
+    'ar.rule.budget_runout': '预算将耗尽',
+    'ar.rule.stock_sold_out': '库存售罄',
+    'ar.rule.redemption_spike': '核销激增',
+    'ar.rule.redemption_drop': '核销骤降',
     'error.webhook_url_refused': '该地址不可用：须为 http(s)，生产环境不可指向内网、本机或链路本地地址',
   },
   en: {
@@ -62,6 +74,18 @@ addMessages({
     'al.message': 'Message',
     'al.raised_at': 'Raised',
     'al.cleared_at': 'Cleared',
+    'ar.title': 'Alert rules',
+    'ar.hint': 'Empty: the global setting (in effect now in brackets); a muted rule never alerts for this campaign',
+    'ar.muted': 'Muted',
+    'ar.budget_horizon_hours': 'Budget run-out horizon (hours, 0: any)',
+    'ar.days': 'Days compared for redemptions',
+    'ar.spike_factor': 'Redemption spike factor',
+    'ar.drop_factor': 'Redemption drop factor',
+    'ar.min_baseline': 'Least daily redemptions judged',
+    'ar.rule.budget_runout': 'Budget runs out',
+    'ar.rule.stock_sold_out': 'Stock sold out',
+    'ar.rule.redemption_spike': 'Redemption spike',
+    'ar.rule.redemption_drop': 'Redemption drop',
     'error.webhook_url_refused': 'This URL is refused: http(s) only, and in production no private, loopback or link-local address',
   },
 })
