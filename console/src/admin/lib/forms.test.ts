@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { newCoupon, newForm, toCampaignIn } from './builder'
-import { formsFromStored, limit, newForms, newPrize } from './forms'
+import { ApiError } from '@/api/client'
+import { placeErrors } from './fields'
+import { formPaths, formsFromStored, limit, newForms, newPrize } from './forms'
 
 const messages = { badMoney: 'money?', badTime: 'time?' }
 const base = (type: string) => {
@@ -72,5 +74,26 @@ describe('social forms in the builder', () => {
       sold_out_to: 'none',
     })
     expect(formsFromStored({ draw: sent.body.draw as Record<string, unknown> }).draw.prizes[0].label).toBe('20 积分')
+  })
+
+  it("pins the server's 422 on the block's fields", () => {
+    const error = new ApiError(422, 'validation_failed', 'invalid', {
+      errors: [
+        { field: 'draw.prizes.1.weight', message: 'Input should be less than or equal to 1000000000' },
+        { field: 'draw', message: "Value error, unknown time_zone 'Mars/Base'" },
+        { field: 'group.size', message: 'Input should be greater than or equal to 2' },
+        { field: 'draw.prizes.5.key', message: 'no such row shown' },
+      ],
+    })
+    expect(placeErrors(error, new Set(formPaths(2)))).toEqual({
+      fields: {
+        'draw.prizes.1.weight': 'Input should be less than or equal to 1000000000',
+        draw: "Value error, unknown time_zone 'Mars/Base'",
+        'group.size': 'Input should be greater than or equal to 2',
+        // a row the form does not show: its closest shown parent, the table
+        'draw.prizes': 'no such row shown',
+      },
+      general: [],
+    })
   })
 })

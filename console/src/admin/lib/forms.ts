@@ -16,6 +16,22 @@ export const BLOCK_OF: Record<FormType, 'group' | 'bargain' | 'red_packet' | 'dr
 }
 export const PRIZE_KINDS = ['coupon', 'points', 'none'] as const
 
+/** The fields of each block a message can be pinned on (the block itself too). */
+export const BLOCK_FIELDS: Record<string, readonly string[]> = {
+  group: ['size', 'group_hours', 'max_open_per_customer', 'virtual_fill', 'reward', 'reward_points'],
+  bargain: ['start_price', 'floor_price', 'cut_min', 'cut_max', 'helpers_needed', 'help_limit', 'hours'],
+  red_packet: ['initial_value', 'cap', 'min_increment', 'helpers_needed', 'help_limit', 'hours'],
+  draw: ['prizes', 'sold_out_to', 'free_per_day', 'points_cost', 'max_per_day', 'time_zone'],
+}
+/** Every path of the blocks the builder shows, for lib/fields.ts's placeErrors. */
+export function formPaths(prizes: number): string[] {
+  const paths: string[] = []
+  for (const [block, fields] of Object.entries(BLOCK_FIELDS)) paths.push(block, ...fields.map((f) => `${block}.${f}`))
+  for (let i = 0; i < prizes; i++)
+    for (const f of ['', '.key', '.label', '.kind', '.weight', '.stock', '.coupon_index', '.points']) paths.push(`draw.prizes.${i}${f}`)
+  return paths
+}
+
 export interface Limit {
   min?: number
   max?: number
