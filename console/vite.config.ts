@@ -24,7 +24,14 @@ function specLimits(): Plugin {
       if (resolved !== `\0${id}`) return null
       const path = here('./openapi.json')
       this.addWatchFile(path)
-      const schemas = JSON.parse(readFileSync(path, 'utf8')).components.schemas
+      let text: string
+      try {
+        text = readFileSync(path, 'utf8')
+      } catch {
+        // Like src/api/schema.d.ts, it is generated, not committed.
+        throw new Error('console/openapi.json is missing: run ./scripts/console-build first')
+      }
+      const schemas = JSON.parse(text).components.schemas
       const out: Record<string, Record<string, Record<string, unknown>>> = {}
       for (const name of LIMITED_SCHEMAS) {
         out[name] = {}
