@@ -2,15 +2,52 @@
 // Two pages, one build: /admin/ (operators) and /staff/ (the till page). Their shared,
 // content-hashed assets go under /console/assets/, which the server caches for a year;
 // each page's index.html is served with Cache-Control: no-cache (handlers/public/console.py).
+import { readFileSync } from 'node:fs'
 import { fileURLToPath, URL } from 'node:url'
-import { defineConfig } from 'vite'
+import { defineConfig, type Plugin } from 'vite'
 import vue from '@vitejs/plugin-vue'
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
+// The limits and defaults of the spec blocks the builder's forms check before sending
+// (services/campaigns/spec.py declares them once): read from the OpenAPI document that
+// scripts/console-build writes (openapi.json), and only those schemas go into the bundle.
+const LIMITED_SCHEMAS = ['GroupSpec', 'BargainSpec', 'RedPacketSpec', 'DrawIn', 'PrizeIn']
+const LIMIT_KEYS = ['minimum', 'maximum', 'default', 'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'enum']
+
+function specLimits(): Plugin {
+  const id = 'virtual:spec-limits'
+  return {
+    name: 'spec-limits',
+    resolveId: (source) => (source === id ? `\0${id}` : null),
+    load(resolved) {
+      if (resolved !== `\0${id}`) return null
+      const path = here('./openapi.json')
+      this.addWatchFile(path)
+      let text: string
+      try {
+        text = readFileSync(path, 'utf8')
+      } catch {
+        // Like src/api/schema.d.ts, it is generated, not committed.
+        throw new Error('console/openapi.json is missing: run ./scripts/console-build first')
+      }
+      const schemas = JSON.parse(text).components.schemas
+      const out: Record<string, Record<string, Record<string, unknown>>> = {}
+      for (const name of LIMITED_SCHEMAS) {
+        out[name] = {}
+        for (const [field, prop] of Object.entries<Record<string, unknown>>(schemas[name].properties)) {
+          out[name][field] = Object.fromEntries(LIMIT_KEYS.filter((k) => k in prop).map((k) => [k, prop[k]]))
+          out[name][field].required = (schemas[name].required ?? []).includes(field)
+        }
+      }
+      return `export default ${JSON.stringify(out)}`
+    },
+  }
+}
+
 export default defineConfig({
   base: '/console/',
-  plugins: [vue()],
+  plugins: [vue(), specLimits()],
   resolve: { alias: { '@': here('./src') } },
   build: {
     outDir: 'dist',

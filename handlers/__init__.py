@@ -16,6 +16,7 @@ from handlers.admin import customers as admin_customers
 from handlers.admin import data_rights as admin_data_rights
 from handlers.admin import exclusivity as admin_exclusivity
 from handlers.admin import experiments as admin_experiments
+from handlers.admin import forms as admin_forms
 from handlers.admin import group_buy as admin_group_buy
 from handlers.admin import integrations as admin_integrations
 from handlers.admin import media as admin_media
@@ -60,6 +61,7 @@ def all_routes() -> RouteTable:
         admin_experiments,
         customer_bargains,
         customer_draws,
+        admin_forms,
     )  # fmt: skip
     for module in modules:
         table.extend(module.routes)

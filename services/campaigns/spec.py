@@ -123,6 +123,9 @@ class PrizeIn(Body):
         description="the prize's name in the table (unique), e.g. `first`, `none`"
     )
     kind: PrizeKind
+    label: str | None = Field(
+        default=None, min_length=1, max_length=32, description="the prize's name as shown (null: its key)"
+    )
     weight: int = Field(ge=0, le=MAX_DRAW_WEIGHT_TOTAL, description="integer weight: odds are weight / total")
     stock: int | None = Field(default=None, ge=0, le=10_000_000, description="how many can be won; null: unlimited")
     coupon_index: int | None = Field(

@@ -1,6 +1,7 @@
 """The social activity forms (group buy, bargain and assist, lucky draw, expanding red
 packet) and what they share: the risk gate before a customer's social action."""
 
+from .admin_read import GroupRow, bargain_page, draw_page, group_page
 from .bargain import (
     BARGAIN_TYPES,
     BargainKeys,
@@ -27,12 +28,16 @@ __all__ = [
     "DrawTable",
     "DrawsWorker",
     "GroupBuys",
+    "GroupRow",
     "GroupView",
     "GroupWorker",
     "HelpResult",
     "LuckyDraws",
     "RiskPolicy",
     "WhenUnranked",
+    "bargain_page",
+    "draw_page",
+    "group_page",
     "group_summary",
     "my_draws",
     "replay_cut",

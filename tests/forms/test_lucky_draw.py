@@ -180,6 +180,8 @@ async def test_a_hold_no_draw_consumed_is_refunded_once(client):
          "add up"),
         ({"prizes": [{"key": "a", "kind": "points", "weight": 1}, NONE]}, "points is required"),
         ({"time_zone": "Mars/Base"}, "time_zone"),
+        ({"prizes": [{"key": "a", "kind": "none", "weight": 1, "label": "x" * 33}, NONE]}, "label"),
+        ({"prizes": [{"key": "a", "kind": "none", "weight": 1, "label": ""}, NONE]}, "label"),
     ],
 )  # fmt: skip
 def test_the_draw_spec_is_validated(change, message):
@@ -245,3 +247,9 @@ async def test_an_erasure_deletes_the_customers_draw_keys(client):
     await redis_data.erase(redis, me.id)
     assert await redis.exists(*mine) == 0
     assert await redis.exists(keys.idempotency(other.id, "k")) == 1
+
+
+def test_a_prize_may_carry_a_label_of_up_to_32_characters():
+    labelled = {"key": "a", "kind": "none", "weight": 1, "label": "头奖" * 16}
+    spec = DrawIn.model_validate(table([labelled, NONE]))
+    assert [p.label for p in spec.prizes] == ["头奖" * 16, None]

@@ -6,6 +6,7 @@ import { fenToYuan, yuanToFen } from '@/lib/money'
 import { formatDateTime, zonedToUtcIso } from '@/lib/time'
 import type { Schemas } from '@/api/client'
 import { fromJson, newGroup, toJson, type GroupNode } from './rule'
+import { BLOCK_OF, formBlock, formsFromStored, newForms, type FormsForm, type FormType, type Say } from './forms'
 
 export const CONTENT_FIELDS = ['title', 'summary', 'benefits', 'how_to_join', 'terms'] as const
 export type ContentForm = Record<(typeof CONTENT_FIELDS)[number], string>
@@ -29,7 +30,7 @@ export interface CouponForm {
 }
 
 export interface BuilderForm {
-  type: 'offer' | 'flash_sale' | 'challenge' | 'event' | 'referral'
+  type: 'offer' | 'flash_sale' | 'challenge' | 'event' | 'referral' | FormType
   theme_id: number | null
   languages: string[]
   default_language: string
@@ -58,6 +59,8 @@ export interface BuilderForm {
   refund_policy: 'claw_back' | 'keep'
   budget_limit: string
   coupons: CouponForm[]
+  /** the social forms' blocks (lib/forms.ts); only the one of `type` is sent */
+  forms: FormsForm
 }
 
 export const emptyContent = (): ContentForm => ({ title: '', summary: '', benefits: '', how_to_join: '', terms: '' })
@@ -77,7 +80,7 @@ export function newForm(): BuilderForm {
     visible_from: '', starts_at: '', ends_at: '', redeem_until: '', channels: ['miniprogram'], store_ids: [],
     visibility: 'public', rule: newGroup('all'), participant_cap: null, per_user_limit: 1, goal_metric: 'visits',
     goal_target: '', goal_window_days: null, reward_points: 0, reward_badge: '', refund_policy: 'claw_back',
-    budget_limit: '', coupons: [],
+    budget_limit: '', coupons: [], forms: newForms(),
   }
 }
 
@@ -90,6 +93,8 @@ export interface Converted {
 export interface Messages {
   badMoney: string
   badTime: string
+  /** the social forms' checks (lib/forms.ts); their i18n keys when left out */
+  say?: Say
 }
 
 /** The form as the API's CampaignIn (create) body, with the conversion's own field errors. */
@@ -175,6 +180,13 @@ export function toCampaignIn(form: BuilderForm, zone: string, messages: Messages
     if (c.points_price) coupon.points_price = c.points_price
     return coupon
   })
+  const formType = form.type as FormType
+  if (formType in BLOCK_OF) {
+    const say: Say = messages.say ?? ((key) => key)
+    const made = formBlock(formType, form.forms, form.coupons.length, say)
+    body[BLOCK_OF[formType]] = made.block
+    for (const [path, message] of Object.entries(made.errors)) errors[path] ??= message
+  }
   return { body, errors }
 }
 
@@ -198,6 +210,7 @@ export function fromCampaignOut(c: Schemas['CampaignOut'], zone: string): Builde
     form.goal_target = c.goal.metric === 'spend' ? fenToYuan(c.goal.target) : String(c.goal.target)
     form.goal_window_days = c.goal.window_days ?? null
   }
+  form.forms = formsFromStored(c)
   form.coupons = c.coupons.map((k) => {
     const v = k.validity as { kind: string; days?: number; valid_from?: string; valid_until?: string }
     return {

@@ -1,5 +1,7 @@
 // The API's enumerations the forms and filters offer (services/campaigns/spec.py).
-export const TYPES = ['offer', 'flash_sale', 'challenge', 'event', 'referral'] as const
+export const TYPES = [
+  'offer', 'flash_sale', 'challenge', 'event', 'referral', 'group_buy', 'bargain', 'assist', 'red_packet', 'lucky_draw',
+] as const
 export const STATUSES = [
   'draft', 'in_review', 'returned', 'rejected', 'approved', 'scheduled', 'active', 'paused', 'ended', 'archived',
 ] as const

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest'
+import { newCoupon, newForm, toCampaignIn } from './builder'
+import { ApiError } from '@/api/client'
+import { placeErrors } from './fields'
+import { formPaths, formsFromStored, limit, newForms, newPrize } from './forms'
+
+const messages = { badMoney: 'money?', badTime: 'time?' }
+const base = (type: string) => {
+  const form = newForm()
+  form.type = type as never
+  form.content['zh-CN'].title = 't'
+  form.starts_at = '2026-12-12T10:00'
+  form.ends_at = '2026-12-13T10:00'
+  return form
+}
+
+describe('social forms in the builder', () => {
+  it('reads the limits and defaults the server declares', () => {
+    expect(limit('GroupSpec', 'size')).toEqual({ min: 2, max: 20 })
+    expect(limit('PrizeIn', 'weight').max).toBe(1_000_000_000)
+    const f = newForms()
+    expect(f.bargain.hours).toBe(24)
+    expect(f.draw.max_per_day).toBe(10)
+    expect(f.draw.time_zone).toBe('Asia/Shanghai')
+  })
+
+  it('sends only the block of the type, money in fen', () => {
+    const form = base('bargain')
+    Object.assign(form.forms.bargain, { start_price: '100', floor_price: '1', cut_min: '0.5', cut_max: '5', helpers_needed: 10 })
+    const { body, errors } = toCampaignIn(form, 'Asia/Shanghai', messages)
+    expect(errors).toEqual({})
+    expect(body.bargain).toEqual({
+      start_price: 10000, floor_price: 100, cut_min: 50, cut_max: 500, helpers_needed: 10, help_limit: 1, hours: 24,
+    })
+    expect(body.group).toBeUndefined()
+    expect(body.draw).toBeUndefined()
+  })
+
+  it('mirrors the server cross-field checks on the fields', () => {
+    const form = base('bargain')
+    Object.assign(form.forms.bargain, { start_price: '1', floor_price: '2', cut_min: '0.05', cut_max: '0.01' })
+    const { errors } = toCampaignIn(form, 'Asia/Shanghai', messages)
+    expect(Object.keys(errors).sort()).toEqual(['bargain.cut_max', 'bargain.floor_price'])
+
+    const packet = base('red_packet')
+    Object.assign(packet.forms.red_packet, { initial_value: 10, cap: 15, helpers_needed: 10, min_increment: 1 })
+    expect(Object.keys(toCampaignIn(packet, 'Asia/Shanghai', messages).errors)).toEqual(['red_packet.cap'])
+
+    const group = base('group_buy')
+    group.forms.group.reward = 'coupons'
+    expect(Object.keys(toCampaignIn(group, 'Asia/Shanghai', messages).errors)).toEqual(['group.reward'])
+    group.coupons.push({ ...newCoupon(['zh-CN']), face_value: '1', title: { 'zh-CN': 'c' } })
+    const ok = toCampaignIn(group, 'Asia/Shanghai', messages)
+    expect(ok.errors).toEqual({})
+    expect(ok.body.group).toMatchObject({ size: 2, reward: 'coupons', reward_points: null })
+  })
+
+  it('checks the prize table: keys, the fallback slot, coupon indexes', () => {
+    const form = base('lucky_draw')
+    const d = form.forms.draw
+    d.prizes = [{ ...newPrize('coupon', 'first'), coupon_index: 1 }, { ...newPrize('none', 'Bad Key') }, { ...newPrize('points', 'first'), points: 5 }]
+    d.sold_out_to = 'first'
+    const { errors } = toCampaignIn(form, 'Asia/Shanghai', messages)
+    expect(Object.keys(errors).sort()).toEqual([
+      'draw.prizes.0.coupon_index', 'draw.prizes.1.key', 'draw.prizes.2.key', 'draw.sold_out_to',
+    ])
+    const good = base('lucky_draw')
+    good.forms.draw.prizes[0].points = 20
+    good.forms.draw.prizes[0].label = ' 20 积分 '
+    const sent = toCampaignIn(good, 'Asia/Shanghai', messages)
+    expect(sent.errors).toEqual({})
+    expect(sent.body.draw).toMatchObject({
+      prizes: [{ key: 'points', kind: 'points', label: '20 积分', points: 20, coupon_index: null }, { key: 'none', weight: 9 }],
+      sold_out_to: 'none',
+    })
+    expect(formsFromStored({ draw: sent.body.draw as Record<string, unknown> }).draw.prizes[0].label).toBe('20 积分')
+  })
+
+  it("pins the server's 422 on the block's fields", () => {
+    const error = new ApiError(422, 'validation_failed', 'invalid', {
+      errors: [
+        { field: 'draw.prizes.1.weight', message: 'Input should be less than or equal to 1000000000' },
+        { field: 'draw', message: "Value error, unknown time_zone 'Mars/Base'" },
+        { field: 'group.size', message: 'Input should be greater than or equal to 2' },
+        { field: 'draw.prizes.5.key', message: 'no such row shown' },
+      ],
+    })
+    expect(placeErrors(error, new Set(formPaths(2)))).toEqual({
+      fields: {
+        'draw.prizes.1.weight': 'Input should be less than or equal to 1000000000',
+        draw: "Value error, unknown time_zone 'Mars/Base'",
+        'group.size': 'Input should be greater than or equal to 2',
+        // a row the form does not show: its closest shown parent, the table
+        'draw.prizes': 'no such row shown',
+      },
+      general: [],
+    })
+  })
+})

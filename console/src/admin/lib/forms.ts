@@ -1,0 +1,265 @@
+// The social forms' blocks in the builder (issue 17): group buy (`group`), bargain and
+// assist (`bargain`), expanding red packet (`red_packet`) and lucky draw (`draw`). Their
+// limits and defaults are the server's (services/campaigns/spec.py), read from the OpenAPI
+// document at build time (vite.config.ts, specLimits), and the checks below mirror the
+// server's so a mistake shows on its field before anything is sent; what only the server
+// can check (a time zone it does not know) still comes back as a 422 placed by lib/fields.ts.
+// Money in yuan on the form, fen in the body, as everywhere in the builder.
+import limits from 'virtual:spec-limits'
+import { fenToYuan, yuanToFen } from '@/lib/money'
+
+export const FORM_TYPES = ['group_buy', 'bargain', 'assist', 'red_packet', 'lucky_draw'] as const
+export type FormType = (typeof FORM_TYPES)[number]
+/** The spec block each form type carries. */
+export const BLOCK_OF: Record<FormType, 'group' | 'bargain' | 'red_packet' | 'draw'> = {
+  group_buy: 'group', bargain: 'bargain', assist: 'bargain', red_packet: 'red_packet', lucky_draw: 'draw',
+}
+export const PRIZE_KINDS = ['coupon', 'points', 'none'] as const
+
+/** The fields of each block a message can be pinned on (the block itself too). */
+export const BLOCK_FIELDS: Record<string, readonly string[]> = {
+  group: ['size', 'group_hours', 'max_open_per_customer', 'virtual_fill', 'reward', 'reward_points'],
+  bargain: ['start_price', 'floor_price', 'cut_min', 'cut_max', 'helpers_needed', 'help_limit', 'hours'],
+  red_packet: ['initial_value', 'cap', 'min_increment', 'helpers_needed', 'help_limit', 'hours'],
+  draw: ['prizes', 'sold_out_to', 'free_per_day', 'points_cost', 'max_per_day', 'time_zone'],
+}
+/** Every path of the blocks the builder shows, for lib/fields.ts's placeErrors. */
+export function formPaths(prizes: number): string[] {
+  const paths: string[] = []
+  for (const [block, fields] of Object.entries(BLOCK_FIELDS)) paths.push(block, ...fields.map((f) => `${block}.${f}`))
+  for (let i = 0; i < prizes; i++)
+    for (const f of ['', '.key', '.label', '.kind', '.weight', '.stock', '.coupon_index', '.points']) paths.push(`draw.prizes.${i}${f}`)
+  return paths
+}
+
+export interface Limit {
+  min?: number
+  max?: number
+}
+/** A field's range as the server declares it: `limit('GroupSpec', 'size')` → {min: 2, max: 20}. */
+export function limit(schema: string, field: string): Limit {
+  const l = limits[schema]?.[field]
+  return { min: l?.minimum, max: l?.maximum }
+}
+function dflt<T>(schema: string, field: string, fallback: T): T {
+  const value = limits[schema]?.[field]?.default
+  return value === undefined ? fallback : (value as T)
+}
+
+export interface GroupForm {
+  size: number
+  group_hours: number
+  max_open_per_customer: number
+  virtual_fill: boolean
+  reward: 'coupons' | 'points'
+  reward_points: number | null
+}
+export interface BargainForm {
+  start_price: string
+  floor_price: string
+  cut_min: string
+  cut_max: string
+  helpers_needed: number | null
+  help_limit: number
+  hours: number
+}
+export interface RedPacketForm {
+  initial_value: number
+  cap: number | null
+  min_increment: number
+  helpers_needed: number | null
+  help_limit: number
+  hours: number
+}
+export interface PrizeForm {
+  key: string
+  label: string
+  kind: (typeof PRIZE_KINDS)[number]
+  weight: number
+  stock: number | null
+  coupon_index: number | null
+  points: number | null
+}
+export interface DrawForm {
+  prizes: PrizeForm[]
+  sold_out_to: string
+  free_per_day: number
+  points_cost: number
+  max_per_day: number
+  time_zone: string
+}
+export interface FormsForm {
+  group: GroupForm
+  bargain: BargainForm
+  red_packet: RedPacketForm
+  draw: DrawForm
+}
+
+const yuanOf = (fen: number): string => (fen ? fenToYuan(fen) : '')
+
+export function newPrize(kind: PrizeForm['kind'] = 'none', key = ''): PrizeForm {
+  return { key, label: '', kind, weight: 1, stock: null, coupon_index: kind === 'coupon' ? 0 : null, points: null }
+}
+
+export function newForms(): FormsForm {
+  return {
+    group: {
+      size: limit('GroupSpec', 'size').min ?? 2, group_hours: 24,
+      max_open_per_customer: dflt('GroupSpec', 'max_open_per_customer', 1),
+      virtual_fill: dflt('GroupSpec', 'virtual_fill', false), reward: 'points', reward_points: null,
+    },
+    bargain: {
+      start_price: yuanOf(dflt('BargainSpec', 'start_price', 0)), floor_price: yuanOf(dflt('BargainSpec', 'floor_price', 0)),
+      cut_min: fenToYuan(dflt('BargainSpec', 'cut_min', 1)), cut_max: fenToYuan(dflt('BargainSpec', 'cut_max', 1)),
+      helpers_needed: dflt<number | null>('BargainSpec', 'helpers_needed', null), help_limit: dflt('BargainSpec', 'help_limit', 1),
+      hours: dflt('BargainSpec', 'hours', 24),
+    },
+    red_packet: {
+      initial_value: 0, cap: null, min_increment: dflt('RedPacketSpec', 'min_increment', 1), helpers_needed: null,
+      help_limit: dflt('RedPacketSpec', 'help_limit', 1), hours: dflt('RedPacketSpec', 'hours', 24),
+    },
+    draw: {
+      prizes: [newPrize('points', 'points'), { ...newPrize('none', 'none'), weight: 9 }], sold_out_to: 'none',
+      free_per_day: dflt('DrawIn', 'free_per_day', 1), points_cost: dflt('DrawIn', 'points_cost', 0),
+      max_per_day: dflt('DrawIn', 'max_per_day', 10), time_zone: dflt('DrawIn', 'time_zone', 'Asia/Shanghai'),
+    },
+  }
+}
+
+/** The words the checks say (i18n keys of messages.ts, with their parameters). */
+export type Say = (key: string, params?: Record<string, string | number>) => string
+
+/**
+ * The block for `type` as the API takes it, and the field errors (path → message) under the
+ * paths the server uses (`bargain.floor_price`, `draw.prizes.1.weight`). `coupons` is how
+ * many coupons the campaign has (a coupon prize names one by index).
+ */
+export function formBlock(type: string, f: FormsForm, coupons: number, say: Say): { block: Record<string, unknown> | null; errors: Record<string, string> } {
+  const errors: Record<string, string> = {}
+  const range = (path: string, schema: string, field: string, value: number | null, required = true) => {
+    if (value === null || value === undefined || Number.isNaN(value)) {
+      if (required) errors[path] ??= say('fm.required')
+      return
+    }
+    const { min, max } = limit(schema, field)
+    if (!Number.isInteger(value) || (min !== undefined && value < min) || (max !== undefined && value > max))
+      errors[path] ??= say('fm.range', { min: min ?? '−∞', max: max ?? '∞' })
+  }
+  const fen = (path: string, schema: string, field: string, text: string, required: boolean): number | null => {
+    if (!text.trim()) {
+      if (required) errors[path] = say('fm.required')
+      return required ? null : dflt(schema, field, 0)
+    }
+    const value = yuanToFen(text)
+    if (value === null) {
+      errors[path] = say('b.bad_money')
+      return null
+    }
+    range(path, schema, field, value)
+    return value
+  }
+  if (type === 'group_buy') {
+    const g = f.group
+    range('group.size', 'GroupSpec', 'size', g.size)
+    range('group.group_hours', 'GroupSpec', 'group_hours', g.group_hours)
+    range('group.max_open_per_customer', 'GroupSpec', 'max_open_per_customer', g.max_open_per_customer)
+    if (g.reward === 'points') range('group.reward_points', 'GroupSpec', 'reward_points', g.reward_points)
+    else if (!coupons) errors['group.reward'] = say('fm.group_needs_coupon')
+    const block = {
+      size: g.size, group_hours: g.group_hours, max_open_per_customer: g.max_open_per_customer, virtual_fill: g.virtual_fill,
+      reward: g.reward, reward_points: g.reward === 'points' ? g.reward_points : null,
+    }
+    return { block, errors }
+  }
+  if (type === 'bargain' || type === 'assist') {
+    const b = f.bargain
+    const assist = type === 'assist'
+    const start = fen('bargain.start_price', 'BargainSpec', 'start_price', b.start_price, !assist)
+    const floor = fen('bargain.floor_price', 'BargainSpec', 'floor_price', b.floor_price, false)
+    const cutMin = fen('bargain.cut_min', 'BargainSpec', 'cut_min', b.cut_min, true)
+    const cutMax = fen('bargain.cut_max', 'BargainSpec', 'cut_max', b.cut_max, true)
+    range('bargain.helpers_needed', 'BargainSpec', 'helpers_needed', b.helpers_needed, assist)
+    range('bargain.help_limit', 'BargainSpec', 'help_limit', b.help_limit)
+    range('bargain.hours', 'BargainSpec', 'hours', b.hours)
+    if (!assist && start !== null && floor !== null) {
+      if (floor >= start) errors['bargain.floor_price'] ??= say('fm.floor_below_start')
+      else if (b.helpers_needed && start - floor < b.helpers_needed) errors['bargain.helpers_needed'] ??= say('fm.fen_per_helper')
+    }
+    if (!assist && cutMin !== null && cutMax !== null && cutMin > cutMax) errors['bargain.cut_max'] ??= say('fm.cut_order')
+    const block = {
+      start_price: start ?? 0, floor_price: floor ?? 0, cut_min: cutMin, cut_max: cutMax,
+      helpers_needed: b.helpers_needed || null, help_limit: b.help_limit, hours: b.hours,
+    }
+    return { block, errors }
+  }
+  if (type === 'red_packet') {
+    const r = f.red_packet
+    for (const field of ['initial_value', 'cap', 'min_increment', 'helpers_needed', 'help_limit', 'hours'] as const)
+      range(`red_packet.${field}`, 'RedPacketSpec', field, r[field])
+    if (r.cap !== null && r.helpers_needed !== null && r.cap - r.initial_value < r.helpers_needed * r.min_increment)
+      errors['red_packet.cap'] ??= say('fm.cap_room')
+    return { block: { ...r }, errors }
+  }
+  if (type === 'lucky_draw') {
+    const d = f.draw
+    const { minItems, maxItems } = limits.DrawIn?.prizes ?? {}
+    if ((minItems !== undefined && d.prizes.length < minItems) || (maxItems !== undefined && d.prizes.length > maxItems))
+      errors['draw.prizes'] = say('fm.prize_count', { min: minItems ?? 0, max: maxItems ?? '∞' })
+    const pattern = new RegExp(limits.PrizeIn?.key?.pattern ?? '.*')
+    const seen = new Set<string>()
+    d.prizes.forEach((p, i) => {
+      const at = `draw.prizes.${i}`
+      if (!pattern.test(p.key)) errors[`${at}.key`] = say('fm.prize_key')
+      else if (seen.has(p.key)) errors[`${at}.key`] = say('fm.prize_key_twice')
+      seen.add(p.key)
+      const labelMax = limits.PrizeIn?.label?.maxLength
+      if (labelMax !== undefined && p.label.trim().length > labelMax) errors[`${at}.label`] = say('fm.range', { min: 1, max: labelMax })
+      range(`${at}.weight`, 'PrizeIn', 'weight', p.weight)
+      range(`${at}.stock`, 'PrizeIn', 'stock', p.stock, false)
+      if (p.kind === 'coupon') {
+        range(`${at}.coupon_index`, 'PrizeIn', 'coupon_index', p.coupon_index)
+        if (p.coupon_index !== null && p.coupon_index >= coupons) errors[`${at}.coupon_index`] ??= say('fm.no_such_coupon')
+      }
+      if (p.kind === 'points') range(`${at}.points`, 'PrizeIn', 'points', p.points)
+    })
+    const total = d.prizes.reduce((sum, p) => sum + (p.weight || 0), 0)
+    const maxTotal = limit('PrizeIn', 'weight').max ?? Infinity
+    if (total < 1 || total > maxTotal) errors['draw.prizes'] ??= say('fm.weight_total', { max: maxTotal })
+    const target = d.prizes.find((p) => p.key === d.sold_out_to)
+    if (!target || target.stock !== null || target.kind === 'coupon') errors['draw.sold_out_to'] = say('fm.sold_out_to')
+    range('draw.free_per_day', 'DrawIn', 'free_per_day', d.free_per_day)
+    range('draw.points_cost', 'DrawIn', 'points_cost', d.points_cost)
+    range('draw.max_per_day', 'DrawIn', 'max_per_day', d.max_per_day)
+    const block = {
+      prizes: d.prizes.map((p) => ({
+        key: p.key, kind: p.kind, label: p.label.trim() || null, weight: p.weight, stock: p.stock,
+        coupon_index: p.kind === 'coupon' ? p.coupon_index : null, points: p.kind === 'points' ? p.points : null,
+      })),
+      sold_out_to: d.sold_out_to, free_per_day: d.free_per_day, points_cost: d.points_cost, max_per_day: d.max_per_day,
+      time_zone: d.time_zone.trim(),
+    }
+    return { block, errors }
+  }
+  return { block: null, errors }
+}
+
+type Stored = Record<string, unknown> | null | undefined
+
+/** A stored campaign's block back into the forms (to edit it). */
+export function formsFromStored(c: { group?: Stored; bargain?: Stored; red_packet?: Stored; draw?: Stored }): FormsForm {
+  const f = newForms()
+  if (c.group) Object.assign(f.group, c.group)
+  if (c.bargain) {
+    const b = c.bargain as Record<string, number | null>
+    Object.assign(f.bargain, {
+      start_price: yuanOf(b.start_price ?? 0), floor_price: yuanOf(b.floor_price ?? 0), cut_min: fenToYuan(b.cut_min ?? 1),
+      cut_max: fenToYuan(b.cut_max ?? 1), helpers_needed: b.helpers_needed ?? null, help_limit: b.help_limit ?? 1, hours: b.hours ?? 24,
+    })
+  }
+  if (c.red_packet) Object.assign(f.red_packet, c.red_packet)
+  if (c.draw) {
+    const d = c.draw as Omit<DrawForm, 'prizes'> & { prizes: (Omit<PrizeForm, 'label'> & { label?: string | null })[] }
+    Object.assign(f.draw, { ...d, prizes: d.prizes.map((p) => ({ ...newPrize(p.kind), ...p, label: p.label ?? '' })) })
+  }
+  return f
+}
