@@ -1,5 +1,5 @@
 """Exposures: which arm a customer sees, logged once per customer and experiment when
-first seen (feed card, campaign page, join), and the holdout's no-contact rule.
+first seen (feed card, campaign page, join, coupon grab, notification), and the holdout's no-contact rule.
 
 The hot path (the feed) pays nothing when no experiment runs on the campaigns shown: the
 running experiments are held per process and reloaded at most every ``ttl`` seconds (and
@@ -20,7 +20,7 @@ from models.experiments import Experiment, ExperimentExposure
 from services.core import AnyRedis, errors
 from services.experiments.assignment import arm_of, bucket_counts, bucket_of, layer_bucket_of
 
-Surface = Literal["feed", "sections", "page", "join"]
+Surface = Literal["feed", "sections", "page", "join", "grab", "notification"]
 
 
 def arms_key(experiment_id: int) -> str:
