@@ -154,6 +154,21 @@ class Experiments:
                 await self.redis.hset(arms_key(e.id), str(customer_id), f"{row[1]}:{row[2]}")
                 out[campaign_id] = Assigned(e.id, row[1], row[1] == e.holdout, False)
 
+    async def peek(self, customer_id: int, campaign_id: int) -> Assigned | None:
+        """The customer's arm in the campaign's running experiment without logging an
+        exposure (``first`` is False): the recorded arm when exposed, else the arm
+        assignment gives. None: no running experiment takes the customer. One Redis
+        round trip when an experiment runs on the campaign, none otherwise."""
+        for experiment in (await self.running()).get(campaign_id, ()):
+            arm = experiment.fresh_arm(customer_id)
+            if arm is None:
+                continue
+            stored = await self.redis.hget(arms_key(experiment.id), str(customer_id))
+            if stored is not None:
+                arm = int((stored.decode() if isinstance(stored, bytes) else str(stored)).split(":")[0])
+            return Assigned(experiment.id, arm, arm == experiment.holdout, False)
+        return None
+
     async def hidden(self, customer_id: int, campaign_ids: Iterable[int], surface: Surface, now: datetime) -> set[int]:
         """The campaigns among these this customer must not see (held out), logging
         exposures of all of them."""
