@@ -139,6 +139,17 @@ async def test_budget_split_per_arm(client_with):
     assert statuses.count(201) == 10 and set(statuses) == {201, 409}, Counter(statuses)
     await _drain(client)
     assert await _issued_by_arm(coupon) == Counter({0: 7, 1: 3})
+    # A voided voucher of arm b gives its unit and face value back to arm b's shares.
+    stock, redis = client.server.app[STOCK], client.server.app[REDIS]
+    voucher = await Voucher.filter(template_id=coupon.template.id, experiment_arm=1).first()
+    assert voucher is not None
+    await Voucher.filter(id=voucher.id).update(stock_returned=True)
+    assert await stock.give_back(voucher) == "returned"
+    keys = CampaignKeys(coupon.campaign.id)
+    assert int(await redis.hget(keys.arm_budget, f"x{e['id']}:1")) == 1000
+    assert int(await redis.hget(keys.arm_budget, f"x{e['id']}:0")) == 0
+    shares = await stock.arms.shares(coupon.campaign.id, coupon.template.id)
+    assert shares == {f"x{e['id']}:0": 140 - 7, f"x{e['id']}:1": 60 - 3 + 1, "x:rest": 0}
 
 
 async def test_reconcile_rebuilds_the_shares_from_the_database(client_with):
