@@ -32,12 +32,13 @@ def _fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _experiment(
-    client: Any, coupon: LiveCoupon, weights: tuple[int, int], holdout: int | None = None
+    client: Any, coupon: LiveCoupon, weights: tuple[int, int], holdout: int | None = None, traffic: int = 100
 ) -> dict[str, Any]:
     ops = bearer((await logged_in_admin(client, "operator"))["access_token"])
     body: dict[str, Any] = {
         "campaign_id": coupon.campaign.id, "name": "stock split", "primary_metric": "grab",
         "arms": [{"key": "a", "weight": weights[0]}, {"key": "b", "weight": weights[1]}],
+        "traffic_percent": traffic,
     }  # fmt: skip
     if holdout is not None:
         body["holdout"] = {"weight": holdout}
@@ -125,6 +126,23 @@ async def test_a_drained_arm_is_sold_out_while_the_other_has_stock_then_stop_mer
     assert statuses.count(201) == 9, Counter(statuses)
     await _drain(client)
     assert await Voucher.filter(template_id=coupon.template.id).count() == 10
+
+
+async def test_customers_outside_the_traffic_grab_the_rest_only(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    coupon = await live_coupon(client, stock=20)
+    e = await _experiment(client, coupon, (1, 1), traffic=50)  # 10 for the arms (5 and 5), 10 for the rest
+    shares = await client.server.app[STOCK].arms.shares(coupon.campaign.id, coupon.template.id)
+    assert shares == {f"x{e['id']}:0": 5, f"x{e['id']}:1": 5, "x:rest": 10}
+    ids, auths = await _people(client, 300, "o_rest")
+    people = Counter(_arm(e, c) for c in ids)
+    assert people[0] > 5 and people[1] > 5 and people[None] > 10  # each group wants more than its share
+    statuses = await grab_all(client, coupon.grab_path, auths)
+    assert statuses.count(201) == 20 and set(statuses) == {201, 409}, Counter(statuses)
+    await _drain(client)
+    assert await _issued_by_arm(coupon) == Counter({0: 5, 1: 5, None: 10})
+    winners = await Voucher.filter(template_id=coupon.template.id).values_list("customer_id", "experiment_arm")
+    assert all(_arm(e, c) == arm for c, arm in winners)  # None: outside the traffic range
 
 
 async def test_budget_split_per_arm(client_with):
