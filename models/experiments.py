@@ -44,6 +44,9 @@ class Experiment(Model):
     planned_exposures = fields.IntField(default=10_000)
     started_at = fields.DatetimeField(null=True)
     stopped_at = fields.DatetimeField(null=True)
+    # The stock and budget quota of each arm, written when the campaign's stock is split
+    # (services/stock/arms.py): {"coupons": {template id: {arm: quota}}, "budget": {arm: fen}}.
+    stock_split = fields.JSONField[dict[str, Any]](null=True)
     created_by = fields.BigIntField()
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

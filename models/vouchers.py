@@ -42,6 +42,10 @@ class Voucher(Model):
     voided_by = fields.BigIntField(null=True)
     void_reason = fields.CharField(max_length=200, null=True)
     stock_returned = fields.BooleanField(default=False)
+    # A grab of a campaign under a running experiment: the experiment and the arm whose
+    # stock share it took (services/stock/arms.py). Null for every other voucher.
+    experiment_id = fields.BigIntField(null=True)
+    experiment_arm = fields.SmallIntField(null=True)
 
     class Meta:
         table = "vouchers"

@@ -12,7 +12,7 @@ from pydantic import Field
 from handlers.common.actors import actor_of
 from models.experiments import Experiment
 from server.access import admin
-from server.keys import EXPERIMENTS
+from server.keys import EXPERIMENTS, STOCK
 from server.routing import RouteTable, path_int
 from services import experiments
 from services.core import Id, Out, Query, errors, newest_first
@@ -105,23 +105,29 @@ async def get_experiment(request: web.Request) -> ExperimentOut:
 
 @routes.add(
     "POST", _PATH + "/start", access=WRITERS, tags=("experiments",), response=ExperimentOut,
-    summary="Start a draft: customers of its traffic range are assigned and exposures logged from now",
+    summary="Start a draft: customers of its traffic range are assigned and exposures logged from now, and its "
+    "arms get their shares of the campaign's coupon stock and budget",
     errors=(errors.NotFound, errors.InvalidTransition, errors.ExperimentLayerFull),
 )  # fmt: skip
 async def start_experiment(request: web.Request) -> ExperimentOut:
     started = await experiments.admin.start(path_int(request, "id"), actor_of(request), datetime.now(UTC))
     request.app[EXPERIMENTS].invalidate()
+    # The arms' shares of the stock (services.stock.arms): now if the campaign's coupons
+    # are live, else when they are loaded (publication).
+    await request.app[STOCK].start_arms(started.campaign_id)
     return ExperimentOut.of(started)
 
 
 @routes.add(
     "POST", _PATH + "/stop", access=WRITERS, tags=("experiments",), response=ExperimentOut,
-    summary="Stop a running experiment: nobody is assigned or held out any more; its results stay",
+    summary="Stop a running experiment: nobody is assigned or held out any more, its arms' stock shares merge "
+    "back; its results stay",
     errors=(errors.NotFound, errors.InvalidTransition),
 )  # fmt: skip
 async def stop_experiment(request: web.Request) -> ExperimentOut:
     stopped = await experiments.admin.stop(path_int(request, "id"), actor_of(request), datetime.now(UTC))
     request.app[EXPERIMENTS].invalidate()
+    await request.app[STOCK].arms.merge(stopped.id, stopped.campaign_id)
     return ExperimentOut.of(stopped)
 
 

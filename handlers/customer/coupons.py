@@ -7,7 +7,7 @@ from aiohttp import web
 from handlers.common.request_meta import client_address, idempotency_key
 from handlers.customer.voucher_out import GrabOut, voucher_of
 from server.access import CUSTOMER
-from server.keys import COUPON_CACHE, IP_LIMITER, POLICIES, STOCK
+from server.keys import COUPON_CACHE, EXPERIMENTS, IP_LIMITER, POLICIES, STOCK
 from server.metrics import count_grab
 from server.routing import RouteTable, json_response, path_int, principal_of
 from services.core import errors
@@ -22,7 +22,7 @@ routes = RouteTable()
     "Idempotent-Replayed: true or the same refusal)",
     errors=(errors.GrabNotStarted, errors.CouponLimitReached, errors.CouponSoldOut, errors.BudgetExhausted,
             errors.CampaignNotActive, errors.NotEligible, errors.ExclusiveConflict, errors.RateLimited,
-            errors.NotFound),
+            errors.ExperimentHoldout, errors.NotFound),
 )  # fmt: skip
 async def grab_coupon(request: web.Request) -> web.Response:
     try:
@@ -36,6 +36,7 @@ async def grab_coupon(request: web.Request) -> web.Response:
             principal_of(request).id,
             idempotency_key(request),
             request.app[POLICIES].grab,
+            experiments=request.app[EXPERIMENTS],
         )
     except errors.AppError as refusal:
         count_grab(refusal.code)  # the metric's outcome: the refusal's error code

@@ -7,7 +7,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0027_forms_rewards")]
+    dependencies = [("models", "0028_experiment_arms")]
 
     initial = False
 

@@ -1,5 +1,5 @@
 """Exposures: which arm a customer sees, logged once per customer and experiment when
-first seen (feed card, campaign page, join), and the holdout's no-contact rule.
+first seen (feed card, campaign page, join, coupon grab, notification), and the holdout's no-contact rule.
 
 The hot path (the feed) pays nothing when no experiment runs on the campaigns shown: the
 running experiments are held per process and reloaded at most every ``ttl`` seconds (and
@@ -20,7 +20,7 @@ from models.experiments import Experiment, ExperimentExposure
 from services.core import AnyRedis, errors
 from services.experiments.assignment import arm_of, bucket_counts, bucket_of, layer_bucket_of
 
-Surface = Literal["feed", "sections", "page", "join"]
+Surface = Literal["feed", "sections", "page", "join", "grab", "notification"]
 
 
 def arms_key(experiment_id: int) -> str:
@@ -153,6 +153,21 @@ class Experiments:
             if row is not None and (row[1], row[2]) != (arm, e.bucket_version):
                 await self.redis.hset(arms_key(e.id), str(customer_id), f"{row[1]}:{row[2]}")
                 out[campaign_id] = Assigned(e.id, row[1], row[1] == e.holdout, False)
+
+    async def peek(self, customer_id: int, campaign_id: int) -> Assigned | None:
+        """The customer's arm in the campaign's running experiment without logging an
+        exposure (``first`` is False): the recorded arm when exposed, else the arm
+        assignment gives. None: no running experiment takes the customer. One Redis
+        round trip when an experiment runs on the campaign, none otherwise."""
+        for experiment in (await self.running()).get(campaign_id, ()):
+            arm = experiment.fresh_arm(customer_id)
+            if arm is None:
+                continue
+            stored = await self.redis.hget(arms_key(experiment.id), str(customer_id))
+            if stored is not None:
+                arm = int((stored.decode() if isinstance(stored, bytes) else str(stored)).split(":")[0])
+            return Assigned(experiment.id, arm, arm == experiment.holdout, False)
+        return None
 
     async def hidden(self, customer_id: int, campaign_ids: Iterable[int], surface: Surface, now: datetime) -> set[int]:
         """The campaigns among these this customer must not see (held out), logging

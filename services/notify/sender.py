@@ -27,6 +27,14 @@ One row, in order:
      message may have been delivered, and WeChat has no idempotency key to ask with:
      ``unknown``, never resent, the allowance stays taken.
 
+Campaign messages (``new_campaign``, ``campaign_ending``) of a campaign under a running
+experiment (``services.experiments``): a customer of its no-contact holdout is not sent
+the message (the row is ``skipped``, errmsg ``experiment_holdout``, before any allowance
+is taken; the exposure is logged, surface ``notification``, as the moment they would have
+been contacted, so the holdout is counted like the arms); for everyone else the exposure
+is logged (surface ``notification``, once per customer and experiment) when the message
+is sent.
+
 A worker stopped gracefully finishes the row in hand (each row runs to its end, see
 ``services.core.shielded``). A row still ``sending`` after a crash cannot tell whether WeChat
 got it: once its claim is older than any send could take (``stale_after``), it becomes
@@ -53,6 +61,7 @@ from models.customers import Customer
 from models.notifications import Notification, NotifySubscription
 from models.redemptions import REMINDER_KIND, VoucherReminder
 from services.core import AnyRedis, column, request_id_var, run_to_end
+from services.experiments import Experiments
 from services.notify import subscriptions as notify_subscriptions
 from services.notify.languages import localize
 from services.notify.outbox import REQUEST_ID_KEY
@@ -66,6 +75,10 @@ TRANSIENT_ERRCODES = frozenset({-1, 45009, 45011, 40001, 42001})
 NOT_SUBSCRIBED = 43101
 #: How many due rows one pass reads at most, in batches (the next pass continues).
 MAX_BATCHES_PER_PASS = 20
+#: Kinds that contact a customer about a campaign: held back from an experiment's
+#: holdout, and an exposure of the arm when sent. (A reward or a group's result answers
+#: the customer's own taking part, which the holdout cannot start while the experiment runs.)
+CAMPAIGN_KINDS = frozenset({"new_campaign", "campaign_ending"})
 
 
 @dataclass(frozen=True)
@@ -113,9 +126,12 @@ class NotifySender:
     """Sends due notifications. One per process; several may run at once anywhere."""
 
     def __init__(
-        self, redis: AnyRedis, client: wx.MiniProgramClient, templates: NotifyTemplates, policy: SenderPolicy
-    ) -> None:
+        self, redis: AnyRedis, client: wx.MiniProgramClient, templates: NotifyTemplates, policy: SenderPolicy,
+        experiments: Experiments | None = None,
+    ) -> None:  # fmt: skip
         self.client = client
+        #: The running experiments (the holdout and exposures of campaign messages).
+        self.experiments = experiments if experiments is not None else Experiments(redis)
         self.templates = templates
         self.policy = policy
         self._rate = redis.register_script((Path(__file__).parent / "send_rate.lua").read_text())
@@ -159,6 +175,11 @@ class NotifySender:
 
     async def _process(self, row: Notification) -> str | None:
         spec = self.templates.get(row.kind)
+        campaign_id = await self._under_experiment(row)
+        if campaign_id is not None:
+            assigned = await self.experiments.peek(row.customer_id, campaign_id)
+            if assigned is not None and assigned.holdout:
+                return await self._hold_out(row, campaign_id)
         claim = await self.claim(row, spec)
         if claim is None or isinstance(claim, str):
             return claim  # another sender has it, or it was skipped
@@ -171,7 +192,37 @@ class NotifySender:
                 status="pending", attempts=F("attempts") - 1, claimed_at=None
             )
             return "rate_limited"
-        return await self._send(claim, spec)
+        outcome = await self._send(claim, spec)
+        if outcome == "sent" and campaign_id is not None:
+            await self.experiments.expose(row.customer_id, (campaign_id,), "notification", datetime.now(UTC))
+        return outcome
+
+    async def _under_experiment(self, row: Notification) -> int | None:
+        """The campaign of a campaign message when an experiment runs on it, else None
+        (no query: the running experiments are held per process)."""
+        if row.kind not in CAMPAIGN_KINDS:
+            return None
+        raw = (row.payload or {}).get("campaign_id")
+        if raw is None:
+            return None
+        campaign_id = int(raw)
+        return campaign_id if campaign_id in await self.experiments.running() else None
+
+    async def _hold_out(self, row: Notification, campaign_id: int) -> str | None:
+        """A holdout customer's campaign message: skipped, nothing taken or sent (None:
+        another sender has the row). Logs the exposure they would have had."""
+        now = datetime.now(UTC)
+        async with in_transaction():
+            skipped = await Notification.filter(id=row.id, status="pending").update(
+                status="skipped", errmsg="experiment_holdout", finished_at=now, allowance_held=False
+            )
+            if not skipped:
+                return None
+            if row.allowance_held and row.template_id is not None:
+                # Taken by an attempt before the experiment started: not used, given back.
+                await notify_subscriptions.give_back(row.customer_id, row.template_id)
+        await self.experiments.expose(row.customer_id, (campaign_id,), "notification", now)
+        return "skipped"
 
     # --- claim ------------------------------------------------------------------------
 

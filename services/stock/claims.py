@@ -45,10 +45,15 @@ class ClaimEntry:
     request_id: str = ""
     #: A manual grant's admin (the stream entry's optional "by"); None for grabs and rewards.
     granted_by: int | None = None
+    #: The experiment and arm whose stock share the grab took (the entry's optional "xa",
+    #: "x<experiment>:<arm>", services/stock/arms.py); None otherwise.
+    experiment_id: int | None = None
+    experiment_arm: int | None = None
 
 
 def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
     f = {text(k): text(v) for k, v in fields.items()}
+    experiment, arm = f["xa"][1:].split(":") if "xa" in f else (None, None)
     return ClaimEntry(
         entry_id=text(entry_id),
         claim_id=f["claim"],
@@ -59,6 +64,8 @@ def _parse(entry_id: Any, fields: dict[Any, Any]) -> ClaimEntry:
         grabbed_at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
         request_id=f.get("rid", ""),
         granted_by=int(f["by"]) if "by" in f else None,
+        experiment_id=None if experiment is None else int(experiment),
+        experiment_arm=None if arm is None else int(arm),
     )
 
 
@@ -70,7 +77,7 @@ def consumer_name() -> str:
 #: ``stock_returned`` has no database default, so it is written, false).
 _VOUCHER_COLUMNS = (
     "claim_id", "template_id", "campaign_id", "customer_id", "code", "status", "face_value", "valid_from",
-    "valid_until", "issued_at", "granted_by", "stock_returned",
+    "valid_until", "issued_at", "granted_by", "stock_returned", "experiment_id", "experiment_arm",
 )  # fmt: skip
 
 
@@ -89,7 +96,7 @@ async def _voucher_rows(entries: list[ClaimEntry]) -> list[tuple[Any, ...]]:
             (
                 e.claim_id, e.template_id, template.campaign_id,
                 e.customer_id, e.code, "available", e.face_value, valid_from, valid_until, e.grabbed_at,
-                e.granted_by, False,
+                e.granted_by, False, e.experiment_id, e.experiment_arm,
             )
         )  # fmt: skip
     return rows

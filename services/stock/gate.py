@@ -19,6 +19,7 @@ from tortoise.functions import Count
 from models.campaigns import Campaign, CouponTemplate
 from models.vouchers import Voucher
 from services.core import AnyRedis, call_script, errors, random_token, request_id_var, text
+from services.stock.arms import ArmStock, share_field
 from services.stock.coupon_cache import CouponInfo
 from services.stock.exclusive import ExclusiveMarks
 from services.stock.hot import HotBuckets, home_bucket
@@ -92,6 +93,8 @@ class Stock:
         self.exclusive = ExclusiveMarks(redis)
         #: Coupons whose stock is split over several slots (services.stock.hot).
         self.hot = HotBuckets(redis)
+        #: The experiment arms' shares of stock and budget (services.stock.arms).
+        self.arms = ArmStock(redis)
 
     async def load_campaign(self, campaign_id: int) -> int:
         """Put a campaign's coupons into Redis from the database; returns how many were
@@ -135,7 +138,16 @@ class Stock:
             # first when it has none loaded: a campaign without coupons has no stream
             # for the claims worker to poll (a pass polls every registered stream).
             await self.redis.sadd(STREAMS_REGISTRY, keys.stream)
+            # The arms of a running experiment get (back) their shares of what was loaded.
+            await self.arms.apply(campaign.id, list(templates), campaign.budget_limit is not None)
         return loaded
+
+    async def start_arms(self, campaign_id: int) -> None:
+        """An experiment started on the campaign: its arms get their shares of the stock
+        now when the campaign's coupons are live (loading does it), else when they are
+        loaded (publication)."""
+        if await Campaign.filter(id=campaign_id, status__in=tuple(STATE_OF_STATUS)).exists():
+            await self.load_campaign(campaign_id)
 
     async def _load_audience(self, campaign: Campaign) -> None:
         # Imported here: targeting is its own domain; only targeted campaigns need it.
@@ -190,12 +202,15 @@ class Stock:
         return sum([await self.hot.sweep(campaign_id, int(t), int(k)) for t, k in rows])
 
     async def grab(
-        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
-    ) -> Claim:
+        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime,
+        share: str = "",
+    ) -> Claim:  # fmt: skip
         """Decide one grab in one round trip, loading the coupon first if it is not in
-        Redis yet (on demand). Raises the refusal as an AppError."""
+        Redis yet (on demand). Raises the refusal as an AppError. ``share``: the
+        customer's arm share (services.stock.arms.share_field) when an experiment runs
+        on the campaign and takes the customer in an arm, else ""."""
         for attempt in range(2):
-            reply = await self._run_grab(info, customer_id, idempotency_key, policy, now)
+            reply = await self._run_grab(info, customer_id, idempotency_key, policy, now, share)
             if reply[0] != "not_loaded" or attempt == 1:
                 break
             await self.load_campaign(info.campaign_id)
@@ -229,8 +244,9 @@ class Stock:
         return None if first is None else text(first)
 
     async def _run_grab(
-        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime
-    ) -> list[str]:
+        self, info: CouponInfo, customer_id: int, idempotency_key: str | None, policy: GrabPolicy, now: datetime,
+        share: str,
+    ) -> list[str]:  # fmt: skip
         if info.stock_buckets > 1:
             return await self.hot.grab(
                 campaign_id=info.campaign_id, template_id=info.template_id, buckets=info.stock_buckets,
@@ -246,12 +262,12 @@ class Stock:
             keys=[
                 keys.coupon(info.template_id), keys.holders(info.template_id), keys.budget, keys.stream,
                 keys.idempotency(customer_id, info.template_id, idempotency_key or "-"), keys.rate(customer_id),
-                keys.audience, keys.recent(customer_id),
+                keys.audience, keys.recent(customer_id), keys.arm_budget,
             ],
             args=[
                 customer_id, _ms(now), random_token(20), random_token(16), info.template_id,
                 IDEMPOTENCY_TTL_SECONDS, policy.max_per_window, policy.window_ms, "1" if idempotency_key else "0",
-                RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT, request_id_var.get(),
+                RECENT_CLAIMS_TTL_MS, RECENT_CLAIMS_KEPT, request_id_var.get(), share,
             ],
         )  # fmt: skip
         return [text(part) for part in raw]
@@ -287,13 +303,17 @@ class Stock:
         do: loading reads the database). Precondition: the void, with ``stock_returned``,
         is committed, so a later load does not count the voucher either."""
         keys = CampaignKeys(voucher.campaign_id)
+        share = (
+            "" if voucher.experiment_id is None or voucher.experiment_arm is None
+            else share_field(voucher.experiment_id, voucher.experiment_arm)
+        )  # fmt: skip
         reply = await call_script(
             self._give_back,
             keys=[
                 keys.coupon(voucher.template_id), keys.holders(voucher.template_id), keys.budget,
-                keys.returned(voucher.id),
+                keys.returned(voucher.id), keys.arm_budget,
             ],
-            args=[voucher.customer_id, voucher.face_value, GIVE_BACK_MARKER_TTL_SECONDS],
+            args=[voucher.customer_id, voucher.face_value, GIVE_BACK_MARKER_TTL_SECONDS, share],
         )  # fmt: skip
         answer = text(reply)
         if answer not in ("returned", "dup", "not_loaded"):
@@ -306,6 +326,9 @@ class Stock:
         key = CampaignKeys(template.campaign_id).coupon(template.id)
         if await self.redis.exists(key):
             await self.redis.hincrby(key, "stock", amount)
+            if await self.redis.hexists(key, "split"):
+                # Under an experiment: to the customers in no arm (docs/experiments.md).
+                await self.redis.hincrby(key, "x:rest", amount)
 
     async def monitor(self, campaign_id: int) -> CampaignMonitor:
         """The flash-sale monitor of one campaign, from Redis (two pipelined round trips):
@@ -341,9 +364,11 @@ class Stock:
         return CampaignMonitor(budget_left=None if budget is None else int(budget), coupons=coupons)
 
     async def add_budget(self, campaign_id: int, amount: int) -> None:
-        key = CampaignKeys(campaign_id).budget
-        if await self.redis.exists(key):
-            await self.redis.incrby(key, amount)
+        keys = CampaignKeys(campaign_id)
+        if await self.redis.exists(keys.budget):
+            await self.redis.incrby(keys.budget, amount)
+            if await self.redis.exists(keys.arm_budget):
+                await self.redis.hincrby(keys.arm_budget, "x:rest", amount)
 
 
 def _idempotency_key(info: CouponInfo, customer_id: int, idempotency_key: str) -> str:

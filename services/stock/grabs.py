@@ -7,7 +7,13 @@ checks before it did (recorded here). A rate-limited request was not judged: its
 
 A coupon of a campaign with exclusivity links is grabbed under the customer's
 exclusivity marker (``services.stock.exclusive``): the database check below refuses what
-is already known, the marker what is in flight at the same moment."""
+is already known, the marker what is in flight at the same moment.
+
+A coupon of a campaign under a running experiment (``services.experiments``) is grabbed
+from the customer's arm's share of its stock (``services.stock.arms``): the arm is the
+customer's sticky assignment, their exposure logged (surface ``grab``) if it is the
+first; a customer of the holdout is refused (``experiment_holdout``). Campaigns without
+a running experiment pay one dictionary look-up for this."""
 
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from datetime import UTC, datetime
 from models.participations import Participation
 from models.vouchers import Voucher
 from services.core import column, errors
+from services.experiments import Experiments
+from services.stock.arms import share_field
 from services.stock.coupon_cache import CouponCache, CouponInfo
 from services.stock.gate import Claim, GrabPolicy, Stock, replay
 
@@ -41,10 +49,13 @@ async def grab(
     customer_id: int,
     idempotency_key: str | None,
     policy: GrabPolicy,
+    experiments: Experiments | None = None,
 ) -> tuple[CouponInfo, Claim]:
     """Grab one voucher of ``coupon_id`` (see the module docstring). Raises the refusal as
     an AppError. With an ``idempotency_key`` the first answer, a voucher or a refusal, is
-    answered again (a claim with ``replayed``, or the same refusal raised)."""
+    answered again (a claim with ``replayed``, or the same refusal raised).
+    ``experiments``: the process's running experiments (None: the campaign's stock is
+    grabbed as if none ran, for callers outside a server)."""
     info = await cache.get(coupon_id)
     if idempotency_key is not None:
         # Before eligibility: a replay answers what was answered, whatever changed since.
@@ -52,7 +63,7 @@ async def grab(
         if first is not None:
             return info, replay(first, info)
     try:
-        return info, await _grab(info, stock, customer_id, idempotency_key, policy)
+        return info, await _grab(info, stock, customer_id, idempotency_key, policy, experiments)
     except _DecidedHere as decided:
         refusal = decided.refusal
         if idempotency_key is not None:
@@ -70,13 +81,32 @@ class _DecidedHere(Exception):
         self.refusal = refusal
 
 
+async def _arm_share(info: CouponInfo, customer_id: int, experiments: Experiments) -> str:
+    """The customer's arm share under the campaign's running experiment ("" when in no
+    arm). Raises experiment_holdout for the holdout. Precondition: an experiment runs on
+    the campaign (per the process's view)."""
+    now = datetime.now(UTC)
+    assigned = (await experiments.expose(customer_id, (info.campaign_id,), "grab", now)).get(info.campaign_id)
+    if assigned is None:
+        return ""
+    if assigned.holdout:
+        details = {"campaign_id": info.campaign_id, "experiment_id": assigned.experiment_id}
+        raise _DecidedHere(errors.ExperimentHoldout(details=details))
+    # Hot coupons are not split (services.stock.arms): their grab takes no share.
+    return share_field(assigned.experiment_id, assigned.arm) if info.stock_buckets <= 1 else ""
+
+
 async def _grab(
-    info: CouponInfo, stock: Stock, customer_id: int, idempotency_key: str | None, policy: GrabPolicy
-) -> Claim:
+    info: CouponInfo, stock: Stock, customer_id: int, idempotency_key: str | None, policy: GrabPolicy,
+    experiments: Experiments | None,
+) -> Claim:  # fmt: skip
     try:
         _eligible(info)
     except errors.AppError as exc:
         raise _DecidedHere(exc) from None
+    share = ""
+    if experiments is not None and info.campaign_id in await experiments.running():
+        share = await _arm_share(info, customer_id, experiments)
     if info.exclusive_with:
         conflicts = await _exclusive_conflicts(info, customer_id, stock)
         if conflicts:
@@ -86,8 +116,8 @@ async def _grab(
         except errors.ExclusiveConflict as exc:
             raise _DecidedHere(exc) from None
         async with stock.exclusive.settling(lease):
-            return await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
-    return await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC))
+            return await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC), share)
+    return await stock.grab(info, customer_id, idempotency_key, policy, datetime.now(UTC), share)
 
 
 def _eligible(info: CouponInfo) -> None:

@@ -39,6 +39,12 @@ class CampaignKeys:
         return budget_key(self.campaign_id)
 
     @property
+    def arm_budget(self) -> str:
+        """The experiment arms' shares of the budget (services/stock/arms.py): a hash,
+        absent when no experiment splits the budget. Always the campaign's own slot."""
+        return f"{budget_key(self.campaign_id)}:arms"
+
+    @property
     def stream(self) -> str:
         return f"{self.tag}:claims"
 

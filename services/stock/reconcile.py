@@ -125,7 +125,11 @@ async def _reconcile_campaign(
     await worker.drain()
     # Rebuild the whole campaign (its coupons share the budget), from the database.
     extra = [k for t in templates for k in bucket_keys(campaign_id, t.id, t.stock_buckets)]
-    await redis.delete(keys.budget, *(keys.coupon(t.id) for t in templates), *(keys.holders(t.id) for t in templates))
+    # The arms' budget shares too: loading gives every running experiment's arms their
+    # shares back from its quotas less the vouchers issued from them (services.stock.arms).
+    await redis.delete(
+        keys.budget, keys.arm_budget, *(keys.coupon(t.id) for t in templates), *(keys.holders(t.id) for t in templates)
+    )
     if extra:
         await redis.delete(*extra)  # other slots: one DEL per slot on a cluster
     await stock.load_campaign(campaign_id)
