@@ -93,8 +93,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             if exc.status < 400:
                 raise
             response = _http_error(exc)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError):
-            error_log.warning("redis unavailable on %s %s rid=%s", request.method, request.path, request_id)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError) as exc:
+            error_log.warning("redis unavailable on %s %s rid=%s: %r", request.method, request.path, request_id, exc)
             response = error_response(errors.RedisUnavailable())
         except (orm_errors.DBConnectionError, ConnectionRefusedError) as exc:
             error_log.warning("database unavailable: %s rid=%s", type(exc).__name__, request_id)

@@ -106,11 +106,12 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     }  # fmt: skip
     assert stored[bargain_id]["bargain"] == {
         "start_price": 9900, "floor_price": 990, "cut_min": 50, "cut_max": 800, "helpers_needed": 20, "help_limit": 1,
-        "hours": 48,
+        "hours": 48, "reward": "campaign",
     }  # fmt: skip
     assert stored[assist_id]["type"] == "assist" and stored[assist_id]["bargain"]["helpers_needed"] == 5
     assert stored[packet_id]["red_packet"] == {
         "initial_value": 10, "cap": 100, "min_increment": 2, "helpers_needed": 5, "help_limit": 1, "hours": 24,
+        "claim_as": "points",
     }  # fmt: skip
     draw = stored[draw_id]["draw"]
     assert [(p["key"], p["kind"], p["weight"], p["stock"]) for p in draw["prizes"]] == [

@@ -17,7 +17,7 @@ from models.journey import RewardGrant
 from models.participations import Participation
 from server.keys import BARGAINS, REDIS, STOCK
 from services.forms import BargainKeys, BargainWorker, replay_cut
-from tests.helpers import error_of
+from tests.helpers import collect_sockets_of_a_stopped_app, error_of
 from tests.stock.fixtures import customers
 
 pytestmark = pytest.mark.both_redis
@@ -346,6 +346,7 @@ async def test_server_stopped_mid_burst_every_decided_help_once_after_restart(cl
         await asyncio.sleep(0.01)
     restarted = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)  # stops the first app
     answers = await burst
+    collect_sockets_of_a_stopped_app()
     redis = restarted.server.app[REDIS]
     await BargainWorker(redis, min_idle_ms=0).drain()
     oks = [a[1] for a in answers if isinstance(a, tuple) and a[0] == 201]

@@ -26,7 +26,14 @@ from services.forms.group_buy import CONSUMER_GROUP, GroupKeys
 from services.stock import ClaimsWorker
 from tests.campaigns.fixtures import campaign_body, coupon_body
 from tests.forms.group_fixtures import drain, group_campaign, groups_of, join_all, open_groups, people
-from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
+from tests.helpers import (
+    bearer,
+    cheap_password_hashing,
+    collect_sockets_of_a_stopped_app,
+    customer_login,
+    error_of,
+    logged_in_admin,
+)
 
 
 async def _join(client, group_id: int, auth: dict[str, str]):
@@ -190,8 +197,13 @@ async def test_a_crash_mid_burst_loses_no_decision_and_reconcile_rebuilds_redis(
     joiner_auths, _ = await people(client, 300, "o_kj")
     app = client.server.app
     worker = asyncio.create_task(GroupWorker(app[REDIS], app[JOURNEY]).run_forever())
+
+    async def join_status(group_id: int, auth: dict[str, str]) -> int:
+        async with client.post(f"/api/v1/groups/{group_id}/join", headers=auth) as resp:
+            return resp.status
+
     burst = asyncio.gather(
-        *(_join(client, group_ids[i % 60], a) for i, a in enumerate(joiner_auths)), return_exceptions=True
+        *(join_status(group_ids[i % 60], a) for i, a in enumerate(joiner_auths)), return_exceptions=True
     )
     await asyncio.sleep(0.3)
     # The crash: the worker dies mid-pass, another consumer dies holding entries it read
@@ -204,6 +216,7 @@ async def test_a_crash_mid_burst_loses_no_decision_and_reconcile_rebuilds_redis(
     client = await client_with()
     await asyncio.gather(worker, return_exceptions=True)
     answers = await burst
+    collect_sockets_of_a_stopped_app()
     assert any(isinstance(a, BaseException) for a in answers)  # stopped mid-burst
     redis = client.server.app[REDIS]
     keys = GroupKeys(campaign.id)

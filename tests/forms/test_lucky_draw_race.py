@@ -22,6 +22,7 @@ from services.core import text
 from services.forms import DrawKeys, DrawsWorker
 from services.journey import points
 from tests.forms.draw_fixtures import drain, lucky_campaign, table
+from tests.helpers import collect_sockets_of_a_stopped_app
 from tests.journey.fixtures import shoppers
 
 pytestmark = pytest.mark.both_redis
@@ -139,6 +140,7 @@ async def test_killed_mid_burst_every_draw_is_in_the_database_once_and_reconcile
         await worker
     client = await client_with(grab_ip_burst=100_000, grab_ip_rate=100_000)
     results = await asyncio.gather(*burst, return_exceptions=True)
+    collect_sockets_of_a_stopped_app()
     answered = [r for r in results if isinstance(r, tuple) and r[0] == 201]
     assert len(answered) >= 80
     draws = client.server.app[DRAWS]

@@ -76,7 +76,10 @@ async def test_a_grab_runs_stock_and_core_only(client):
     report("grab", files)
     # privacy: the caller check every customer request runs (an erased customer's token
     # is refused: services/privacy/gate.py, one set lookup), not domain code.
-    assert service_packages(files) == {"stock", "core", "privacy"} and gate_only(files)
+    # experiments: whether one runs on the campaign (services/experiments/exposure.py, a dict
+    # lookup when none does): the arm's stock share is taken in the same script.
+    assert service_packages(files) == {"stock", "core", "privacy", "experiments"} and gate_only(files)
+    assert {f for f in files if f.startswith("services/experiments/")} == {"services/experiments/exposure.py"}
 
 
 async def test_a_redemption_runs_wallet_and_core_only(client):

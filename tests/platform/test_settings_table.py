@@ -108,7 +108,7 @@ def test_defaults_are_unchanged():
         "webhook_retry_max_seconds": 3600.0, "webhook_pause_after": 20, "webhook_batch": 200,
         "alert_interval": 60.0, "alert_redemption_days": 7, "alert_redemption_spike_factor": 3.0,
         "alert_redemption_drop_factor": 3.0, "alert_redemption_min_baseline": 10.0, "alert_notify_failures": 50,
-        "alert_claims_backlog_seconds": 60.0,
+        "alert_claims_backlog_seconds": 60.0, "alert_budget_horizon_hours": 0.0,
     }  # fmt: skip
     assert Settings() == defaults  # the dataclass defaults are the same declaration
     # Derived defaults follow the settings they derive from.
