@@ -557,6 +557,11 @@ async def persist(entries: Iterable[HelpEntry]) -> int:
         try:
             async with in_transaction():
                 ids = {e.bargain_id for e in batch}
+                # Lock the bargains first (in id order: no deadlock between workers). Two
+                # workers persisting different helps of one bargain at once would each count
+                # the cuts without the other's uncommitted ones (PostgreSQL's read committed):
+                # both totals short, the last save wins, and a finish is never recorded.
+                await Bargain.filter(id__in=ids).order_by("id").select_for_update()
                 known = set(await BargainCut.filter(bargain_id__in=ids).values_list("bargain_id", "seq"))
                 fresh = [e for e in batch if (e.bargain_id, e.seq) not in known]
                 if not fresh:
