@@ -155,9 +155,10 @@ async def claim_bargain(request: web.Request) -> ClaimOut | web.Response:
     grant = await bargains.reward_voucher(bargain_id)
     voucher = None
     if grant is not None:
-        voucher = RewardVoucherOut(
-            face_value=grant.face_value or 0, coupon_id=grant.template_id, status=grant.status,  # type: ignore[arg-type]
-            refusal=grant.refusal,
-        )  # fmt: skip
+        # Validated, not cast: the grant's status column is a plain string in the database.
+        voucher = RewardVoucherOut.model_validate({
+            "face_value": grant.face_value or 0, "coupon_id": grant.template_id, "status": grant.status,
+            "refusal": grant.refusal,
+        })  # fmt: skip
     out = ClaimOut(bargain=_out(view), claimed=claimed, voucher=voucher)
     return out if claimed else json_response(out, status=200)

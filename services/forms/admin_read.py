@@ -7,6 +7,7 @@ type simply has none of them: an empty page."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,12 +42,11 @@ async def group_page(campaign_id: int, *, cursor: str | None, limit: int) -> tup
     Precondition: ``1 <= limit <= 100``; a cursor this server did not issue is a 422."""
     await _campaign_exists(campaign_id)
     page, nxt = await newest_first(GroupBuy.filter(campaign_id=campaign_id), cursor, limit)
-    real: dict[int, int] = {}
+    real: Counter[int] = Counter()
     if page:
-        for group_id in await GroupMember.filter(group_id__in=[g.id for g in page], virtual=False).values_list(
-            "group_id", flat=True
-        ):
-            real[int(group_id)] = real.get(int(group_id), 0) + 1  # type: ignore[call-overload]
+        ids = [g.id for g in page]
+        members = await GroupMember.filter(group_id__in=ids, virtual=False).values("group_id")
+        real.update(int(r["group_id"]) for r in members)
     rows = [
         GroupRow(
             id=g.id,
