@@ -13,7 +13,7 @@ from models.bargains import Bargain
 from server.access import ANY_ADMIN
 from server.routing import RouteTable, path_int
 from services.core import Out, errors
-from services.forms import bargain_page, draw_page
+from services.forms import bargain_page, draw_page, worth
 
 routes = RouteTable()
 
@@ -60,7 +60,7 @@ class AdminDrawPageOut(Out):
 def _bargain_out(b: Bargain) -> AdminBargainOut:
     return AdminBargainOut(
         id=b.id, customer_id=b.customer_id, mode=b.mode, start_price=b.start_price, floor_price=b.floor_price,
-        price=b.price, value=b.base_value + b.start_price - b.price if b.mode == "red_packet" else None,
+        price=b.price, value=worth(b, b.price) if b.mode == "red_packet" else None,
         helpers=b.helpers, helpers_needed=b.helpers_needed or None, expires_at=b.expires_at,
         finished_at=b.finished_at, claimed_at=b.claimed_at, created_at=b.created_at,
     )  # fmt: skip

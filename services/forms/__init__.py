@@ -10,6 +10,7 @@ from .bargain import (
     BargainWorker,
     HelpResult,
     replay_cut,
+    worth,
 )
 from .draw import DRAW_STREAMS, DrawKeys, DrawOutcome, DrawsWorker, DrawTable, LuckyDraws, my_draws, sample_batch
 from .group_buy import GroupBuys, GroupView, GroupWorker
@@ -44,4 +45,5 @@ __all__ = [
     "risk_rank",
     "sample_batch",
     "screen",
+    "worth",
 ]

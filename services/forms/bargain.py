@@ -208,6 +208,12 @@ class HelpResult:
     finished: bool
 
 
+def worth(bargain: Bargain, price: int) -> int:
+    """What a bargain is worth at ``price`` (its price, in fen): a red packet keeps its
+    value as the reduction of a price starting at ``start_price``, on top of its base."""
+    return bargain.base_value + bargain.start_price - price if bargain.mode == "red_packet" else price
+
+
 def _finished(mode: str, *, price: int, floor: int, helpers: int, needed: int) -> bool:
     if mode == "assist":
         return helpers >= needed
@@ -431,7 +437,7 @@ class Bargains:
             bargain.mode, price=price, floor=bargain.floor_price, helpers=helpers, needed=bargain.helpers_needed
         )
         left = int((bargain.expires_at - now).total_seconds())
-        value = bargain.base_value + bargain.start_price - price if bargain.mode == "red_packet" else price
+        value = worth(bargain, price)
         return BargainView(bargain, price, value, helpers, finished, left <= 0 and not finished, max(0, left), cuts)
 
     # --- claim --------------------------------------------------------------------------------
@@ -639,7 +645,7 @@ async def _notify_finished(bargains: list[Bargain]) -> None:
     for b in bargains:
         campaign = campaigns.get(b.campaign_id)
         title = notify_outbox.title_of(campaign["content"], campaign["default_language"]) if campaign else ""
-        value = b.base_value + b.start_price - b.price if b.mode == "red_packet" else b.price
+        value = worth(b, b.price)
         await notify_outbox.enqueue(
             finished_key(b.id), "bargain_result", b.customer_id,
             {
