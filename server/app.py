@@ -45,7 +45,7 @@ from server.metrics import count_wechat_call
 from server.middlewares import request_middleware
 from server.openapi import API_TITLE, build_openapi
 from server.policies import Policies, feed_policy, journey_policy
-from server.redis_pool import BoundedConnectionPool
+from server.redis_pool import BoundedConnectionPool, use_cluster_connection
 from server.settings import Settings
 from server.workers import workers_ctx
 from services.core import AnyRedis, request_id_var
@@ -59,22 +59,37 @@ from services.stock import CouponCache, IpLimiter, Stock
 log = logging.getLogger("wxcampaign.server")
 
 
+#: Connections to one Redis (to each master of a cluster) per process.
+REDIS_MAX_CONNECTIONS = 512
+
+
 def connect_redis(url: str, *, cluster: bool) -> AnyRedis:
     """A client for one Redis or a Redis Cluster. Bounded timeouts: a dead Redis must
     fail a request quickly (503), not hang it."""
-    # A reply can wait on a saturated event loop (a flash sale on 2 cores) longer than
-    # Redis takes: a short read timeout then drops healthy connections mid-command, and
-    # redis-py's cluster client can race on the dropped connection. Connecting stays quick.
-    # redis-py's own connections: a connection class of ours (a write bounded without a
-    # task, packing in C) measured 6% and -1% less CPU per grab, under the 10% an override
-    # of library internals must save. The pool stays ours (server/redis_pool.py: 6% then
-    # 15% in two series, 13% over both; issue 13, bench/RESULTS.md "Library overrides").
-    options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+    # Both timeouts count event-loop time, not only the network's. A reply can wait on a
+    # saturated loop (a flash sale on 2 cores) longer than Redis takes: a short read timeout
+    # drops healthy connections mid-command. A loopback connect is instant, but a burst
+    # opening a hundred connections on a saturated loop overran a 2 s connect timeout on a
+    # loaded CI machine (then 503s, and on a cluster a refresh closing every connection).
+    # A refused connect (Redis down) still fails at once.
+    # redis-py's own connections on the grab path: a connection class of ours (a write
+    # bounded without a task, packing in C) measured 6% and -1% less CPU per grab, under the
+    # 10% an override of library internals must save. The pool stays ours
+    # (server/redis_pool.py: 6% then 15% in two series, 13% over both; issue 13,
+    # bench/RESULTS.md "Library overrides"). The cluster's connection class is a fix, not a
+    # speed-up (server/redis_pool.py, ClusterConnection).
+    options = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
     if cluster:
-        return RedisCluster.from_url(url, **options)
+        # Per node: redis-py's cluster client refuses a command (MaxConnectionsError) past
+        # its cap instead of waiting, and its default of 100 is below a flash sale's
+        # commands in flight on one process.
+        client = RedisCluster.from_url(url, max_connections=REDIS_MAX_CONNECTIONS, **options)
+        return use_cluster_connection(client)
     # A flash sale has more grabs in flight than redis-py's default pool of 100: wait
     # (briefly) for a connection instead of failing with "Too many connections".
-    pool = BoundedConnectionPool.from_url(url, max_connections=512, timeout=2.0, health_check_interval=30, **options)
+    pool = BoundedConnectionPool.from_url(
+        url, max_connections=REDIS_MAX_CONNECTIONS, timeout=2.0, health_check_interval=30, **options
+    )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 

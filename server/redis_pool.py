@@ -28,7 +28,8 @@ import asyncio
 import time
 from typing import Any
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection, Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.metrics import REDIS_POOL_WAIT
@@ -78,3 +79,36 @@ class BoundedConnectionPool(ConnectionPool):
             self._available_connections.append(connection)
         finally:
             self._slots.release()
+
+
+class ClusterConnection(Connection):
+    """redis-py's connection, for the cluster client: a command whose socket another task
+    closed before it was written fails as a ``ConnectionError``, which the cluster client
+    retries on a fresh connection, instead of an ``AttributeError`` (a 500).
+
+    Why: redis-py 8.1.0's cluster client closes every connection of every node, in use or
+    not, when a topology refresh fails or the cluster reports itself down
+    (``NodesManager.aclose``); a command between taking its connection and writing to it
+    then finds the socket gone. On a loaded machine a refresh after a connect timeout is
+    enough (CI saw it in a burst of 500 bargain helpers). A command that had not been
+    written is safe to send again.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except AttributeError as err:  # the writer was dropped by another task's close
+            raise RedisConnectionError("Connection closed by another task before the command was sent.") from err
+
+
+def use_cluster_connection(client: RedisCluster) -> RedisCluster:
+    """Make the cluster client open ``ClusterConnection``s (it has no argument for it:
+    its constructor fixes redis-py's ``Connection``). Precondition: no command sent yet.
+
+    Relies on ``NodesManager.connection_kwargs`` (the arguments of nodes found later) and
+    ``ClusterNode.connection_class`` (the startup nodes) as in redis-py 8.1.0,
+    checked by tests/platform/test_library_internals.py."""
+    client.nodes_manager.connection_kwargs["connection_class"] = ClusterConnection
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = ClusterConnection
+    return client

@@ -8,6 +8,7 @@ test-artifacts/console/."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 from typing import Any
@@ -102,7 +103,9 @@ async def test_clerk_redeems_once_and_a_manager_reverses(console, browser):
     lists: list[str] = []
     page.on("request", lambda r: lists.append(r.url) if r.method == "GET" and REDEEM + "?" in r.url else None)
     await page.dblclick("[data-test=redeem]")
-    await page.wait_for_selector("[data-test=done]")
+    await page.wait_for_selector("[data-test=done], [data-test=redeem-error]")
+    refused = page.locator("[data-test=redeem-error]")
+    assert await refused.count() == 0, await refused.inner_text()
     assert "已核销：立减，优惠 ¥10.00" in await page.inner_text("[data-test=done]")  # noqa: RUF001  # the page speaks Chinese
     listed = await client.get(REDEEM, headers=clara)
     body = await listed.json()
@@ -183,3 +186,37 @@ async def test_clerk_redeems_once_and_a_manager_reverses(console, browser):
     assert [r["reverse_reason"] for r in reversed_rows] == ["顾客要求取消订单"]
     assert (await first.row()).status == "available"
     assert desk.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_tap_while_the_amount_is_rechecked_waits_for_the_check_then_redeems(console, browser):
+    """The amount re-check (debounced, then a preview request) may be in flight when the
+    clerk taps: the tap is honoured once the check answers, with the typed amount."""
+    client = console.client
+    shop = await make_store()
+    await accounts.create_staff("cleo", PASSWORD, "Cleo", "clerk", shop.id)
+    [held] = await vouchers(client, 1)
+    cleo = await staff_token(client, "cleo")
+    page = await new_page(browser, **PHONE)
+    await sign_in(page, console.url("/staff/"), "cleo")
+    await scan(page, await barcode_number(client, held))
+    await page.wait_for_selector("[data-test=preview]")
+    rechecking = asyncio.Event()
+
+    async def slow_recheck(route: Route) -> None:
+        if route.request.post_data_json.get("order_amount") is not None:
+            rechecking.set()
+            await asyncio.sleep(1.5)
+        await route.continue_()
+
+    await page.route("**" + REDEEM + "/preview", slow_recheck)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and r.url.endswith(REDEEM) else None)
+    await page.fill("[data-test=amount]", "20")
+    await asyncio.wait_for(rechecking.wait(), 10)
+    # A finger does not wait for the button to look ready (Playwright's click would).
+    await page.click("[data-test=redeem]", force=True)  # the check is still on its way
+    await page.wait_for_selector("[data-test=done]")
+    assert len(sent) == 1
+    body = await (await client.get(REDEEM, headers=cleo)).json()
+    assert body["totals"]["count"] == 1 and body["items"][0]["order_amount"] == 2000, body
+    assert page.errors == []  # type: ignore[attr-defined]

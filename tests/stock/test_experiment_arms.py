@@ -175,9 +175,15 @@ async def test_reconcile_rebuilds_the_shares_from_the_database(client_with):
     redis, stock = client.server.app[REDIS], client.server.app[STOCK]
     coupon = await live_coupon(client, stock=40, face_value=100, budget_limit=100_000)
     e = await _experiment(client, coupon, (50, 50))  # 20 and 20, budget 50,000 each
-    ids, auths = await _people(client, 60, "o_recon")
-    statuses = await grab_all(client, coupon.grab_path, auths[:30])
-    assert statuses.count(201) == 30
+    ids, auths = await _people(client, 80, "o_recon")
+    # The first burst takes 15 customers of each arm, whatever the random salt: 30 drawn
+    # blindly would put more than an arm's 20 in one arm about one run in 23.
+    arms = [_arm(e, c) for c in ids]
+    first = [i for a in (0, 1) for i in [j for j, arm in enumerate(arms) if arm == a][:15]]
+    assert len(first) == 30
+    rest = [i for i in range(len(ids)) if i not in first]
+    statuses = await grab_all(client, coupon.grab_path, [auths[i] for i in first])
+    assert statuses.count(201) == 30, Counter(statuses)
     await _drain(client)
     issued = await _issued_by_arm(coupon)
     assert sum(issued.values()) == 30 and set(issued) <= {0, 1}
@@ -192,8 +198,8 @@ async def test_reconcile_rebuilds_the_shares_from_the_database(client_with):
     assert report.issued == 30 and report.stock_after == 10
     assert await stock.arms.shares(coupon.campaign.id, coupon.template.id) == before
     assert {k: int(v) for k, v in (await redis.hgetall(keys.arm_budget)).items()} == budget_before
-    # And the rebuilt shares hold: the rest of the 60 customers get exactly what is left.
-    statuses = await grab_all(client, coupon.grab_path, auths[30:])
+    # And the rebuilt shares hold: the other 50 customers get exactly what is left.
+    statuses = await grab_all(client, coupon.grab_path, [auths[i] for i in rest])
     await _drain(client)
     issued_after = await _issued_by_arm(coupon)
     expected = Counter(_arm(e, c) for c in ids)
