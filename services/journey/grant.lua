@@ -8,7 +8,9 @@
 --
 -- KEYS[1] coupon hash, KEYS[2] holders hash, KEYS[3] campaign budget left (absent: no
 -- cap), KEYS[4] claims stream, KEYS[5] the grant's idempotency record, KEYS[6] the
--- customer's recent claims in the campaign (read-your-writes, as in grab.lua)
+-- customer's recent claims in the campaign (read-your-writes, as in grab.lua; with the
+-- voucher's own face value as a fifth field when it has one, so the wallet shows it
+-- before the worker has written the voucher)
 -- ARGV: customer id, now (ms), claim id, code, template id, idempotency ttl (s),
 --       recent claims ttl (ms), recent claims kept, optionally the admin id of a
 --       manual grant by customer service (carried on the claim as "by"; "" for none),
@@ -54,7 +56,9 @@ else
 end
 local record = ARGV[3] .. ":" .. ARGV[4] .. ":" .. ARGV[2]
 redis.call("SET", KEYS[5], record, "EX", ARGV[6])
-redis.call("LPUSH", KEYS[6], record .. ":" .. ARGV[5])
+local recent = record .. ":" .. ARGV[5]
+if ARGV[10] and ARGV[10] ~= "" then recent = recent .. ":" .. ARGV[10] end
+redis.call("LPUSH", KEYS[6], recent)
 redis.call("LTRIM", KEYS[6], 0, tonumber(ARGV[8]) - 1)
 redis.call("PEXPIRE", KEYS[6], ARGV[7])
 return {"ok", record}

@@ -337,7 +337,8 @@ async def _voucher_of(stock: Stock, grant: RewardGrant) -> Voucher | None:
         [
             ClaimEntry(
                 entry_id="", claim_id=str(entry["claim"]), code=str(entry["code"]), template_id=template.id,
-                customer_id=grant.customer_id, face_value=template.face_value,
+                customer_id=grant.customer_id,
+                face_value=template.face_value if grant.face_value is None else grant.face_value,
                 grabbed_at=datetime.fromtimestamp(int(entry["at"]) / 1000, UTC),
             )
         ]

@@ -4,6 +4,7 @@ grab script touches a single Redis Cluster slot, budget included."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from services.core import budget_key, campaign_tag
 
@@ -69,7 +70,8 @@ class CampaignKeys:
 
     def recent(self, customer_id: int) -> str:
         """The customer's latest claims in this campaign, newest first, written by the
-        grab and grant scripts in the same step as the claim (read-your-writes)."""
+        grab and grant scripts in the same step as the claim (read-your-writes); entries
+        as ``parse_recent`` reads them."""
         return f"{self.tag}:recent:{customer_id}"
 
 
@@ -91,7 +93,10 @@ def bucket_of_stream(stream: str) -> int:
     return int(inside[1][1:]) if len(inside) > 1 else 0
 
 
-def parse_recent(campaign_id: int, entry: str) -> dict[str, str | int]:
-    """A recent-claims entry as the scripts write it: ``claim:code:at_ms:template``."""
-    claim, code, at, template = entry.split(":")
-    return {"claim": claim, "code": code, "tpl": int(template), "cmp": campaign_id, "at": int(at)}
+def parse_recent(campaign_id: int, entry: str) -> dict[str, Any]:
+    """A recent-claims entry as the scripts write it: ``claim:code:at_ms:template``, then
+    ``:face`` when the voucher has its own face value (grant.lua: a bargain's cut voucher,
+    a red packet's voucher), in fen; ``fv`` is that value, None when the coupon's."""
+    claim, code, at, template, *own = entry.split(":")
+    fv = int(own[0]) if own else None
+    return {"claim": claim, "code": code, "tpl": int(template), "cmp": campaign_id, "at": int(at), "fv": fv}

@@ -74,6 +74,9 @@ async def _pending(customer_id: int, stock: Stock, cache: CouponCache, now: date
         template = await CouponTemplate.get(id=info.template_id)
         grabbed = datetime.fromtimestamp(int(r["at"]) / 1000, UTC)
         valid_from, valid_until = info.validity(grabbed)
+        # A voucher with its own face value (a cut voucher, a red packet's) shows it, as
+        # the worker will write it; any other shows its coupon's.
+        own = {} if r["fv"] is None else {"face_value": int(r["fv"])}
         views.append(
             VoucherView(
                 id=r["claim"],
@@ -81,7 +84,7 @@ async def _pending(customer_id: int, stock: Stock, cache: CouponCache, now: date
                 coupon_id=info.template_id,
                 campaign_id=info.campaign_id,
                 status=effective_status("available", valid_until, now),
-                **face_of(info),
+                **face_of(info, **own),
                 store_ids=template.store_ids,
                 channels=template.channels,
                 valid_from=valid_from,
@@ -138,7 +141,7 @@ async def ensure_persisted(customer_id: int, claim_id: str, stock: Stock, cache:
         [
             ClaimEntry(
                 entry_id="", claim_id=entry["claim"], code=entry["code"], template_id=info.template_id,
-                customer_id=customer_id, face_value=info.face_value,
+                customer_id=customer_id, face_value=info.face_value if entry["fv"] is None else int(entry["fv"]),
                 grabbed_at=datetime.fromtimestamp(int(entry["at"]) / 1000, UTC),
             )
         ]

@@ -101,6 +101,48 @@ async def test_a_cut_voucher_is_worth_the_cut_and_issued_once_under_100_claims(c
     assert [v["face_value"] for v in wallet["items"]] == [2_000]
 
 
+@pytest.mark.parametrize(("kind", "helpers", "worth"), [("bargain", 2, 2_000), ("red_packet", 20, 1_100)])
+async def test_the_wallet_shows_a_pending_voucher_at_its_own_face_value(client_with, kind, helpers, worth):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    campaign = await _campaign(client, kind, budget=None)
+    owner, *others = await customers(client, 1 + helpers, prefix=f"o_pf{kind[0]}")
+    bargain_id = await _finished(client, campaign, owner, others)
+    resp = await client.post(f"/api/v1/bargains/{bargain_id}/claim", headers=owner)
+    assert resp.status == 201, await resp.text()
+
+    async def shown() -> list[tuple[bool, int]]:
+        wallet = await (await client.get("/api/v1/me/vouchers", headers=owner)).json()
+        return [(v["pending"], v["face_value"]) for v in wallet["items"]]
+
+    # Tests run no background workers: the voucher is only in Redis, and the wallet shows
+    # it at the grant's value (the cut, the packet's), not the coupon's 999.
+    assert await shown() == [(True, worth)]
+    [grant] = await RewardGrant.filter(campaign_id=campaign.id)
+    one = await (await client.get(f"/api/v1/me/vouchers/{grant.claim_id}", headers=owner)).json()
+    assert (one["pending"], one["face_value"]) == (True, worth)
+    await ClaimsWorker(client.server.app[REDIS], min_idle_ms=0).drain()
+    assert await shown() == [(False, worth)]
+
+
+async def test_a_cut_voucher_shown_at_the_till_before_the_worker_is_written_at_its_own_value(client_with):
+    client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
+    campaign = await _campaign(client, "bargain", budget=100_000)
+    owner, *helpers = await customers(client, 3, prefix="o_cvq")
+    bargain_id = await _finished(client, campaign, owner, helpers)
+    assert (await client.post(f"/api/v1/bargains/{bargain_id}/claim", headers=owner)).status == 201
+    [grant] = await RewardGrant.filter(campaign_id=campaign.id)
+    # The code at the till writes the voucher at once (the worker has not run)...
+    resp = await client.get(f"/api/v1/me/vouchers/{grant.claim_id}/qr", headers=owner)
+    assert resp.status == 200, await resp.text()
+    [voucher] = await Voucher.filter(campaign_id=campaign.id)
+    assert voucher.face_value == 2_000
+    assert (await Campaign.get(id=campaign.id)).budget_spent == 2_000
+    # ... and the worker's pass after it changes nothing.
+    await ClaimsWorker(client.server.app[REDIS], min_idle_ms=0).drain()
+    assert [v.face_value for v in await Voucher.filter(campaign_id=campaign.id)] == [2_000]
+    assert (await Campaign.get(id=campaign.id)).budget_spent == 2_000
+
+
 async def test_a_cut_voucher_beyond_the_budget_is_refused_and_spends_nothing(client_with):
     client = await client_with(grab_ip_burst=10_000, grab_ip_rate=10_000)
     campaign = await _campaign(client, "bargain", budget=1_500)
