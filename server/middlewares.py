@@ -113,6 +113,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
                     "database refuses writes on %s %s: %s rid=%s", request.method, request.path, exc, request_id
                 )
                 response = error_response(errors.DatabaseUnavailable())
+            elif isinstance(exc, ConnectionResetError) and _client_gone(request):
+                # The client closed its connection mid-request (e.g. a load generator or an
+                # app giving up while its body was being read): nobody to answer and nothing
+                # broken. One line, and nginx's 499 in the access log and the metrics.
+                error_log.info("client closed the request on %s %s rid=%s", request.method, request.path, request_id)
+                response = web.Response(status=CLIENT_CLOSED_REQUEST)
             else:
                 response = _internal_error(request, request_id)
         response.headers[_X_REQUEST_ID] = request_id
@@ -141,6 +147,15 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     finally:
         request_id_var.reset(context_token)
+
+
+#: nginx's status for a request its client closed before the answer; never sent to anyone.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _internal_error(request: web.Request, request_id: str) -> web.Response:

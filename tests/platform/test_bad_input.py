@@ -4,14 +4,18 @@ health probes, and secrets kept out of the logs."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
 import logging
+import socket
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.admins import Admin
@@ -205,6 +209,41 @@ async def test_two_megabyte_body(client: TestClient, root: dict[str, str], setti
     resp = await client.post(STORES, data=small(), headers=root | JSON)
     assert resp.status == 201, await resp.text()
     assert await row_counts() == {**before, "stores": before["stores"] + 1}
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that closes its connection while the server reads its body (a load
+    generator or an app giving up) is logged in one INFO line, not as an unhandled error
+    with a traceback. Served as `python -m server` serves (aiohttp's runner without handler
+    cancellation: the test server cancels the handler instead, which hides this)."""
+    caplog.set_level(logging.INFO)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        body = json.dumps({"username": "root", "password": "root-password-123"}).encode()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (
+            "POST /api/v1/admin/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) + 100}\r\n\r\n"
+        )
+        writer.write(head.encode() + body)  # 100 bytes short: the server waits for them
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        # Hang up with a reset (SO_LINGER 0), as a client giving up on a timeout may.
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+        for _ in range(100):  # until the server has seen the hang-up
+            if "client closed the request" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert "client closed the request on POST /api/v1/admin/auth/login" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 # --------------------------------------------------------------------------- the customer's profile
