@@ -1,4 +1,6 @@
-"""A bounded Redis connection pool with a cheap hand-out, for the grab path.
+"""The server's Redis connections: a bounded pool with a cheap hand-out, for the grab
+path on one Redis (``BoundedConnectionPool``), and the cluster client's connection class
+(``ClusterConnection``, a fix for a race in redis-py's cluster client; see its docstring).
 
 redis-py's ``BlockingConnectionPool`` bounds connections and waits for a free one, which
 is what a flash sale needs (more grabs in flight than connections, queued instead of
