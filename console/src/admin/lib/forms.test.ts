@@ -31,6 +31,7 @@ describe('social forms in the builder', () => {
     expect(errors).toEqual({})
     expect(body.bargain).toEqual({
       start_price: 10000, floor_price: 100, cut_min: 50, cut_max: 500, helpers_needed: 10, help_limit: 1, hours: 24,
+      reward: 'campaign',
     })
     expect(body.group).toBeUndefined()
     expect(body.draw).toBeUndefined()
@@ -53,6 +54,48 @@ describe('social forms in the builder', () => {
     const ok = toCampaignIn(group, 'Asia/Shanghai', messages)
     expect(ok.errors).toEqual({})
     expect(ok.body.group).toMatchObject({ size: 2, reward: 'coupons', reward_points: null })
+  })
+
+  it('carries a bargain\'s reward, a red packet\'s claim_as and a draw\'s tasks, and reads them back', () => {
+    const coupon = () => ({ ...newCoupon(['zh-CN']), face_value: '1', title: { 'zh-CN': 'c' } })
+    const bargain = base('bargain')
+    Object.assign(bargain.forms.bargain, { start_price: '100', floor_price: '1', cut_min: '0.5', cut_max: '5' })
+    bargain.forms.bargain.reward = 'cut_voucher'
+    // a cut voucher is one of the campaign's single coupon
+    expect(Object.keys(toCampaignIn(bargain, 'Asia/Shanghai', messages).errors)).toEqual(['bargain.reward'])
+    bargain.coupons.push(coupon())
+    const sentBargain = toCampaignIn(bargain, 'Asia/Shanghai', messages)
+    expect(sentBargain.errors).toEqual({})
+    expect(sentBargain.body.bargain).toMatchObject({ reward: 'cut_voucher' })
+    expect(formsFromStored({ bargain: sentBargain.body.bargain as Record<string, unknown> }).bargain.reward).toBe('cut_voucher')
+    // an assist has no price to cut: its reward is the campaign's whatever the form held
+    const assist = base('assist')
+    assist.forms.bargain.helpers_needed = 3
+    assist.forms.bargain.reward = 'cut_voucher'
+    expect(toCampaignIn(assist, 'Asia/Shanghai', messages).body.bargain).toMatchObject({ reward: 'campaign' })
+
+    const packet = base('red_packet')
+    Object.assign(packet.forms.red_packet, { initial_value: 100, cap: 1000, helpers_needed: 5 })
+    expect(toCampaignIn(packet, 'Asia/Shanghai', messages).body.red_packet).toMatchObject({ claim_as: 'points' })
+    packet.forms.red_packet.claim_as = 'voucher'
+    expect(Object.keys(toCampaignIn(packet, 'Asia/Shanghai', messages).errors)).toEqual(['red_packet.claim_as'])
+    packet.coupons.push(coupon())
+    const sentPacket = toCampaignIn(packet, 'Asia/Shanghai', messages)
+    expect(sentPacket.errors).toEqual({})
+    expect(sentPacket.body.red_packet).toMatchObject({ claim_as: 'voucher', initial_value: 100, cap: 1000 })
+    expect(formsFromStored({ red_packet: sentPacket.body.red_packet as Record<string, unknown> }).red_packet.claim_as).toBe('voucher')
+    expect(newForms().red_packet.claim_as).toBe('points')
+
+    const draw = base('lucky_draw')
+    draw.forms.draw.prizes[0].points = 20
+    expect(toCampaignIn(draw, 'Asia/Shanghai', messages).body.draw).toMatchObject({ task_campaign_ids: [] })
+    draw.forms.draw.task_campaign_ids = [7, 3]
+    const sentDraw = toCampaignIn(draw, 'Asia/Shanghai', messages)
+    expect(sentDraw.errors).toEqual({})
+    expect(sentDraw.body.draw).toMatchObject({ task_campaign_ids: [7, 3] })
+    expect(formsFromStored({ draw: sentDraw.body.draw as Record<string, unknown> }).draw.task_campaign_ids).toEqual([7, 3])
+    draw.forms.draw.task_campaign_ids = Array.from({ length: 21 }, (_, i) => i + 1)
+    expect(Object.keys(toCampaignIn(draw, 'Asia/Shanghai', messages).errors)).toEqual(['draw.task_campaign_ids'])
   })
 
   it('checks the prize table: keys, the fallback slot, coupon indexes', () => {

@@ -15,13 +15,17 @@ export const BLOCK_OF: Record<FormType, 'group' | 'bargain' | 'red_packet' | 'dr
   group_buy: 'group', bargain: 'bargain', assist: 'bargain', red_packet: 'red_packet', lucky_draw: 'draw',
 }
 export const PRIZE_KINDS = ['coupon', 'points', 'none'] as const
+/** What a bargain's claim pays (BargainSpec.reward): `cut_voucher` is for a bargain only. */
+export const BARGAIN_REWARDS = ['campaign', 'cut_voucher'] as const
+/** How a red packet is claimed (RedPacketSpec.claim_as): `voucher` values are fen. */
+export const CLAIM_AS = ['points', 'voucher'] as const
 
 /** The fields of each block a message can be pinned on (the block itself too). */
 export const BLOCK_FIELDS: Record<string, readonly string[]> = {
   group: ['size', 'group_hours', 'max_open_per_customer', 'virtual_fill', 'reward', 'reward_points'],
-  bargain: ['start_price', 'floor_price', 'cut_min', 'cut_max', 'helpers_needed', 'help_limit', 'hours'],
-  red_packet: ['initial_value', 'cap', 'min_increment', 'helpers_needed', 'help_limit', 'hours'],
-  draw: ['prizes', 'sold_out_to', 'free_per_day', 'points_cost', 'max_per_day', 'time_zone'],
+  bargain: ['start_price', 'floor_price', 'cut_min', 'cut_max', 'helpers_needed', 'help_limit', 'hours', 'reward'],
+  red_packet: ['initial_value', 'cap', 'min_increment', 'helpers_needed', 'help_limit', 'hours', 'claim_as'],
+  draw: ['prizes', 'sold_out_to', 'free_per_day', 'points_cost', 'max_per_day', 'task_campaign_ids', 'time_zone'],
 }
 /** Every path of the blocks the builder shows, for lib/fields.ts's placeErrors. */
 export function formPaths(prizes: number): string[] {
@@ -62,6 +66,7 @@ export interface BargainForm {
   helpers_needed: number | null
   help_limit: number
   hours: number
+  reward: (typeof BARGAIN_REWARDS)[number]
 }
 export interface RedPacketForm {
   initial_value: number
@@ -70,6 +75,7 @@ export interface RedPacketForm {
   helpers_needed: number | null
   help_limit: number
   hours: number
+  claim_as: (typeof CLAIM_AS)[number]
 }
 export interface PrizeForm {
   key: string
@@ -86,6 +92,8 @@ export interface DrawForm {
   free_per_day: number
   points_cost: number
   max_per_day: number
+  /** campaigns whose completed participations buy a draw each */
+  task_campaign_ids: number[]
   time_zone: string
 }
 export interface FormsForm {
@@ -112,16 +120,17 @@ export function newForms(): FormsForm {
       start_price: yuanOf(dflt('BargainSpec', 'start_price', 0)), floor_price: yuanOf(dflt('BargainSpec', 'floor_price', 0)),
       cut_min: fenToYuan(dflt('BargainSpec', 'cut_min', 1)), cut_max: fenToYuan(dflt('BargainSpec', 'cut_max', 1)),
       helpers_needed: dflt<number | null>('BargainSpec', 'helpers_needed', null), help_limit: dflt('BargainSpec', 'help_limit', 1),
-      hours: dflt('BargainSpec', 'hours', 24),
+      hours: dflt('BargainSpec', 'hours', 24), reward: dflt<BargainForm['reward']>('BargainSpec', 'reward', 'campaign'),
     },
     red_packet: {
       initial_value: 0, cap: null, min_increment: dflt('RedPacketSpec', 'min_increment', 1), helpers_needed: null,
       help_limit: dflt('RedPacketSpec', 'help_limit', 1), hours: dflt('RedPacketSpec', 'hours', 24),
+      claim_as: dflt<RedPacketForm['claim_as']>('RedPacketSpec', 'claim_as', 'points'),
     },
     draw: {
       prizes: [newPrize('points', 'points'), { ...newPrize('none', 'none'), weight: 9 }], sold_out_to: 'none',
       free_per_day: dflt('DrawIn', 'free_per_day', 1), points_cost: dflt('DrawIn', 'points_cost', 0),
-      max_per_day: dflt('DrawIn', 'max_per_day', 10), time_zone: dflt('DrawIn', 'time_zone', 'Asia/Shanghai'),
+      max_per_day: dflt('DrawIn', 'max_per_day', 10), task_campaign_ids: [], time_zone: dflt('DrawIn', 'time_zone', 'Asia/Shanghai'),
     },
   }
 }
@@ -186,9 +195,12 @@ export function formBlock(type: string, f: FormsForm, coupons: number, say: Say)
       else if (b.helpers_needed && start - floor < b.helpers_needed) errors['bargain.helpers_needed'] ??= say('fm.fen_per_helper')
     }
     if (!assist && cutMin !== null && cutMax !== null && cutMin > cutMax) errors['bargain.cut_max'] ??= say('fm.cut_order')
+    // An assist has no price to cut: the server refuses cut_voucher there, so it never goes.
+    const reward = assist ? 'campaign' : b.reward
+    if (reward === 'cut_voucher' && coupons !== 1) errors['bargain.reward'] = say('fm.voucher_one_coupon')
     const block = {
       start_price: start ?? 0, floor_price: floor ?? 0, cut_min: cutMin, cut_max: cutMax,
-      helpers_needed: b.helpers_needed || null, help_limit: b.help_limit, hours: b.hours,
+      helpers_needed: b.helpers_needed || null, help_limit: b.help_limit, hours: b.hours, reward,
     }
     return { block, errors }
   }
@@ -198,7 +210,12 @@ export function formBlock(type: string, f: FormsForm, coupons: number, say: Say)
       range(`red_packet.${field}`, 'RedPacketSpec', field, r[field])
     if (r.cap !== null && r.helpers_needed !== null && r.cap - r.initial_value < r.helpers_needed * r.min_increment)
       errors['red_packet.cap'] ??= say('fm.cap_room')
-    return { block: { ...r }, errors }
+    if (r.claim_as === 'voucher' && coupons !== 1) errors['red_packet.claim_as'] = say('fm.voucher_one_coupon')
+    const block = {
+      initial_value: r.initial_value, cap: r.cap, min_increment: r.min_increment, helpers_needed: r.helpers_needed,
+      help_limit: r.help_limit, hours: r.hours, claim_as: r.claim_as,
+    }
+    return { block, errors }
   }
   if (type === 'lucky_draw') {
     const d = f.draw
@@ -230,13 +247,17 @@ export function formBlock(type: string, f: FormsForm, coupons: number, say: Say)
     range('draw.free_per_day', 'DrawIn', 'free_per_day', d.free_per_day)
     range('draw.points_cost', 'DrawIn', 'points_cost', d.points_cost)
     range('draw.max_per_day', 'DrawIn', 'max_per_day', d.max_per_day)
+    const maxTasks = limits.DrawIn?.task_campaign_ids?.maxItems
+    if (maxTasks !== undefined && d.task_campaign_ids.length > maxTasks)
+      errors['draw.task_campaign_ids'] = say('fm.range', { min: 0, max: maxTasks })
+    else if (new Set(d.task_campaign_ids).size !== d.task_campaign_ids.length) errors['draw.task_campaign_ids'] = say('fm.task_twice')
     const block = {
       prizes: d.prizes.map((p) => ({
         key: p.key, kind: p.kind, label: p.label.trim() || null, weight: p.weight, stock: p.stock,
         coupon_index: p.kind === 'coupon' ? p.coupon_index : null, points: p.kind === 'points' ? p.points : null,
       })),
       sold_out_to: d.sold_out_to, free_per_day: d.free_per_day, points_cost: d.points_cost, max_per_day: d.max_per_day,
-      time_zone: d.time_zone.trim(),
+      task_campaign_ids: [...d.task_campaign_ids], time_zone: d.time_zone.trim(),
     }
     return { block, errors }
   }
@@ -250,16 +271,17 @@ export function formsFromStored(c: { group?: Stored; bargain?: Stored; red_packe
   const f = newForms()
   if (c.group) Object.assign(f.group, c.group)
   if (c.bargain) {
-    const b = c.bargain as Record<string, number | null>
+    const b = c.bargain as Record<string, number | null> & { reward?: BargainForm['reward'] }
     Object.assign(f.bargain, {
       start_price: yuanOf(b.start_price ?? 0), floor_price: yuanOf(b.floor_price ?? 0), cut_min: fenToYuan(b.cut_min ?? 1),
       cut_max: fenToYuan(b.cut_max ?? 1), helpers_needed: b.helpers_needed ?? null, help_limit: b.help_limit ?? 1, hours: b.hours ?? 24,
+      reward: b.reward ?? 'campaign',
     })
   }
   if (c.red_packet) Object.assign(f.red_packet, c.red_packet)
   if (c.draw) {
     const d = c.draw as Omit<DrawForm, 'prizes'> & { prizes: (Omit<PrizeForm, 'label'> & { label?: string | null })[] }
-    Object.assign(f.draw, { ...d, prizes: d.prizes.map((p) => ({ ...newPrize(p.kind), ...p, label: p.label ?? '' })) })
+    Object.assign(f.draw, { ...d, task_campaign_ids: [...(d.task_campaign_ids ?? [])], prizes: d.prizes.map((p) => ({ ...newPrize(p.kind), ...p, label: p.label ?? '' })) })
   }
   return f
 }
