@@ -78,6 +78,15 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     await _fill_number(page, "field-red_packet.cap", "100")
     await _fill_number(page, "field-red_packet.min_increment", "2")
     await _fill_number(page, "field-red_packet.helpers_needed", "5")
+    # Claimed as a voucher: the form asks for the campaign's one coupon before sending.
+    await page.click("[data-test=red_packet-claim_as-voucher]")
+    assert "(分)" in await page.inner_text("[data-test='field-red_packet.cap']")
+    await page.click("[data-test=save-draft]")
+    claim_error = page.locator("[data-test='field-red_packet.claim_as'] .el-form-item__error")
+    await claim_error.wait_for()
+    await page.click("[data-test=add-coupon]")
+    await page.fill("[data-test='field-coupons.0.title.zh-CN'] input", "红包券")
+    await page.fill("input[name=coupon-0-face_value]", "1")
     packet_id = await _save(page)
 
     await _start(page, builder, "lucky_draw", "幸运大转盘")
@@ -94,6 +103,8 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     await _fill_number(page, "field-draw.prizes.2.stock", "5")
     await _fill_number(page, "field-draw.free_per_day", "2")
     await _fill_number(page, "field-draw.points_cost", "50")
+    for task_id, title in ((group_id, "三人团"), (bargain_id, "砍一刀")):
+        await pick(page, "[data-test=draw-task_campaign_ids]", f"#{task_id} {title}")
     await shoot(page, "admin-builder-lucky-draw")
     draw_id = await _save(page)
     await page.wait_for_selector("[data-test=form-state-draw] [data-test=prize-list]")
@@ -111,8 +122,9 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     assert stored[assist_id]["type"] == "assist" and stored[assist_id]["bargain"]["helpers_needed"] == 5
     assert stored[packet_id]["red_packet"] == {
         "initial_value": 10, "cap": 100, "min_increment": 2, "helpers_needed": 5, "help_limit": 1, "hours": 24,
-        "claim_as": "points",
+        "claim_as": "voucher",
     }  # fmt: skip
+    assert len(stored[packet_id]["coupons"]) == 1
     draw = stored[draw_id]["draw"]
     assert [(p["key"], p["kind"], p["weight"], p["stock"]) for p in draw["prizes"]] == [
         ("points", "points", 1, 50), ("none", "none", 90, None), ("first", "coupon", 1, 5),
@@ -121,6 +133,7 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
         "20 积分", 20, 0,
     )  # fmt: skip
     assert (draw["sold_out_to"], draw["free_per_day"], draw["points_cost"], draw["max_per_day"]) == ("none", 2, 50, 10)
+    assert draw["task_campaign_ids"] == [group_id, bargain_id]
     for cid, kind in ((group_id, "group"), (bargain_id, "bargain"), (packet_id, "red_packet")):
         assert all(stored[cid][other] is None for other in ("group", "bargain", "red_packet", "draw") if other != kind)
     assert page.errors == []  # type: ignore[attr-defined]
