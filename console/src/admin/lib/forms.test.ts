@@ -126,6 +126,8 @@ describe('social forms in the builder', () => {
         { field: 'draw', message: "Value error, unknown time_zone 'Mars/Base'" },
         { field: 'group.size', message: 'Input should be greater than or equal to 2' },
         { field: 'draw.prizes.5.key', message: 'no such row shown' },
+        { field: 'bargain.reward', message: "Input should be 'campaign' or 'cut_voucher'" },
+        { field: 'draw.task_campaign_ids.2', message: 'Input should be greater than 0' },
       ],
     })
     expect(placeErrors(error, new Set(formPaths(2)))).toEqual({
@@ -135,6 +137,9 @@ describe('social forms in the builder', () => {
         'group.size': 'Input should be greater than or equal to 2',
         // a row the form does not show: its closest shown parent, the table
         'draw.prizes': 'no such row shown',
+        'bargain.reward': "Input should be 'campaign' or 'cut_voucher'",
+        // one id of the task list: the list
+        'draw.task_campaign_ids': 'Input should be greater than 0',
       },
       general: [],
     })
