@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath, URL } from 'node:url'
 import { defineConfig, type Plugin } from 'vite'
 import vue from '@vitejs/plugin-vue'
+import Components from 'unplugin-vue-components/vite'
+import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
@@ -47,7 +49,18 @@ function specLimits(): Plugin {
 
 export default defineConfig({
   base: '/console/',
-  plugins: [vue(), specLimits()],
+  plugins: [
+    vue(),
+    // Element Plus on demand: each <el-…> tag (and v-loading) a template uses becomes an
+    // import of that component and of its CSS, so a page's chunk carries what it shows and
+    // the shell no longer parses the whole library (docs/console.md, "Element Plus on
+    // demand"). dts: false: no generated components.d.ts to commit or keep fresh; templates
+    // stay untyped against Element Plus as they were under app.use (its global types would
+    // flag every el-table slot row as DefaultRow: a change of its own). dirs: [] keeps the
+    // plugin to Element Plus (our own components are imported by hand).
+    Components({ dirs: [], dts: false, resolvers: [ElementPlusResolver({ importStyle: 'css' })] }),
+    specLimits(),
+  ],
   resolve: { alias: { '@': here('./src') } },
   build: {
     outDir: 'dist',
@@ -55,6 +68,12 @@ export default defineConfig({
     chunkSizeWarningLimit: 1200,
     rollupOptions: {
       input: { admin: here('./admin/index.html'), staff: here('./staff/index.html') },
+      output: {
+        // Chunks of Element Plus components (and their CSS) are named after their first
+        // module, a style entry ("css"): name them for what they are.
+        chunkFileNames: (chunk) => `assets/${chunk.name === 'css' ? 'element' : '[name]'}-[hash].js`,
+        assetFileNames: (asset) => `assets/${asset.names[0] === 'css.css' ? 'element' : '[name]'}-[hash][extname]`,
+      },
     },
   },
   server: {
