@@ -56,6 +56,35 @@ describe('social forms in the builder', () => {
     expect(ok.body.group).toMatchObject({ size: 2, reward: 'coupons', reward_points: null })
   })
 
+  it('takes a voucher red packet\'s values in yuan and sends fen, points as they are', () => {
+    const coupon = { ...newCoupon(['zh-CN']), face_value: '1', title: { 'zh-CN': 'c' } }
+    const packet = base('red_packet')
+    packet.coupons.push(coupon)
+    Object.assign(packet.forms.red_packet, { initial_value: 10, cap: 100, min_increment: 2, helpers_needed: 5 })
+    expect(toCampaignIn(packet, 'Asia/Shanghai', messages).body.red_packet).toMatchObject({ initial_value: 10, cap: 100, min_increment: 2 })
+    // as a voucher the yuan fields count, not the points typed before
+    packet.forms.red_packet.claim_as = 'voucher'
+    Object.assign(packet.forms.red_packet.yuan, { initial_value: '0.1', cap: '¥1', min_increment: '0.02' })
+    const sent = toCampaignIn(packet, 'Asia/Shanghai', messages)
+    expect(sent.errors).toEqual({})
+    expect(sent.body.red_packet).toMatchObject({ claim_as: 'voucher', initial_value: 10, cap: 100, min_increment: 2, helpers_needed: 5 })
+    // stored fen come back as yuan; the points fields keep their defaults
+    const back = formsFromStored({ red_packet: sent.body.red_packet as Record<string, unknown> }).red_packet
+    expect(back.yuan).toEqual({ initial_value: '0.10', cap: '1.00', min_increment: '0.02' })
+    expect([back.initial_value, back.cap]).toEqual([0, null])
+    // the money checks land on the fields, in fen: a bad amount, a missing cap, the room for the helps
+    Object.assign(packet.forms.red_packet.yuan, { initial_value: '0.001', cap: '', min_increment: '' })
+    expect(toCampaignIn(packet, 'Asia/Shanghai', messages).errors).toEqual({
+      'red_packet.initial_value': 'b.bad_money', 'red_packet.cap': 'fm.required',
+    })
+    Object.assign(packet.forms.red_packet.yuan, { initial_value: '0.95', cap: '1', min_increment: '0.02' })
+    expect(Object.keys(toCampaignIn(packet, 'Asia/Shanghai', messages).errors)).toEqual(['red_packet.cap'])
+    // a blank increment is the server's default, 1 fen
+    Object.assign(packet.forms.red_packet.yuan, { initial_value: '0', cap: '1' })
+    packet.forms.red_packet.yuan.min_increment = ''
+    expect(toCampaignIn(packet, 'Asia/Shanghai', messages).body.red_packet).toMatchObject({ initial_value: 0, cap: 100, min_increment: 1 })
+  })
+
   it('carries a bargain\'s reward, a red packet\'s claim_as and a draw\'s tasks, and reads them back', () => {
     const coupon = () => ({ ...newCoupon(['zh-CN']), face_value: '1', title: { 'zh-CN': 'c' } })
     const bargain = base('bargain')
@@ -78,6 +107,7 @@ describe('social forms in the builder', () => {
     Object.assign(packet.forms.red_packet, { initial_value: 100, cap: 1000, helpers_needed: 5 })
     expect(toCampaignIn(packet, 'Asia/Shanghai', messages).body.red_packet).toMatchObject({ claim_as: 'points' })
     packet.forms.red_packet.claim_as = 'voucher'
+    Object.assign(packet.forms.red_packet.yuan, { initial_value: '1', cap: '10' })
     expect(Object.keys(toCampaignIn(packet, 'Asia/Shanghai', messages).errors)).toEqual(['red_packet.claim_as'])
     packet.coupons.push(coupon())
     const sentPacket = toCampaignIn(packet, 'Asia/Shanghai', messages)

@@ -19,6 +19,14 @@ export const PRIZE_KINDS = ['coupon', 'points', 'none'] as const
 export const BARGAIN_REWARDS = ['campaign', 'cut_voucher'] as const
 /** How a red packet is claimed (RedPacketSpec.claim_as): `voucher` values are fen. */
 export const CLAIM_AS = ['points', 'voucher'] as const
+/** A bargain's prices: fen in the body, typed in yuan. */
+export const BARGAIN_MONEY = ['start_price', 'floor_price', 'cut_min', 'cut_max'] as const
+/** A red packet's values: points, or (claimed as a voucher) fen in the body, typed in yuan. */
+export const RED_PACKET_VALUES = ['initial_value', 'cap', 'min_increment'] as const
+export type RedPacketValue = (typeof RED_PACKET_VALUES)[number]
+/** Whether a red packet's field is money (yuan on the form) for this way of claiming it. */
+export const isRedPacketMoney = (field: string, claimAs: string): field is RedPacketValue =>
+  claimAs === 'voucher' && (RED_PACKET_VALUES as readonly string[]).includes(field)
 
 /** The fields of each block a message can be pinned on (the block itself too). */
 export const BLOCK_FIELDS: Record<string, readonly string[]> = {
@@ -76,6 +84,9 @@ export interface RedPacketForm {
   help_limit: number
   hours: number
   claim_as: (typeof CLAIM_AS)[number]
+  /** The RED_PACKET_VALUES in yuan, sent (as fen) instead of the numbers above when
+   * claim_as is `voucher`. */
+  yuan: Record<RedPacketValue, string>
 }
 export interface PrizeForm {
   key: string
@@ -104,6 +115,11 @@ export interface FormsForm {
 }
 
 const yuanOf = (fen: number): string => (fen ? fenToYuan(fen) : '')
+/** A red packet's stored fen (a voucher's) as the form's yuan text; a missing cap is blank. */
+const packetYuan = (stored: Partial<Record<RedPacketValue, number | null>>): Record<RedPacketValue, string> => {
+  const fen = (field: RedPacketValue) => stored[field] ?? dflt<number | null>('RedPacketSpec', field, null)
+  return Object.fromEntries(RED_PACKET_VALUES.map((f) => [f, fen(f) === null ? '' : fenToYuan(fen(f) as number)])) as Record<RedPacketValue, string>
+}
 
 export function newPrize(kind: PrizeForm['kind'] = 'none', key = ''): PrizeForm {
   return { key, label: '', kind, weight: 1, stock: null, coupon_index: kind === 'coupon' ? 0 : null, points: null }
@@ -125,7 +141,7 @@ export function newForms(): FormsForm {
     red_packet: {
       initial_value: 0, cap: null, min_increment: dflt('RedPacketSpec', 'min_increment', 1), helpers_needed: null,
       help_limit: dflt('RedPacketSpec', 'help_limit', 1), hours: dflt('RedPacketSpec', 'hours', 24),
-      claim_as: dflt<RedPacketForm['claim_as']>('RedPacketSpec', 'claim_as', 'points'),
+      claim_as: dflt<RedPacketForm['claim_as']>('RedPacketSpec', 'claim_as', 'points'), yuan: packetYuan({}),
     },
     draw: {
       prizes: [newPrize('points', 'points'), { ...newPrize('none', 'none'), weight: 9 }], sold_out_to: 'none',
@@ -206,13 +222,21 @@ export function formBlock(type: string, f: FormsForm, coupons: number, say: Say)
   }
   if (type === 'red_packet') {
     const r = f.red_packet
-    for (const field of ['initial_value', 'cap', 'min_increment', 'helpers_needed', 'help_limit', 'hours'] as const)
-      range(`red_packet.${field}`, 'RedPacketSpec', field, r[field])
-    if (r.cap !== null && r.helpers_needed !== null && r.cap - r.initial_value < r.helpers_needed * r.min_increment)
+    // Claimed as a voucher, the values are money: typed in yuan, checked and sent as fen.
+    const v = { initial_value: r.initial_value as number | null, cap: r.cap, min_increment: r.min_increment as number | null }
+    for (const field of RED_PACKET_VALUES) {
+      const path = `red_packet.${field}`
+      if (isRedPacketMoney(field, r.claim_as))
+        v[field] = fen(path, 'RedPacketSpec', field, r.yuan[field], limits.RedPacketSpec?.[field]?.required === true)
+      else range(path, 'RedPacketSpec', field, r[field])
+    }
+    for (const field of ['helpers_needed', 'help_limit', 'hours'] as const) range(`red_packet.${field}`, 'RedPacketSpec', field, r[field])
+    if (v.cap !== null && v.initial_value !== null && v.min_increment !== null && r.helpers_needed !== null
+      && v.cap - v.initial_value < r.helpers_needed * v.min_increment)
       errors['red_packet.cap'] ??= say('fm.cap_room')
     if (r.claim_as === 'voucher' && coupons !== 1) errors['red_packet.claim_as'] = say('fm.voucher_one_coupon')
     const block = {
-      initial_value: r.initial_value, cap: r.cap, min_increment: r.min_increment, helpers_needed: r.helpers_needed,
+      initial_value: v.initial_value, cap: v.cap, min_increment: v.min_increment, helpers_needed: r.helpers_needed,
       help_limit: r.help_limit, hours: r.hours, claim_as: r.claim_as,
     }
     return { block, errors }
@@ -278,7 +302,14 @@ export function formsFromStored(c: { group?: Stored; bargain?: Stored; red_packe
       reward: b.reward ?? 'campaign',
     })
   }
-  if (c.red_packet) Object.assign(f.red_packet, c.red_packet)
+  if (c.red_packet) {
+    const r = c.red_packet as Partial<Omit<RedPacketForm, 'yuan'>>
+    // A voucher's values are fen: into the yuan fields; the points fields keep their defaults.
+    if (r.claim_as === 'voucher') {
+      const { initial_value, cap, min_increment, ...rest } = r
+      Object.assign(f.red_packet, rest, { yuan: packetYuan({ initial_value, cap, min_increment }) })
+    } else Object.assign(f.red_packet, r)
+  }
   if (c.draw) {
     const d = c.draw as Omit<DrawForm, 'prizes'> & { prizes: (Omit<PrizeForm, 'label'> & { label?: string | null })[] }
     Object.assign(f.draw, { ...d, task_campaign_ids: [...(d.task_campaign_ids ?? [])], prizes: d.prizes.map((p) => ({ ...newPrize(p.kind), ...p, label: p.label ?? '' })) })
