@@ -68,19 +68,21 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     await _fill_number(page, "field-bargain.helpers_needed", "20")
     await _fill_number(page, "field-bargain.hours", "48")
     bargain_id = await _save(page)
+    # Its campaign page shows the prices in yuan too.
+    assert "¥99.00" in await page.inner_text("[data-test=form-rules]")
 
     await _start(page, builder, "assist", "好友助力")
     await _fill_number(page, "field-bargain.helpers_needed", "5")
     assist_id = await _save(page)
 
     await _start(page, builder, "red_packet", "膨胀红包")
-    await _fill_number(page, "field-red_packet.initial_value", "10")
-    await _fill_number(page, "field-red_packet.cap", "100")
-    await _fill_number(page, "field-red_packet.min_increment", "2")
     await _fill_number(page, "field-red_packet.helpers_needed", "5")
-    # Claimed as a voucher: the form asks for the campaign's one coupon before sending.
+    # Claimed as a voucher, its values are money: typed in yuan, stored in fen (below).
     await page.click("[data-test=red_packet-claim_as-voucher]")
-    assert "(分)" in await page.inner_text("[data-test='field-red_packet.cap']")
+    assert "(¥)" in await page.inner_text("[data-test='field-red_packet.cap']")
+    for field, yuan in (("initial_value", "0.1"), ("cap", "1"), ("min_increment", "0.02")):
+        await page.fill(f"input[name=red_packet-{field}]", yuan)
+    # The form asks for the campaign's one coupon before sending.
     await page.click("[data-test=save-draft]")
     claim_error = page.locator("[data-test='field-red_packet.claim_as'] .el-form-item__error")
     await claim_error.wait_for()
@@ -88,6 +90,7 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     await page.fill("[data-test='field-coupons.0.title.zh-CN'] input", "红包券")
     await page.fill("input[name=coupon-0-face_value]", "1")
     packet_id = await _save(page)
+    assert "¥1.00" in await page.inner_text("[data-test=form-rules]")
 
     await _start(page, builder, "lucky_draw", "幸运大转盘")
     await page.click("[data-test=add-coupon]")
