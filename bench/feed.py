@@ -25,11 +25,14 @@ customer of the first group (a tenth; the very first request builds three target
 campaigns' audience sets and queues the others: the bench waits, watching Redis, until
 the server has built them all), a warm-up, 5 s idle once its queued
 requests finished (the server's CPU with no request: its background workers), then wrk
-(bench/wrk_report.lua) on ``/healthz`` (2 threads), and twice on the feed (1 thread, so
+(bench/wrk_report.lua) on ``/healthz`` (2 threads), and three times on the feed (1 thread, so
 that each line is sent once per cycle, in order):
 
 - **first look**: ``GET /api/v1/feed``, each request a customer of the second group, whose
   ranking is computed for it: the cost of the feed without the ranking cache;
+- **return look**: the second group again, after one request each (16 at a time) wrote
+  every one's feed profile and a wait past the ranking cache's life: a customer coming
+  back, ranked from their profile (services/feed/profile.py) without the database;
 - **app opens**: per customer of the third group, in a row, what opening the mini program
   asks: ``/api/v1/feed/sections``, ``/api/v1/feed`` and its second page (the three arrive
   together over the 64 connections and share one ranking).
@@ -71,7 +74,7 @@ from bench.harness import ROOT, Figures, cpu_seconds, login_openids, start_serve
 from bench.open_loop import Endpoint, profile, table
 from server.settings import DEFAULT_SECRET
 from services.core import Principal, issue_access_token
-from services.feed import catalog_changes, encode_offset
+from services.feed import FeedPolicy, catalog_changes, encode_offset
 from tests.campaigns.fixtures import coupon_body
 
 ADMIN_USER, ADMIN_PASSWORD = "bench-root", "bench-superadmin-secret-0123"
@@ -386,6 +389,14 @@ async def first_pass(base: str, lines: list[str]) -> tuple[float, list[float], l
     return first, [a[0] for a in answers], [a[1] for a in answers]
 
 
+def warm_profiles(base: str, lines: list[str]) -> None:
+    """One request per line (16 at a time), so that each customer's feed profile is in
+    Redis (services/feed/profile.py), then a wait past the server's ranking cache
+    (FeedPolicy.ranking_seconds): their next request is a return look."""
+    asyncio.run(first_pass(base, lines))
+    time.sleep(FeedPolicy().ranking_seconds + 1.0)
+
+
 async def after_changes(base: str, redis_url: str, line: str, campaign_id: int, times: int = 5) -> tuple[float, float]:
     """Median seconds of a feed request right after a catalog version bump that names one
     campaign (as the scheduler's transitions and admins' edits do: the index reloads it),
@@ -593,6 +604,11 @@ def main() -> int:
             args.profile and args.profile.with_suffix(".first"),
             threads=1,
         )
+        warm_profiles(server.url, cold)
+        returns, return_cpu = measured(
+            pid, "feed, return look", server.url, cold, args.connections, args.seconds,
+            args.profile and args.profile.with_suffix(".return"), threads=1,
+        )  # fmt: skip
         opens, opens_cpu = measured(
             pid,
             "feed, app opens (3 requests)",
@@ -613,17 +629,22 @@ def main() -> int:
     print(f"server CPU while idle (background workers): {idle * 100:.0f}% of a core")
     print(healthz.line() + f"  server CPU {healthz_cpu:.3f} ms/req")
     print(first_looks.line() + f"  server CPU {cold_cpu:.3f} ms/req")
+    print(returns.line() + f"  server CPU {return_cpu:.3f} ms/req")
     print(opens.line() + f"  server CPU {opens_cpu:.3f} ms/req")
     print(f"  first look: GET /api/v1/feed, each request a customer not seen for longer than the ranking cache keeps "
           f"one ({cold_n:,} customers; {first_looks.requests:,} requests"
           f"{'' if first_looks.requests <= cold_n else ': the list came round again'})")  # fmt: skip
+    print(
+        f"  return look: the same customers again, once each had had a first look and their cached "
+        f"rankings had aged out: ranked from their feed profile ({returns.requests:,} requests)"
+    )
     print(f"  app opens: per customer in a row, GET /api/v1/feed/sections, /api/v1/feed, its second page "
           f"({len(sessions) // 3:,} customers; {opens.requests:,} requests"
           f"{'' if opens.requests <= len(sessions) else ': the list came round again'})")  # fmt: skip
     print(f"a feed request right after a catalog change naming one campaign (the index reloads it): median "
           f"{named * 1000:.1f} ms; naming none (the index is built in full): median {full * 1000:.1f} ms")  # fmt: skip
     ok = True
-    for figures in (first_looks, opens):
+    for figures in (first_looks, returns, opens):
         clean = figures.non2xx == 0 and figures.errors == 0
         verdict = "met" if figures.p99_ms < args.aim_p99_ms and clean else "MISSED"
         ok = ok and clean
@@ -631,7 +652,7 @@ def main() -> int:
               f"aim < {args.aim_p99_ms:.0f} ms: {verdict}")  # fmt: skip
     print(f"load average (1 min) after the runs {load:.2f} on {os.cpu_count()} cores; whole bench {total:.0f} s")
     if args.profile:
-        for run, suffix in (("first look", ".first"), ("app opens", ".opens")):
+        for run, suffix in (("first look", ".first"), ("return look", ".return"), ("app opens", ".opens")):
             print(f"{run}:")
             print("\n".join(profile_summary(args.profile.with_suffix(suffix), parts=PARTS)))
     return 0 if ok else 1
@@ -648,11 +669,24 @@ def open_loop_first_looks(args: argparse.Namespace, base: str, pid: int, cold: l
             fractions=[float(f) for f in args.fractions.split(",")], timeout=1.0, directory=Path(directory), say=say,
         )  # fmt: skip
     used = first.offset
+    warm_profiles(base, cold)
+    again = Endpoint("feed, return look", base, pid, cold)
+    with tempfile.TemporaryDirectory(prefix="wxc-bench-open-") as directory:
+        returned = profile(
+            again, healthz, start=100, max_rate=5000, step_seconds=args.step_seconds, seconds=args.seconds,
+            fractions=[float(f) for f in args.fractions.split(",")], timeout=1.0, directory=Path(directory), say=say,
+        )  # fmt: skip
     print(f"feed, open-loop: {args.customers:,} customers, {args.campaigns:,} campaigns; a request fails unless "
           f"answered 200 within 1 s of its scheduled send; {len(cold):,} first-look customers, {used:,} requests"
           f"{'' if used <= len(cold) else ' (the list came round again: later requests reuse cached rankings)'}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print("\n".join(table("GET /api/v1/feed, first look", "/healthz", got)))
+    print(
+        f"return looks: the same {len(cold):,} customers again, after one request each wrote their feed profile "
+        f"and their cached rankings aged out ({again.offset:,} requests"
+        f"{'' if again.offset <= len(cold) else ': the list came round again, later ones reuse cached rankings'})"
+    )
+    print("\n".join(table("GET /api/v1/feed, return look", "/healthz", returned)))
     return 0
 
 

@@ -457,6 +457,25 @@ class Settings:
         lo=1,
         hi=1_000_000,
     )
+    feed_profile_seconds: float = setting(
+        "FEED_PROFILE_SECONDS",
+        _FEED.profile_seconds,
+        "how long a customer's feed profile (what ranking them reads of the database: tier, interests, store,"
+        " categories bought, campaigns joined) is kept in Redis for their next first looks (0: off); a join, a"
+        " purchase or refund, a profile or tier change drops it at once, so what lags by up to this is a"
+        " purchase leaving the 90-day window",
+        lo=0.0,
+        hi=86_400.0,
+    )
+    feed_membership_seconds: float = setting(
+        "FEED_MEMBERSHIP_SECONDS",
+        _FEED.membership_seconds,
+        "how long a customer's feed profile answers which targeted campaigns' audiences hold them before the"
+        " audience sets are asked again (a new targeted campaign or a changed rule asks at once; never longer"
+        " than FEED_AUDIENCE_TTL); audience membership in the feed then lags by up to FEED_AUDIENCE_TTL plus this",
+        lo=0.0,
+        hi=3600.0,
+    )
     notify_templates: str | None = setting(
         "NOTIFY_TEMPLATES",
         None,

@@ -27,6 +27,8 @@ class FeedPolicy:
     audience_ttl: int = 300
     ranking_seconds: float = 10.0
     ranking_entries: int = 2000
+    profile_seconds: float = 3600.0
+    membership_seconds: float = 60.0
 
     @functools.cached_property
     def points(self) -> _Points:

@@ -36,20 +36,30 @@ def viewer_version_key(customer_id: int) -> str:
     return f"{VERSION_TAG}:viewer:{customer_id}"
 
 
+def profile_key(customer_id: int) -> str:
+    """The customer's feed profile (services/feed/profile.py), under the versions' tag."""
+    return f"{VERSION_TAG}:feed-profile:{customer_id}"
+
+
 async def viewer_changed(redis: AnyRedis, customer_id: int) -> None:
     """Something a ranking reads of this customer changed: call after the change is
-    committed (a ranking computed in between would be cached under the new stamp)."""
+    committed (a ranking computed in between would be cached under the new stamp). The
+    customer's feed profile goes too: its stamp no longer matches."""
     key = viewer_version_key(customer_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.incr(key)
         pipe.expire(key, VIEWER_VERSION_TTL)
+        pipe.delete(profile_key(customer_id))
         await pipe.execute()
 
 
-async def versions(redis: AnyRedis, customer_id: int) -> tuple[int, int]:
-    """(catalog version, this viewer's version), 0 for a counter never bumped."""
-    catalog, viewer = await redis.mget(CATALOG_VERSION_KEY, viewer_version_key(customer_id))
-    return int(catalog or 0), int(viewer or 0)
+async def versions(redis: AnyRedis, customer_id: int) -> tuple[int, int, bytes | str | None]:
+    """(catalog version, this viewer's version, their feed profile as stored or None),
+    0 for a counter never bumped: one command."""
+    catalog, viewer, profile = await redis.mget(
+        CATALOG_VERSION_KEY, viewer_version_key(customer_id), profile_key(customer_id)
+    )
+    return int(catalog or 0), int(viewer or 0), profile
 
 
 class RankingCache(Generic[T]):

@@ -2,10 +2,11 @@
 background rebuilds, the viewers' cached rankings and the policy, and the one call a
 request makes for a viewer's ranking (``ranking_for``).
 
-A ranking then costs three small queries about the customer (services/feed/viewer.py),
-one script call (services/feed/audience_sets.py) and a few dozen vector operations
-(services/feed/scoring.py), whatever the number of campaigns, and is kept for the
-customer's next requests (services/feed/rankings.py).
+A ranking then costs one Redis command for the versions and the customer's feed profile
+(services/feed/profile.py); when the profile is not current, one SQL statement about the
+customer (services/feed/viewer.py) and one script call (services/feed/audience_sets.py);
+then a few dozen vector operations (services/feed/scoring.py), whatever the number of
+campaigns. It is kept for the customer's next requests (services/feed/rankings.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from typing import Any
 
 from services.campaigns import CampaignSnapshot
 from services.core import AnyRedis, errors
-from services.feed import catalog_changes
+from services.feed import catalog_changes, profile
 from services.feed.audience_sets import audience_ids, audience_of, refresh_audience
 from services.feed.index import FeedIndex, build_index, participant_counts, theme_names, update_index
 from services.feed.policy import FeedPolicy
-from services.feed.rankings import RankingCache, versions
+from services.feed.rankings import RankingCache, profile_key, versions
 from services.feed.scoring import Ranking, score_rows
-from services.feed.viewer import Viewer, viewer
+from services.feed.viewer import Facts, facts_of, viewer, viewer_of
 
 log = logging.getLogger("wxcampaign.feed")
 
@@ -145,31 +146,65 @@ class Feed:
         lng: float | None,
     ) -> Ranking:  # fmt: skip
         """This customer's ranking, computed at most once per ``ranking_seconds`` while
-        neither the catalog nor the customer changed (see services/feed/rankings.py).
+        neither the catalog nor the customer changed (see services/feed/rankings.py),
+        from their feed profile when it is current (services/feed/profile.py).
         A ``store_id`` must name an open store."""
-        catalog, mine = await versions(self.redis, customer_id)
+        catalog, mine, stored = await versions(self.redis, customer_id)
         index = await self.index(now, catalog)
         if store_id is not None and store_id not in index.stores:
             raise errors.UnknownStore(f"no open store with id {store_id}", details={"store_ids": [store_id]})
 
         async def compute() -> Ranking:
-            who = await viewer(customer_id, language, now, store_id=store_id, lat=lat, lng=lng)
-            return await self.ranked(who, now, index)
+            facts, members, complete = await self._profiled(customer_id, (catalog, mine), stored, index, now)
+            who = viewer_of(customer_id, facts, language, store_id=store_id, lat=lat, lng=lng)
+            ranking = Ranking(score_rows(index, who, set(members), self.policy, now), index, who, self.policy, now)
+            ranking.complete = complete
+            return ranking
 
         return await self.rankings.get((customer_id, language, store_id, lat, lng), (catalog, mine), compute)
 
-    async def ranked(self, who: Viewer, now: datetime, index: FeedIndex | None = None) -> Ranking:
-        index = index or await self.index(now)
+    async def _profiled(
+        self, customer_id: int, stamp: tuple[int, int], stored: bytes | str | None, index: FeedIndex, now: datetime
+    ) -> tuple[Facts, frozenset[int], bool]:
+        """The customer's facts and audience memberships, from their feed profile where
+        it is current (``stored``: as read with ``stamp``, the catalog's version and the
+        customer's), else read afresh and the profile written again; and whether the
+        memberships are complete (a profile is written only then)."""
+        policy, clock = self.policy, time.time()
+        catalog, mine = stamp
+        found = profile.load(stored) if policy.profile_seconds > 0 else None
+        if found is not None and (found.viewer_version != mine or clock - found.facts_at >= policy.profile_seconds):
+            found = None
+        if found is not None:
+            facts, facts_at = found.facts, found.facts_at
+        else:
+            facts, facts_at = await facts_of(customer_id, now), clock
+        # Never kept past the audience sets' own life: with a short FEED_AUDIENCE_TTL, a change
+        # behind the feed's back shows as soon as a set's rebuild does.
+        reuse = min(policy.membership_seconds, policy.audience_ttl)
+        members = None if found is None else profile.members_if_current(found, catalog, clock, reuse)
+        if members is not None and found is not None:
+            return facts, members, True
+        checked_at = time.time()
+        fresh, complete = await self._members(customer_id, index)
+        if complete and policy.profile_seconds > 0:
+            written = profile.Profile(
+                viewer_version=mine, facts=facts, facts_at=facts_at, catalog_version=catalog, checked_at=checked_at,
+                members=frozenset(fresh),
+            )  # fmt: skip
+            await self.redis.set(profile_key(customer_id), profile.dump(written), ex=int(policy.profile_seconds) + 1)
+        return facts, frozenset(fresh), complete
+
+    async def _members(self, customer_id: int, index: FeedIndex) -> tuple[set[int], bool]:
+        """The targeted campaigns of the index whose audience holds the customer, read
+        from the audience sets (services/feed/audience_sets.py), and whether complete."""
         ids = index.memo.get("audience-ids")
         if ids is None:
             ids = index.memo["audience-ids"] = audience_ids(index.targeted)
-        members, complete = await audience_of(
-            self.redis, self._audience, who.customer_id, index.targeted, self.policy.audience_ttl,
-            self._refresh_later, ids,
+        return await audience_of(
+            self.redis, self._audience, customer_id, index.targeted, self.policy.audience_ttl, self._refresh_later,
+            ids,
         )  # fmt: skip
-        ranking = Ranking(score_rows(index, who, members, self.policy, now), index, who, self.policy, now)
-        ranking.complete = complete
-        return ranking
 
     async def preview(
         self, snap: CampaignSnapshot, customer_id: int, language: str, now: datetime, *, member: bool

@@ -3,8 +3,9 @@
 Keys named after the customer (deleted): the grab's idempotency records, rate counters
 and recent claims of every campaign (services/stock/keys.py), lucky draws' idempotency
 records and day counters (services/forms/draw.py: an erased customer draws no more), the
-exclusivity markers (services/stock/exclusive.py) and the feed's viewer version
-(services/feed/rankings.py).
+exclusivity markers (services/stock/exclusive.py), the feed's viewer version
+(services/feed/rankings.py) and feed profile (services/feed/profile.py: their tier,
+interests and categories bought).
 Sets listing the customer (member removed): the audience sets of the feed and of the
 grab. Kept, because they mirror rows kept in the database under the anonymous id: the
 coupons' holder counts (per-user limits), capped campaigns' seat sets, claims streams.
@@ -29,7 +30,7 @@ def _patterns(customer_id: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
     named = re.compile(
         rf"^(?:\{{cmp:\d+\}}:(?:idem|rate|recent|draw:idem|draw:day):{customer_id}(?::.*)?"
         rf"|\{{xcl:{customer_id}\}}"
-        rf"|\{{journey\}}:viewer:{customer_id})$"
+        rf"|\{{journey\}}:(?:viewer|feed-profile):{customer_id})$"
     )
     listing = re.compile(r"^(?:\{feed-audience\}:\d+|\{cmp:\d+\}:audience)$")
     return named, listing

@@ -172,6 +172,10 @@ async def history(client: TestClient, me: Person) -> None:
     await redis.sadd(f"{{feed-audience}}:{campaign.id}", me.id, 1)
     await redis.sadd(f"{{cmp:{campaign.id}}}:audience", me.id, 1)
     await redis.hset(f"{{xcl:{me.id}}}", f"h:{campaign.id}", "1")
+    # Their feed profile (tier, interests, categories bought), written by a first look.
+    resp = await client.get("/api/v1/feed", headers=me.headers)
+    assert resp.status == 200, await resp.text()
+    assert await redis.exists(f"{{journey}}:feed-profile:{me.id}")
     for holding in HOLDINGS:
         assert await holding.model.filter(holding.rows_of(me.id)).exists(), f"no {holding.table} row for the test"
 
