@@ -95,6 +95,10 @@ class FeedIndex:
     participants: dict[int, int]
     stores: dict[int, tuple[float, float]]  # active stores: id -> (lat, lng)
     themes: dict[int, str]
+    #: The catalog version of the latest change this process saw to the targeted campaigns
+    #: (one added, changed or gone): a customer's audience memberships read at a later or
+    #: equal version still answer (services/feed/profile.py).
+    audience_version: int = 0
     most_participants: int = field(init=False)
     entries: list[Entry] = field(init=False)
     targeted: list[CampaignSnapshot] = field(init=False)
@@ -237,8 +241,11 @@ async def theme_names(theme_ids: set[int]) -> dict[int, str]:
     return dict(await Theme.filter(id__in=theme_ids).values_list("id", "name")) if theme_ids else {}
 
 
-async def build_index(now: datetime, version: int) -> FeedIndex:
-    """Every campaign a feed may show, with what ranking needs, in a fixed number of queries."""
+async def build_index(now: datetime, version: int, previous: FeedIndex | None = None) -> FeedIndex:
+    """Every campaign a feed may show, with what ranking needs, in a fixed number of
+    queries. ``previous``: the index it replaces, whose ``audience_version`` carries over
+    when it was of the same catalog version (a periodic rebuild: nothing announced has
+    changed); otherwise any targeted campaign may have changed, at ``version``."""
     snaps = await _shown(now)
     participants = await participant_counts([s.id for s in snaps])
     stores = {
@@ -246,7 +253,9 @@ async def build_index(now: datetime, version: int) -> FeedIndex:
         for i, lat, lng in await Store.filter(is_active=True).values_list("id", "latitude", "longitude")
     }
     themes = await theme_names({s.theme_id for s in snaps if s.theme_id is not None})
-    return FeedIndex(time.monotonic(), version, snaps, participants, stores, themes)
+    same = previous is not None and previous.version == version
+    audience_version = previous.audience_version if previous is not None and same else version
+    return FeedIndex(time.monotonic(), version, snaps, participants, stores, themes, audience_version)
 
 
 async def update_index(old: FeedIndex, changed: set[int], now: datetime, version: int) -> FeedIndex:
@@ -264,7 +273,11 @@ async def update_index(old: FeedIndex, changed: set[int], now: datetime, version
     # The changed campaigns' themes are read again: a renamed theme is announced as a
     # change of its campaigns (handlers/admin/themes.py).
     themes.update(await theme_names({s.theme_id for s in snaps if s.theme_id is not None}))
-    return FeedIndex(old.built_at, version, kept + snaps, participants, old.stores, themes)
+    # A targeted campaign among the changed ones (before or after) may have a new rule, a
+    # rebuilt audience set, or have come or gone: memberships read before are not reused.
+    targeted = {x.id for x in old.targeted} | {x.id for x in snaps if x.targeted}
+    audience_version = version if targeted & changed else old.audience_version
+    return FeedIndex(old.built_at, version, kept + snaps, participants, old.stores, themes, audience_version)
 
 
 def _tiers_in(rule: Any, negated: bool = False) -> set[str]:

@@ -9,11 +9,14 @@ It holds:
 - the customer's ``Facts`` (services/feed/viewer.py), stamped with their viewer version:
   valid while that version has not moved, and for ``profile_seconds`` at most (a
   purchase leaving the 90-day window bumps no version);
-- the targeted campaigns whose audience held them, stamped with the catalog version:
-  reused for ``membership_seconds`` (never longer than the audience sets' own life)
-  while the catalog has not moved. An admin's change or a scheduler's transition moves
-  it, and the next look asks the audience sets again (one script call): a new targeted
-  campaign, a changed rule or a dropped set is never answered from the profile.
+- the targeted campaigns whose audience held them, stamped with the catalog version they
+  were read at: reused for ``membership_seconds`` (never longer than the audience sets'
+  own life) while no targeted campaign has changed since that version (the index's
+  ``audience_version``: a catalog change naming a targeted campaign, one added or gone,
+  or a change the process could not see the details of). Otherwise the next look asks
+  the audience sets again (one script call): a new targeted campaign, a changed rule or
+  a dropped set is never answered from the profile. A change to other campaigns (a
+  teaser starting, an edit) keeps them.
 
 It is written after a ranking computed anything afresh, and dropped by the events that
 change a ranking's facts (``viewer_changed``). The key shares the viewer versions' hash
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import pydantic_core
 
+from services.feed.index import FeedIndex
 from services.feed.viewer import Facts
 
 #: The layout written below: a profile of another layout is computed again (a rolling
@@ -75,9 +79,10 @@ def load(raw: bytes | str | None) -> Profile | None:
         return None
 
 
-def members_if_current(profile: Profile, catalog_version: int, now: float, seconds: float) -> frozenset[int] | None:
+def members_if_current(profile: Profile, index: FeedIndex, now: float, seconds: float) -> frozenset[int] | None:
     """The profile's memberships when they still answer: read less than ``seconds`` ago,
-    in this catalog version. None otherwise."""
-    if profile.catalog_version != catalog_version or now - profile.checked_at >= seconds:
+    at a catalog version no older than the index's last change to a targeted campaign.
+    None otherwise."""
+    if profile.catalog_version < index.audience_version or now - profile.checked_at >= seconds:
         return None
     return profile.members

@@ -104,7 +104,7 @@ class Feed:
             if current is not None and changed is not None:
                 built = await update_index(current, changed, now, version)
             else:
-                built = await build_index(now, version)
+                built = await build_index(now, version, current)
             self._index = built
             return built
         finally:
@@ -182,7 +182,7 @@ class Feed:
         # Never kept past the audience sets' own life: with a short FEED_AUDIENCE_TTL, a change
         # behind the feed's back shows as soon as a set's rebuild does.
         reuse = min(policy.membership_seconds, policy.audience_ttl)
-        members = None if found is None else profile.members_if_current(found, catalog, clock, reuse)
+        members = None if found is None else profile.members_if_current(found, index, clock, reuse)
         if members is not None and found is not None:
             return facts, members, True
         checked_at = time.time()

@@ -5,6 +5,7 @@ and every catalog change, is seen by the very next look all the same."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -124,3 +125,29 @@ async def test_profile_seconds_zero_turns_it_off(client_with: Any) -> None:
     [me] = await shoppers(client, 1, interest_tags=["coffee"])
     await _feed(client, me)
     assert not await client.server.app[REDIS].exists(_profile_key(me.id))
+
+
+async def test_memberships_are_kept_across_changes_to_untargeted_campaigns_only(client_with: Any) -> None:
+    client = await client_with(feed_ranking_seconds=0)
+    plain = await make_campaign(tags=["coffee"])
+    gold = await make_campaign(visibility="targeted", audience_rule={"tier": "gold"})
+    [me] = await shoppers(client, 1, membership_tier="gold")
+    journey, redis = client.server.app[JOURNEY], client.server.app[REDIS]
+
+    async def stored() -> dict[str, Any]:
+        raw = await redis.get(_profile_key(me.id))
+        assert raw is not None
+        return dict(json.loads(raw))
+
+    await _feed(client, me)
+    first = await stored()
+    # A change to a campaign nobody is targeted by (a teaser starting, an edit): the
+    # memberships read before still answer, and the profile is not written again.
+    await journey.campaign_changed(plain.id)
+    assert gold.id in {i["id"] for i in await _feed(client, me)}
+    assert await stored() == first
+    # A change to the targeted one: the audience sets are asked again.
+    await journey.campaign_changed(gold.id)
+    assert gold.id in {i["id"] for i in await _feed(client, me)}
+    again = await stored()
+    assert again["catalog"] > first["catalog"] and again["checked_at"] > first["checked_at"]
