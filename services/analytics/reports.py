@@ -310,8 +310,9 @@ async def _ranked_in_sql(
         return total, [], {}
     p = Params(p.dialect)
     live = live_in(p, r)  # the same condition, its parameters first in this statement
-    lo, hi = p(_bound(p.dialect, r.start)), p(_bound(p.dialect, r.end))
-    figure = _SORT_SQL[sort].format(lo=lo, hi=hi)
+    figure = _SORT_SQL[sort]
+    if "{lo}" in figure:  # PostgreSQL refuses a parameter the statement does not use
+        figure = figure.format(lo=p(_bound(p.dialect, r.start)), hi=p(_bound(p.dialect, r.end)))
     _, found = await conn.execute_query(
         f"SELECT c.id AS id, c.status AS status, c.type AS type, c.budget_spent AS budget_spent, {figure} AS v"
         f" FROM campaigns c WHERE {live} ORDER BY v DESC, c.id DESC LIMIT {p(limit)} OFFSET {p(offset)}",
