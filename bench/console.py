@@ -3,6 +3,12 @@ big database, and the console's initial JavaScript.
 
     .venv/bin/python -m bench.console [--customers 100000] [--campaigns 10000] [--runs 10]
                                       [--api-campaigns 300] [--audit 50000] [--redemptions 20000]
+                                      [--calls-only N] [--save-db PATH]
+
+``--calls-only N``: no browser (and no console build): after the same seeding, the API
+calls the calendar (month view) and the analytics page make on their first render, with
+the console's parameters, N times each in turn; p50/p95 per call. ``--save-db`` keeps a
+copy of the seeded SQLite file (to profile a service call against it).
 
 Set-up (bench.feed's functions, bench.harness.start_server: SQLite in a temporary DATA_DIR,
 a redis-server the bench starts): a superadmin made with ``python -m server create-admin``;
