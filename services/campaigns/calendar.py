@@ -218,14 +218,14 @@ async def _window_rows(
     for_clashes: bool = False,
 ) -> list[_Row]:
     """Every campaign in the window without its content, by start then id (the rows of
-        ``_window_query``). ``channel`` is filtered here: the list is JSON, and the rows are
-        narrow. ``for_clashes``: only the campaigns with an exclusivity link (the others cannot
+    ``_window_query``). ``channel`` is filtered here: the list is JSON, and the rows are
+    narrow. ``for_clashes``: only the campaigns with an exclusivity link (the others cannot
     clash: with 10,000 in a window, reading them all was most of the overlaps' time), with
     ``all_stores`` and the categories.
 
-        Hand-written SQL read raw and converted here: over a window of 10,000 campaigns the
-        ORM's conversion of each value (an iso8601 parse per timestamp, a JSON decode per
-        list, a Python call per column) was most of the call's time."""
+    Hand-written SQL read raw and converted here: over a window of 10,000 campaigns the
+    ORM's conversion of each value (an iso8601 parse per timestamp, a JSON decode per list,
+    a Python call per column) was most of the call's time."""
     conn = connections.get("default")
     p = Params(dialect_of(conn))
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
@@ -379,9 +379,8 @@ async def window_clashes(
     """The pairs marked mutually exclusive among the window's shown campaigns (same filters
     as ``calendar_window``; only linked campaigns are read) that run together in time and
     scope (a store in common, and a category in common when both name some: the rule of a
-    campaign's overlaps route), with
-    the days of the window they share; at most MAX_CLASHES, and whether there were more.
-    Three queries whatever the window holds. Precondition: the window came from
+    campaign's overlaps route), with the days of the window they share; at most
+    MAX_CLASHES, and whether there were more. Four queries whatever the window holds. Precondition: the window came from
     ``resolve_window``."""
     rows = {
         r.id: r
