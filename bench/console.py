@@ -3,6 +3,12 @@ big database, and the console's initial JavaScript.
 
     .venv/bin/python -m bench.console [--customers 100000] [--campaigns 10000] [--runs 10]
                                       [--api-campaigns 300] [--audit 50000] [--redemptions 20000]
+                                      [--calls-only N] [--save-db PATH]
+
+``--calls-only N``: no browser (and no console build): after the same seeding, the API
+calls the calendar (month view) and the analytics page make on their first render, with
+the console's parameters, N times each in turn; p50/p95 per call. ``--save-db`` keeps a
+copy of the seeded SQLite file (to profile a service call against it).
 
 Set-up (bench.feed's functions, bench.harness.start_server: SQLite in a temporary DATA_DIR,
 a redis-server the bench starts): a superadmin made with ``python -m server create-admin``;
@@ -42,6 +48,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from bench.feed import (
     ADMIN_PASSWORD,
@@ -294,6 +302,44 @@ async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, l
     return results
 
 
+def api_calls(base: str, token: str, runs: int) -> Any:
+    """The calls the calendar (month view) and analytics pages make on their first render,
+    with the console's parameters, ``runs`` times each in turn: (label, seconds, bytes)."""
+
+    async def run() -> list[tuple[str, list[float], int]]:
+        today = datetime.now(UTC).date()
+        first = today.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        window = {"date_from": first.isoformat(), "date_to": last.isoformat()}
+        calls = [
+            ("GET /admin/calendar (month, per_day 4, limit 50)", "/api/v1/admin/calendar",
+             {**window, "per_day": "4", "limit": "50"}),
+            ("GET /admin/calendar/overlaps (month)", "/api/v1/admin/calendar/overlaps", window),
+            ("GET /admin/analytics/overview (sort vouchers_issued, limit 20)", "/api/v1/admin/analytics/overview",
+             {"sort": "vouchers_issued", "limit": "20"}),
+            ("GET /admin/analytics/overview (sort budget_spent, limit 20)", "/api/v1/admin/analytics/overview",
+             {"sort": "budget_spent", "limit": "20"}),
+        ]  # fmt: skip
+        out = []
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for label, path, params in calls:
+                seconds, size = [], 0
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    async with session.get(f"{base}{path}", params=params) as resp:
+                        body = await resp.read()
+                        if resp.status != 200:
+                            raise SystemExit(f"{path}: {resp.status} {body[:300]!r}")
+                    seconds.append(time.perf_counter() - start)
+                    size = len(body)
+                out.append((label, seconds, size))
+                say(f"{label}: median {statistics.median(seconds) * 1000:.0f} ms")
+        return out
+
+    return run()
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered) + 0.5) - 1))]
@@ -320,10 +366,16 @@ def main() -> int:
     parser.add_argument("--redemptions", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=10, help="first renders per page")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a first render may take")
+    parser.add_argument(
+        "--calls-only", type=int, metavar="N", default=0,
+        help="no browser: time N times each of the API calls the calendar and analytics pages make",
+    )  # fmt: skip
+    parser.add_argument("--save-db", type=Path, help="copy the seeded SQLite file here (to profile against it)")
     args = parser.parse_args()
-    built = subprocess.run([str(ROOT / "scripts" / "console-build")], cwd=ROOT)
-    if built.returncode != 0:
-        raise SystemExit("the console did not build (scripts/console-build)")
+    if not args.calls_only:
+        built = subprocess.run([str(ROOT / "scripts" / "console-build")], cwd=ROOT)
+        if built.returncode != 0:
+            raise SystemExit("the console did not build (scripts/console-build)")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         redis_url = start_redis(stack)
@@ -352,6 +404,26 @@ def main() -> int:
         counts["redemptions"] = seed_redemptions(db, args.redemptions, args.customers)
         say(f"copied and inserted in {time.monotonic() - t:.1f} s: {counts}")
         seeded = time.monotonic() - started
+        if args.save_db is not None:
+            db.commit()
+            with sqlite3.connect(args.save_db) as saved:
+                db.backup(saved)
+        if args.calls_only:
+            load_before = os.getloadavg()
+            timed = asyncio.run(api_calls(server.url, token, args.calls_only))
+            load_after = os.getloadavg()
+            print(
+                f"console API calls: {counts['campaigns']:,} campaigns, {counts['customers']:,} customers, "
+                f"{counts['redemptions']:,} redemptions; seeded in {seeded:.0f} s; {args.calls_only} calls each"
+            )
+            print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {os.cpu_count()} cores")
+            print()
+            print("| call | p50 ms | p95 ms | max ms | answer bytes |")
+            print("|---|---:|---:|---:|---:|")
+            for label, seconds, size in timed:
+                print(f"| {label} | {statistics.median(seconds) * 1000:.0f} | {p95(seconds) * 1000:.0f} | "
+                      f"{max(seconds) * 1000:.0f} | {size:,} |")  # fmt: skip
+            return 0
         load_before = os.getloadavg()
         results = asyncio.run(first_renders(server.url, args.runs, args.timeout))
         load_after = os.getloadavg()

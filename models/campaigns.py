@@ -110,6 +110,13 @@ class Campaign(Model):
             Index(fields=("status", "ends_at"), name="idx_campaigns_status_end"),
             Index(fields=("type",), name="idx_campaigns_type"),
             Index(fields=("theme_id",), name="idx_campaigns_theme"),
+            # Covers the analytics overview's "live in the range" condition and what its
+            # ranking reads of each campaign, so ranking 10,000 live campaigns reads this
+            # index, not the wide rows (their content and specs).
+            Index(
+                fields=("status", "ends_at", "starts_at", "ended_at", "budget_spent", "type"),
+                name="idx_campaigns_live_rank",
+            ),
         )
 
 

@@ -171,16 +171,6 @@ def live_in(p: Params, r: DateRange) -> str:
     return f"status IN ({statuses}) AND starts_at < {hi} AND ends_at >= {lo} AND (ended_at IS NULL OR ended_at >= {lo})"
 
 
-async def funnel_by_campaign(r: DateRange) -> dict[int, Funnel]:
-    """The funnel of every campaign live in the range, over the range (one statement)."""
-    p = Params(dialect_of(connections.get("default")))
-    scope = f"campaign_id IN (SELECT id FROM campaigns WHERE {live_in(p, r)})"
-    out: dict[int, Funnel] = {}
-    for kind, key, n, face, amount in await _run(_funnel_sql(p, scope, "campaign_id", r), p):
-        out.setdefault(int(key), Funnel()).add(kind, n, face, amount)
-    return out
-
-
 async def funnel_of_campaigns(campaign_ids: list[int], r: DateRange) -> dict[int, Funnel]:
     """The funnel of each of these campaigns over the range (one statement)."""
     if not campaign_ids:

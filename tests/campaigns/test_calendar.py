@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from tortoise import connections
 
 from models.campaigns import Campaign, CampaignStore, ExclusivityLink
 from models.stores import Store
@@ -369,6 +370,44 @@ async def test_the_exclusive_clashes_of_a_window_in_one_call(client: TestClient,
     assert [(i["low"]["id"], i["high"]["id"]) for i in minis["items"]] == [tuple(sorted((season.id, flash.id)))]
     assert (await get_overlaps(client, reviewer, month="2026-12", store_id=xuhui.id))["items"] == []
     assert (await get_overlaps(client, reviewer, month="2027-03"))["items"] == []
+
+
+async def test_the_overlaps_read_only_the_linked_campaigns_of_a_window(
+    client: TestClient, reviewer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window crowded with campaigns but few exclusivity links: the clashes are found
+    without any statement answering the whole window (only linked campaigns are read);
+    before, the overlaps read every campaign of the window, which with 10,000 in a month
+    was most of the call."""
+    season = await campaign("Season", at("2026-11-20"), at("2027-01-10"))
+    flash = await campaign("Flash", at("2026-12-12", "02:00"), at("2026-12-14", "02:00"))
+    later = await campaign("Later", at("2027-02-01"), at("2027-02-05"))
+    await Campaign.bulk_create(
+        [
+            Campaign(type="offer", status="active", channels=["miniprogram"], created_by=1, content={},
+                     starts_at=at("2026-12-01"), ends_at=at("2026-12-31"))
+            for _ in range(30)
+        ]
+    )  # fmt: skip
+    await exclusive(season, flash)
+    await exclusive(flash, later)  # its other end outside the window: no clash
+    conn = connections.get("default")
+    real_execute = type(conn).execute_query
+    most_rows = 0
+
+    async def counting(self: Any, query: str, values: list[Any] | None = None) -> Any:
+        nonlocal most_rows
+        result = await real_execute(self, query, values)
+        most_rows = max(most_rows, len(result[1]))
+        return result
+
+    # A spy that calls through to the real database: it only counts the rows each statement answers.
+    monkeypatch.setattr(type(conn), "execute_query", counting)
+    body = await get_overlaps(client, reviewer, month="2026-12")
+    assert [(i["low"]["id"], i["high"]["id"], i["date_from"], i["date_to"]) for i in body["items"]] == [
+        (season.id, flash.id, "2026-12-12", "2026-12-14")
+    ]
+    assert most_rows <= 3
 
 
 @pytest.mark.parametrize("path", [CALENDAR, OVERLAPS])
