@@ -96,3 +96,27 @@ async def test_the_record_is_bounded(client) -> None:
     assert await catalog_changes.changed_between(redis, last - 3, last) == {
         catalog_changes.KEPT + 4, catalog_changes.KEPT + 5, catalog_changes.KEPT + 6
     }  # fmt: skip
+
+
+async def test_a_build_reads_the_campaigns_a_step_at_a_time(client, monkeypatch) -> None:
+    """A full build turns at most SHOWN_STEP campaigns into snapshots per step (the event
+    loop serves requests between steps), and holds what one step would."""
+    from services.feed import index as feed_index
+
+    now = datetime.now(UTC)
+    made = [await make_campaign(tags=["tea"]) for _ in range(20)]
+    await make_campaign(tags=["tea"], visibility="hidden")  # never shown
+    whole = await build_index(now, 1)
+    assert [e.id for e in whole.entries] == [c.id for c in made]
+    steps: list[int] = []
+    load = feed_index.load_snapshots
+
+    async def counted(campaigns: list[Campaign]) -> list:
+        steps.append(len(campaigns))
+        return await load(campaigns)
+
+    monkeypatch.setattr(feed_index, "SHOWN_STEP", 7)
+    monkeypatch.setattr(feed_index, "load_snapshots", counted)
+    stepped = await build_index(now, 1)
+    assert steps == [7, 7, 6]
+    assert _content(stepped) == _content(whole) and [e.id for e in stepped.entries] == [c.id for c in made]
