@@ -33,6 +33,7 @@ from server.keys import (
     HTTP_SESSION,
     IP_LIMITER,
     JOURNEY,
+    LOOP_WATCH,
     OPENAPI,
     POLICIES,
     REDIS,
@@ -41,6 +42,7 @@ from server.keys import (
     STOCK,
     WECHAT,
 )
+from server.loop_watch import watching
 from server.metrics import count_wechat_call
 from server.middlewares import request_middleware
 from server.openapi import API_TITLE, build_openapi
@@ -110,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_wechat_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(_metrics_listener_ctx)
+    app.cleanup_ctx.append(_loop_watch_ctx)
     routes = all_routes()
     routes.install(app)
     add_docs_static(app)
@@ -236,6 +239,13 @@ async def _wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
+
+
+async def _loop_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """LOOP_STALL_MS: the event loop's stalls, logged with what held it (server/loop_watch.py)."""
+    async with watching(app[SETTINGS].loop_stall_ms) as watch:
+        app[LOOP_WATCH] = watch
+        yield
 
 
 async def _metrics_listener_ctx(app: web.Application) -> AsyncIterator[None]:

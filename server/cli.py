@@ -149,6 +149,7 @@ async def _worker(settings: Settings) -> None:
     import aiohttp
 
     from server.app import build_journey, wechat_client
+    from server.loop_watch import watching
     from server.workers import alerts_loop, claims_worker, notify_sender, scheduler_loop, webhook_sender
     from services.automation import execute_due_forever
     from services.journey import issue_pending_forever
@@ -164,7 +165,7 @@ async def _worker(settings: Settings) -> None:
         )
         stock = Stock(redis)
         journey = build_journey(redis, stock, settings)
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session, watching(settings.loop_stall_ms):
             # The WeChat base URL: with the emulator, the one a server on HOST:PORT mounts.
             client = wechat_client(session, redis, settings)
             await asyncio.gather(

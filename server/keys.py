@@ -14,6 +14,7 @@ from aiohttp import web
 
 from miniprogram_api.client import MiniProgramClient
 from server.dependencies import DatabaseState, Dependency
+from server.loop_watch import LoopWatch
 from server.policies import Policies
 from server.settings import Settings
 from services.core import AnyRedis, Principal
@@ -32,6 +33,8 @@ REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
 #: server listens before they answer, so everything that needs them asks these first.
 DATABASE = web.AppKey("database", DatabaseState)
 REDIS_STATE = web.AppKey("redis_state", Dependency)
+#: This process's event-loop watch (server/loop_watch.py); None when LOOP_STALL_MS is 0.
+LOOP_WATCH: web.AppKey[LoopWatch | None] = web.AppKey("loop_watch")
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 WECHAT = web.AppKey("wechat", MiniProgramClient)
 STOCK = web.AppKey("stock", Stock)

@@ -14,6 +14,7 @@ What is measured, and where:
 - WeChat calls by API path and errcode (``0``, the error's code, or ``transport``).
 - Redis connection-pool waits (only a full pool waits: server/redis_pool.py).
 - Pass durations of the background workers (scheduler, claims, notifications).
+- The event loop's lag and Python's garbage collection pauses (server/loop_watch.py).
 - At scrape time, read from Redis and the database by the process that answers: each
   claims stream's length and its consumer group's lag, the age of the oldest unwritten
   claim, the notification outbox by status (unfinished rows), and this process's
@@ -60,6 +61,17 @@ REDIS_POOL_WAIT = Histogram(
 )
 WORKER_PASS = Histogram(
     "wxcampaign_worker_pass_seconds", "Durations of background worker passes", ["worker"], buckets=_PASS_BUCKETS
+)
+LOOP_LAG = Histogram(
+    "wxcampaign_event_loop_lag_seconds",
+    "How late the event loop ran a timer due every 20 ms (server/loop_watch.py): what any callback due then waited",
+    buckets=_LATENCY_BUCKETS,
+)
+GC_PAUSE = Histogram(
+    "wxcampaign_gc_pause_seconds",
+    "Python garbage collections by generation: their durations (each holds the event loop)",
+    ["generation"],
+    buckets=_LATENCY_BUCKETS,
 )
 # Sampled at scrape time by the answering process: the most recent sample wins.
 CLAIMS_STREAM_LENGTH = Gauge(

@@ -240,6 +240,14 @@ class Settings:
         "run background workers (the scheduler, the claims worker, the reward-grants retry, the automation"
         " worker, the notifications sender) inside the server process",
     )
+    loop_stall_ms: int = setting(
+        "LOOP_STALL_MS",
+        100,
+        "log a warning with the stack that held the event loop when it could not run for this long, ms"
+        " (server/loop_watch.py; the loop's lag and garbage collection pauses are in `/metrics`); 0: not watched",
+        lo=0,
+        hi=60_000,
+    )
     uvloop: bool = setting(
         "UVLOOP",
         True,

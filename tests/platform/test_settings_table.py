@@ -87,7 +87,7 @@ def test_defaults_are_unchanged():
         "metrics_listen": None, "ready_claims_max_age": 60.0, "media_root": None,
             "console_dir": Path(__file__).resolve().parents[2] / "console" / "dist", "max_upload_bytes": 5242880,
         "review_levels": 1, "copy_edits_skip_review": True, "scheduler_interval": 5.0, "run_workers": True,
-        "uvloop": True, "grab_user_max": 10, "grab_user_window_ms": 10000, "grab_ip_rate": 100.0,
+        "loop_stall_ms": 100, "uvloop": True, "grab_user_max": 10, "grab_user_window_ms": 10000, "grab_ip_rate": 100.0,
         "grab_ip_burst": 200, "claims_batch": 500, "claims_min_idle_ms": 30000, "qr_ttl_seconds": 60,
         "qr_signing_keys": None, "qr_retired_keys": "", "redemption_reverse_window_seconds": 1800,
         "voucher_expiry_interval": 300, "voucher_reminder_hours": 72, "automation_inactive_interval": 3600,
