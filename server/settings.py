@@ -248,6 +248,13 @@ class Settings:
         lo=0,
         hi=60_000,
     )
+    gc_freeze: bool = setting(
+        "GC_FREEZE",
+        True,
+        "after start-up, move the objects `python -m server` (`serve` and `worker`) made so far out of the garbage"
+        " collector's reach (`gc.freeze`): a full collection then walks only what was made since, instead of holding"
+        ' the event loop 100 ms or more (docs/operations.md, "Event-loop stalls"); `false`: collect as Python does',
+    )
     uvloop: bool = setting(
         "UVLOOP",
         True,
