@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
+from tortoise import connections
 
 
 async def login_code(client: TestClient, openid: str, unionid: str | None = None) -> str:
@@ -92,3 +95,27 @@ def collect_sockets_of_a_stopped_app() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+@dataclass
+class RowCount:
+    """The most rows one SQL statement answered since :func:`count_rows` began."""
+
+    most: int = 0
+
+
+def count_rows(monkeypatch: pytest.MonkeyPatch) -> RowCount:
+    """A spy on the default database connection that calls through to the real database:
+    it only counts the rows each statement answers (for the tests that a page reads a
+    page of rows, not a table)."""
+    conn = connections.get("default")
+    real_execute = type(conn).execute_query
+    count = RowCount()
+
+    async def counting(self: Any, query: str, values: list[Any] | None = None) -> Any:
+        result = await real_execute(self, query, values)
+        count.most = max(count.most, len(result[1]))
+        return result
+
+    monkeypatch.setattr(type(conn), "execute_query", counting)
+    return count

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from tortoise import connections
 
 from models.campaigns import Campaign, CampaignStore, ExclusivityLink
 from models.stores import Store
-from tests.helpers import bearer, cheap_password_hashing, customer_login, error_of, logged_in_admin
+from tests.helpers import bearer, cheap_password_hashing, count_rows, customer_login, error_of, logged_in_admin
 
 CALENDAR = "/api/v1/admin/calendar"
 OVERLAPS = "/api/v1/admin/calendar/overlaps"
@@ -391,23 +390,12 @@ async def test_the_overlaps_read_only_the_linked_campaigns_of_a_window(
     )  # fmt: skip
     await exclusive(season, flash)
     await exclusive(flash, later)  # its other end outside the window: no clash
-    conn = connections.get("default")
-    real_execute = type(conn).execute_query
-    most_rows = 0
-
-    async def counting(self: Any, query: str, values: list[Any] | None = None) -> Any:
-        nonlocal most_rows
-        result = await real_execute(self, query, values)
-        most_rows = max(most_rows, len(result[1]))
-        return result
-
-    # A spy that calls through to the real database: it only counts the rows each statement answers.
-    monkeypatch.setattr(type(conn), "execute_query", counting)
+    rows = count_rows(monkeypatch)
     body = await get_overlaps(client, reviewer, month="2026-12")
     assert [(i["low"]["id"], i["high"]["id"], i["date_from"], i["date_to"]) for i in body["items"]] == [
         (season.id, flash.id, "2026-12-12", "2026-12-14")
     ]
-    assert most_rows <= 3
+    assert 0 < rows.most <= 3  # the spy saw the statements
 
 
 @pytest.mark.parametrize("path", [CALENDAR, OVERLAPS])
