@@ -98,29 +98,53 @@ def _bound(dialect: Dialect, moment: datetime) -> datetime | str:
     return moment if dialect == "postgres" else moment.date().isoformat()
 
 
+@dataclass(frozen=True)
+class Counted:
+    """What one funnel figure counts: rows of ``table`` whose ``column`` (the event's time)
+    falls in the range, less those whose ``undone`` column is set (a reversal)."""
+
+    table: str
+    column: str
+    undone: str | None = None
+
+    def condition(self, lo: str, hi: str, alias: str = "") -> str:
+        """The rows in [lo, hi) (parameter placeholders), columns prefixed by ``alias``."""
+        at = f"{alias}{self.column}"
+        kept = f" AND {alias}{self.undone} IS NULL" if self.undone else ""
+        return f"{at} >= {lo} AND {at} < {hi}{kept}"
+
+
+#: Each counted figure, declared once: the funnel's statements here and the overview's
+#: ranking in SQL (reports.py) both derive their conditions from it.
+COUNTED = {
+    "joined": Counted("participations", "joined_at"),
+    "completed": Counted("participations", "completed_at"),
+    "issued": Counted("vouchers", "issued_at"),
+    "redeemed": Counted("redemptions", "created_at", undone="reversed_at"),
+}
+
+
 def _funnel_sql(p: Params, scope: str, group: str, r: DateRange) -> str:
     """joined, completed, issued and redeemed rows (kind, key, n, face, amount) grouped by
     ``group`` (a column, or "day"), for the campaigns ``scope`` (a SQL condition on campaign_id)."""
     lo, hi = p(_bound(p.dialect, r.start)), p(_bound(p.dialect, r.end))
 
-    def part(kind: str, table: str, column: str, face: str, amount: str, extra: str = "") -> str:
-        key = _day(p.dialect, column) if group == "day" else group
+    def part(kind: str, face: str, amount: str) -> str:
+        counted = COUNTED[kind]
+        key = _day(p.dialect, counted.column) if group == "day" else group
         return (
-            f"SELECT '{kind}' AS kind, {key} AS k, COUNT(*) AS n, {face} AS face, {amount} AS amount FROM {table} "
-            f"WHERE {scope} AND {column} >= {lo} AND {column} < {hi}{extra} GROUP BY {key}"
+            f"SELECT '{kind}' AS kind, {key} AS k, COUNT(*) AS n, {face} AS face, {amount} AS amount"
+            f" FROM {counted.table} WHERE {scope} AND {counted.condition(lo, hi)} GROUP BY {key}"
         )
 
     return " UNION ALL ".join(
         (
-            part("joined", "participations", "joined_at", "0", "0"),
-            part("completed", "participations", "completed_at", "0", "0"),
-            part("issued", "vouchers", "issued_at", "COALESCE(SUM(face_value), 0)", "0"),
-            part(
-                "redeemed", "redemptions", "created_at", "COALESCE(SUM(face_value), 0)",
-                "COALESCE(SUM(order_amount), 0)", " AND reversed_at IS NULL",
-            ),
+            part("joined", "0", "0"),
+            part("completed", "0", "0"),
+            part("issued", "COALESCE(SUM(face_value), 0)", "0"),
+            part("redeemed", "COALESCE(SUM(face_value), 0)", "COALESCE(SUM(order_amount), 0)"),
         )
-    )  # fmt: skip
+    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ from models.redemptions import Redemption
 from models.vouchers import Voucher
 from services.analytics import tracking
 from services.analytics.funnel import (
+    COUNTED,
     DateRange,
     Funnel,
     _bound,
@@ -277,13 +278,9 @@ async def overview(
     return Overview(r, sort, total, rows, nxt)
 
 
-#: A database sort's figure: (table, time column, extra condition) counted per campaign
-#: over the range, as funnel.py counts it. budget_spent is the campaign's own column.
-_SORT_COUNTS = {
-    "participants": ("participations", "joined_at", ""),
-    "vouchers_issued": ("vouchers", "issued_at", ""),
-    "vouchers_redeemed": ("redemptions", "created_at", " AND x.reversed_at IS NULL"),
-}
+#: A database sort's figure: the funnel count (funnel.COUNTED) it ranks by, per campaign
+#: over the range. budget_spent is the campaign's own column.
+_SORT_COUNTS = {"participants": "joined", "vouchers_issued": "issued", "vouchers_redeemed": "redeemed"}
 
 
 async def _ranked_in_sql(
@@ -310,12 +307,12 @@ async def _ranked_in_sql(
         # Counted for the live campaigns only (their (campaign_id, time) index), grouped,
         # then joined: one pass, where a correlated count per campaign made PostgreSQL's
         # cost estimate large enough to JIT-compile the statement (200 ms).
-        table, column, extra = _SORT_COUNTS[sort]
+        counted = COUNTED[_SORT_COUNTS[sort]]
         lo, hi = p(_bound(p.dialect, r.start)), p(_bound(p.dialect, r.end))
         join = (
-            f" LEFT JOIN (SELECT x.campaign_id AS campaign_id, COUNT(*) AS n FROM {table} x"
+            f" LEFT JOIN (SELECT x.campaign_id AS campaign_id, COUNT(*) AS n FROM {counted.table} x"
             f" WHERE x.campaign_id IN (SELECT id FROM campaigns WHERE {live})"
-            f" AND x.{column} >= {lo} AND x.{column} < {hi}{extra} GROUP BY x.campaign_id) m ON m.campaign_id = c.id"
+            f" AND {counted.condition(lo, hi, 'x.')} GROUP BY x.campaign_id) m ON m.campaign_id = c.id"
         )
         figure = "COALESCE(m.n, 0)"
     _, found = await conn.execute_query(
