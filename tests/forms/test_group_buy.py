@@ -205,11 +205,22 @@ async def test_a_crash_mid_burst_loses_no_decision_and_reconcile_rebuilds_redis(
     burst = asyncio.gather(
         *(join_status(group_ids[i % 60], a) for i, a in enumerate(joiner_auths)), return_exceptions=True
     )
-    await asyncio.sleep(0.3)
+    keys = GroupKeys(campaign.id)
+
+    async def decided_joins() -> int:
+        """Members decided so far, the 60 leaders included."""
+        lengths = await asyncio.gather(*(app[REDIS].hlen(keys.members(g)) for g in group_ids))
+        return sum(lengths)
+
+    # Until some joins are decided (a fixed sleep decided none on a loaded machine), then
+    # crash at once: most of the 300 are still in flight.
+    deadline = asyncio.get_running_loop().time() + 60
+    while await decided_joins() <= 70 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
     # The crash: the worker dies mid-pass, another consumer dies holding entries it read
     # and never acknowledged, and the app stops with joins in flight.
     worker.cancel()
-    stream = GroupKeys(campaign.id).stream
+    stream = keys.stream
     with contextlib.suppress(ResponseError):  # the worker may not have made its group yet
         await app[REDIS].xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
     await app[REDIS].xreadgroup(CONSUMER_GROUP, "dead-consumer", {stream: ">"}, count=20)
@@ -219,7 +230,6 @@ async def test_a_crash_mid_burst_loses_no_decision_and_reconcile_rebuilds_redis(
     collect_sockets_of_a_stopped_app()
     assert any(isinstance(a, BaseException) for a in answers)  # stopped mid-burst
     redis = client.server.app[REDIS]
-    keys = GroupKeys(campaign.id)
     decided: dict[int, dict[int, int]] = {}
     for group_id in group_ids:
         raw = await redis.hgetall(keys.members(group_id))
