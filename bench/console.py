@@ -25,8 +25,11 @@ The console is built (scripts/console-build); Chromium (Debian's, via Playwright
 superadmin in through the login form, then for each list page, ``--runs`` times: a full
 navigation to ``/admin/<page>`` (the session in localStorage; hashed assets from the
 browser's cache after the first run, as for an operator) until the page's table shows its
-first row (``.el-table__row`` in the page's table; the calendar: a campaign entry). Printed:
-p50/p95 per page, rows shown, the initial JS of /admin/ and /staff/ (the entry scripts
+first row (``.el-table__row`` in the page's table; the calendar: a campaign entry). Two
+times per run, both from the ``goto`` call: when the row was attached (a MutationObserver
+in the page records it: WATCH) and when Playwright's wait saw it (it polls at 0, 20, 70,
+170, 270, 770 ms and every 500 ms after: up to half a second late; the figure of sessions
+before 12). Printed: p50/p95 per page of both, rows shown, the initial JS of /admin/ and /staff/ (the entry scripts
 index.html names and their static imports, gzip level 9) and the largest lazy chunks.
 """
 
@@ -36,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import gzip
+import json
 import math
 import os
 import re
@@ -87,6 +91,36 @@ PAGES = [
 #: What an empty list shows instead of a row once loaded (so a page with nothing to list is
 #: timed too; a table shows the empty text while loading as well, under its loading mask).
 EMPTY = ".el-table:not(:has(.el-loading-mask)) .el-table__empty-text"
+
+#: In the page, from its first script on: the wall-clock time (ms since the epoch) at which
+#: each of the page's selectors first matched, in ``window.__attached``. Playwright's wait
+#: polls (0, 20, 70, 170, 270, 770 ms, then every 500 ms after it starts waiting), so
+#: what it reports is the first poll after the row came: up to 500 ms late. This records
+#: the moment the row was attached (a MutationObserver callback runs before the next paint).
+WATCH = """
+(() => {
+  const watched = %s[location.pathname] || [];
+  const attached = (window.__attached = {});
+  const look = () => {
+    for (const selector of watched) {
+      if (!(selector in attached) && document.querySelector(selector)) {
+        attached[selector] = performance.timeOrigin + performance.now();
+      }
+    }
+    if (Object.keys(attached).length === watched.length) observer.disconnect();
+  };
+  const observer = new MutationObserver(look);
+  observer.observe(document, { childList: true, subtree: true });
+})();
+"""
+
+
+def watch_script() -> str:
+    """WATCH with, per page path, the selectors that show its first row (and EMPTY)."""
+    paths: dict[str, list[str]] = {}
+    for _, path, selector in PAGES:
+        paths.setdefault(path if path.startswith("/") else f"/admin/{path}", [EMPTY]).append(selector)
+    return WATCH % json.dumps(paths)
 
 
 def columns(db: sqlite3.Connection, table: str) -> list[str]:
@@ -236,10 +270,22 @@ def js_report() -> list[str]:
 # --- first renders -------------------------------------------------------------------------
 
 
-async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, list[float], int, list[float]]]:
-    """Per page: the seconds of each run, the rows the last run showed, and per run the
-    slowest API request's seconds (request sent to response read, Chromium's timing: the
-    server's share of the render). A run longer than ``limit`` seconds counts as infinite
+class Render:
+    """One page's runs: ``seconds`` until Playwright's wait saw the first row (what earlier
+    sessions recorded), ``attached`` until the row was in the page (WATCH; both from the
+    ``goto`` call), the rows the last run showed, and per run the slowest API request's
+    seconds (request sent to response read, Chromium's timing: the server's share)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.seconds: list[float] = []
+        self.attached: list[float] = []
+        self.shown = 0
+        self.api: list[float] = []
+
+
+async def first_renders(base: str, runs: int, limit: float) -> list[Render]:
+    """Each page's runs (Render). A run longer than ``limit`` seconds counts as infinite
     and ends that page's runs."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
@@ -255,6 +301,7 @@ async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, l
                 locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1280, "height": 800}
             )
             ctx.set_default_timeout(60_000)
+            await ctx.add_init_script(watch_script())
             page = await ctx.new_page()
             api_seconds: list[float] = []
 
@@ -270,16 +317,15 @@ async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, l
             await page.wait_for_selector("[data-test=welcome]")
             timed_out: set[str] = set()
             for label, path, selector in PAGES:
-                times: list[float] = []
-                api: list[float] = []
-                shown = 0
+                render = Render(label)
                 url = f"{base}{path}" if path.startswith("/") else f"{base}/admin/{path}"
                 for _ in range(runs):
                     if path in timed_out:  # not run again: the server is still busy with it
-                        times.append(math.inf)
+                        render.seconds.append(math.inf)
+                        render.attached.append(math.inf)
                         break
                     api_seconds.clear()
-                    start = time.perf_counter()
+                    start, start_epoch = time.perf_counter(), time.time()
                     # The first match in the page (a calendar day clips entries past its height).
                     try:
                         await page.goto(url, wait_until="commit", timeout=limit * 1000)
@@ -287,15 +333,19 @@ async def first_renders(base: str, runs: int, limit: float) -> list[tuple[str, l
                             state="attached", timeout=limit * 1000
                         )
                     except PlaywrightTimeout:
-                        times.append(math.inf)
+                        render.seconds.append(math.inf)
+                        render.attached.append(math.inf)
                         timed_out.add(path)
                         break
-                    times.append(time.perf_counter() - start)
-                    shown = await page.locator(selector).count()
+                    render.seconds.append(time.perf_counter() - start)
+                    seen = await page.evaluate("window.__attached")
+                    render.attached.append(min(seen[s] for s in (selector, EMPTY) if s in seen) / 1000 - start_epoch)
+                    render.shown = await page.locator(selector).count()
                     await page.wait_for_load_state("networkidle", timeout=limit * 1000)
-                    api.append(max(api_seconds, default=0.0))
-                results.append((label, times, shown, api))
-                say(f"{label}: median {statistics.median(times) * 1000:.0f} ms, {shown} rows shown")
+                    render.api.append(max(api_seconds, default=0.0))
+                results.append(render)
+                say(f"{label}: median {statistics.median(render.seconds) * 1000:.0f} ms (attached at "
+                    f"{statistics.median(render.attached) * 1000:.0f} ms), {render.shown} rows shown")  # fmt: skip
             await ctx.close()
         finally:
             await browser.close()
@@ -434,18 +484,23 @@ def main() -> int:
           f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
     print()
-    print("| page | rows shown | p50 ms | p95 ms | max ms | ≤ 1 s p95 | slowest API call p50 / p95 ms |")
-    print("|---|---:|---:|---:|---:|---|---:|")
+    # "seen": when Playwright's polling wait saw the row (earlier sessions' figure);
+    # "attached": when the row was in the page (WATCH). Both from the goto call.
+    print("| page | rows shown | attached p50 ms | attached p95 ms | ≤ 1 s p95 | seen p50 / p95 / max ms "
+          "| slowest API call p50 / p95 ms |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---:|---:|")
     ok = True
-    for label, times, shown, api in results:
-        met = p95(times) <= 1.0
+    for r in results:
+        met = p95(r.attached) <= 1.0
         ok = ok and met
-        if math.isinf(max(times)):
-            print(f"| {label} | {shown} | > {args.timeout:.0f} s (timed out, run {len(times)}) | | | MISSED | |")
+        if math.isinf(max(r.seconds)):
+            timed_out = f"> {args.timeout:.0f} s (timed out, run {len(r.seconds)})"
+            print(f"| {r.label} | {r.shown} | {timed_out} | | MISSED | | |")
             continue
-        api_ms = f"{statistics.median(api) * 1000:.0f} / {p95(api) * 1000:.0f}" if any(api) else "—"
-        print(f"| {label} | {shown} | {statistics.median(times) * 1000:.0f} | {p95(times) * 1000:.0f} | "
-              f"{max(times) * 1000:.0f} | {'met' if met else 'MISSED'} | {api_ms} |")  # fmt: skip
+        api_ms = f"{statistics.median(r.api) * 1000:.0f} / {p95(r.api) * 1000:.0f}" if any(r.api) else "—"
+        ms = [f"{v * 1000:.0f}" for v in (statistics.median(r.seconds), p95(r.seconds), max(r.seconds))]
+        print(f"| {r.label} | {r.shown} | {statistics.median(r.attached) * 1000:.0f} | {p95(r.attached) * 1000:.0f} | "
+              f"{'met' if met else 'MISSED'} | {' / '.join(ms)} | {api_ms} |")  # fmt: skip
     print()
     print("\n".join(js_report()))
     return 0 if ok else 1
