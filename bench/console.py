@@ -48,7 +48,9 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -284,9 +286,34 @@ class Render:
         self.api: list[float] = []
 
 
-async def first_renders(base: str, runs: int, limit: float) -> list[Render]:
-    """Each page's runs (Render). A run longer than ``limit`` seconds counts as infinite
-    and ends that page's runs."""
+#: A console build to time: a name for the table ("" alone) and what makes the server
+#: answer /admin/ with it.
+Variant = tuple[str, Callable[[], None]]
+
+
+def merged_console(against: Path, into: Path) -> list[Variant]:
+    """This build (``DIST``) and ``against`` (another build of the console) served from one
+    folder, ``into``: both builds' hashed assets side by side (names differ where contents
+    do), and /admin/'s index.html swapped between runs. The server reads the index from
+    disk per request (``Cache-Control: no-cache``), so the two alternate run by run in one
+    server, database and browser: the same conditions, on a machine whose load drifts."""
+    shutil.copytree(DIST, into)
+    for asset in (against / "assets").iterdir():
+        if not (into / "assets" / asset.name).exists():
+            shutil.copy2(asset, into / "assets" / asset.name)
+    index = into / "admin" / "index.html"
+    index.with_name("index.html.gz").unlink(missing_ok=True)  # else sent instead of the swapped file
+    kept = {"this": into / "admin" / "this.index", "against": into / "admin" / "against.index"}
+    shutil.copyfile(DIST / "admin" / "index.html", kept["this"])
+    shutil.copyfile(against / "admin" / "index.html", kept["against"])
+    # copyfile, not copy2: a fresh mtime, so the index's ETag changes with each swap.
+    return [(f" ({name})", lambda source=source: shutil.copyfile(source, index)) for name, source in kept.items()]
+
+
+async def first_renders(base: str, runs: int, limit: float, variants: list[Variant]) -> list[Render]:
+    """Each page's runs (Render), per variant: ``runs`` each, alternating run by run (the
+    first variant signs in). A run longer than ``limit`` seconds counts as infinite and
+    ends that page's runs."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
@@ -310,6 +337,7 @@ async def first_renders(base: str, runs: int, limit: float) -> list[Render]:
                     api_seconds.append(request.timing["responseEnd"] / 1000)
 
             page.on("requestfinished", finished)
+            variants[0][1]()
             await page.goto(f"{base}/admin/")
             await page.fill("input[name=username]", ADMIN_USER)
             await page.fill("input[name=password]", ADMIN_PASSWORD)
@@ -317,12 +345,15 @@ async def first_renders(base: str, runs: int, limit: float) -> list[Render]:
             await page.wait_for_selector("[data-test=welcome]")
             timed_out: set[str] = set()
             for label, path, selector in PAGES:
-                render = Render(label)
+                renders = [Render(f"{label}{name}") for name, _ in variants]
                 url = f"{base}{path}" if path.startswith("/") else f"{base}/admin/{path}"
-                for _ in range(runs):
+                for run in range(runs * len(variants)):
+                    render = renders[run % len(variants)]
+                    variants[run % len(variants)][1]()
                     if path in timed_out:  # not run again: the server is still busy with it
-                        render.seconds.append(math.inf)
-                        render.attached.append(math.inf)
+                        for r in renders:
+                            r.seconds.append(math.inf)
+                            r.attached.append(math.inf)
                         break
                     api_seconds.clear()
                     start, start_epoch = time.perf_counter(), time.time()
@@ -333,8 +364,9 @@ async def first_renders(base: str, runs: int, limit: float) -> list[Render]:
                             state="attached", timeout=limit * 1000
                         )
                     except PlaywrightTimeout:
-                        render.seconds.append(math.inf)
-                        render.attached.append(math.inf)
+                        for r in renders:
+                            r.seconds.append(math.inf)
+                            r.attached.append(math.inf)
                         timed_out.add(path)
                         break
                     render.seconds.append(time.perf_counter() - start)
@@ -343,9 +375,10 @@ async def first_renders(base: str, runs: int, limit: float) -> list[Render]:
                     render.shown = await page.locator(selector).count()
                     await page.wait_for_load_state("networkidle", timeout=limit * 1000)
                     render.api.append(max(api_seconds, default=0.0))
-                results.append(render)
-                say(f"{label}: median {statistics.median(render.seconds) * 1000:.0f} ms (attached at "
-                    f"{statistics.median(render.attached) * 1000:.0f} ms), {render.shown} rows shown")  # fmt: skip
+                results += renders
+                for r in renders:
+                    say(f"{r.label}: median {statistics.median(r.seconds) * 1000:.0f} ms (attached at "
+                        f"{statistics.median(r.attached) * 1000:.0f} ms), {r.shown} rows shown")  # fmt: skip
             await ctx.close()
         finally:
             await browser.close()
@@ -421,6 +454,10 @@ def main() -> int:
         help="no browser: time N times each of the API calls the calendar and analytics pages make",
     )  # fmt: skip
     parser.add_argument("--save-db", type=Path, help="copy the seeded SQLite file here (to profile against it)")
+    parser.add_argument(
+        "--against", type=Path, metavar="DIST",
+        help="another build of the console (its console/dist) to time run by run with this one",
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.calls_only:
         built = subprocess.run([str(ROOT / "scripts" / "console-build")], cwd=ROOT)
@@ -429,7 +466,13 @@ def main() -> int:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         redis_url = start_redis(stack)
-        server = start_server({**SERVER_ENV, "REDIS_URL": redis_url})
+        variants: list[Variant] = [("", lambda: None)]
+        console_env = {}
+        if args.against is not None:
+            served = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wxc-console-"))) / "dist"
+            variants = merged_console(args.against, served)
+            console_env = {"CONSOLE_DIR": str(served)}
+        server = start_server({**SERVER_ENV, "REDIS_URL": redis_url, **console_env})
         assert server.process is not None and server.data_dir is not None
         stack.callback(stop_server, server)
         env = {**os.environ, **SERVER_ENV, "DATA_DIR": str(server.data_dir)}
@@ -475,7 +518,7 @@ def main() -> int:
                       f"{max(seconds) * 1000:.0f} | {size:,} |")  # fmt: skip
             return 0
         load_before = os.getloadavg()
-        results = asyncio.run(first_renders(server.url, args.runs, args.timeout))
+        results = asyncio.run(first_renders(server.url, args.runs, args.timeout, variants))
         load_after = os.getloadavg()
     print(f"console: {counts['customers']:,} customers, {counts['campaigns']:,} campaigns, "
           f"{counts['redemptions']:,} redemptions, {counts['audit_log']:,} audit rows; seeded in {seeded:.0f} s; "
