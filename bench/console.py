@@ -3,7 +3,11 @@ big database, and the console's initial JavaScript.
 
     .venv/bin/python -m bench.console [--customers 100000] [--campaigns 10000] [--runs 10]
                                       [--api-campaigns 300] [--audit 50000] [--redemptions 20000]
-                                      [--calls-only N] [--save-db PATH]
+                                      [--calls-only N] [--save-db PATH] [--against DIST]
+
+``--against DIST``: another build of the console (say an older tree's ``console/dist``)
+timed with this one, run by run in turn, in the same server, database and browser
+(merged_console); each page's rows say which build.
 
 ``--calls-only N``: no browser (and no console build): after the same seeding, the API
 calls the calendar (month view) and the analytics page make on their first render, with
