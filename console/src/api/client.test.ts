@@ -2,7 +2,7 @@
 // tests/console/test_till_session.py): one shared refresh for concurrent expiries, sign-out
 // when the refresh is refused, and the error shape read into ApiError.
 import { describe, expect, it } from 'vitest'
-import { ApiError, makeApi, unwrap, type TokenPair, type TokenStore } from './client'
+import { ApiError, localJsonStore, makeApi, unwrap, type TokenPair, type TokenStore } from './client'
 
 function memoryStore(pair: TokenPair | null): TokenStore & { value: TokenPair | null } {
   return {
@@ -144,5 +144,39 @@ describe('a reset password', () => {
     // The body is still readable by the caller: the page shows the error too.
     await expect(unwrap(api.client.GET('/api/v1/admin/me'))).rejects.toMatchObject({ code: 'password_change_required', status: 403 })
     expect(told).toBe(1)
+  })
+})
+
+/** The part of localStorage the stores use, in memory. */
+function memoryStorage(): Storage & { items: Map<string, string> } {
+  const items = new Map<string, string>()
+  return {
+    items,
+    get length() {
+      return items.size
+    },
+    clear: () => items.clear(),
+    getItem: (key) => items.get(key) ?? null,
+    key: (i) => [...items.keys()][i] ?? null,
+    removeItem: (key) => void items.delete(key),
+    setItem: (key, value) => void items.set(key, value),
+  }
+}
+
+describe('localJsonStore', () => {
+  it('keeps a value as JSON under its key, and forgets it on null', () => {
+    const storage = memoryStorage()
+    const store = localJsonStore<{ id: number; role: string }>('console.admin.me', storage)
+    expect(store.get()).toBeNull()
+    store.set({ id: 3, role: 'operator' })
+    expect(storage.items.get('console.admin.me')).toBe('{"id":3,"role":"operator"}')
+    expect(localJsonStore('console.admin.me', storage).get()).toEqual({ id: 3, role: 'operator' })
+    store.set(null)
+    expect(storage.items.has('console.admin.me')).toBe(false)
+  })
+  it('reads what it cannot parse as nothing', () => {
+    const storage = memoryStorage()
+    storage.setItem('k', '{not json')
+    expect(localJsonStore('k', storage).get()).toBeNull()
   })
 })

@@ -71,28 +71,35 @@ export interface TokenPair {
   refresh_token: string
 }
 
-/** Where a session keeps its tokens (localStorage per page, under its own key). */
-export interface TokenStore {
-  get(): TokenPair | null
-  set(pair: TokenPair | null): void
+/** A value kept as JSON under one key (localStorage per page); null when absent or unreadable. */
+export interface JsonStore<T> {
+  get(): T | null
+  set(value: T | null): void
 }
 
-export function localTokenStore(key: string, storage: Storage = window.localStorage): TokenStore {
+export function localJsonStore<T>(key: string, storage: Storage = window.localStorage): JsonStore<T> {
   return {
     get() {
       const raw = storage.getItem(key)
       if (!raw) return null
       try {
-        return JSON.parse(raw) as TokenPair
+        return JSON.parse(raw) as T
       } catch {
         return null
       }
     },
-    set(pair) {
-      if (pair) storage.setItem(key, JSON.stringify(pair))
+    set(value) {
+      if (value) storage.setItem(key, JSON.stringify(value))
       else storage.removeItem(key)
     },
   }
+}
+
+/** Where a session keeps its tokens (localStorage per page, under its own key). */
+export type TokenStore = JsonStore<TokenPair>
+
+export function localTokenStore(key: string, storage: Storage = window.localStorage): TokenStore {
+  return localJsonStore<TokenPair>(key, storage)
 }
 
 export interface ApiOptions {

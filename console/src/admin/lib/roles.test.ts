@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { can, menuFor } from './roles'
+import { can, menuFor, pageAccess } from './roles'
 
 describe('menus by role', () => {
   it('a reviewer sees the review queue, not the builder', () => {
@@ -56,5 +56,21 @@ describe('review levels', () => {
     expect(isOwn(3, { created_by: 3, submitted_by: null })).toBe(true)
     expect(isOwn(3, { created_by: 1, submitted_by: 3 })).toBe(true)
     expect(isOwn(3, { created_by: 1, submitted_by: 2 })).toBe(false)
+  })
+})
+
+describe('the routed page while /me is in flight', () => {
+  it('a page that needs nothing shows at once, even before anyone is known', () => {
+    expect(pageAccess(undefined, false, undefined)).toBe('page')
+    expect(pageAccess('reviewer', false, undefined)).toBe('page')
+  })
+  it('a remembered role that has what the page needs shows it before /me answers', () => {
+    expect(pageAccess('operator', false, 'build')).toBe('page')
+    expect(pageAccess('operator', true, 'build')).toBe('page')
+  })
+  it('a role without it: nothing until the server confirms it, then "not allowed"', () => {
+    expect(pageAccess('reviewer', false, 'build')).toBe('wait')
+    expect(pageAccess(undefined, false, 'audit')).toBe('wait')
+    expect(pageAccess('reviewer', true, 'build')).toBe('forbidden')
   })
 })

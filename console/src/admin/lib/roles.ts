@@ -91,3 +91,17 @@ export function decidesLevel(role: string | null | undefined, level: number, lev
 export function isOwn(adminId: number | undefined, campaign: { created_by: number; submitted_by: number | null }): boolean {
   return adminId !== undefined && (campaign.created_by === adminId || campaign.submitted_by === adminId)
 }
+
+/**
+ * What the shell shows for a routed page: the page when it needs nothing or the role has
+ * what it needs (the role may be the remembered one while /me is in flight: the server
+ * enforces roles anyway); "not allowed" when the server confirmed a role without it; and
+ * nothing yet when the role is unknown or only remembered and lacks it (/me may grant it:
+ * no flash of the notice).
+ */
+export type PageAccess = 'page' | 'forbidden' | 'wait'
+
+export function pageAccess(role: string | null | undefined, confirmed: boolean, needs: Capability | undefined): PageAccess {
+  if (!needs || can(role, needs)) return 'page'
+  return confirmed ? 'forbidden' : 'wait'
+}
