@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import hmac
 import json
@@ -11,7 +12,7 @@ import time
 import jwt
 import pytest
 
-from services.core import Principal, errors, issue_access_token, verify_access_token
+from services.core import Principal, errors, issue_access_token, tokens, verify_access_token
 from services.core.tokens import _signing_key
 
 SECRET = "s" * 40
@@ -124,3 +125,28 @@ def test_a_signed_payload_that_is_not_json_is_invalid():
         signature = base64.urlsafe_b64encode(hmac.new(_signing_key(SECRET), signing_input, hashlib.sha256).digest())
         with pytest.raises(errors.InvalidToken):
             verify_access_token(SECRET, f"{header}.{payload}.{signature.rstrip(b'=').decode()}")
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        Principal(kind="customer", id=41),
+        CLERK,
+        Principal(kind="admin", id=2, role="approver", epoch=5, password_change=True),
+    ],
+)
+def test_a_cached_token_gives_the_same_principal_and_leaves_the_collector_alone(principal: Principal) -> None:
+    """The verified-token cache holds only atoms: after one collection the collector no
+    longer tracks its entries, so a full cache adds nothing to a full collection's walk
+    (docs/operations.md, "Event-loop stalls")."""
+    token = issue_access_token(SECRET, principal, 60)
+    first = verify_access_token(SECRET, token)
+    again = verify_access_token(SECRET, token)  # from the cache
+    assert first == again == principal
+    assert again is not first
+    gc.collect()
+    entry = tokens._VERIFIED[(SECRET, token)]
+    assert not gc.is_tracked(entry)
+    assert verify_access_token(SECRET, token) == principal
+    with pytest.raises(errors.TokenExpired):  # the expiry is still checked on a hit
+        verify_access_token(SECRET, token, now=time.time() + 61)
