@@ -104,10 +104,9 @@ class LoopWatch:
 
     Precondition: one watch per loop; ``threshold`` > 0 seconds."""
 
-    def __init__(self, *, threshold: float, on_stall: Any = None) -> None:
+    def __init__(self, *, threshold: float) -> None:
         self.threshold = threshold
         self.stalls: collections.deque[Stall] = collections.deque(maxlen=100)
-        self._on_stall = on_stall
         self._gc = _GcClock()
         self._lock = threading.Lock()
         self._samples: list[tuple[str, ...]] = []
@@ -167,8 +166,6 @@ class LoopWatch:
             len(samples),
             where,
         )
-        if self._on_stall is not None:
-            self._on_stall(stall)
 
     def _watch(self, loop_thread: int) -> None:
         every = max(self.threshold / 4, 0.005)
