@@ -99,15 +99,17 @@ def collect_sockets_of_a_stopped_app() -> None:
 
 @dataclass
 class RowCount:
-    """The most rows one SQL statement answered since :func:`count_rows` began."""
+    """The most rows one SQL statement answered since :func:`count_rows` began, and how
+    many statements answered rows (queries, counts, updates: ``execute_query``)."""
 
     most: int = 0
+    statements: int = 0
 
 
 def count_rows(monkeypatch: pytest.MonkeyPatch) -> RowCount:
     """A spy on the default database connection that calls through to the real database:
     it only counts the rows each statement answers (for the tests that a page reads a
-    page of rows, not a table)."""
+    page of rows, not a table), and the statements."""
     conn = connections.get("default")
     real_execute = type(conn).execute_query
     count = RowCount()
@@ -115,6 +117,7 @@ def count_rows(monkeypatch: pytest.MonkeyPatch) -> RowCount:
     async def counting(self: Any, query: str, values: list[Any] | None = None) -> Any:
         result = await real_execute(self, query, values)
         count.most = max(count.most, len(result[1]))
+        count.statements += 1
         return result
 
     monkeypatch.setattr(type(conn), "execute_query", counting)

@@ -29,6 +29,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from tortoise.functions import Count
 
 from models.campaigns import Campaign, CouponTemplate
 from models.notifications import Notification
@@ -38,7 +41,7 @@ from services import outbound
 from services.alerts.campaign_rules import applied, muted_of, rules_by_campaign
 from services.alerts.policy import CAMPAIGN_RULES, AlertPolicy
 from services.core import AnyRedis
-from services.stock import backlog, stock_left
+from services.stock import StockSource, backlog, stocks_left
 
 #: ``judge(holds, rule=, key=, message=, details=, campaign_id=)``: raise or clear one subject.
 _Judge = Callable[..., Awaitable[None]]
@@ -50,47 +53,88 @@ class AlertReport:
     cleared: list[str] = field(default_factory=list)
 
 
-class _Pass:
-    def __init__(self, report: AlertReport, muted: frozenset[str] = frozenset()) -> None:
-        self.report = report
-        #: Rules muted for the subject being judged: never raised, an open episode cleared.
-        self.muted = muted
+#: Active campaigns judged per step of a pass: each step reads its campaigns' rows,
+#: coupons, stock and redemption counts in a few grouped statements, whatever the number of
+#: campaigns, and a pass over 10,000 of them never holds the event loop for long (one
+#: statement of every campaign as ORM objects held it 1.3 s in bench.console).
+PAGE = 200
 
-    async def judge(
-        self, holds: bool, *, rule: str, key: str, message: str, details: dict[str, object],
-        campaign_id: int | None = None,
-    ) -> None:  # fmt: skip
-        if holds and rule not in self.muted:
-            opened = await outbound.raise_alert(
-                rule=rule, key=key, message=message, details=details, campaign_id=campaign_id
-            )
-            if opened is not None:
-                self.report.raised.append(key)
-        elif await outbound.clear_alert(key):
-            self.report.cleared.append(key)
+
+class _Running(NamedTuple):
+    """What the campaign rules read of an active campaign (its row's columns)."""
+
+    id: int
+    budget_limit: int | None
+    budget_spent: int
+    activated_at: datetime | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+class _Pass:
+    """One pass's judgements. ``open_keys``: the keys with an open episode when the pass
+    began, kept current as it raises and clears, so that a subject whose condition does
+    not hold and has nothing open costs no statement. An episode another pass opens
+    meanwhile (two passes at once, which the worker's lock prevents) is cleared by the
+    next pass."""
+
+    def __init__(self, report: AlertReport, open_keys: set[str]) -> None:
+        self.report = report
+        self.open_keys = open_keys
+
+    def judge(self, muted: frozenset[str] = frozenset()) -> _Judge:
+        """``judge(holds, rule=, key=, ...)`` for one subject; a rule in ``muted`` (the
+        campaign's own rules mute it) is never raised, and an open episode of it cleared."""
+
+        async def judge(
+            holds: bool, *, rule: str, key: str, message: str, details: dict[str, object],
+            campaign_id: int | None = None,
+        ) -> None:  # fmt: skip
+            if holds and rule not in muted:
+                if key in self.open_keys:
+                    return  # once per episode
+                opened = await outbound.raise_alert(
+                    rule=rule, key=key, message=message, details=details, campaign_id=campaign_id
+                )
+                self.open_keys.add(key)
+                if opened is not None:
+                    self.report.raised.append(key)
+            elif key in self.open_keys:
+                self.open_keys.discard(key)
+                if await outbound.clear_alert(key):
+                    self.report.cleared.append(key)
+
+        return judge
 
 
 async def evaluate(redis: AnyRedis, policy: AlertPolicy, now: datetime | None = None) -> AlertReport:
     """One pass over every rule (see the module docstring). Safe to run twice at once (an
-    open episode is unique per key); the worker runs it in one process at a time anyway."""
+    open episode is unique per key); the worker runs it in one process at a time anyway.
+    Active campaigns are judged ``PAGE`` at a time, in id order."""
     now = now or datetime.now(UTC)
     report = AlertReport()
-    judge = _Pass(report).judge
-    campaigns = await Campaign.filter(status="active").order_by("id")
-    active_ids = {c.id for c in campaigns}
-    own = await rules_by_campaign(sorted(active_ids))
-    for campaign in campaigns:
-        # The campaign's own rules where it has them, the settings' otherwise.
-        row = own.get(campaign.id)
-        mine = applied(policy, row)
-        judge_campaign = _Pass(report, muted_of(row)).judge
-        await _budget(judge_campaign, campaign, mine, now)
-        await _stock(judge_campaign, redis, campaign)
-        await _redemptions(judge_campaign, campaign, mine, now)
+    open_keys = await Alert.filter(open_key__not_isnull=True).values_list("open_key", flat=True)
+    judging = _Pass(report, {str(key) for key in open_keys})
+    active_ids: set[int] = set()
+    after = 0
+    while True:
+        rows = (
+            await Campaign.filter(status="active", id__gt=after)
+            .order_by("id")
+            .limit(PAGE)
+            .values_list(*_Running._fields)
+        )
+        if not rows:
+            break
+        page = [_Running(*row) for row in rows]
+        after = page[-1].id
+        active_ids.update(c.id for c in page)
+        await _judge_page(judging, redis, page, policy, now)
     # Episodes of campaigns that stopped running end with them.
     for alert in await Alert.filter(open_key__not_isnull=True, rule__in=CAMPAIGN_RULES):
-        if alert.campaign_id not in active_ids and await outbound.clear_alert(alert.key):
-            report.cleared.append(alert.key)
+        if alert.campaign_id not in active_ids:
+            await judging.judge()(False, rule=alert.rule, key=alert.key, message="", details={})
+    judge = judging.judge()
     failed = await Notification.filter(status="failed", finished_at__gte=now - timedelta(hours=1)).count()
     await judge(
         failed >= policy.notify_failures, rule="notify_failures", key="notify_failures",
@@ -108,7 +152,52 @@ async def evaluate(redis: AnyRedis, policy: AlertPolicy, now: datetime | None = 
     return report
 
 
-async def _budget(judge: _Judge, campaign: Campaign, policy: AlertPolicy, now: datetime) -> None:
+async def _judge_page(
+    judging: _Pass, redis: AnyRedis, page: list[_Running], policy: AlertPolicy, now: datetime
+) -> None:
+    """The campaign rules over one page of active campaigns, their reads grouped."""
+    ids = [c.id for c in page]
+    own = await rules_by_campaign(ids)
+    # The campaign's own rules where it has them, the settings' otherwise.
+    mine = {c.id: applied(policy, own.get(c.id)) for c in page}
+    totals: dict[int, dict[int, int]] = {}
+    for campaign_id, template_id, total in await CouponTemplate.filter(campaign_id__in=ids).values_list(
+        "campaign_id", "id", "total_stock"
+    ):
+        totals.setdefault(int(campaign_id), {})[int(template_id)] = int(total)
+    left = await stocks_left(redis, totals)
+    day_start = now - timedelta(days=1)
+    today = await _redemptions_between(ids, day_start, now)
+    before: dict[int, int] = {}
+    for days in {p.days for p in mine.values()}:  # the window differs only where a campaign's rules change it
+        before.update(
+            {
+                i: n
+                for i, n in (await _redemptions_between(ids, day_start - timedelta(days=days), day_start)).items()
+                if mine[i].days == days
+            }
+        )
+    for campaign in page:
+        judge = judging.judge(muted_of(own.get(campaign.id)))
+        await _budget(judge, campaign, mine[campaign.id], now)
+        await _stock(judge, campaign.id, totals.get(campaign.id, {}), left.get(campaign.id, {}))
+        await _redemptions(judge, campaign.id, mine[campaign.id], before.get(campaign.id, 0), today.get(campaign.id, 0))
+
+
+async def _redemptions_between(campaign_ids: list[int], start: datetime, end: datetime) -> dict[int, int]:
+    """Redemptions not reversed per campaign, ``start`` ≤ created < ``end`` (0: left out)."""
+    rows = (
+        await Redemption.filter(
+            campaign_id__in=campaign_ids, reversed_at=None, created_at__gte=start, created_at__lt=end
+        )
+        .annotate(n=Count("id"))
+        .group_by("campaign_id")
+        .values_list("campaign_id", "n")
+    )
+    return {int(campaign_id): int(n) for campaign_id, n in rows}
+
+
+async def _budget(judge: _Judge, campaign: _Running, policy: AlertPolicy, now: datetime) -> None:
     key = f"budget_runout:{campaign.id}"
     limit, spent = campaign.budget_limit, campaign.budget_spent
     started = campaign.activated_at or campaign.starts_at
@@ -138,40 +227,34 @@ async def _budget(judge: _Judge, campaign: Campaign, policy: AlertPolicy, now: d
     )  # fmt: skip
 
 
-async def _stock(judge: _Judge, redis: AnyRedis, campaign: Campaign) -> None:
-    totals = dict(await CouponTemplate.filter(campaign_id=campaign.id).values_list("id", "total_stock"))
-    left = await stock_left(redis, campaign.id, {int(k): int(v) for k, v in totals.items()})
+async def _stock(
+    judge: _Judge, campaign_id: int, totals: dict[int, int], left: dict[int, tuple[int, StockSource]]
+) -> None:
     for coupon_id, (count, _source) in sorted(left.items()):
         await judge(
-            count <= 0, rule="stock_sold_out", key=f"stock_sold_out:{campaign.id}:{coupon_id}",
-            campaign_id=campaign.id, message=f"coupon {coupon_id} of campaign {campaign.id} is sold out",
+            count <= 0, rule="stock_sold_out", key=f"stock_sold_out:{campaign_id}:{coupon_id}",
+            campaign_id=campaign_id, message=f"coupon {coupon_id} of campaign {campaign_id} is sold out",
             details={"coupon_id": coupon_id, "total_stock": totals[coupon_id]},
         )  # fmt: skip
 
 
-async def _redemptions(judge: _Judge, campaign: Campaign, policy: AlertPolicy, now: datetime) -> None:
-    day_start = now - timedelta(days=1)
-    base_start = day_start - timedelta(days=policy.days)
-    before = await Redemption.filter(
-        campaign_id=campaign.id, reversed_at=None, created_at__gte=base_start, created_at__lt=day_start
-    ).count()
-    today = await Redemption.filter(
-        campaign_id=campaign.id, reversed_at=None, created_at__gte=day_start, created_at__lt=now
-    ).count()
+async def _redemptions(judge: _Judge, campaign_id: int, policy: AlertPolicy, before: int, today: int) -> None:
+    """``before``: redemptions in the ``policy.days`` days before the last 24 hours;
+    ``today``: in the last 24 hours."""
     baseline = before / policy.days
     judged = baseline >= policy.min_baseline
     details: dict[str, object] = {"last_24h": today, "daily_average": round(baseline, 2), "days": policy.days}
     await judge(
         judged and today > baseline * policy.spike_factor, rule="redemption_spike",
-        key=f"redemption_spike:{campaign.id}", campaign_id=campaign.id,
-        message=f"campaign {campaign.id}: {today} redemptions in 24 h, over {policy.spike_factor:g}x the daily"
+        key=f"redemption_spike:{campaign_id}", campaign_id=campaign_id,
+        message=f"campaign {campaign_id}: {today} redemptions in 24 h, over {policy.spike_factor:g}x the daily"
         f" average of {baseline:.1f}",
         details=details,
     )  # fmt: skip
     await judge(
         judged and today < baseline / policy.drop_factor, rule="redemption_drop",
-        key=f"redemption_drop:{campaign.id}", campaign_id=campaign.id,
-        message=f"campaign {campaign.id}: {today} redemptions in 24 h, under 1/{policy.drop_factor:g} of the"
+        key=f"redemption_drop:{campaign_id}", campaign_id=campaign_id,
+        message=f"campaign {campaign_id}: {today} redemptions in 24 h, under 1/{policy.drop_factor:g} of the"
         f" daily average of {baseline:.1f}",
         details=details,
     )  # fmt: skip

@@ -12,10 +12,13 @@ the same moment, exactly one wins and the other gets ``campaign_state_changed``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from models.campaigns import Campaign, ReviewEvent
@@ -268,6 +271,28 @@ async def archive(campaign_id: int, actor: audit.Actor, expected_version: int | 
     return await _apply(campaign, Move("archived", {}, "archive"), actor, expected_version)
 
 
+#: Due campaigns the scheduler reads at once: a pass with thousands due (a seeded
+#: database, a scheduler stopped for a while) would otherwise hold the event loop while
+#: it makes thousands of ORM objects (1.4 s for 10,000 in bench.console).
+DUE_PAGE = 200
+
+
+async def _due(query: QuerySet[Campaign], column: str) -> AsyncIterator[Campaign]:
+    """The campaigns of ``query`` in (``column``, id) order, read ``DUE_PAGE`` at a time
+    (keyset: a campaign the caller moves out of ``query`` meanwhile is not skipped over)."""
+    last: tuple[Any, int] | None = None
+    while True:
+        page = query
+        if last is not None:
+            page = page.filter(Q(**{f"{column}__gt": last[0]}) | Q(**{column: last[0], "id__gt": last[1]}))
+        rows = await page.order_by(column, "id").limit(DUE_PAGE)
+        for campaign in rows:
+            yield campaign
+        if len(rows) < DUE_PAGE:
+            return
+        last = (getattr(rows[-1], column), rows[-1].id)
+
+
 async def run_due(now: datetime | None = None) -> list[tuple[int, str]]:
     """The scheduler's pass: start what is due, end what is over. Returns what it did.
 
@@ -278,13 +303,13 @@ async def run_due(now: datetime | None = None) -> list[tuple[int, str]]:
     now = now or _now()
     done: list[tuple[int, str]] = []
     system = audit.Actor.system()
-    for campaign in await Campaign.filter(status="scheduled", starts_at__lte=now).order_by("starts_at"):
+    async for campaign in _due(Campaign.filter(status="scheduled", starts_at__lte=now), "starts_at"):
         try:
             await _apply(campaign, Move("active", {"activated_at": now}, "activate"), system, None)
             done.append((campaign.id, "active"))
         except errors.CampaignStateChanged:
             continue  # another process (or an admin) got there first
-    for campaign in await Campaign.filter(status__in=("active", "paused"), ends_at__lte=now).order_by("ends_at"):
+    async for campaign in _due(Campaign.filter(status__in=("active", "paused"), ends_at__lte=now), "ends_at"):
         try:
             await _apply(campaign, Move("ended", {"ended_at": now}, "finish"), system, None)
             done.append((campaign.id, "ended"))

@@ -7,7 +7,7 @@ import them from here; its modules import each other directly."""
 from services.stock.claims import ClaimEntry, ClaimsBacklog, ClaimsWorker, backlog, persist
 from services.stock.coupon_cache import CouponCache, CouponInfo
 from services.stock.exclusive import ExclusiveMarks
-from services.stock.gate import IDEMPOTENCY_TTL_SECONDS, Claim, GrabPolicy, Stock, stock_left
+from services.stock.gate import IDEMPOTENCY_TTL_SECONDS, Claim, GrabPolicy, Stock, StockSource, stock_left, stocks_left
 from services.stock.hot import home_bucket
 from services.stock.ip_limiter import IpLimiter, retry_after
 from services.stock.keys import CONSUMER_GROUP, RECENT_CLAIMS_KEPT, RECENT_CLAIMS_TTL_MS, STREAMS_REGISTRY, CampaignKeys
@@ -29,9 +29,11 @@ __all__ = [
     "GrabPolicy",
     "IpLimiter",
     "Stock",
+    "StockSource",
     "backlog",
     "home_bucket",
     "persist",
     "retry_after",
     "stock_left",
+    "stocks_left",
 ]

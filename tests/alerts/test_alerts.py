@@ -15,9 +15,9 @@ from models.redemptions import Redemption
 from models.webhooks import Alert, WebhookEvent
 from server.keys import REDIS, SETTINGS, STOCK
 from server.workers import alerts_pass
-from services.alerts import AlertPolicy, evaluate
+from services.alerts import AlertPolicy, evaluate, rules
 from services.stock import ClaimsWorker
-from tests.helpers import bearer, cheap_password_hashing, logged_in_admin
+from tests.helpers import bearer, cheap_password_hashing, count_rows, logged_in_admin
 from tests.stock.fixtures import customers, live_coupon
 from tests.wallet.fixtures import REDEEM, grab, qr_payload, staff_login, store, vouchers
 from tests.webhooks.fixtures import Receiver, subscribe, superadmin
@@ -170,3 +170,33 @@ async def test_the_pass_runs_in_one_process_per_interval(client):
     settings = client.server.app[SETTINGS]
     assert await alerts_pass(redis, settings) is not None
     assert await alerts_pass(redis, settings) is None  # another process (or this one) within the interval
+
+
+async def test_a_pass_reads_a_page_of_campaigns_in_the_same_statements_as_one(client, monkeypatch):
+    """At 10,000 active campaigns the pass read every campaign as ORM objects at once (the
+    event loop held 1.3 s) and ran five statements per campaign; now a page of ``PAGE``
+    campaigns costs the statements one does, and nothing is written where nothing holds."""
+    redis = client.server.app[REDIS]
+    now = datetime.now(UTC)
+    await live_coupon(client, budget_limit=100_000)
+
+    async def statements() -> int:
+        rows = count_rows(monkeypatch)
+        assert (await evaluate(redis, QUIET, now)).raised == []
+        monkeypatch.undo()
+        return rows.statements
+
+    one = await statements()
+    for _ in range(11):
+        await live_coupon(client, budget_limit=100_000)
+    assert await Campaign.filter(status="active").count() == 12
+    twelve = await statements()
+    assert 0 < one == twelve
+    # Beyond a page, one more page's statements, and every campaign still judged.
+    monkeypatch.setattr(rules, "PAGE", 5)
+    paged = await statements()
+    assert paged > twelve
+    last = await live_coupon(client, stock=0)  # the 13th: alone on the third page
+    key = f"stock_sold_out:{last.campaign.id}:{last.template.id}"
+    assert (await evaluate(redis, QUIET, now)).raised == [key]
+    assert (await evaluate(redis, QUIET, now)).raised == []  # once per episode, read from the open keys

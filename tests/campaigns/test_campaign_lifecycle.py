@@ -15,7 +15,7 @@ from server.keys import REDIS, STOCK
 from server.workers import scheduler_pass
 from services.campaigns import review
 from tests.campaigns.fixtures import campaign_body, iso, now
-from tests.helpers import bearer, cheap_password_hashing, error_of, logged_in_admin
+from tests.helpers import bearer, cheap_password_hashing, count_rows, error_of, logged_in_admin
 
 BASE = "/api/v1/admin/campaigns"
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,3 +301,31 @@ async def test_customer_facts_are_recomputed_once_a_day(client):
     facts = await CustomerFacts.get(customer_id=customer.id)
     assert (facts.spend_30d, facts.spend_90d) == (0, 5000)
     assert await daily_facts_pass(redis) is False  # once a day, whichever process gets there
+
+
+async def test_the_scheduler_reads_due_campaigns_a_page_at_a_time(client, monkeypatch):
+    """Thousands due at once (a seeded database, a scheduler stopped a while) were read in
+    one statement as ORM objects, holding the event loop 1.4 s at 10,000; now a page at a
+    time, in order, none skipped, ties on the time broken by id."""
+    at = now()
+    starts = [at - timedelta(minutes=m) for m in (9, 5, 5, 5, 5, 3, 1)]
+    due = [
+        await Campaign.create(
+            type="flash_sale", status="scheduled", content={"zh-CN": {"title": "t"}}, channels=["miniprogram"],
+            starts_at=s, ends_at=at + timedelta(days=1), created_by=1,
+        )
+        for s in starts
+    ]  # fmt: skip
+    over = [
+        await Campaign.create(
+            type="flash_sale", status="active", content={"zh-CN": {"title": "t"}}, channels=["miniprogram"],
+            starts_at=at - timedelta(days=1), ends_at=at - timedelta(minutes=m), created_by=1,
+        )
+        for m in (2, 2, 1)
+    ]  # fmt: skip
+    monkeypatch.setattr(review, "DUE_PAGE", 3, raising=False)  # absent before: the count fails
+    rows = count_rows(monkeypatch)
+    done = await review.run_due(at)
+    monkeypatch.undo()
+    assert done == [(c.id, "active") for c in due] + [(c.id, "ended") for c in over]
+    assert 0 < rows.most <= 3
