@@ -4,10 +4,16 @@ big database, and the console's initial JavaScript.
     .venv/bin/python -m bench.console [--customers 100000] [--campaigns 10000] [--runs 10]
                                       [--api-campaigns 300] [--audit 50000] [--redemptions 20000]
                                       [--calls-only N] [--save-db PATH] [--against DIST]
+                                      [--split-cpus]
 
 ``--against DIST``: another build of the console (say an older tree's ``console/dist``)
 timed with this one, run by run in turn, in the same server, database and browser
 (merged_console); each page's rows say which build.
+
+``--split-cpus``: the server and its Redis on the last core, the bench and Chromium on the
+others (Linux CPU affinity, inherited by every process and thread each side starts). An
+operator's browser runs on their own machine, not on the server's cores; on this 2-core
+machine the renders otherwise share both cores with the server they measure.
 
 ``--calls-only N``: no browser (and no console build): after the same seeding, the API
 calls the calendar (month view) and the analytics page make on their first render, with
@@ -462,7 +468,20 @@ def main() -> int:
         "--against", type=Path, metavar="DIST",
         help="another build of the console (its console/dist) to time run by run with this one",
     )  # fmt: skip
+    parser.add_argument(
+        "--split-cpus", action="store_true",
+        help="the server and Redis on the last core, the bench and Chromium on the others",
+    )  # fmt: skip
     args = parser.parse_args()
+    browser_cpus: set[int] | None = None
+    if args.split_cpus:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--split-cpus needs at least 2 cores")
+        # Set before Redis and the server start: they inherit it, with every thread they make.
+        browser_cpus = set(cpus[:-1])
+        os.sched_setaffinity(0, {cpus[-1]})
+        say(f"server and Redis on core {cpus[-1]}; the bench and Chromium on {sorted(browser_cpus)}")
     if not args.calls_only:
         built = subprocess.run([str(ROOT / "scripts" / "console-build")], cwd=ROOT)
         if built.returncode != 0:
@@ -521,12 +540,15 @@ def main() -> int:
                 print(f"| {label} | {statistics.median(seconds) * 1000:.0f} | {p95(seconds) * 1000:.0f} | "
                       f"{max(seconds) * 1000:.0f} | {size:,} |")  # fmt: skip
             return 0
+        if browser_cpus is not None:
+            os.sched_setaffinity(0, browser_cpus)  # Playwright's driver and Chromium inherit it
         load_before = os.getloadavg()
         results = asyncio.run(first_renders(server.url, args.runs, args.timeout, variants))
         load_after = os.getloadavg()
+    split = f"; server and Redis on their own core, Chromium on {sorted(browser_cpus)}" if browser_cpus else ""
     print(f"console: {counts['customers']:,} customers, {counts['campaigns']:,} campaigns, "
           f"{counts['redemptions']:,} redemptions, {counts['audit_log']:,} audit rows; seeded in {seeded:.0f} s; "
-          f"{args.runs} first renders per page")  # fmt: skip
+          f"{args.runs} first renders per page{split}")  # fmt: skip
     print(f"load average (1/5/15 min) before the renders {load_before[0]:.2f}/{load_before[1]:.2f}/"
           f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
