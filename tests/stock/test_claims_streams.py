@@ -5,11 +5,14 @@ would keep it busy for nothing) and no audience set for the grab script."""
 from __future__ import annotations
 
 from models.customers import Customer
+from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
 from services.audience import rules as audience_rules
-from services.stock import STREAMS_REGISTRY, CampaignKeys, gate
+from services.stock import STREAMS_REGISTRY, CampaignKeys, ClaimsWorker, backlog, claims, gate
 from tests.helpers import count_rows
 from tests.journey.fixtures import make_campaign
+from tests.stock.fixtures import customers, live_coupon
+from tests.wallet.fixtures import grab
 
 
 async def test_only_campaigns_with_coupons_register_a_claims_stream(client):
@@ -66,3 +69,60 @@ async def test_an_audience_loads_a_page_at_a_time_and_replaces_the_set_at_once(c
     await Customer.filter(membership_tier="gold").update(membership_tier="silver")
     await stock.load_campaign(campaign.id)
     assert not await redis.exists(key)
+
+
+async def _calls(redis, command: str) -> int:
+    """Calls of ``command`` the test Redis has served (INFO commandstats)."""
+    return int((await redis.info("commandstats")).get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_idle_passes_and_the_backlog_read_many_streams_in_a_few_commands(client, monkeypatch):
+    """With thousands of live coupon campaigns, an idle worker pass sent one XREADGROUP per
+    stream every 0.4 s, and the backlog (/readyz, /metrics, alerts) one round trip per
+    stream. Now one XREADGROUP names many streams, recovery re-claims a window of them in
+    turn, and the backlog looks further only at streams with entries."""
+    stock, redis = client.server.app[STOCK], client.server.app[REDIS]
+    live = await live_coupon(client, stock=5)
+    for _ in range(11):
+        await stock.load_campaign((await make_campaign(coupons=1)).id)
+    assert await redis.scard(STREAMS_REGISTRY) == 12
+    monkeypatch.setattr(claims, "STREAMS_PER_READ", 5, raising=False)  # absent before: the counts fail
+    monkeypatch.setattr(claims, "RECOVER_STREAMS_PER_PASS", 5, raising=False)
+    worker = ClaimsWorker(redis, min_idle_ms=0)
+    await worker.run_once(recover=False)  # the groups made
+    reads = await _calls(redis, "xreadgroup")
+    assert await worker.run_once(recover=False) == 0
+    assert await _calls(redis, "xreadgroup") - reads == 3  # 12 streams, 5 a command
+    reads, claimed = await _calls(redis, "xreadgroup"), await _calls(redis, "xautoclaim")
+    assert await worker.run_once(recover=True) == 0
+    assert await _calls(redis, "xreadgroup") - reads == 6  # own pending and new
+    assert await _calls(redis, "xautoclaim") - claimed == 5
+    infos = await _calls(redis, "xinfo|groups")
+    assert (await backlog(redis)).oldest_age_seconds == 0
+    assert await _calls(redis, "xinfo|groups") == infos  # nothing waits: no stream looked into
+    # A grab waits in its stream: the backlog sees it, the worker's next pass writes it.
+    [auth] = await customers(client, 1)
+    await grab(client, live, [auth], persist=False)
+    waiting = await backlog(redis)
+    assert waiting.lags[CampaignKeys(live.campaign.id).stream] == 1
+    assert await _calls(redis, "xinfo|groups") == infos + 1
+    assert await worker.run_once(recover=False) == 1
+    assert await Voucher.filter(template_id=live.template.id).count() == 1
+
+
+async def test_recovery_windows_cover_every_stream_in_turn(client, monkeypatch):
+    """A dead consumer's entries are re-claimed on every stream, a window a pass."""
+    redis = client.server.app[REDIS]
+    lives = [await live_coupon(client, stock=5) for _ in range(3)]
+    monkeypatch.setattr(claims, "RECOVER_STREAMS_PER_PASS", 2, raising=False)
+    auths = await customers(client, 3)
+    for live, auth in zip(lives, auths, strict=True):
+        await grab(client, live, [auth], persist=False)
+    for live in lives:  # read by a consumer that dies before writing them
+        stream = CampaignKeys(live.campaign.id).stream
+        await redis.xgroup_create(stream, claims.CONSUMER_GROUP, id="0", mkstream=True)
+        await redis.xreadgroup(claims.CONSUMER_GROUP, "dead", {stream: ">"})
+    worker = ClaimsWorker(redis, min_idle_ms=0)
+    handled = [await worker.run_once(recover=True) for _ in range(2)]
+    assert handled == [2, 1]  # two streams' stale entries, then the third's
+    assert await Voucher.filter(template_id__in=[live.template.id for live in lives]).count() == 3
