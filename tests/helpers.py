@@ -104,6 +104,9 @@ class RowCount:
 
     most: int = 0
     statements: int = 0
+    #: The most rows of one statement answering more than one column: rows read whole,
+    #: not a column of ids.
+    most_wide: int = 0
 
 
 def count_rows(monkeypatch: pytest.MonkeyPatch) -> RowCount:
@@ -117,6 +120,8 @@ def count_rows(monkeypatch: pytest.MonkeyPatch) -> RowCount:
     async def counting(self: Any, query: str, values: list[Any] | None = None) -> Any:
         result = await real_execute(self, query, values)
         count.most = max(count.most, len(result[1]))
+        if result[1] and len(result[1][0]) > 1:
+            count.most_wide = max(count.most_wide, len(result[1]))
         count.statements += 1
         return result
 

@@ -27,7 +27,7 @@ notified about that campaign.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +51,9 @@ NEW_CAMPAIGN_LOOKBACK = timedelta(days=1)
 FANOUT_BATCH = 500
 #: Batches one fan-out pass takes at most (the next pass continues).
 FANOUT_BATCHES_PER_PASS = 20
+#: Campaigns a fan-out pass reads at once: a thousand announced together were read as
+#: ORM objects in one statement, which held the event loop ~0.9 s every pass at 10,000.
+CAMPAIGN_PAGE = 100
 
 
 def title_of(content: Mapping[str, Any], default_language: str, titles: Mapping[str, Any] | None = None) -> str:
@@ -225,36 +228,42 @@ async def _warn_ending(campaign: Campaign, template_id: str) -> int:
 
 async def fanout_pass(templates: NotifyTemplates, ending_hours: int, now: datetime | None = None) -> FanoutReport:
     """Enqueue the fan-outs that are due. Safe to run concurrently (unique keys, and the
-    cursor is a compare-and-set); the caller's lock only saves work."""
+    cursor is a compare-and-set); the caller's lock only saves work. Campaigns are read
+    ``CAMPAIGN_PAGE`` at a time."""
     now = now or datetime.now(UTC)
     announced = warned = 0
     new = templates.get("new_campaign")
     if new is not None:
-        for campaign in await _undone(
-            "new_campaign", Campaign.filter(status="active", activated_at__gte=now - NEW_CAMPAIGN_LOOKBACK)
-        ):
-            if campaign.visibility == "hidden" or "miniprogram" not in (campaign.channels or []):
-                continue
-            announced += await _announce(campaign, new.template_id)
+        fresh = Campaign.filter(status="active", activated_at__gte=now - NEW_CAMPAIGN_LOOKBACK)
+        for page in _pages(await _undone("new_campaign", fresh)):
+            for campaign in await Campaign.filter(id__in=page).order_by("id"):
+                if campaign.visibility == "hidden" or "miniprogram" not in (campaign.channels or []):
+                    continue
+                announced += await _announce(campaign, new.template_id)
     ending = templates.get("campaign_ending")
     if ending is not None and ending_hours > 0:
         closing = Campaign.filter(status="active", ends_at__gt=now, ends_at__lte=now + timedelta(hours=ending_hours))
         # Every closing campaign, each pass: people keep joining until the end.
-        for campaign in await closing.order_by("id"):
-            warned += await _warn_ending(campaign, ending.template_id)
+        for page in _pages(await column(closing.order_by("id"), "id")):
+            for campaign in await Campaign.filter(id__in=page).order_by("id"):
+                warned += await _warn_ending(campaign, ending.template_id)
     return FanoutReport(announced, warned)
 
 
-async def _undone(kind: str, candidates: QuerySet[Campaign]) -> list[Campaign]:
-    """The candidates whose ``kind`` fan-out is not done, oldest id first: their ids
-    first, models only for those (a pass runs every few seconds, and a busy day's
-    hundreds of campaigns are almost all done)."""
-    ids = await candidates.order_by("id").values_list("id", flat=True)
-    if not ids:
-        return []
-    done = set(await NotifyFanout.filter(key__in=[f"{kind}:{i}" for i in ids], done=True).values_list("key", flat=True))
-    pending = [i for i in ids if f"{kind}:{i}" not in done]
-    return await Campaign.filter(id__in=pending).order_by("id") if pending else []
+def _pages(ids: Sequence[Any]) -> list[list[int]]:
+    """``ids`` in pages of ``CAMPAIGN_PAGE``."""
+    return [[int(i) for i in ids[k : k + CAMPAIGN_PAGE]] for k in range(0, len(ids), CAMPAIGN_PAGE)]
+
+
+async def _undone(kind: str, candidates: QuerySet[Campaign]) -> list[int]:
+    """The ids of the candidates whose ``kind`` fan-out is not done, oldest first (a pass
+    runs every few seconds, and a busy day's hundreds of campaigns are almost all done)."""
+    ids = [int(i) for i in await column(candidates.order_by("id"), "id")]
+    done: set[str] = set()
+    for page in _pages(ids):  # bounded IN lists (SQLite's variables, the statement's size)
+        keys = [f"{kind}:{i}" for i in page]
+        done.update(str(k) for k in await column(NotifyFanout.filter(key__in=keys, done=True), "key"))
+    return [i for i in ids if f"{kind}:{i}" not in done]
 
 
 async def listing(

@@ -29,7 +29,7 @@ from services.notify import outbox as notify_outbox
 from services.notify import parse_templates, render
 from services.notify import subscriptions as notify_subscriptions
 from services.wallet import expiry as voucher_expiry
-from tests.helpers import bearer, error_of, fault, logged_in_admin, wechat_calls
+from tests.helpers import bearer, count_rows, error_of, fault, logged_in_admin, wechat_calls
 from tests.journey.fixtures import Shopper, make_campaign, shoppers
 from tests.notify.fixtures import ENDING, EXPIRING, NEW, REWARD, SEND, SUBS, sender, sent_messages, subscribe
 
@@ -548,3 +548,28 @@ def test_every_list_of_notification_kinds_agrees() -> None:
     from services.notify.templates import KINDS
 
     assert set(NOTIFICATION_KINDS) == set(KINDS) == set(get_args(Kind))
+
+
+async def test_a_fanout_pass_reads_campaigns_a_page_at_a_time(client, monkeypatch):
+    """Many campaigns announced or closing at once were each read in one statement as ORM
+    objects (0.9 s of event loop every pass at 10,000 in bench.console); now a page at a
+    time, every one of them still announced and warned."""
+    monkeypatch.setattr(notify_outbox, "CAMPAIGN_PAGE", 2, raising=False)  # absent before: the count fails
+    [shopper] = await shoppers(client, 1)
+    await subscribe(client, shopper, NEW)
+    await subscribe(client, shopper, ENDING)
+    now = datetime.now(UTC)
+    fresh = [await make_campaign(activated_at=now) for _ in range(5)]
+    closing = [
+        await make_campaign(activated_at=now - timedelta(days=3), ends_at=now + timedelta(hours=2)) for _ in range(3)
+    ]
+    for campaign in closing:
+        await Participation.create(campaign_id=campaign.id, customer_id=shopper.id)
+    rows = count_rows(monkeypatch)
+    report = await notify_outbox.fanout_pass(client.server.app[SETTINGS].notify, 24)
+    assert 0 < rows.most_wide <= 2  # the ids of all of them in one statement, the rows two at a time
+    assert (report.new_campaign, report.campaign_ending) == (5, 3)
+    keys = set(await Notification.all().values_list("key", flat=True))
+    assert keys == {f"new_campaign:{c.id}:{shopper.id}" for c in fresh} | {
+        f"campaign_ending:{c.id}:{shopper.id}" for c in closing
+    }
