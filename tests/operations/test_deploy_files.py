@@ -66,6 +66,9 @@ def test_the_nginx_site_structure() -> None:
     assert statements[metrics + 1] == "return 404;"
 
 
+_TEMPS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
 @pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("openssl") is None, reason="nginx not installed")
 def test_nginx_accepts_the_site(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -80,7 +83,10 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
-        f"http {{ access_log off; include {tmp_path}/site.conf; }}\n"
+        # Temporary directories under tmp_path: an nginx binary without nginx-common (the
+        # one scripts/test fetches) has no /var/lib/nginx.
+        f"http {{ access_log off; {' '.join(f'{kind}_temp_path {tmp_path}/{kind};' for kind in _TEMPS)}\n"
+        f"include {tmp_path}/site.conf; }}\n"
     )
     done = subprocess.run(
         ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
