@@ -48,6 +48,7 @@ STATE_OF_STATUS = {"scheduled": "open", "active": "open", "paused": "paused"}
 AUDIENCE_PAGE = 5000
 #: Seconds a half-built audience set outlives a process that died building it.
 AUDIENCE_BUILD_TTL = 600
+_RENAME_PERSISTENT = "redis.call('RENAME', KEYS[1], KEYS[2]) return redis.call('PERSIST', KEYS[2])"
 
 
 def _ms(moment: datetime) -> int:
@@ -179,8 +180,9 @@ class Stock:
                     break
                 after = members[-1]
             if built:
-                await self.redis.rename(building, keys.audience)
-                await self.redis.persist(keys.audience)
+                # In one script: a RENAME keeps the building set's expiry, and a process dying
+                # between it and the PERSIST would leave the live audience to expire.
+                await self.redis.eval(_RENAME_PERSISTENT, 2, building, keys.audience)
             else:
                 await self.redis.delete(keys.audience)
         finally:

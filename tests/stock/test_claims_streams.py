@@ -4,6 +4,8 @@ would keep it busy for nothing) and no audience set for the grab script."""
 
 from __future__ import annotations
 
+import pytest
+
 from models.customers import Customer
 from models.vouchers import Voucher
 from server.keys import REDIS, STOCK
@@ -37,6 +39,7 @@ async def test_only_targeted_campaigns_with_coupons_load_their_audience(client):
     assert not await redis.exists(CampaignKeys(plain.id).audience)
 
 
+@pytest.mark.both_redis  # the building set and the live one share a slot on a cluster
 async def test_an_audience_loads_a_page_at_a_time_and_replaces_the_set_at_once(client, monkeypatch):
     """Read in pages (100,000 ids in one list held the event loop), built aside and renamed
     into place: a reload never leaves the set empty or half-built for a grab to read, and
