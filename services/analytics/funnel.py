@@ -16,7 +16,7 @@ from typing import Any
 from tortoise import connections
 
 from models.campaigns import Campaign
-from services.core import Dialect, Params, dialect_of, errors
+from services.core import Dialect, Params, dialect_of, errors, utc_day
 
 #: The longest range one request may cover (tracking keeps about 400 days anyway).
 MAX_RANGE_DAYS = 366
@@ -84,14 +84,6 @@ def campaign_period(campaign: Campaign, today: date) -> DateRange:
 # --------------------------------------------------------------------------- SQL
 
 
-def _day(dialect: Dialect, column: str) -> str:
-    """The UTC day of a timestamp column as 'YYYY-MM-DD' text."""
-    if dialect == "postgres":
-        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    # SQLite keeps timestamps as ISO 8601 text in UTC: the day is its first ten characters.
-    return f"substr({column}, 1, 10)"
-
-
 def _bound(dialect: Dialect, moment: datetime) -> datetime | str:
     # On SQLite, compare with the bare day: every stored text of that day sorts after it
     # whichever separator (space or T) the writer used.
@@ -131,7 +123,7 @@ def _funnel_sql(p: Params, scope: str, group: str, r: DateRange) -> str:
 
     def part(kind: str, face: str, amount: str) -> str:
         counted = COUNTED[kind]
-        key = _day(p.dialect, counted.column) if group == "day" else group
+        key = utc_day(p.dialect, counted.column) if group == "day" else group
         return (
             f"SELECT '{kind}' AS kind, {key} AS k, COUNT(*) AS n, {face} AS face, {amount} AS amount"
             f" FROM {counted.table} WHERE {scope} AND {counted.condition(lo, hi)} GROUP BY {key}"

@@ -30,7 +30,7 @@ from services.core.schema import (
     part_of,
 )
 from services.core.shielded import run_to_end
-from services.core.sql import Dialect, Params, dialect_of
+from services.core.sql import Dialect, Params, dialect_of, json_array_has, utc_day, utc_last_day
 from services.core.tokens import issue_access_token, verify_access_token
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "face_of",
     "find_nul",
     "issue_access_token",
+    "json_array_has",
     "localized",
     "media_url",
     "media_url_for",
@@ -73,5 +74,7 @@ __all__ = [
     "run_to_end",
     "text",
     "urls_of",
+    "utc_day",
+    "utc_last_day",
     "verify_access_token",
 ]

@@ -49,3 +49,34 @@ class Params:
             # depend on how many values there are.
             return f"{column} = ANY({self(list(values))})"
         return f"{column} IN ({', '.join(self(v) for v in values)})"
+
+
+def utc_day(dialect: Dialect, column: str) -> str:
+    """The UTC day of a timestamp column as 'YYYY-MM-DD' text."""
+    if dialect == "postgres":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    # SQLite keeps timestamps as ISO 8601 text in UTC: the day is its first ten characters.
+    return f"substr({column}, 1, 10)"
+
+
+def utc_last_day(dialect: Dialect, starts: str, ends: str) -> str:
+    """The UTC day of the last moment of the half-open interval [starts, ends) as
+    'YYYY-MM-DD' text: the day before ``ends`` when it is exactly midnight, and never
+    before the day of ``starts`` (an empty interval's last moment is its start)."""
+    if dialect == "postgres":
+        return f"to_char(GREATEST({starts}, {ends} - interval '1 microsecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    # Midnight in SQLite's text: 00:00:00 then no fraction, or one of zeros (after the
+    # seconds comes "+00:00", "" or ".ffffff": the integer prefix of the next six
+    # characters is 0 exactly then).
+    midnight = f"substr({ends}, 12, 8) = '00:00:00' AND CAST(substr({ends}, 21, 6) AS INTEGER) = 0"
+    return (
+        f"CASE WHEN {ends} <= {starts} THEN substr({starts}, 1, 10)"
+        f" WHEN {midnight} THEN date(substr({ends}, 1, 10), '-1 day') ELSE substr({ends}, 1, 10) END"
+    )
+
+
+def json_array_has(p: Params, column: str, value: str) -> str:
+    """The JSON array ``column`` (jsonb on PostgreSQL) has the string ``value`` as an element."""
+    if p.dialect == "postgres":
+        return f"{column} ? {p(value)}"
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {p(value)})"

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from models.campaigns import Campaign, CampaignStore, ExclusivityLink
 from models.stores import Store
+from services.campaigns import calendar
 from tests.helpers import bearer, cheap_password_hashing, count_rows, customer_login, error_of, logged_in_admin
 
 CALENDAR = "/api/v1/admin/calendar"
@@ -316,6 +317,43 @@ async def test_a_crowded_window_is_bounded_counted_and_paged(client: TestClient,
         if cursor is None:
             break
     assert seen == in_order and pages == 3
+
+
+async def test_a_crowded_window_is_read_a_page_at_a_time(
+    client: TestClient, reviewer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The days' counts come from the database and their entries from bounded reads: no
+    statement answers the whole window. Before, every campaign of the window was read (and
+    walked in Python) on every call: 10,000 rows with 10,000 campaigns in a month."""
+    monkeypatch.setattr(calendar, "WALK_PAGE", 5)
+    # Twelve one-day campaigns on the 1st, then one running to the end of the month: the
+    # running lists of the 2nd to the 31st need the walk's third page (keyset on start, id).
+    short = [await campaign(f"Short {n}", at("2026-12-01", f"{n:02d}:00"), at("2026-12-02")) for n in range(12)]
+    long_one = await campaign("Long", at("2026-12-01", "23:00"), at("2027-01-01"))
+    crowd = [
+        await campaign(f"Crowd {n}", at("2026-12-10", f"{n:02d}:00"), at("2026-12-12", "12:00")) for n in range(20)
+    ]
+    rows = count_rows(monkeypatch)
+    body = await get_calendar(client, reviewer, month="2026-12", per_day=3, limit=5)
+    # The most one statement answers: the days' starting and ending entries (13 here, one
+    # statement), a walk page (5) or the list page (5 + 1); never the window's 33 campaigns.
+    entries = sum(len(d["starting"]) + len(d["ending"]) for d in body["days"])
+    assert entries == 13 and 0 < rows.most <= entries, rows
+    days = by_date(body)
+    first_three = ids_of(short[:3])
+    assert days["2026-12-01"] == {"running": first_three, "starting": first_three, "ending": first_three}
+    assert days["2026-12-02"]["running"] == [long_one.id]
+    assert days["2026-12-11"]["running"] == [long_one.id, *ids_of(crowd[:2])]
+    assert days["2026-12-12"]["ending"] == ids_of(crowd[:3])
+    assert days["2026-12-31"] == {"running": [long_one.id], "starting": [], "ending": [long_one.id]}
+    counts = {d["date"]: (d["running_count"], d["starting_count"], d["ending_count"]) for d in body["days"]}
+    assert counts["2026-12-01"] == (13, 13, 12) and counts["2026-12-11"] == (21, 0, 0)
+    assert counts["2026-12-12"] == (21, 0, 20) and counts["2026-12-13"] == (1, 0, 0)
+    assert ids(body["campaigns"]) == ids_of(short[:5]) and body["next_cursor"] is not None
+
+
+def ids_of(rows: list[Campaign]) -> list[int]:
+    return [row.id for row in rows]
 
 
 async def exclusive(a: Campaign, b: Campaign) -> None:
