@@ -112,6 +112,12 @@ async def test_operator_builds_one_campaign_of_each_form(console, browser):
     draw_id = await _save(page)
     await page.wait_for_selector("[data-test=form-state-draw] [data-test=prize-list]")
     assert "20 积分" in await page.inner_text("[data-test=prize-list]")
+    # Edited again, its task campaigns show their titles, not bare ids (the picker loads
+    # its options at once when it holds a choice).
+    await page.goto(console.url(f"/admin/builder/{draw_id}"))
+    tasks = page.locator("[data-test=draw-task_campaign_ids] .el-tag")
+    for task_id, title in ((group_id, "三人团"), (bargain_id, "砍一刀")):
+        await tasks.filter(has_text=f"#{task_id} {title}").wait_for()
 
     stored = {cid: await _stored(console, cid) for cid in (group_id, bargain_id, assist_id, packet_id, draw_id)}
     assert stored[group_id]["group"] == {

@@ -75,20 +75,32 @@ def _campaign(title: str, starts: dt.datetime, hours: int) -> dict[str, Any]:
     }
 
 
+async def _submitted(client: Any, headers: dict[str, str], title: str, starts: dt.datetime, hours: int) -> int:
+    """A campaign made and submitted through the API (drafts are not on the calendar)."""
+    resp = await client.post("/api/v1/admin/campaigns", json=_campaign(title, starts, hours), headers=headers)
+    assert resp.status == 201, await resp.text()
+    campaign_id = int((await resp.json())["id"])
+    resp = await client.post(f"/api/v1/admin/campaigns/{campaign_id}/submit", json={}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return campaign_id
+
+
+def _next_month() -> dt.date:
+    """The first day of the month after the one the operator is in (Shanghai)."""
+    shanghai_today = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date()
+    return (shanghai_today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
 async def test_calendar_flags_exclusive_campaigns_on_the_day(console, browser):
     operator = await logged_in_admin(console.client, "operator", "olga")
     headers = bearer(operator["access_token"])
-    # The month after the one the operator is in (Shanghai), on its 15th (UTC).
-    shanghai_today = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date()
-    first_next = (shanghai_today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    # The month after the one the operator is in, on its 15th (UTC).
+    first_next = _next_month()
     day = dt.datetime(first_next.year, first_next.month, 15, 2, tzinfo=dt.UTC)
-    ids = []
-    for title, hours in (("早鸟折扣", 6), ("会员日", 6), ("周末特惠", 30)):
-        resp = await console.client.post("/api/v1/admin/campaigns", json=_campaign(title, day, hours), headers=headers)
-        assert resp.status == 201, await resp.text()
-        ids.append((await resp.json())["id"])
-        resp = await console.client.post(f"/api/v1/admin/campaigns/{ids[-1]}/submit", json={}, headers=headers)
-        assert resp.status == 200, await resp.text()
+    ids = [
+        await _submitted(console.client, headers, title, day, hours)
+        for title, hours in (("早鸟折扣", 6), ("会员日", 6), ("周末特惠", 30))
+    ]
     early, members, weekend = ids
     resp = await console.client.put(
         f"/api/v1/admin/campaigns/{early}/exclusive", json={"campaign_ids": [members]}, headers=headers
@@ -115,8 +127,9 @@ async def test_calendar_flags_exclusive_campaigns_on_the_day(console, browser):
     next_day = page.locator(f"[data-day='{day + dt.timedelta(days=1):%Y-%m-%d}']")
     await next_day.locator(f"[data-campaign='{weekend}']").wait_for()
     assert await next_day.locator("[data-test=exclusive-flag]").count() == 0
-    # The window's campaigns are listed under the grid.
+    # The window's campaigns are listed under the grid (their rows come after its paint).
     listed = page.locator("[data-test=cal-campaigns] [data-listed]")
+    await listed.nth(len(ids) - 1).wait_for()
     assert sorted(await listed.evaluate_all("els => els.map(e => +e.dataset.listed)")) == sorted(ids)
     # The clashes came in one call for the month, not one per campaign; the calendar asked
     # for a bounded window.
@@ -128,4 +141,44 @@ async def test_calendar_flags_exclusive_campaigns_on_the_day(console, browser):
     await page.click("[data-test=cal-mode] >> text=周")
     await page.wait_for_selector("[data-test=calendar].week")
     await shoot(page, "admin-calendar-week-desktop")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+#: Counts animation frames and notes the frame in which the calendar's first entry and the
+#: list's first row entered the page.
+FRAMES = """
+window.__frames = 0;
+window.__seen = {};
+(function tick() { window.__frames++; requestAnimationFrame(tick); })();
+const firsts = [['grid', '[data-test=calendar] .entry'], ['list', '[data-test=cal-campaigns] [data-listed]']];
+new MutationObserver(() => {
+  for (const [name, selector] of firsts)
+    if (!(name in window.__seen) && document.querySelector(selector)) window.__seen[name] = window.__frames;
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+async def test_calendar_lists_the_window_after_the_grid_twenty_at_a_time(console, browser):
+    operator = await logged_in_admin(console.client, "operator", "olga")
+    headers = bearer(operator["access_token"])
+    first_next = _next_month()
+    day = dt.datetime(first_next.year, first_next.month, 10, 2, tzinfo=dt.UTC)
+    ids = [await _submitted(console.client, headers, f"活动{i}", day, 6) for i in range(23)]
+
+    page = await new_page(browser, **DESKTOP)
+    await page.add_init_script(FRAMES)
+    await login(page, console.url("/admin/calendar"), "olga", "pw-olga-0123456789")
+    await page.wait_for_selector("[data-test=calendar]")
+    await page.click("text=下一页")
+    await page.wait_for_selector(f"[data-test=cal-title]:has-text('{first_next:%Y-%m}')")
+    listed = page.locator("[data-test=cal-campaigns] [data-listed]")
+    await listed.first.wait_for()
+    # The grid's entries were on the page at least a frame before the list's rows.
+    seen = await page.evaluate("window.__seen")
+    assert seen["list"] > seen["grid"], seen
+    assert await listed.count() == 20
+    await page.click("[data-test=load-more]")
+    await listed.nth(22).wait_for()
+    assert sorted(await listed.evaluate_all("els => els.map(e => +e.dataset.listed)")) == sorted(ids)
+    assert await page.locator("[data-test=load-more]").count() == 0
     assert page.errors == []  # type: ignore[attr-defined]
