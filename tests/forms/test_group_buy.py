@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
+from models.campaigns import Campaign
 from models.group_buy import GroupBuy, GroupMember
 from models.journey import PointsEntry, RewardGrant
 from models.notifications import Notification
@@ -136,6 +137,31 @@ async def test_an_expired_group_fails_notifies_and_gives_its_places_back(client_
     assert [n.customer_id for n in notes] == sorted(ids) and {n.payload["result"] for n in notes} == {"拼团未成功"}
     # Nothing held any more: both may open a group again.
     await open_groups(client, campaign.id, auths)
+
+
+async def test_the_expiry_pass_looks_at_an_ended_campaign_only_while_it_has_an_open_group(client_with):
+    """Ended group buys pile up over a product's life; the pass used to look at every one
+    of them every time (and reload each into Redis after a restart). Now an ended one only
+    while the database holds an open group of it."""
+    client = await client_with()
+    with_group, without = await group_campaign(client, size=3), await group_campaign(client, size=3)
+    auths, _ = await people(client, 1, "o_ended")
+    [group] = await open_groups(client, with_group.id, auths)
+    await drain(client)
+    assert await GroupBuy.filter(id=group, status="open").exists()
+    await Campaign.filter(id__in=[with_group.id, without.id]).update(status="ended")
+    redis = client.server.app[REDIS]
+    # As after a Redis restart: neither campaign's group state is loaded.
+    await redis.delete(GroupKeys(with_group.id).loaded, GroupKeys(without.id).loaded)
+    later = datetime.now(UTC) + timedelta(hours=25)
+    assert await groups_of(client).expire_due(later) == {"failed": 1, "virtual": 0}
+    assert await redis.exists(GroupKeys(without.id).loaded) == 0  # never looked at
+    await drain(client)
+    assert (await GroupBuy.get(id=group)).status == "failed"
+    # Its last open group closed: the ended campaign is left alone from now on.
+    await redis.delete(GroupKeys(with_group.id).loaded)
+    assert await groups_of(client).expire_due(later) == {"failed": 0, "virtual": 0}
+    assert await redis.exists(GroupKeys(with_group.id).loaded) == 0
 
 
 async def test_virtual_fill_completes_an_expired_group_and_shows_the_virtual_members(client_with):
