@@ -242,11 +242,14 @@ def _filters(p: Params, *, store_id: int | None, campaign_type: str | None, chan
     return " AND ".join(where)
 
 
-def _overlapping(p: Params, first: date, last: date) -> str:
-    """Campaigns whose [starts_at, ends_at) overlaps the window's days (datetimes as
-    parameters: the driver writes them as the ORM does)."""
+def _scope(
+    p: Params, first: date, last: date, *, store_id: int | None, campaign_type: str | None, channel: str | None
+) -> str:
+    """The window's shown campaigns in its filters: [starts_at, ends_at) overlaps the
+    window's days (datetimes as parameters: the driver writes them as the ORM does)."""
     start, end = _bounds(first, last)
-    return f"starts_at < {p(end)} AND ends_at > {p(start)}"
+    filters = _filters(p, store_id=store_id, campaign_type=campaign_type, channel=channel)
+    return f"starts_at < {p(end)} AND ends_at > {p(start)} AND {filters}"
 
 
 async def _day_counts(
@@ -344,11 +347,7 @@ async def _linked_rows(
     ``all_stores`` and the categories, by start then id."""
     conn = connections.get("default")
     p = Params(dialect_of(conn))
-    scope = (
-        _overlapping(p, first, last)
-        + " AND "
-        + _filters(p, store_id=store_id, campaign_type=campaign_type, channel=channel)
-    )
+    scope = _scope(p, first, last, store_id=store_id, campaign_type=campaign_type, channel=channel)
     table = ExclusivityLink._meta.db_table
     _, found = await conn.execute_query(
         f"SELECT id, type, status, starts_at, ends_at, all_stores, categories FROM campaigns WHERE {scope}"
@@ -402,20 +401,16 @@ async def calendar_window(
     Preconditions: the window came from ``resolve_window``; per_day and limit >= 1.
 
     The counts (``_day_counts``) and the starting and ending lists (``_day_lists``) come
-    from the database;
-    the running lists from reading the window in start order a page at a time until every
-    day's list holds all it can (known from its count); the list page is its own keyset
-    statement. Before, every campaign of the window was read and walked here: 10,000 rows
+    from the database; the running lists from reading the window in start order a page at
+    a time until every day's list holds all it can (known from its count); the list page
+    is its own keyset statement. Before, every campaign of the window was read and walked here: 10,000 rows
     and ~100 ms of the event loop per call with 10,000 campaigns in a month."""
     after = _decode_cursor(cursor)  # a forged cursor is a 422 before any statement
     conn = connections.get("default")
     dialect = dialect_of(conn)
 
-    def filters(p: Params) -> str:
-        return _filters(p, store_id=store_id, campaign_type=campaign_type, channel=channel)
-
     def scope(p: Params) -> str:
-        return f"{_overlapping(p, first, last)} AND {filters(p)}"
+        return _scope(p, first, last, store_id=store_id, campaign_type=campaign_type, channel=channel)
 
     p = Params(dialect)
     before, starts, ends = await _day_counts(conn, p, scope(p), first, last)
@@ -430,7 +425,8 @@ async def calendar_window(
         day.running_count = count
         count -= day.ending_count
     p = Params(dialect)
-    starting, ending = await _day_lists(conn, p, filters(p), [day.date for day in days], per_day)
+    filters = _filters(p, store_id=store_id, campaign_type=campaign_type, channel=channel)
+    starting, ending = await _day_lists(conn, p, filters, [day.date for day in days], per_day)
 
     # The running lists: the window in start order, a page at a time, each row to the
     # days it runs on that still have room (next_open: a day's own offset while it has
